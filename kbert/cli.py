@@ -1,0 +1,48 @@
+"""`kbert <command>`: thin command-line wrappers over the library.
+
+Each subcommand lives in `kbert/commands/<name>.py` with two functions,
+`add_arguments(parser)` and `run(args)`; the library does the work and
+the command prints.  Errors of the kbert family end the program with their
+message and exit status 2, not a traceback.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+# (command name, module in kbert.commands, one-line help)
+COMMANDS = (
+    ("names", "names", "print the original name -> Keras variable mapping of a checkpoint"),
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kbert", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        command = importlib.import_module(f"kbert.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_arguments(p)
+        p.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv=None):
+    from kbert.errors import KbertError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args) or 0
+    except KbertError as e:
+        print(f"kbert {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

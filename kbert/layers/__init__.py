@@ -1,0 +1,21 @@
+"""kbert's Keras layers, one per file, all written with `keras.ops` only."""
+
+from kbert.layers.embedding_similarity import EmbeddingSimilarity
+from kbert.layers.extract import Extract
+from kbert.layers.feed_forward import FeedForward
+from kbert.layers.masked_output import MaskedOutput
+from kbert.layers.multi_head_self_attention import MultiHeadSelfAttention
+from kbert.layers.padding_mask import PaddingMask
+from kbert.layers.position_embedding import PositionEmbedding
+from kbert.layers.token_embedding import TokenEmbedding
+
+__all__ = [
+    "EmbeddingSimilarity",
+    "Extract",
+    "FeedForward",
+    "MaskedOutput",
+    "MultiHeadSelfAttention",
+    "PaddingMask",
+    "PositionEmbedding",
+    "TokenEmbedding",
+]

@@ -1,0 +1,87 @@
+"""`Encoder-{n}-MultiHeadSelfAttention`: the original's `attention/self` plus
+`attention/output/dense`.
+
+Shape legend (as in Google's modeling.py):
+    B = batch size, F = `from` sequence length, T = `to` sequence length,
+    N = number of heads, H = size of each head, D = hidden size (N * H).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    def __init__(
+        self,
+        num_attention_heads,
+        attention_probs_dropout_prob=0.1,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_attention_heads = num_attention_heads
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.initializer_range = initializer_range
+
+    def build(self, inputs_shape, attention_mask_shape=None):
+        input_shape = inputs_shape
+        hidden_size = input_shape[-1]
+        if hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"{self.name}: hidden size {hidden_size} is not a multiple of "
+                f"{self.num_attention_heads} heads"
+            )
+        init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
+        self.query = keras.layers.Dense(hidden_size, kernel_initializer=init, name="query")
+        self.key = keras.layers.Dense(hidden_size, kernel_initializer=init, name="key")
+        self.value = keras.layers.Dense(hidden_size, kernel_initializer=init, name="value")
+        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init, name="output")
+        for dense in (self.query, self.key, self.value, self.output_dense):
+            dense.build(input_shape)
+        self.dropout = keras.layers.Dropout(self.attention_probs_dropout_prob)
+
+    def _split_heads(self, x):
+        # [B, T, D] -> [B, N, T, H]
+        hidden_size = ops.shape(x)[-1]
+        head_size = hidden_size // self.num_attention_heads
+        x = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_attention_heads, head_size))
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    def call(self, inputs, attention_mask=None, training=None):
+        hidden_size = ops.shape(inputs)[-1]
+        head_size = hidden_size // self.num_attention_heads
+        query = self._split_heads(self.query(inputs))  # [B, N, F, H]
+        key = self._split_heads(self.key(inputs))  # [B, N, T, H]
+        value = self._split_heads(self.value(inputs))  # [B, N, T, H]
+
+        # [B, N, F, T]
+        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
+        scores = scores * ops.cast(1.0 / math.sqrt(head_size), scores.dtype)
+        if attention_mask is not None:
+            # The original adds -10000 (not -inf) to the scores of padded keys:
+            # the exact value matters for outputs at padded query positions
+            # and for rows that are all padding.
+            mask = ops.cast(attention_mask[:, None, None, :], scores.dtype)  # [B, 1, 1, T]
+            scores = scores + (1.0 - mask) * -10000.0
+        probs = ops.softmax(scores, axis=-1)  # [B, N, F, T]
+        probs = self.dropout(probs, training=training)
+
+        context = ops.matmul(probs, value)  # [B, N, F, H]
+        context = ops.transpose(context, (0, 2, 1, 3))  # [B, F, N, H]
+        context = ops.reshape(context, (ops.shape(context)[0], ops.shape(context)[1], hidden_size))
+        return self.output_dense(context)  # [B, F, D]
+
+    def compute_output_shape(self, inputs_shape, attention_mask_shape=None):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_attention_heads=self.num_attention_heads,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
+            initializer_range=self.initializer_range,
+        )
+        return config
