@@ -1,16 +1,37 @@
-"""kbert: BERT as named Keras 3 layers on TensorFlow, JAX and PyTorch."""
+"""kbert: BERT as named Keras 3 layers on TensorFlow, JAX and PyTorch.
+
+    from kbert import load_checkpoint
+    model = load_checkpoint("uncased_L-12_H-768_A-12/")     # Google's original
+    model = load_checkpoint("minilm-l6", num_labels=2)      # a preset (HF safetensors)
+"""
 
 __version__ = "0.1.0"
 
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
 from kbert.model import BertModel
+from kbert.presets import PRESETS
+from kbert.weights.export import export_checkpoint
+from kbert.weights.loading import (
+    CheckpointWarning,
+    LoadReport,
+    checkpoint_mapping,
+    load_checkpoint,
+    load_trained_model_from_checkpoint,
+)
 
 __all__ = [
     "BertConfig",
     "BertModel",
     "CheckpointError",
+    "CheckpointWarning",
     "ConfigError",
     "DataError",
     "KbertError",
+    "LoadReport",
+    "PRESETS",
+    "checkpoint_mapping",
+    "export_checkpoint",
+    "load_checkpoint",
+    "load_trained_model_from_checkpoint",
 ]

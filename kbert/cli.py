@@ -14,6 +14,7 @@ import sys
 # (command name, module in kbert.commands, one-line help)
 COMMANDS = (
     ("names", "names", "print the original name -> Keras variable mapping of a checkpoint"),
+    ("convert", "convert", "convert a checkpoint (HF or original) to the original format"),
 )
 
 

@@ -12,6 +12,7 @@ against `model.get_layer("Encoder-3-FeedForward-Norm")` keeps working:
     MLM-Dense, MLM-Norm, MLM-Sim, MLM   (training=True)
     Extract, NSP-Dense, NSP             (training=True)
     Extract, NSP-Dense, Classifier-Dropout, Classifier-Dense  (num_labels=k)
+    Extract, NSP-Dense                  (with_pooler=True)
 
 It is a functional model whose `get_config()` returns exactly its
 constructor's arguments (the `bert_config.json` fields among them), so a
@@ -94,6 +95,8 @@ class BertModel(keras.Model):
             `max_position_embeddings`).
         output_layer_num: concatenate the outputs of the last m encoders.
         num_labels: add a classifier on the pooled output with k logits.
+        with_pooler: also output the pooled `[CLS]` vector (`NSP-Dense`,
+            the original's `bert/pooler`), as `[sequence, pooled]`.
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class BertModel(keras.Model):
         seq_len=None,
         output_layer_num=1,
         num_labels=None,
+        with_pooler=False,
         **kwargs,
     ):
         config = bert_config if isinstance(bert_config, BertConfig) else BertConfig.from_dict(bert_config)
@@ -181,10 +185,10 @@ class BertModel(keras.Model):
                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
                 name="Classifier-Dense",
             )(pooled)
-        elif output_layer_num > 1:
-            outputs = keras.layers.Concatenate(name="Encoder-Output")(layer_outputs[-output_layer_num:])
         else:
-            outputs = x
+            if output_layer_num > 1:
+                x = keras.layers.Concatenate(name="Encoder-Output")(layer_outputs[-output_layer_num:])
+            outputs = [x, self._pooler(layer_outputs[-1], config)] if with_pooler else x
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.bert_config = config
@@ -192,6 +196,7 @@ class BertModel(keras.Model):
         self.seq_len = seq_len
         self.output_layer_num = output_layer_num
         self.num_labels = num_labels
+        self.with_pooler = with_pooler
         self.trainable_spec = trainable
         _apply_trainable(self, training if trainable is None else trainable)
 
@@ -214,6 +219,7 @@ class BertModel(keras.Model):
             "seq_len": self.seq_len,
             "output_layer_num": self.output_layer_num,
             "num_labels": self.num_labels,
+            "with_pooler": self.with_pooler,
         }
 
     @classmethod

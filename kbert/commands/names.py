@@ -1,0 +1,12 @@
+"""`kbert names CHECKPOINT`: the original name -> Keras variable mapping."""
+
+from kbert.weights.loading import checkpoint_mapping
+
+
+def add_arguments(parser):
+    parser.add_argument("checkpoint", help="preset, checkpoint directory or prefix")
+    parser.add_argument("--config", help="bert_config.json, when not beside the checkpoint")
+
+
+def run(args):
+    print(checkpoint_mapping(args.checkpoint, config=args.config))

@@ -1,0 +1,39 @@
+"""Atomic file writes: write beside the target, then `os.replace` onto it.
+
+A reader (or a run killed halfway) then sees either the old file or the
+complete new one, never a torn file that a later run would trust.
+"""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; replace `path` with it on success.
+
+    The temporary file is removed if the block raises.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def remove_quietly(path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)

@@ -1,0 +1,153 @@
+"""`StudentModel`: Kim (2014)'s sentence CNN as named Keras layers.
+
+    Student-Input-Token    int32 [B, T], token id 0 = padding
+    Student-Embedding      [B, T, D * channels]   (teacher's word-piece vectors)
+    Student-Conv-3/-4/-5   [B, T + w - 1, 100]    (ReLU, full convolution)
+    Student-Pool           [B, 300]               (max over the sentence only)
+    Student-Dropout        rate 0.5
+    Student-Logits         [B, C]                 (max-norm 3 on each column, Kim's l2 constraint)
+
+The student reads the teacher's token ids ([CLS] ... [SEP], both sentences
+of a pair with their [SEP] between them) and ignores segment ids.  Like
+`BertModel`, it is a functional model whose `get_config()` returns exactly
+its constructor's arguments, so a `.keras` file reloads on any backend.
+
+`build_student` makes one from the teacher's `Embedding-Token` matrix; with
+`embedding_dim` smaller than the teacher's hidden size, the matrix is first
+projected onto its top principal directions, which keeps the student small
+(a 30k x 768 matrix is most of a CNN student's size) while keeping as much
+of the vectors' spread as a linear map of that width can.
+"""
+
+import logging
+
+import keras
+import numpy as np
+
+from kbert.errors import ConfigError
+from kbert.layers.student_conv import StudentConv
+from kbert.layers.student_embedding import VARIANTS, StudentEmbedding
+from kbert.layers.student_pool import StudentPool
+
+logger = logging.getLogger(__name__)
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class StudentModel(keras.Model):
+    """The CNN student.
+
+    Args:
+        vocab_size: rows of the embedding matrix (the teacher's vocabulary).
+        num_labels: number of logits C.
+        embedding_dim: width of one embedding channel.
+        variant: "static", "non-static" or "multichannel" (Kim's names).
+        filters: feature maps per filter width.
+        kernel_sizes: the filter widths.
+        dropout: rate of `Student-Dropout`.
+        max_norm: max l2 norm of each `Student-Logits` column (None: none).
+        seq_len: fix the input length (None accepts any).
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        num_labels,
+        embedding_dim=300,
+        variant="non-static",
+        filters=100,
+        kernel_sizes=(3, 4, 5),
+        dropout=0.5,
+        max_norm=3.0,
+        seq_len=None,
+        **kwargs,
+    ):
+        if variant not in VARIANTS:
+            raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
+        for name, value in (("vocab_size", vocab_size), ("num_labels", num_labels),
+                            ("embedding_dim", embedding_dim), ("filters", filters)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"student `{name}` must be a positive integer, got {value!r}")
+        kernel_sizes = tuple(int(w) for w in kernel_sizes)
+        if not kernel_sizes or min(kernel_sizes) < 1:
+            raise ConfigError(f"student `kernel_sizes` must be positive widths, got {kernel_sizes}")
+
+        token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
+        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(token_ids)
+        maps = [
+            StudentConv(filters, width, name=f"Student-Conv-{width}")(vectors) for width in kernel_sizes
+        ]
+        pooled = StudentPool(kernel_sizes, name="Student-Pool")([token_ids] + maps)
+        pooled = keras.layers.Dropout(dropout, name="Student-Dropout")(pooled)
+        constraint = None if max_norm is None else keras.constraints.MaxNorm(max_norm, axis=0)
+        logits = keras.layers.Dense(num_labels, kernel_constraint=constraint, name="Student-Logits")(pooled)
+        super().__init__(inputs=token_ids, outputs=logits, **kwargs)
+
+        self.vocab_size = vocab_size
+        self.num_labels = num_labels
+        self.embedding_dim = embedding_dim
+        self.variant = variant
+        self.filters = filters
+        self.kernel_sizes = kernel_sizes
+        self.dropout = dropout
+        self.max_norm = max_norm
+        self.seq_len = seq_len
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "vocab_size": self.vocab_size,
+            "num_labels": self.num_labels,
+            "embedding_dim": self.embedding_dim,
+            "variant": self.variant,
+            "filters": self.filters,
+            "kernel_sizes": list(self.kernel_sizes),
+            "dropout": self.dropout,
+            "max_norm": self.max_norm,
+            "seq_len": self.seq_len,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def project_embeddings(matrix, dim):
+    """[V, H] -> [V, dim]: the rows' coordinates on their top `dim` principal axes.
+
+    Rows are centred first, as PCA needs: the principal axes describe the
+    spread around the mean row.  Dropping the mean shifts every token's
+    vector by the same amount, which a filter's bias largely absorbs.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if not 1 <= dim <= matrix.shape[1]:
+        raise ConfigError(f"embedding_dim {dim} is outside 1..{matrix.shape[1]} (the teacher's hidden size)")
+    if dim == matrix.shape[1]:
+        return matrix.astype(np.float32)
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    # Right singular vectors are the principal axes; SVD of [V, H] costs
+    # O(V H^2), seconds for BERT-base, once per student.
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    kept = float((singular[:dim] ** 2).sum() / max((singular**2).sum(), 1e-30))
+    logger.info("projected embeddings %s -> %d dims, keeping %.1f%% of the variance", matrix.shape, dim, 100 * kept)
+    return (centred @ axes[:dim].T).astype(np.float32)
+
+
+def build_student(embedding, num_labels, *, variant="non-static", embedding_dim=None, **kwargs):
+    """A `StudentModel` whose `Student-Embedding` starts from the teacher's matrix.
+
+    Args:
+        embedding: the teacher's `Embedding-Token` matrix [V, H] (NumPy).
+        num_labels: number of logits C.
+        variant: "static", "non-static" or "multichannel".
+        embedding_dim: None keeps H; smaller projects the matrix (see
+            `project_embeddings`).
+        **kwargs: the other `StudentModel` arguments.
+    """
+    embedding = np.asarray(embedding)
+    if embedding.ndim != 2:
+        raise ConfigError(f"the teacher's embedding matrix must be [V, H], got shape {embedding.shape}")
+    dim = embedding.shape[1] if embedding_dim is None else int(embedding_dim)
+    matrix = project_embeddings(embedding, dim)
+    model = StudentModel(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
+    model.get_layer("Student-Embedding").set_matrix(matrix)
+    return model

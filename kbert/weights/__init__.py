@@ -1,0 +1,1 @@
+"""Name maps, checkpoint readers and writers."""

@@ -1,0 +1,95 @@
+"""`export_checkpoint`: a `BertModel` back to Google's original format.
+
+Writes `bert_config.json`, `bert_model.ckpt.{index,data-00000-of-00001}` and
+`vocab.txt` under the original variable names, from the same name-map table
+the loader reads, so load -> export -> load is bit-exact.  Everything is
+written into a temporary directory beside the target and renamed into place:
+an interrupted export never leaves a half checkpoint under the target name.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from kbert.errors import CheckpointError, ConfigError
+from kbert.weights import name_map
+from kbert.weights.loading import Assignment
+from kbert.weights.writer import write_original_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def export_tensors(model):
+    """`{original name: array}` for every weight of `model`, and the assignments."""
+    config = model.bert_config
+    slots = {v.path: v for v in model.weights}
+    tensors, written = {}, []
+    for row in name_map.expand(name_map.ORIGINAL, config.num_hidden_layers):
+        variable = slots.pop(row.slot, None)
+        if variable is None:
+            continue
+        value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable.value)
+        name = name_map.CLASSIFIER_SCOPES[0] + row.name
+        tensors[name] = name_map.invert_transform(value, row.transform).astype(np.float32)
+        written.append(Assignment(name, row.slot, tuple(variable.shape), row.transform))
+    if slots:
+        raise CheckpointError(f"no name-map row for model variables: {', '.join(sorted(slots))}")
+    return tensors, written
+
+
+def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
+    """Write `model` as an original-format checkpoint directory.
+
+    Args:
+        model: a `BertModel` (as built by `load_checkpoint` or `BertModel`).
+        directory: the checkpoint directory to create.
+        vocab_file: the `vocab.txt` to copy; defaults to the one the model
+            was loaded with.
+        overwrite: replace an existing `directory`.
+
+    Returns the list of `Assignment`s written (original name <- Keras slot).
+    """
+    config = getattr(model, "bert_config", None)
+    if config is None:
+        raise ConfigError("export_checkpoint needs a kbert BertModel (no bert_config found)")
+    vocab_file = vocab_file or getattr(model, "vocab_file", None)
+    if vocab_file is None or not os.path.isfile(vocab_file):
+        raise ConfigError(
+            f"export_checkpoint needs the model's vocab.txt (got {vocab_file!r}); pass vocab_file="
+        )
+    directory = os.path.abspath(os.fspath(directory))
+    if os.path.exists(directory) and not overwrite:
+        raise CheckpointError(f"{directory}: already exists (pass overwrite=True to replace it)")
+    tensors, written = export_tensors(model)
+
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is not
+        write_original_checkpoint(os.path.join(tmp, "bert_model.ckpt"), tensors)
+        with open(os.path.join(tmp, "bert_config.json"), "w", encoding="utf-8") as f:
+            f.write(config.to_json_string())
+        shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+        _replace_dir(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("exported %d variables to %s", len(written), directory)
+    return written
+
+
+def _replace_dir(new, target):
+    """Rename `new` to `target`; an existing target is moved aside first and
+    removed only once the new one is in place."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old.", dir=os.path.dirname(target))
+        os.rmdir(old)
+        os.rename(target, old)
+    os.rename(new, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,369 @@
+"""`load_checkpoint`: a BERT checkpoint on disk -> a `BertModel` with every weight assigned.
+
+Strict in nanoGPT's way: every model weight comes from the checkpoint (only
+a classifier head that the checkpoint lacks is initialised, as
+`run_classifier.py` would), every shape is checked before anything is read,
+and every checkpoint variable is accounted for in the `LoadReport`.
+"""
+
+import dataclasses
+import logging
+import os
+import warnings
+
+from kbert import presets
+from kbert.config import BertConfig
+from kbert.errors import CheckpointError, ConfigError
+from kbert.model import BertModel
+from kbert.weights import name_map
+from kbert.weights.readers import OriginalCheckpoint, SafetensorsCheckpoint
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint holds variables that no row of the name map explains."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    name: str  # checkpoint variable
+    slot: str  # Keras variable path
+    shape: tuple  # Keras shape
+    transform: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    path: str
+    format: str
+    assigned: tuple  # of Assignment
+    initialized: tuple = ()  # Keras slots initialised, not loaded (classifier head)
+    unused_expected: tuple = ()  # optimizer slots, step counters
+    unused_heads: tuple = ()  # mapped variables of heads this model did not build
+    unexpected: tuple = ()  # no row of the name map explains them
+
+    def __str__(self):
+        lines = [f"loaded {len(self.assigned)} variables from {self.path} ({self.format} format)"]
+        for a in self.assigned:
+            note = f"  ({a.transform})" if a.transform else ""
+            lines.append(f"  {a.name} -> {a.slot} {list(a.shape)}{note}")
+        for title, names in (
+            ("initialised (not in the checkpoint)", self.initialized),
+            ("unused: optimizer state and counters", self.unused_expected),
+            ("unused: heads not built", self.unused_heads),
+            ("UNEXPECTED (not in the name map)", self.unexpected),
+        ):
+            if names:
+                lines.append(f"{title}: {len(names)}")
+                if names is not self.unused_expected:  # Adam slots: the count is enough
+                    lines.extend(f"  {n}" for n in names)
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """An opened checkpoint: its reader, its config and its vocab file."""
+
+    reader: object
+    config: BertConfig
+    vocab_file: str = None
+
+
+def open_checkpoint(path, config=None):
+    """Open a preset name, a checkpoint directory or a checkpoint prefix."""
+    if presets.is_preset(path) and not os.path.exists(path):
+        path = presets.preset_path(path)
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "bert_config.json")) or (
+            config is not None and _find_prefix(path, required=False)
+        ):
+            return _open_original(_find_prefix(path), config, path)
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return _open_hf(path, config)
+        if os.path.isfile(os.path.join(path, "pytorch_model.bin")):
+            raise CheckpointError(
+                f"{path}: only pytorch_model.bin found; kbert never unpickles a "
+                "downloaded file. Convert it to model.safetensors first."
+            )
+        raise CheckpointError(
+            f"{path}: neither an original checkpoint (bert_config.json + "
+            "bert_model.ckpt.*) nor a Hugging Face one (config.json + model.safetensors)"
+        )
+    prefix = path[: -len(".index")] if path.endswith(".index") else path
+    if not os.path.isfile(prefix + ".index"):
+        raise CheckpointError(f"{path}: no checkpoint found ({prefix}.index does not exist)")
+    return _open_original(prefix, config, os.path.dirname(prefix))
+
+
+def _find_prefix(directory, required=True):
+    standard = os.path.join(directory, "bert_model.ckpt")
+    if os.path.isfile(standard + ".index"):
+        return standard
+    state = os.path.join(directory, "checkpoint")  # written by tf.train.Saver
+    if os.path.isfile(state):
+        with open(state, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model_checkpoint_path:"):
+                    prefix = line.split(":", 1)[1].strip().strip('"')
+                    return prefix if os.path.isabs(prefix) else os.path.join(directory, prefix)
+    indexes = sorted(f[: -len(".index")] for f in os.listdir(directory) if f.endswith(".index"))
+    if len(indexes) == 1:
+        return os.path.join(directory, indexes[0])
+    if required:
+        found = ", ".join(indexes) or "none"
+        raise CheckpointError(
+            f"{directory}: cannot tell which checkpoint to load (bert_model.ckpt.index "
+            f"missing; checkpoints found: {found})"
+        )
+    return None
+
+
+def _read_config(config, default_path):
+    if isinstance(config, BertConfig):
+        return config
+    if isinstance(config, dict):
+        return BertConfig.from_dict(config)
+    return BertConfig.from_json_file(config if config is not None else default_path)
+
+
+def _vocab(directory):
+    vocab = os.path.join(directory, "vocab.txt")
+    return vocab if os.path.isfile(vocab) else None
+
+
+def _open_original(prefix, config, directory):
+    config = _read_config(config, os.path.join(directory, "bert_config.json"))
+    return Checkpoint(OriginalCheckpoint(prefix), config, _vocab(directory))
+
+
+def _open_hf(directory, config):
+    import json
+
+    if config is None:
+        source = os.path.join(directory, "config.json")
+        try:
+            with open(source, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{source}: unreadable config: {e}") from None
+        if values.get("model_type", "bert") != "bert":
+            raise ConfigError(f"{source}: model_type {values['model_type']!r} is not 'bert'")
+        config = BertConfig.from_hf_dict(values, source)
+    else:
+        config = _read_config(config, None)
+    if not (
+        os.path.isfile(os.path.join(directory, "model.safetensors"))
+        or os.path.isfile(os.path.join(directory, "model.safetensors.index.json"))
+    ):
+        if os.path.isfile(os.path.join(directory, "pytorch_model.bin")):
+            raise CheckpointError(
+                f"{directory}: only pytorch_model.bin found; kbert never unpickles a "
+                "downloaded file. Convert it to model.safetensors first."
+            )
+        raise CheckpointError(f"{directory}: config.json found but no model.safetensors")
+    return Checkpoint(SafetensorsCheckpoint(directory), config, _vocab(directory))
+
+
+def _classifier_rows(reader):
+    """The checkpoint names of the classifier head, resolving run_classifier's scopes."""
+    rows = [r for r in reader.table if r.layer == name_map.CLASSIFIER_LAYER]
+    if reader.format != "original":
+        return {r.name: r.name for r in rows if r.name in reader.shapes}
+    found = [
+        scope
+        for scope in name_map.CLASSIFIER_SCOPES
+        if all(scope + r.name in reader.shapes for r in rows)
+    ]
+    if len(found) > 1:
+        raise CheckpointError(
+            f"{reader.path}: classifier head found under several scopes "
+            f"({', '.join(repr(s) for s in found)}); cannot tell which to load"
+        )
+    return {r.name: found[0] + r.name for r in rows} if found else {}
+
+
+def checkpoint_heads(checkpoint):
+    """What the checkpoint holds beyond the encoder: MLM/NSP, pooler, classifier size."""
+    reader = checkpoint.reader
+    names = {r.slot: r.name for r in reader.table if "{" not in r.name}
+    has = lambda layer: any(  # noqa: E731
+        slot.startswith(layer + "/") and name in reader.shapes for slot, name in names.items()
+    )
+    classifier = _classifier_rows(reader)
+    num_labels = None
+    if classifier:
+        bias = next(name for row, name in classifier.items() if "bias" in row)
+        num_labels = reader.shapes[bias][0]
+    return {
+        "training": has("MLM-Sim") and has("NSP"),
+        "pooler": has("NSP-Dense"),
+        "num_labels": num_labels,
+    }
+
+
+def plan_assignments(model, checkpoint):
+    """Match model variables with checkpoint variables; check every shape.
+
+    Returns the `LoadReport` (without reading any tensor).
+    """
+    reader = checkpoint.reader
+    slots = {v.path: v for v in model.weights}
+    classifier = _classifier_rows(reader)
+    rows = name_map.expand(reader.table, checkpoint.config.num_hidden_layers)
+    assigned, initialized, heads_not_built = [], [], []
+    for row in rows:
+        name = classifier.get(row.name) if row.layer == name_map.CLASSIFIER_LAYER else row.name
+        if row.slot not in slots:
+            if name is not None and name in reader.shapes:
+                heads_not_built.append(name)
+            continue
+        variable = slots.pop(row.slot)
+        expected = tuple(variable.shape)
+        if name is None and row.layer == name_map.CLASSIFIER_LAYER:
+            initialized.append(row.slot)  # run_classifier.py's fresh head
+            continue
+        if name not in reader.shapes:
+            raise CheckpointError(
+                f"{reader.path}: variable {name!r} (for {row.slot}, shape {list(expected)}) "
+                "is missing from the checkpoint"
+            )
+        stored = reader.shapes[name]
+        want = expected[::-1] if row.transform == name_map.TRANSPOSE else expected
+        if tuple(stored) != want:
+            raise CheckpointError(
+                f"{reader.path}: variable {name!r} has shape {list(stored)} but "
+                f"{row.slot} needs {list(want)} (from the config)"
+            )
+        assigned.append(Assignment(name, row.slot, expected, row.transform))
+    if slots:
+        # A model weight with no row in the table is a bug in kbert, not bad input.
+        raise CheckpointError(f"no name-map row for model variables: {', '.join(sorted(slots))}")
+    used = {a.name for a in assigned} | set(heads_not_built)
+    expected_re = name_map.EXPECTED_UNUSED[reader.format]
+    leftovers = sorted(n for n in reader.shapes if n not in used)
+    return LoadReport(
+        path=reader.path,
+        format=reader.format,
+        assigned=tuple(assigned),
+        initialized=tuple(initialized),
+        unused_expected=tuple(n for n in leftovers if expected_re.search(n)),
+        unused_heads=tuple(sorted(heads_not_built)),
+        unexpected=tuple(n for n in leftovers if not expected_re.search(n)),
+    )
+
+
+def assign_weights(model, checkpoint):
+    """Read each planned tensor once and assign it; returns the `LoadReport`."""
+    report = plan_assignments(model, checkpoint)
+    slots = {v.path: v for v in model.weights}
+    for a in report.assigned:
+        value = name_map.apply_transform(checkpoint.reader.read(a.name), a.transform)
+        if value.shape != a.shape:  # the index and the data disagree: corrupt file
+            raise CheckpointError(
+                f"{checkpoint.reader.path}: variable {a.name!r} read with shape "
+                f"{list(value.shape)}, index says {list(a.shape)}"
+            )
+        slots[a.slot].assign(value.astype(slots[a.slot].dtype))
+    if report.unexpected:
+        warnings.warn(
+            f"{report.path}: {len(report.unexpected)} variable(s) not in the name map were "
+            f"left unused: {', '.join(report.unexpected[:5])}"
+            + (" ..." if len(report.unexpected) > 5 else ""),
+            CheckpointWarning,
+            stacklevel=3,
+        )
+    logger.info("%s", report)
+    return report
+
+
+def load_checkpoint(
+    path,
+    *,
+    config=None,
+    training=False,
+    trainable=None,
+    seq_len=None,
+    output_layer_num=1,
+    num_labels=None,
+    with_pooler=False,
+):
+    """Build a `BertModel` from a checkpoint and assign all its weights.
+
+    Args:
+        path: a preset name (`"minilm-l6"`), a directory holding
+            `bert_config.json` + `bert_model.ckpt.*` (or HF `config.json` +
+            `model.safetensors`), or a checkpoint prefix.
+        config: the `bert_config.json` to use (path, dict or `BertConfig`);
+            needed when `path` is a prefix in a directory without one.
+        training, trainable, seq_len, output_layer_num, num_labels,
+        with_pooler: see `BertModel`.
+
+    Returns the model; `model.load_report` says what went where and
+    `model.vocab_file` is the checkpoint's `vocab.txt` (or None).
+    """
+    checkpoint = open_checkpoint(path, config)
+    if num_labels is not None:
+        stored = checkpoint_heads(checkpoint)["num_labels"]
+        if stored is not None and stored != num_labels:
+            raise CheckpointError(
+                f"{checkpoint.reader.path}: num_labels={num_labels} but the checkpoint's "
+                f"classifier has {stored} labels"
+            )
+    model = BertModel(
+        checkpoint.config,
+        training=training,
+        trainable=trainable,
+        seq_len=seq_len,
+        output_layer_num=output_layer_num,
+        num_labels=num_labels,
+        with_pooler=with_pooler,
+    )
+    model.load_report = assign_weights(model, checkpoint)
+    model.vocab_file = checkpoint.vocab_file
+    return model
+
+
+def checkpoint_mapping(path, *, config=None, **model_options):
+    """The original name -> Keras variable path mapping (with shapes), like the
+    original's logged `assignment_map`.  Builds the heads the checkpoint has
+    unless `model_options` say otherwise; reads no tensor."""
+    checkpoint = open_checkpoint(path, config)
+    heads = checkpoint_heads(checkpoint)
+    options = {
+        "training": heads["training"],
+        "num_labels": None if heads["training"] else heads["num_labels"],
+        "with_pooler": heads["pooler"] and not heads["training"] and not heads["num_labels"],
+    }
+    options.update(model_options)
+    model = BertModel(checkpoint.config, **options)
+    return plan_assignments(model, checkpoint)
+
+
+def load_trained_model_from_checkpoint(
+    config_file,
+    checkpoint_file,
+    training=False,
+    trainable=None,
+    output_layer_num=1,
+    seq_len=int(1e9),
+    **kwargs,
+):
+    """keras-bert's loader, same signature and meaning: switch by changing one import.
+
+    As in keras-bert, `seq_len` is clipped to `max_position_embeddings` and
+    fixes the input length.
+    """
+    config = BertConfig.from_json_file(config_file)
+    if seq_len is not None:
+        seq_len = min(seq_len, config.max_position_embeddings)
+    return load_checkpoint(
+        checkpoint_file,
+        config=config,
+        training=training,
+        trainable=trainable,
+        seq_len=seq_len,
+        output_layer_num=output_layer_num,
+        **kwargs,
+    )
