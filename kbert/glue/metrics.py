@@ -8,6 +8,7 @@ when a metric is computed, not when kbert is.
 """
 
 import math
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -58,7 +59,11 @@ def _accuracy(labels, predictions):
 def _mcc(labels, predictions):
     from sklearn.metrics import matthews_corrcoef
 
-    return matthews_corrcoef(labels.astype(np.int64), predictions)
+    # A batch holding one class only is legitimate (MCC is then 0);
+    # sklearn's warning about the confusion matrix shape is noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return matthews_corrcoef(labels.astype(np.int64), predictions)
 
 
 def _f1(labels, predictions):

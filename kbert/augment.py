@@ -1,0 +1,100 @@
+"""Data augmentation for distillation, after Tang et al. (2019), section 3.
+
+A small student needs more sentences than a GLUE training set has; the
+teacher can label any sentence, so new, plausible-looking ones are made
+from the training set and sent through the teacher like the rest (the
+materials' "augmented" split, gold label -1).  Per draw:
+
+1. masking: each word, with probability `p_mask` (0.1), becomes `[MASK]`;
+2. n-gram sampling: with probability `p_ng` (0.25), keep only a random
+   n-gram of the result, n uniform in 1..`max_n` (5).
+
+Words are whitespace-separated tokens of the raw sentence.  Each sentence
+gets `n_copies` draws; a draw equal to an original sentence or to an
+earlier draw is dropped, so a sentence yields *up to* `n_copies` new ones.
+Each sentence's draws come from a generator seeded by (seed, its index),
+so the output is deterministic and a sentence's copies do not depend on
+the sentences before it.
+
+Tang et al. also replace words by others of the same part of speech
+(p_pos = 0.1).  That needs a POS tagger and tagged word lists; no
+well-kept offline POS resource is installed with kbert's dependencies, so
+that step is left out (its probability mass simply keeps the word).
+
+Cost: every augmented sentence is one more teacher forward pass.  With
+`n_copies` = N, the augmented split has close to N x |train| rows (minus
+duplicates, which are common only for very short sentences), i.e. about
+N more teacher passes over the training set; see `expected_passes`.
+The teacher passes are the expensive part: masking and sampling take
+microseconds per sentence.
+
+For sentence pairs, each side is augmented on its own with the same rules.
+
+The tokenizer that encodes the copies must keep `[MASK]` whole (BERT's
+basic tokenizer splits it into "[", "mask", "]" unless told not to).
+"""
+
+import numpy as np
+
+MASK = "[MASK]"
+P_MASK = 0.1
+P_NG = 0.25
+MAX_N = 5
+
+
+def augment_words(words, rng, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N, mask_token=MASK):
+    """One augmentation draw of a word list (see the module docstring)."""
+    masked = rng.random(len(words)) < p_mask
+    words = [mask_token if m else w for w, m in zip(words, masked)]
+    if words and rng.random() < p_ng:
+        n = int(rng.integers(1, max_n + 1))
+        if n < len(words):
+            start = int(rng.integers(0, len(words) - n + 1))
+            words = words[start : start + n]
+    return words
+
+
+def _draw(sentence, rng, options):
+    if isinstance(sentence, str):
+        return " ".join(augment_words(sentence.split(), rng, **options))
+    return tuple(" ".join(augment_words(part.split(), rng, **options)) for part in sentence)
+
+
+def _normalise(sentence):
+    if isinstance(sentence, str):
+        return " ".join(sentence.split())
+    return tuple(" ".join(part.split()) for part in sentence)
+
+
+def augment(sentences, n_copies, seed, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N, mask_token=MASK):
+    """Up to `n_copies` new sentences per sentence, without duplicates.
+
+    Args:
+        sentences: strings, or tuples of strings for sentence pairs.
+        n_copies: draws per sentence (Tang et al.'s n_iter).
+        seed: integer seed; the same seed gives the same output.
+
+    Returns:
+        A list of (index of the source sentence, new sentence), grouped by
+        source in input order; pairs come back as tuples.
+    """
+    if n_copies < 0:
+        raise ValueError(f"n_copies must be >= 0, got {n_copies}")
+    options = dict(p_mask=p_mask, p_ng=p_ng, max_n=max_n, mask_token=mask_token)
+    canonical = [s if isinstance(s, str) else tuple(s) for s in sentences]
+    # Whitespace is normalised by the split/join, so compare originals the same way.
+    seen = {_normalise(s) for s in canonical}
+    out = []
+    for index, sentence in enumerate(canonical):
+        rng = np.random.default_rng([seed, index])
+        for _ in range(n_copies):
+            copy = _draw(sentence, rng, options)
+            if copy not in seen:
+                seen.add(copy)
+                out.append((index, copy))
+    return out
+
+
+def expected_passes(n_train, n_augmented):
+    """Teacher passes over the training set that augmentation adds."""
+    return n_augmented / max(n_train, 1)

@@ -1,0 +1,530 @@
+"""Distilling the teacher into the CNN student (Tang et al. 2019).
+
+The student learns to reproduce the teacher's logits z_T:
+
+    loss = alpha * CE(gold label, student)  +  (1 - alpha) * D(z_T, z_S)
+
+with D the mean squared error between logits (Tang et al.'s choice, and
+alpha = 0 as in their experiments: the gold labels are already in the
+teacher's logits), or optionally the KL divergence between
+temperature-softened outputs, scaled by T^2 (Hinton et al. 2015).  Rows
+without a gold label (the augmented split, label -1) count in D only.
+
+Two ways in:
+
+* `distill` (the main path, `kbert distill`) trains from stored materials
+  (`kbert.materials`): the teacher ran once per sentence when the materials
+  were made, and every epoch reads its logits from the `y` array.  This is
+  a plain Keras `fit` whose target packs [gold label, teacher logits] per
+  row, with `StoredLogitsLoss` as the loss.  `keras.distillation.Distiller`
+  does not fit here: it calls the teacher on every batch, which is the very
+  cost stored materials exist to avoid (BERT-base forward passes dwarf the
+  CNN's training step), and it needs teacher and student to take the same
+  inputs.  The loss itself does reuse Keras' distillation code:
+  `keras.distillation.LogitsDistillation.compute_loss` computes D on the
+  stored logits, so the temperature and T^2 conventions are Keras' own.
+* `distill_online` distils from a live teacher with
+  `keras.distillation.Distiller`, for experiments where storing logits is
+  not wanted (e.g. augmentation drawn afresh each epoch).
+
+`distill` trains in length-bucketed batches (sentences of similar length
+together, each batch trimmed to its longest row), keeps the epoch with the
+best dev accuracy against gold labels (agreement with the teacher where
+the dev split has no gold labels), checkpoints every epoch, and resumes
+from the last checkpoint with `resume=True`.
+
+Output directory::
+
+    student.keras        the best epoch's student, uncompiled (any backend)
+    config.json          the DistillConfig, the materials' identity, the best epoch
+    history.json         per epoch: loss, teacher agreement, dev accuracy, seconds
+    checkpoint/          state.json, epoch-{n}.keras (with optimizer state),
+                         best.weights.h5; what `resume=True` reads
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+import kbert
+from kbert.errors import ConfigError, DataError
+from kbert.layers.student_embedding import VARIANTS
+from kbert.materials import WIDTH_MULTIPLE, length_buckets, load_materials, vocab_sha256, write_json
+from kbert.student import StudentModel, build_student
+
+logger = logging.getLogger(__name__)
+
+LOSSES = ("mse", "kl")
+# Batches are formed within chunks of this many batches: shuffled first,
+# then sorted by length, so batches are of even length yet differ per epoch.
+CHUNK_BATCHES = 50
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """What `distill` does; every field is recorded in `config.json`.
+
+    Attributes:
+        epochs: passes over the training rows.
+        batch_size: rows per step (Kim used 50).
+        learning_rate: Adam's step size.
+        alpha: weight of the gold-label cross-entropy (0 = logits only).
+        loss: "mse" (logit regression, Tang et al.) or "kl" (softened outputs).
+        temperature: the KL's temperature (ignored by "mse").
+        variant: the student's embedding, "static", "non-static" or "multichannel".
+        embedding_dim: None keeps the teacher's width; smaller projects it.
+        seed: seeds initialisation, dropout and batch order.
+        train_splits: materials splits to train on; those absent are skipped
+            (so "augmented" is used when present).
+        dev_split: the split that picks the best epoch.
+    """
+
+    epochs: int = 10
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    alpha: float = 0.0
+    loss: str = "mse"
+    temperature: float = 1.0
+    variant: str = "non-static"
+    embedding_dim: int = None
+    seed: int = 0
+    train_splits: tuple = ("train", "augmented")
+    dev_split: str = "dev"
+
+    def validate(self):
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_dict(self):
+        config = dataclasses.asdict(self)
+        config["train_splits"] = list(self.train_splits)
+        return config
+
+
+# ---------------------------------------------------------------- loss and metric
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class StoredLogitsLoss(keras.losses.Loss):
+    """alpha * CE(gold) + (1 - alpha) * D(teacher logits, student logits).
+
+    `y_true` is [B, 1 + C]: the gold label id (-1: none) and then the
+    teacher's logits, so stored teacher outputs ride along with `fit`'s
+    targets on every backend.
+    """
+
+    def __init__(self, alpha=0.0, loss="mse", temperature=1.0, name="stored_logits_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha = float(alpha)
+        self.loss = loss
+        self.temperature = float(temperature)
+        # MSE between raw logits is LogitsDistillation at temperature 1.
+        self._distillation = keras.distillation.LogitsDistillation(
+            temperature=self.temperature if loss == "kl" else 1.0,
+            loss="kl_divergence" if loss == "kl" else "mean_squared_error",
+        )
+
+    def call(self, y_true, y_pred):
+        gold = keras.ops.cast(y_true[:, 0], "int32")
+        teacher = keras.ops.cast(y_true[:, 1:], y_pred.dtype)
+        total = keras.ops.zeros((), dtype=y_pred.dtype)
+        if self.alpha > 0.0:
+            has_gold = keras.ops.cast(gold >= 0, y_pred.dtype)
+            ce = keras.losses.sparse_categorical_crossentropy(
+                keras.ops.maximum(gold, 0), y_pred, from_logits=True
+            )
+            ce = keras.ops.sum(ce * has_gold) / keras.ops.maximum(keras.ops.sum(has_gold), 1.0)
+            total = total + self.alpha * ce
+        if self.alpha < 1.0:
+            total = total + (1.0 - self.alpha) * self._distillation.compute_loss(teacher, y_pred)
+        return total
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(alpha=self.alpha, loss=self.loss, temperature=self.temperature)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+def teacher_agreement(y_true, y_pred):
+    """Share of rows where the student's top label is the teacher's."""
+    teacher = keras.ops.argmax(y_true[:, 1:], axis=-1)
+    return keras.ops.cast(keras.ops.equal(teacher, keras.ops.argmax(y_pred, axis=-1)), "float32")
+
+
+def pack_targets(labels, logits):
+    """[N] gold labels and [N, C] teacher logits -> float32 [N, 1 + C] targets."""
+    return np.concatenate([np.asarray(labels, np.float32)[:, None], np.asarray(logits, np.float32)], axis=1)
+
+
+# ---------------------------------------------------------------- batches
+
+
+class BucketedBatches(keras.utils.PyDataset):
+    """Length-bucketed, shuffled training batches, trimmed to their longest row.
+
+    Epoch e's order depends only on (seed, e), so a resumed run sees the
+    batches an uninterrupted one would have.
+    """
+
+    def __init__(self, x, targets, lengths, batch_size, seed, epoch=0):
+        super().__init__()
+        self.x, self.targets, self.lengths = x, targets, np.asarray(lengths)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, epoch
+        self._plan()
+
+    def _plan(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.x))
+        chunk = self.batch_size * CHUNK_BATCHES
+        batches = []
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
+            rows = rows[np.argsort(self.lengths[rows], kind="stable")]
+            batches.extend(rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size))
+        self.batches = [batches[i] for i in rng.permutation(len(batches))]
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        rows = self.batches[index]
+        longest = max(int(self.lengths[rows].max()), 1)
+        width = min(-(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE, self.x.shape[1])
+        return self.x[rows, :width], self.targets[rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._plan()
+
+
+def predict_logits(model, x, lengths=None, batch_size=256):
+    """The student's logits [N, C] for token ids [N, T], in length buckets."""
+    x = np.asarray(x, np.int32)
+    lengths = (x != 0).sum(axis=1) if lengths is None else np.asarray(lengths)
+    out = None
+    for rows, width in length_buckets(lengths, batch_size, x.shape[1]):
+        batch = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(x[rows, :width])), np.float32)
+        if out is None:
+            out = np.zeros((len(x), batch.shape[1]), np.float32)
+        out[rows] = batch
+    return out
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _save_model(model, path):
+    """model.save to a temporary .keras beside `path`, then move it in place."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _save_weights(model, path):
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _dev_scores(model, split):
+    """(accuracy vs gold or None, agreement with the teacher) on a materials split."""
+    logits = predict_logits(model, split.x, split.length)
+    predicted = logits.argmax(axis=1)
+    agreement = float((predicted == split.y.argmax(axis=1)).mean())
+    has_gold = split.label >= 0
+    accuracy = float((predicted[has_gold] == split.label[has_gold]).mean()) if has_gold.any() else None
+    return accuracy, agreement
+
+
+class _EpochEnd(keras.callbacks.Callback):
+    """Scores dev, keeps the best weights, checkpoints; the state file commits."""
+
+    def __init__(self, checkpoint_dir, dev, state):
+        super().__init__()
+        self.checkpoint_dir, self.dev, self.state = checkpoint_dir, dev, state
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy, agreement = _dev_scores(self.model, self.dev)
+        score = agreement if accuracy is None else accuracy
+        record = {key: float(value) for key, value in (logs or {}).items()}
+        record.update(epoch=epoch + 1, dev_accuracy=accuracy, dev_agreement=agreement,
+                      seconds=round(time.perf_counter() - self.started, 3))
+        logger.info("epoch %d: dev accuracy %s, dev agreement %.4f", epoch + 1, accuracy, agreement)
+        if self.state["best_score"] is None or score > self.state["best_score"]:
+            _save_weights(self.model, os.path.join(self.checkpoint_dir, "best.weights.h5"))
+            self.state.update(best_score=score, best_epoch=epoch + 1)
+        name = f"epoch-{epoch + 1}.keras"
+        _save_model(self.model, os.path.join(self.checkpoint_dir, name))
+        previous = self.state.get("checkpoint")
+        self.state.update(epoch=epoch + 1, checkpoint=name)
+        self.state["history"].append(record)
+        write_json(os.path.join(self.checkpoint_dir, "state.json"), self.state)
+        if previous and previous != name:
+            os.remove(os.path.join(self.checkpoint_dir, previous))
+
+
+# ---------------------------------------------------------------- distill
+
+
+def _training_rows(materials, config):
+    names = [name for name in config.train_splits if name in materials.splits]
+    if not names:
+        raise DataError(f"{materials.directory}: none of the training splits {list(config.train_splits)}")
+    splits = [materials.splits[name] for name in names]
+    width = max(split.x.shape[1] for split in splits)
+    x = np.concatenate([np.pad(s.x, [(0, 0), (0, width - s.x.shape[1])]) for s in splits])
+    targets = np.concatenate([pack_targets(s.label, s.y) for s in splits])
+    lengths = np.concatenate([s.length for s in splits])
+    logger.info("training on %s: %d rows", "+".join(names), len(x))
+    return x, targets, lengths
+
+
+def _identity(materials):
+    manifest = materials.manifest
+    return {
+        "materials": os.path.abspath(materials.directory),
+        "task": manifest["task"],
+        "teacher": manifest["teacher"],
+        "vocab": manifest["vocab"],
+        "num_labels": manifest["num_labels"],
+    }
+
+
+def _compile(model, config):
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=StoredLogitsLoss(config.alpha, config.loss, config.temperature),
+        metrics=[teacher_agreement],
+    )
+
+
+def _resume_state(checkpoint_dir, config, identity, resume):
+    """The saved state of an earlier run in this directory, or None to start afresh."""
+    path = os.path.join(checkpoint_dir, "state.json")
+    if not os.path.exists(path):
+        return None
+    if not resume:
+        raise ConfigError(f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory")
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable: {e}") from None
+    if state["identity"]["vocab"] != identity["vocab"]:
+        raise DataError(
+            f"{path}: the student was trained on materials of another vocabulary "
+            f"(sha256 {state['identity']['vocab']['sha256'][:12]}, now {identity['vocab']['sha256'][:12]})"
+        )
+    if state["identity"]["teacher"] != identity["teacher"]:
+        raise DataError(f"{path}: the student was trained on materials of another teacher")
+    earlier = dict(state["config"], epochs=config.epochs)
+    if earlier != config.to_dict():
+        raise ConfigError(f"{path}: the run used other settings ({state['config']}); only epochs may change on resume")
+    return state
+
+
+def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **overrides):
+    """Train the CNN student on stored teaching materials.
+
+    Args:
+        materials_dir: written by `kbert.materials.generate_materials`.
+        out_dir: receives student.keras, config.json, history.json, checkpoint/.
+        config: a `DistillConfig` (None: the defaults).
+        resume: continue the run checkpointed in `out_dir`.
+        verbose: Keras' fit verbosity (1: progress bar).
+        **overrides: `DistillConfig` fields, e.g. `epochs=3, alpha=0.5`.
+
+    Returns:
+        A summary dict: best_epoch, dev_accuracy, dev_agreement, path.
+    """
+    config = dataclasses.replace(config or DistillConfig(), **overrides)
+    config.train_splits = tuple(config.train_splits)
+    config.validate()
+    materials = load_materials(materials_dir)
+    if config.dev_split not in materials.splits:
+        raise DataError(f"{materials_dir}: no complete {config.dev_split!r} split to pick the best epoch")
+    if materials.num_labels < 2:
+        raise ConfigError(f"{materials_dir}: {materials.num_labels} label(s); the student distils classifiers only")
+    identity = _identity(materials)
+
+    checkpoint_dir = os.path.join(out_dir, "checkpoint")
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    state = _resume_state(checkpoint_dir, config, identity, resume)
+    keras.utils.set_random_seed(config.seed)
+    if state is None:
+        state = {"epoch": 0, "best_score": None, "best_epoch": None, "checkpoint": None, "history": [],
+                 "config": config.to_dict(), "identity": identity}
+        model = build_student(materials.embedding, materials.num_labels,
+                              variant=config.variant, embedding_dim=config.embedding_dim)
+        _compile(model, config)
+    else:
+        logger.info("resuming after epoch %d", state["epoch"])
+        model = keras.saving.load_model(os.path.join(checkpoint_dir, state["checkpoint"]))
+        state["config"] = config.to_dict()
+
+    x, targets, lengths = _training_rows(materials, config)
+    if state["epoch"] < config.epochs:
+        batches = BucketedBatches(x, targets, lengths, config.batch_size, config.seed, epoch=state["epoch"])
+        model.fit(
+            batches,
+            epochs=config.epochs,
+            initial_epoch=state["epoch"],
+            callbacks=[_EpochEnd(checkpoint_dir, materials.splits[config.dev_split], state)],
+            verbose=verbose,
+        )
+    return _finish(out_dir, model, config, state, identity)
+
+
+def _finish(out_dir, model, config, state, identity):
+    """Write the best epoch's student, uncompiled, and the run's records."""
+    best = StudentModel.from_config(model.get_config())
+    best.load_weights(os.path.join(out_dir, "checkpoint", "best.weights.h5"))
+    path = os.path.join(out_dir, "student.keras")
+    _save_model(best, path)
+    record = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
+    summary = {
+        "best_epoch": state["best_epoch"],
+        "dev_accuracy": record["dev_accuracy"],
+        "dev_agreement": record["dev_agreement"],
+        "epochs": state["epoch"],
+        "path": path,
+    }
+    write_json(os.path.join(out_dir, "config.json"), {
+        "kbert_version": kbert.__version__,
+        "distill": config.to_dict(),
+        "student": best.get_config(),
+        "materials": identity,
+        "result": summary,
+    })
+    write_json(os.path.join(out_dir, "history.json"), state["history"])
+    return summary
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluate_student(model_dir, x, labels, *, vocab=None, batch_size=256):
+    """Accuracy and mean cross-entropy of a distilled student on encoded data.
+
+    Args:
+        model_dir: a `distill` output directory (or a path to a .keras file).
+        x: teacher-tokenizer ids int [N, T], 0-padded.
+        labels: gold label ids int [N]; rows with -1 are not scored.
+        vocab: the vocabulary `x` was encoded with (tokens or sha256);
+            checked against the one the student was distilled with.
+
+    Returns:
+        {"accuracy", "loss", "count"}.
+    """
+    path = model_dir if model_dir.endswith(".keras") else os.path.join(model_dir, "student.keras")
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no student here")
+    if vocab is not None:
+        config_path = os.path.join(os.path.dirname(path), "config.json")
+        with open(config_path, encoding="utf-8") as f:
+            expected = json.load(f)["materials"]["vocab"]["sha256"]
+        given = vocab if isinstance(vocab, str) else vocab_sha256(vocab)
+        if given != expected:
+            raise DataError(f"{config_path}: the student was distilled with another vocabulary than the data's")
+    model = keras.saving.load_model(path, compile=False)
+    x = np.asarray(x, np.int32)
+    labels = np.asarray(labels)
+    if x.ndim != 2 or len(labels) != len(x):
+        raise DataError(f"x must be [N, T] with N labels, got {x.shape} and {labels.shape}")
+    vocab_size = model.get_layer("Student-Embedding").vocab_size
+    if x.size and (x.min() < 0 or x.max() >= vocab_size):
+        raise DataError(f"{path}: token ids outside the student's vocabulary of {vocab_size}; another tokenizer?")
+    logits = predict_logits(model, x, batch_size=batch_size)
+    scored = labels >= 0
+    if not scored.any():
+        raise DataError("no row has a gold label to score")
+    log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    gold = labels[scored].astype(np.int64)
+    return {
+        "accuracy": float((logits[scored].argmax(axis=1) == gold).mean()),
+        "loss": float(-log_probs[scored, gold].mean()),
+        "count": int(scored.sum()),
+    }
+
+
+# ---------------------------------------------------------------- online
+
+
+def token_only_teacher(teacher, sep_id=None):
+    """Wrap a [token ids, segment ids] teacher as a token-ids-only model.
+
+    `keras.distillation.Distiller` feeds teacher and student the same
+    inputs, and the student reads token ids only.  Segment ids are rebuilt
+    from the ids: 0 up to and including the first `sep_id`, 1 after it
+    (BERT's pair encoding), or all 0 with `sep_id=None` (single sentences).
+    """
+    tokens = keras.Input(shape=(None,), dtype="int32", name="Student-Input-Token")
+    if sep_id is None:
+        segments = keras.ops.zeros_like(tokens)
+    else:
+        is_sep = keras.ops.cast(keras.ops.equal(tokens, sep_id), "int32")
+        after_first = keras.ops.cumsum(is_sep, axis=1) - is_sep
+        segments = keras.ops.cast(after_first > 0, "int32") * keras.ops.cast(tokens != 0, "int32")
+    return keras.Model(tokens, teacher([tokens, segments]), name="token_only_teacher")
+
+
+def distill_online(teacher, student, x, labels=None, *, epochs=1, batch_size=32, learning_rate=1e-3,
+                   alpha=0.0, loss="mse", temperature=1.0, sep_id=None, verbose=1):
+    """Distil from a live teacher with `keras.distillation.Distiller`.
+
+    The teacher runs on every batch (no stored logits); gold labels are
+    needed only with alpha > 0 and must then all be >= 0.
+
+    Returns:
+        The Keras History of the Distiller's fit; the student is trained in place.
+    """
+    if alpha > 0 and (labels is None or np.min(labels) < 0):
+        raise DataError("alpha > 0 needs a gold label (>= 0) for every row")
+    distiller = keras.distillation.Distiller(
+        teacher=token_only_teacher(teacher, sep_id),
+        student=student,
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=temperature if loss == "kl" else 1.0,
+            loss="kl_divergence" if loss == "kl" else "mean_squared_error",
+        ),
+        student_loss_weight=alpha,
+    )
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x = np.asarray(x, np.int32)
+    y = np.zeros(len(x), np.int32) if labels is None else np.asarray(labels, np.int32)
+    return distiller.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)

@@ -1,0 +1,40 @@
+"""Shared fixtures: the shared checkpoint fixture, checkpoints the tests write
+themselves in the original format, and the Keras backend in use."""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("KBERT_SHARED", REPO.parent / "shared"))
+FIXTURE_CHECKPOINT = SHARED / "fixtures" / "keras_bert_test_checkpoint"
+
+
+def pytest_report_header(config):
+    import keras
+
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+
+
+@pytest.fixture(scope="session")
+def fixture_checkpoint():
+    if not (FIXTURE_CHECKPOINT / "bert_config.json").is_file():
+        pytest.skip(f"shared fixture missing: {FIXTURE_CHECKPOINT}")
+    return FIXTURE_CHECKPOINT
+
+
+@pytest.fixture(scope="session")
+def glue_dir():
+    path = pathlib.Path(os.environ.get("GLUE_DIR", SHARED / "glue_data"))
+    if not path.is_dir():
+        pytest.skip(f"GLUE data missing: {path}")
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,117 @@
+"""Every kbert layer through the shared layer check, plus each layer's
+numbers against a NumPy computation written here."""
+
+import keras
+import numpy as np
+import pytest
+
+from kbert.layers import (
+    EmbeddingSimilarity,
+    Extract,
+    FeedForward,
+    MaskedOutput,
+    MultiHeadSelfAttention,
+    PaddingMask,
+    PositionEmbedding,
+    TokenEmbedding,
+)
+import reference
+from test_case import run_layer_test
+
+B, T, D, V = 2, 5, 8, 11
+
+
+@pytest.fixture
+def ids():
+    return np.array([[2, 5, 6, 3, 0], [2, 7, 8, 9, 3]], dtype="int32")
+
+
+@pytest.fixture
+def hidden(rng):
+    return rng.standard_normal((B, T, D)).astype("float32")
+
+
+def test_token_embedding(ids):
+    layer = run_layer_test(
+        TokenEmbedding, {"vocab_size": V, "hidden_size": D}, ids, [(B, T, D), (V, D)]
+    )
+    embedded, matrix = layer(ids)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(embedded), layer.embeddings.numpy()[ids])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(matrix), layer.embeddings.numpy())
+
+
+def test_position_embedding(hidden):
+    layer = run_layer_test(PositionEmbedding, {"max_position_embeddings": 16}, hidden, (B, T, D))
+    out = keras.ops.convert_to_numpy(layer(hidden))
+    np.testing.assert_allclose(out, hidden + layer.embeddings.numpy()[:T][None], atol=1e-6)
+
+
+def test_position_embedding_rejects_long_input():
+    from kbert.errors import KbertError
+
+    layer = PositionEmbedding(4)
+    with pytest.raises(KbertError, match="exceeds max_position_embeddings 4"):
+        layer(np.zeros((1, 5, 2), "float32"))
+
+
+def test_padding_mask(ids):
+    layer = run_layer_test(PaddingMask, {}, ids, (B, T))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ids)), ids != 0)
+
+
+def test_extract(hidden):
+    layer = run_layer_test(Extract, {"index": 0}, hidden, (B, D))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(hidden)), hidden[:, 0])
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_exact", "relu"])
+def test_feed_forward(hidden, activation):
+    layer = run_layer_test(FeedForward, {"intermediate_size": 13, "activation": activation}, hidden, (B, T, D))
+    w = {v.path.split("/", 1)[1]: v.numpy().astype("float64") for v in layer.weights}
+    inner = hidden @ w["intermediate/kernel"] + w["intermediate/bias"]
+    if activation == "relu":
+        inner = np.maximum(inner, 0)
+    else:
+        inner = reference.gelu(inner, approximate=activation == "gelu")
+    expected = inner @ w["output/kernel"] + w["output/bias"]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(hidden)), expected, atol=1e-5)
+
+
+def test_multi_head_self_attention(hidden, ids):
+    mask = ids != 0
+    layer = run_layer_test(
+        MultiHeadSelfAttention,
+        {"num_attention_heads": 2},
+        hidden,
+        (B, T, D),
+        call_kwargs={"attention_mask": mask},
+    )
+    w = {v.path.split("/", 1)[1]: v.numpy().astype("float64") for v in layer.weights}
+
+    def split(x):  # [B, T, D] -> [B, N, T, H]
+        return x.reshape(B, T, 2, D // 2).transpose(0, 2, 1, 3)
+
+    q, k, v = (split(hidden @ w[f"{p}/kernel"] + w[f"{p}/bias"]) for p in ("query", "key", "value"))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D // 2) + (1.0 - mask[:, None, None, :]) * -10000.0
+    context = (reference.softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(B, T, D)
+    expected = context @ w["output/kernel"] + w["output/bias"]
+    out = keras.ops.convert_to_numpy(layer(hidden, attention_mask=mask))
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_embedding_similarity(hidden, rng):
+    matrix = rng.standard_normal((V, D)).astype("float32")
+    # Its two inputs have different leading dimensions (the matrix has no
+    # batch), so the generic fit/save check runs on BertModel(training=True).
+    layer = EmbeddingSimilarity()
+    out = keras.ops.convert_to_numpy(layer([hidden, matrix]))
+    expected = reference.softmax(hidden.astype("float64") @ matrix.T + layer.bias.numpy())
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    restored = EmbeddingSimilarity.from_config(layer.get_config())
+    assert restored.get_config() == layer.get_config()
+
+
+def test_masked_output(hidden, ids):
+    layer = run_layer_test(MaskedOutput, {}, [hidden, ids], (B, T, D))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer([hidden, ids])), hidden)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask([hidden, ids])), ids != 0)
