@@ -2,7 +2,8 @@
 
 One block per example: its guid and label, the tokens (from the `.jsonl`
 beside a kbert feature cache, or by decoding ids with --vocab), then every
-feature with trailing padding left out.
+feature, sequence features cut at the example's length with the padding
+counted.
 """
 
 import itertools
@@ -22,11 +23,15 @@ def add_arguments(parser):
     parser.add_argument("--vocab", help="vocab.txt to decode input_ids when no .jsonl is beside FILE")
 
 
-def _strip_padding(values):
-    end = len(values)
-    while end and values[end - 1] == 0:
+def _real_length(features):
+    """Tokens before padding: from input_mask, else up to the last non-zero id."""
+    if "input_mask" in features:
+        return int(sum(features["input_mask"]))
+    ids = features.get("input_ids", [])
+    end = len(ids)
+    while end and ids[end - 1] == 0:
         end -= 1
-    return values[:end]
+    return end
 
 
 def _format_values(values):
@@ -34,23 +39,27 @@ def _format_values(values):
 
 
 def describe(index, features, entry, vocab):
-    """The text block of one example."""
+    """The text block of one example: header, tokens, then each feature."""
     head = f"#{index}"
     if entry is not None:
         head += f" guid={entry.get('guid')} label={entry.get('label')!r}"
         if entry.get("truncated"):
             head += " truncated"
     lines = [head]
+    length = _real_length(features)
+    width = len(features.get("input_ids", []))
     if entry is not None and "tokens" in entry:
         lines.append("  tokens: " + " ".join(entry["tokens"]))
     elif vocab is not None and "input_ids" in features:
-        ids = _strip_padding(features["input_ids"])
+        ids = features["input_ids"][:length]
         lines.append("  tokens: " + " ".join(vocab[i] if 0 <= i < len(vocab) else f"[id {i}?]" for i in ids))
     for name in sorted(features):
         values = features[name]
-        shown = _strip_padding(values) if len(values) > 1 else values
-        suffix = f"  (+{len(values) - len(shown)} zeros)" if len(shown) < len(values) else ""
-        lines.append(f"  {name}: {_format_values(shown)}{suffix}")
+        if width > 1 and len(values) == width and length < width:
+            # Sequence features: show the real positions, count the padding.
+            lines.append(f"  {name}: {_format_values(values[:length])}  (+{width - length} padding)")
+        else:
+            lines.append(f"  {name}: {_format_values(values)}")
     return "\n".join(lines)
 
 

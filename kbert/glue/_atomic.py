@@ -9,6 +9,17 @@ import os
 import tempfile
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; a finished file gets
+# the permissions an ordinary open() would have given it.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path beside `path`; replace `path` with it on success.
@@ -20,6 +31,7 @@ def atomic_output(path):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, _FILE_MODE)
         yield tmp
         os.replace(tmp, path)
     except BaseException:

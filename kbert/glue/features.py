@@ -29,10 +29,13 @@ file) is stale: `FeatureCache.ensure` rebuilds it, logging why, while
 `FeatureCache.load` refuses it with a `DataError` saying why - loading
 never silently returns features that do not match the request.
 
-The tokenizer is duck-typed: anything with
-`encode(first, second=None, max_len=None) -> (token_ids, segment_ids)`
-(0-padded to max_len, pairs truncated longest-first) and
-`tokenize(first, second=None) -> tokens with [CLS]/[SEP]` will do.
+The tokenizer is duck-typed.  `kbert.tokenization.Tokenizer` is used
+through `encode_batch(firsts, seconds, max_len)` (an object with
+token_ids, segment_ids, lengths and per-example truncated counts); any
+other object needs `encode(first, second=None, max_len=None) ->
+(token_ids, segment_ids)` (0-padded, pairs truncated longest-first) and
+`tokenize(first, second=None)` (tokens with [CLS]/[SEP], untruncated, to
+count truncation).
 TensorFlow is imported inside the functions that need it.
 """
 
@@ -77,8 +80,9 @@ def load_vocab_tokens(vocab_file) -> list:
     """Token strings in id order: line i of vocab.txt is token id i."""
     if not os.path.isfile(vocab_file):
         raise ConfigError(f"{vocab_file}: no such vocabulary file")
-    with open(vocab_file, encoding="utf-8") as handle:
-        return [line.rstrip("\r\n") for line in handle]
+    # Only LF ends a line and lines are stripped, as the original loader does.
+    with open(vocab_file, encoding="utf-8", newline="\n") as handle:
+        return [line.strip() for line in handle]
 
 
 # -- features in memory ---------------------------------------------------
@@ -129,30 +133,61 @@ def _sequence_length(ids: np.ndarray) -> int:
 def convert_examples(
     processor: TaskProcessor, examples: Sequence[InputExample], tokenizer, max_seq_len: int
 ) -> Conversion:
-    """Tokenize examples into fixed-length features, as run_classifier does."""
+    """Tokenize examples into fixed-length features, as run_classifier does.
+
+    A tokenizer with `encode_batch` (kbert.tokenization's) encodes all
+    examples in one call; any other is called once per example.
+    """
     if max_seq_len < 3:
         raise ConfigError(f"max_seq_len must be at least 3 ([CLS] x [SEP]), got {max_seq_len}")
-    n = len(examples)
-    input_ids = np.zeros((n, max_seq_len), np.int32)
-    segment_ids = np.zeros((n, max_seq_len), np.int32)
-    lengths = np.zeros(n, np.int32)
-    truncated = np.zeros(n, bool)
     label_dtype = np.float32 if processor.is_regression else np.int64
-    labels = np.zeros(n, label_dtype)
+    if not examples:  # a file holding only its header
+        empty = np.zeros((0, max_seq_len), np.int32)
+        features = Features(empty, empty.copy(), np.zeros(0, np.int32), np.zeros(0, label_dtype))
+        return Conversion(features, np.zeros(0, bool))
+    encode = _encode_batch if hasattr(tokenizer, "encode_batch") else _encode_each
+    input_ids, segment_ids, lengths, truncated = encode(tokenizer, examples, max_seq_len)
+    expected = (len(examples), max_seq_len)
+    if input_ids.shape != expected or segment_ids.shape != expected:
+        raise ConfigError(
+            f"the tokenizer gave {input_ids.shape} ids and {segment_ids.shape} segments "
+            f"for {len(examples)} examples of max_len={max_seq_len}; expected {expected} each"
+        )
+    labels = np.zeros(len(examples), label_dtype)
     for i, example in enumerate(examples):
-        ids, segments = tokenizer.encode(example.text_a, example.text_b, max_len=max_seq_len)
-        ids, segments = np.asarray(ids), np.asarray(segments)
-        if ids.shape != (max_seq_len,) or segments.shape != (max_seq_len,):
-            raise ConfigError(
-                f"tokenizer.encode returned {ids.shape} ids and {segments.shape} segments "
-                f"for max_len={max_seq_len}; expected ({max_seq_len},) each"
-            )
-        input_ids[i], segment_ids[i] = ids, segments
-        lengths[i] = _sequence_length(ids)
-        truncated[i] = len(tokenizer.tokenize(example.text_a, example.text_b)) > max_seq_len
-        if example.label is not None:
+        if example.label is not None:  # unlabeled rows keep the dummy label 0
             labels[i] = processor.label_id(example.label)
-    return Conversion(Features(input_ids, segment_ids, lengths, labels), truncated)
+    features = Features(
+        input_ids.astype(np.int32), segment_ids.astype(np.int32), lengths.astype(np.int32), labels
+    )
+    return Conversion(features, truncated.astype(bool))
+
+
+def _encode_batch(tokenizer, examples, max_seq_len):
+    firsts = [e.text_a for e in examples]
+    seconds = [e.text_b for e in examples]
+    if all(second is None for second in seconds):
+        seconds = None
+    batch = tokenizer.encode_batch(firsts, seconds, max_len=max_seq_len)
+    input_ids = np.asarray(batch.token_ids).reshape(len(examples), -1)
+    segment_ids = np.asarray(batch.segment_ids).reshape(len(examples), -1)
+    return input_ids, segment_ids, np.asarray(batch.lengths), np.asarray(batch.truncated) > 0
+
+
+def _encode_each(tokenizer, examples, max_seq_len):
+    n = len(examples)
+    rows = [tokenizer.encode(e.text_a, e.text_b, max_len=max_seq_len) for e in examples]
+    try:
+        input_ids = np.array([ids for ids, _ in rows], np.int64).reshape(n, -1)
+        segment_ids = np.array([segments for _, segments in rows], np.int64).reshape(n, -1)
+    except ValueError as e:  # ragged rows: the tokenizer did not pad
+        raise ConfigError(f"tokenizer.encode did not return {max_seq_len} ids per example ({e})") from e
+    lengths = np.array([_sequence_length(ids) for ids in input_ids], np.int32)
+    # Truncation shows only against the untruncated token count.
+    truncated = np.array(
+        [len(tokenizer.tokenize(e.text_a, e.text_b)) > max_seq_len for e in examples], bool
+    ).reshape(n)
+    return input_ids, segment_ids, lengths, truncated
 
 
 # -- the cache ------------------------------------------------------------
@@ -414,8 +449,12 @@ def load_features(record_path) -> Features:
     reason = _torn_reason(paths, meta)
     if reason is not None:
         raise DataError(f"{paths.record}: feature cache is incomplete ({reason})")
+    missing = [key for key in ("task", "max_seq_len", "count") if key not in meta]
+    if missing:
+        raise DataError(f"{paths.meta}: cache metadata lacks {', '.join(missing)}")
     length = int(meta["max_seq_len"])
-    label_dtype = tf.float32 if get_processor(meta["task"]).is_regression else tf.int64
+    regression = get_processor(meta["task"]).is_regression
+    label_dtype = tf.float32 if regression else tf.int64
     spec = {
         "input_ids": tf.io.FixedLenFeature([length], tf.int64),
         "input_mask": tf.io.FixedLenFeature([length], tf.int64),
@@ -438,10 +477,9 @@ def load_features(record_path) -> Features:
         raise DataError(
             f"{paths.record}: {len(arrays['label_ids'])} examples, meta says {meta.get('count')}"
         )
-    labels = arrays["label_ids"]
     return Features(
         input_ids=arrays["input_ids"].astype(np.int32),
         segment_ids=arrays["segment_ids"].astype(np.int32),
         lengths=arrays["input_mask"].sum(axis=1).astype(np.int32),
-        labels=labels.astype(np.float32 if labels.dtype.kind == "f" else np.int64),
+        labels=arrays["label_ids"].astype(np.float32 if regression else np.int64),
     )
