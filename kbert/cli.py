@@ -9,12 +9,16 @@ message and exit status 2, not a traceback.
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # (command name, module in kbert.commands, one-line help)
 COMMANDS = (
     ("names", "names", "print the original name -> Keras variable mapping of a checkpoint"),
     ("convert", "convert", "convert a checkpoint (HF or original) to the original format"),
+    ("tokenize", "tokenize", "tokenize text as the original FullTokenizer does"),
+    ("download-glue", "download_glue", "download GLUE tasks into DATA_DIR/TASK/{train,dev,test}.tsv"),
+    ("records-to-text", "records_to_text", "print a feature-cache .tf_record as text"),
 )
 
 
@@ -31,6 +35,7 @@ def build_parser():
 
 
 def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from kbert.errors import KbertError
 
     args = build_parser().parse_args(argv)

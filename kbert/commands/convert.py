@@ -3,9 +3,6 @@
 Every head the source holds (pooler, MLM + NSP, classifier) is carried over.
 """
 
-from kbert.weights.export import export_checkpoint
-from kbert.weights.loading import checkpoint_heads, load_checkpoint, open_checkpoint
-
 
 def add_arguments(parser):
     parser.add_argument("source", help="preset, original checkpoint, or HF directory")
@@ -16,6 +13,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    from kbert.weights.export import export_checkpoint
+    from kbert.weights.loading import checkpoint_heads, load_checkpoint, open_checkpoint
+
     heads = checkpoint_heads(open_checkpoint(args.source, args.config))
     model = load_checkpoint(
         args.source,

@@ -1,7 +1,5 @@
 """`kbert names CHECKPOINT`: the original name -> Keras variable mapping."""
 
-from kbert.weights.loading import checkpoint_mapping
-
 
 def add_arguments(parser):
     parser.add_argument("checkpoint", help="preset, checkpoint directory or prefix")
@@ -9,4 +7,6 @@ def add_arguments(parser):
 
 
 def run(args):
+    from kbert.weights.loading import checkpoint_mapping
+
     print(checkpoint_mapping(args.checkpoint, config=args.config))

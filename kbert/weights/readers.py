@@ -30,10 +30,13 @@ class OriginalCheckpoint:
             raise CheckpointError(f"{index}: checkpoint index not found")
         import tensorflow as tf
 
+        # TF's C++ reader surfaces damage as OpError, ValueError, IndexError
+        # or RuntimeError depending on where it trips: all become one error
+        # naming the checkpoint (and never a silent skip).
         try:
             self._reader = tf.train.load_checkpoint(self.path)
             shapes = self._reader.get_variable_to_shape_map()
-        except (tf.errors.OpError, ValueError) as e:
+        except Exception as e:
             raise CheckpointError(f"{self.path}: cannot open checkpoint: {_first_line(e)}") from None
         self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
 
@@ -41,11 +44,9 @@ class OriginalCheckpoint:
         return self.shapes.keys()
 
     def read(self, name):
-        import tensorflow as tf
-
         try:
             return np.asarray(self._reader.get_tensor(name))
-        except (tf.errors.OpError, ValueError) as e:
+        except Exception as e:
             raise CheckpointError(
                 f"{self.path}: cannot read variable {name!r}: {_first_line(e)}"
             ) from None

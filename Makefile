@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create .venv when missing (idempotent: a stamp per extra, redone when
+# setup.cfg changes) and then run.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BACKENDS ?= jax tensorflow torch
+PYTEST_ARGS ?=
+GLUE_DIR ?= $(if $(wildcard ../shared/glue_data),$(abspath ../shared/glue_data),)
+export GLUE_DIR
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-%: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[$*]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/kbert run --task SST-2
+
+# The whole suite on every backend; tests marked keras_free (no Keras in
+# them) run once, with the first backend.
+test: $(VENV)/.installed-test
+	@set -e; first=1; for backend in $(BACKENDS); do \
+	  if [ $$first = 1 ]; then select=""; else select="not keras_free"; fi; \
+	  echo "== KERAS_BACKEND=$$backend"; \
+	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -m "$$select" $(PYTEST_ARGS); \
+	  first=0; \
+	done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

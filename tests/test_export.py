@@ -1,0 +1,79 @@
+"""Export back to the original format: readable by TensorFlow under the
+original names, bit-exact on reload, atomic."""
+
+import os
+
+import numpy as np
+import pytest
+
+from original_checkpoint import random_bert_weights, read_checkpoint, write_checkpoint
+from kbert import CheckpointError, export_checkpoint, load_checkpoint
+from kbert.cli import main as cli
+
+CONFIG = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+              intermediate_size=12, max_position_embeddings=16, type_vocab_size=2,
+              hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+              initializer_range=0.02)
+
+
+@pytest.mark.parametrize("heads, options", [
+    (("pretraining",), dict(training=True)),
+    (("pooler",), dict(num_labels=3)),
+    (("pooler",), dict(with_pooler=True)),
+])
+def test_round_trip_is_bit_exact(tmp_path, rng, heads, options):
+    weights = random_bert_weights(CONFIG, rng, heads=heads, num_labels=options.get("num_labels"))
+    write_checkpoint(tmp_path / "src", CONFIG, weights)
+    model = load_checkpoint(tmp_path / "src", **options)
+    export_checkpoint(model, tmp_path / "dst")
+    written = read_checkpoint(tmp_path / "dst")
+    assert set(written) == set(weights)  # original names, no optimizer state
+    for name, value in weights.items():
+        np.testing.assert_array_equal(written[name], value, err_msg=name)
+    assert (tmp_path / "dst" / "vocab.txt").read_text() == (tmp_path / "src" / "vocab.txt").read_text()
+    again = load_checkpoint(tmp_path / "dst", **options)
+    for a, b in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_shared_fixture_round_trip(fixture_checkpoint, tmp_path):
+    model = load_checkpoint(fixture_checkpoint, training=True)
+    export_checkpoint(model, tmp_path / "out")
+    original = read_checkpoint(fixture_checkpoint)
+    for name, value in read_checkpoint(tmp_path / "out").items():
+        np.testing.assert_array_equal(value, original[name], err_msg=name)
+
+
+def test_interrupted_export_leaves_nothing(fixture_checkpoint, tmp_path, monkeypatch):
+    from kbert.weights import export
+
+    model = load_checkpoint(fixture_checkpoint)
+
+    def crash(prefix, tensors):
+        open(prefix + ".index", "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "write_original_checkpoint", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export_checkpoint(model, tmp_path / "target")
+    assert os.listdir(tmp_path) == []
+
+
+def test_existing_target_needs_overwrite(fixture_checkpoint, tmp_path):
+    model = load_checkpoint(fixture_checkpoint)
+    export_checkpoint(model, tmp_path / "t")
+    with pytest.raises(CheckpointError, match="already exists"):
+        export_checkpoint(model, tmp_path / "t")
+    export_checkpoint(model, tmp_path / "t", overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["t"]
+
+
+def test_convert_command(fixture_checkpoint, tmp_path, capsys):
+    assert cli(["convert", str(fixture_checkpoint), str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "cls/predictions/output_bias -> MLM-Sim/bias [15]" in out
+    assert "wrote 46 variables" in out
+    assert cli(["names", str(tmp_path / "c")]) == 0
+    assert "bert/pooler/dense/kernel -> NSP-Dense/kernel [4, 4]" in capsys.readouterr().out
+    assert cli(["names", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint found" in capsys.readouterr().err
