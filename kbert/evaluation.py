@@ -1,0 +1,104 @@
+"""Evaluate a fine-tuned teacher (or a distilled student) on a labeled TSV.
+
+The report has the original's shape (`eval_accuracy`, `eval_loss`,
+`global_step`, `loss`) plus the task's GLUE metric: CoLA's Matthews
+correlation, MRPC's accuracy and F1, STS-B's Pearson and Spearman.
+"""
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from kbert.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+
+def _loss(logits, labels, regression):
+    if regression:
+        return float(np.mean((logits.reshape(-1) - labels.astype(np.float64)) ** 2))
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return float(-np.mean(log_probs[np.arange(len(labels)), labels.astype(np.int64)]))
+
+
+def encode_examples(tokenizer, examples, max_seq_len):
+    firsts = [e.text_a for e in examples]
+    seconds = [e.text_b for e in examples] if any(e.text_b is not None for e in examples) else None
+    return tokenizer.encode_batch(firsts, seconds, max_len=max_seq_len)
+
+
+def load_run_model(model_dir):
+    """(keras model, run record, number of model inputs) of a run directory."""
+    import keras
+
+    from kbert.finetune import read_run
+
+    run = read_run(model_dir)
+    names = {"teacher": "model.keras", "student": "student.keras"}
+    if run.get("kind") not in names:
+        raise ConfigError(f"{model_dir}: unknown run kind {run.get('kind')!r}")
+    path = os.path.join(model_dir, names[run["kind"]])
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: missing; is the run complete?")
+    model = keras.saving.load_model(path)
+    return model, run, len(model.inputs)
+
+
+def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=64, verbose=True):
+    """Evaluate the run in `model_dir` on the task's dev set or on `file`.
+
+    Writes `eval_results.txt` (or `eval_results_<file stem>.txt`) into
+    `model_dir` and returns the results dict.
+    """
+    from tqdm.auto import tqdm
+
+    from kbert.batching import predict_bucketed
+    from kbert.glue import compute_metrics, get_processor, resolve_data_dir, write_eval_results
+    from kbert.tokenization import Tokenizer
+
+    model, run, num_inputs = load_run_model(model_dir)
+    processor = get_processor(task or run.get("task") or run["options"]["task"])
+    if run.get("task") and processor.name != run["task"]:
+        raise ConfigError(f"{model_dir}: the model was trained on {run['task']}, not {processor.name}")
+    if file is None:
+        examples = processor.dev_examples(resolve_data_dir(data_dir))
+        out_name = "eval_results.txt"
+    else:
+        examples = processor.read_file(file, labeled=True)
+        out_name = f"eval_results_{os.path.splitext(os.path.basename(file))[0]}.txt"
+    if not examples:
+        raise DataError(f"{file or processor.name}: no examples to evaluate")
+    max_seq_len = run.get("max_seq_len") or run["options"]["max_seq_len"]
+    tokenizer = Tokenizer.from_vocab_file(
+        os.path.join(model_dir, "vocab.txt"), cased=run.get("cased", run.get("options", {}).get("cased", False))
+    )
+    encoded = encode_examples(tokenizer, examples, max_seq_len)
+    labels = np.array([processor.label_id(e.label) for e in examples])
+    arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
+    started = time.perf_counter()
+    with tqdm(total=len(examples), desc="evaluate", unit="ex", disable=not verbose) as bar:
+        logits = predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, progress=bar)
+    seconds = time.perf_counter() - started
+    loss = _loss(logits, labels, processor.is_regression)
+    metrics = compute_metrics(processor.name, labels, logits)
+    results = write_eval_results(
+        os.path.join(model_dir, out_name),
+        metrics,
+        eval_loss=loss,
+        global_step=run.get("global_step", 0),
+        loss=loss,
+    )
+    return {
+        "metrics": {f"eval_{k}": float(v) for k, v in metrics.items()},
+        "eval_loss": loss,
+        "global_step": run.get("global_step", 0),
+        "examples": len(examples),
+        "truncated": int(encoded.num_truncated),
+        "seconds": seconds,
+        "items_per_second": len(examples) / max(seconds, 1e-9),
+        "report": results,
+        "path": os.path.join(model_dir, out_name),
+    }

@@ -1,0 +1,232 @@
+"""Fine-tune BERT with a classifier head on a GLUE task: the teacher.
+
+A run directory holds everything a later step needs:
+
+    run.json          options, labels, global_step, history, timings, status
+    model.keras       the fine-tuned model (reloads on any backend)
+    checkpoint/       the same weights in the original format, classifier as
+                      run_classifier.py's output_weights/output_bias
+    vocab.txt         the vocabulary the features were made with
+    eval_results.txt  dev results, in the original's shape
+    backup/           Keras BackupAndRestore state while training (removed at the end)
+    features/         the feature cache (TFRecord + readable JSON lines)
+
+Resuming (`resume=True`) continues a killed run from its last finished
+epoch, with the same batch order, after checking that the options agree.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+
+import numpy as np
+
+from kbert.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+
+
+@dataclasses.dataclass
+class FinetuneOptions:
+    task: str
+    checkpoint: str = "minilm-l6"
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    epochs: int = 3
+    max_seq_len: int = 128
+    max_train_examples: int = None
+    seed: int = 42
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.01
+    cased: bool = False
+
+    def validate(self):
+        for name in ("batch_size", "epochs", "max_seq_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ConfigError("--max-train-examples must be at least 1")
+        if not self.learning_rate > 0:
+            raise ConfigError("--learning-rate must be positive")
+
+
+def write_json(path, value):
+    """Atomic JSON write (temp file + rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def read_run(run_dir):
+    path = os.path.join(run_dir, RUN_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir}: not a kbert run directory (no {RUN_FILE})") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable: {e}") from None
+
+
+def _start_run(output, options, resume):
+    """Create or reopen the run directory; refuse to mix incompatible runs."""
+    path = os.path.join(output, RUN_FILE)
+    if os.path.exists(path):
+        run = read_run(output)
+        if not resume:
+            raise ConfigError(f"{output}: a run already exists here; pass --resume or choose another --output")
+        if run.get("kind") != "teacher":
+            raise ConfigError(f"{output}: holds a {run.get('kind')!r} run, not a teacher fine-tuning run")
+        theirs = run.get("options", {})
+        ours = dataclasses.asdict(options)
+        differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+        if differ:
+            detail = ", ".join(f"{k}: run has {theirs.get(k)!r}, asked {ours[k]!r}" for k in differ)
+            raise ConfigError(f"{output}: cannot resume, options differ ({detail})")
+        return run
+    if resume and os.path.isdir(output) and os.listdir(output):
+        raise ConfigError(f"{output}: --resume given but the directory holds no {RUN_FILE}")
+    os.makedirs(output, exist_ok=True)
+    run = {
+        "kind": "teacher",
+        "status": "training",
+        "options": dataclasses.asdict(options),
+    }
+    write_json(path, run)
+    return run
+
+
+def encode_split(processor, split, data_dir, tokenizer, max_seq_len, cache_dir, vocab_file, cased):
+    """Features of one split through the feature cache."""
+    from kbert.glue import FeatureCache
+
+    cache = FeatureCache(vocab_file, max_seq_len=max_seq_len, cased=cased, cache_dir=cache_dir)
+    cache.ensure(processor.name, split, data_dir, tokenizer)
+    return cache.load(processor.name, split, data_dir)
+
+
+def _subset(features, limit, seed):
+    """The first `limit` examples after a seeded shuffle."""
+    if limit is None or limit >= len(features):
+        return features
+    rows = np.sort(np.random.default_rng(seed).permutation(len(features))[:limit])
+    return dataclasses.replace(
+        features,
+        input_ids=features.input_ids[rows],
+        segment_ids=features.segment_ids[rows],
+        lengths=features.lengths[rows],
+        labels=features.labels[rows],
+    )
+
+
+def _distribution(enabled, batch_size):
+    import keras
+
+    if not enabled:
+        return
+    if keras.backend.backend() != "jax":
+        raise ConfigError("--distribute uses keras.distribution, which needs KERAS_BACKEND=jax")
+    devices = keras.distribution.list_devices()
+    if batch_size % len(devices):
+        raise ConfigError(f"--batch-size {batch_size} does not split over {len(devices)} devices")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    logger.info("data-parallel over %d devices", len(devices))
+
+
+def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, distribute=False, verbose=True):
+    """Fine-tune `options.checkpoint` on `options.task`; returns the run record."""
+    import keras
+
+    from kbert.batching import BucketedBatches, EpochOrder
+    from kbert.glue import get_processor, resolve_data_dir
+    from kbert.optimization import create_optimizer
+    from kbert.progress import ItemsProgress
+    from kbert.tokenization import Tokenizer
+    from kbert.weights.export import export_checkpoint
+    from kbert.weights.loading import load_checkpoint
+
+    options.validate()
+    processor = get_processor(options.task)
+    options.task = processor.name
+    data_dir = resolve_data_dir(data_dir)
+    run = _start_run(output, options, resume)
+    if run.get("status") == "complete":
+        logger.info("%s: run already complete", output)
+        return run
+    keras.utils.set_random_seed(options.seed)
+    _distribution(distribute, options.batch_size)
+
+    model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels)
+    if model.vocab_file is None:
+        raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
+    vocab_file = os.path.join(output, "vocab.txt")
+    shutil.copyfile(model.vocab_file, vocab_file)
+    tokenizer = Tokenizer.from_vocab_file(vocab_file, cased=options.cased)
+    cache_dir = cache_dir or os.path.join(output, "features")
+    train = encode_split(processor, "train", data_dir, tokenizer, options.max_seq_len, cache_dir, vocab_file, options.cased)
+    train = _subset(train, options.max_train_examples, options.seed)
+
+    labels = train.labels.astype("float32")[:, None] if processor.is_regression else train.labels
+    batches = BucketedBatches(
+        train.input_ids, train.segment_ids, train.lengths, labels,
+        batch_size=options.batch_size, seed=options.seed,
+    )
+    total_steps = len(batches) * options.epochs
+    model.compile(
+        optimizer=create_optimizer(
+            options.learning_rate, total_steps, options.warmup_proportion, options.weight_decay
+        ),
+        loss=(
+            keras.losses.MeanSquaredError()
+            if processor.is_regression
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        ),
+        weighted_metrics=[] if processor.is_regression else ["accuracy"],
+    )
+    # BackupAndRestore needs built weights: one forward pass on a real batch.
+    model(batches[0][0])
+    progress = ItemsProgress(options.batch_size, len(batches))
+    started = time.perf_counter()
+    history = model.fit(
+        batches,
+        epochs=options.epochs,
+        shuffle=False,  # BucketedBatches shuffles, seeded per epoch
+        verbose=0,
+        callbacks=[
+            EpochOrder(batches),
+            keras.callbacks.BackupAndRestore(os.path.join(output, "backup"), double_checkpoint=True),
+            progress,
+        ],
+    )
+    seconds = time.perf_counter() - started
+
+    model.save(os.path.join(output, "model.keras.tmp.keras"))
+    os.replace(os.path.join(output, "model.keras.tmp.keras"), os.path.join(output, "model.keras"))
+    export_checkpoint(model, os.path.join(output, "checkpoint"), vocab_file=vocab_file, overwrite=True)
+    run.update(
+        status="complete",
+        task=processor.name,
+        labels=list(processor.labels),
+        num_labels=processor.num_labels,
+        train_examples=len(train),
+        global_step=total_steps,
+        history={k: [float(x) for x in v] for k, v in history.history.items()},
+        train_seconds=seconds,
+        train_examples_per_second=progress.rates,
+        backend=keras.backend.backend(),
+    )
+    write_json(os.path.join(output, RUN_FILE), run)
+    return run
