@@ -13,8 +13,7 @@ Words are whitespace-separated tokens of the raw sentence.  Each sentence
 gets `n_copies` draws; a draw equal to an original sentence or to an
 earlier draw is dropped, so a sentence yields *up to* `n_copies` new ones.
 Each sentence's draws come from a generator seeded by (seed, its index),
-so the output is deterministic and a sentence's copies do not depend on
-the sentences before it.
+so the output is deterministic and needs no global random state.
 
 Tang et al. also replace words by others of the same part of speech
 (p_pos = 0.1).  That needs a POS tagger and tagged word lists; no

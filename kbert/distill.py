@@ -121,6 +121,20 @@ class DistillConfig:
 # ---------------------------------------------------------------- loss and metric
 
 
+def logits_distillation(loss, temperature):
+    """`keras.distillation.LogitsDistillation` for "mse" or "kl".
+
+    MSE between raw logits is LogitsDistillation at temperature 1.  For KL
+    the loss must be a `keras.losses.KLDivergence` *instance*: in Keras 3.15
+    the string "kl_divergence" (LogitsDistillation's default) resolves to a
+    plain function, which skips the softmax and the T^2 factor and compares
+    clipped logits instead of probabilities.
+    """
+    if loss == "kl":
+        return keras.distillation.LogitsDistillation(temperature=temperature, loss=keras.losses.KLDivergence())
+    return keras.distillation.LogitsDistillation(temperature=1.0, loss="mean_squared_error")
+
+
 @keras.saving.register_keras_serializable(package="kbert")
 class StoredLogitsLoss(keras.losses.Loss):
     """alpha * CE(gold) + (1 - alpha) * D(teacher logits, student logits).
@@ -135,11 +149,7 @@ class StoredLogitsLoss(keras.losses.Loss):
         self.alpha = float(alpha)
         self.loss = loss
         self.temperature = float(temperature)
-        # MSE between raw logits is LogitsDistillation at temperature 1.
-        self._distillation = keras.distillation.LogitsDistillation(
-            temperature=self.temperature if loss == "kl" else 1.0,
-            loss="kl_divergence" if loss == "kl" else "mean_squared_error",
-        )
+        self._distillation = logits_distillation(loss, self.temperature)
 
     def call(self, y_true, y_pred):
         gold = keras.ops.cast(y_true[:, 0], "int32")
@@ -199,16 +209,27 @@ class BucketedBatches(keras.utils.PyDataset):
             rows = order[start : start + chunk]
             rows = rows[np.argsort(self.lengths[rows], kind="stable")]
             batches.extend(rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size))
-        self.batches = [batches[i] for i in rng.permutation(len(batches))]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        # Keras' TensorFlow trainer fixes the tf.data signature from the
+        # first two batches; if their widths are equal, the width would be
+        # fixed too and a wider batch later would fail.  Bring a batch of
+        # another width to second place (a no-op when all are alike).
+        widths = [self._width(rows) for rows in batches]
+        other = next((i for i, w in enumerate(widths) if w != widths[0]), None)
+        if other is not None and len(batches) > 2:
+            batches[1], batches[other] = batches[other], batches[1]
+        self.batches = batches
+
+    def _width(self, rows):
+        longest = max(int(self.lengths[rows].max()), 1)
+        return min(-(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE, self.x.shape[1])
 
     def __len__(self):
         return len(self.batches)
 
     def __getitem__(self, index):
         rows = self.batches[index]
-        longest = max(int(self.lengths[rows].max()), 1)
-        width = min(-(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE, self.x.shape[1])
-        return self.x[rows, :width], self.targets[rows]
+        return self.x[rows, :self._width(rows)], self.targets[rows]
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -515,10 +536,7 @@ def distill_online(teacher, student, x, labels=None, *, epochs=1, batch_size=32,
     distiller = keras.distillation.Distiller(
         teacher=token_only_teacher(teacher, sep_id),
         student=student,
-        distillation_losses=keras.distillation.LogitsDistillation(
-            temperature=temperature if loss == "kl" else 1.0,
-            loss="kl_divergence" if loss == "kl" else "mean_squared_error",
-        ),
+        distillation_losses=logits_distillation(loss, temperature),
         student_loss_weight=alpha,
     )
     distiller.compile(

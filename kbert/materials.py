@@ -152,7 +152,7 @@ def teacher_sha256(model):
     """Hash of a model's weights: names, shapes, dtypes and values, in order."""
     digest = hashlib.sha256()
     for weight in model.weights:
-        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight.value))
         digest.update(f"{weight.path}|{value.dtype}|{value.shape}\n".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
@@ -347,7 +347,7 @@ def generate_materials(
     """
     os.makedirs(out_dir, exist_ok=True)
     vocab = [str(token) for token in vocab]
-    matrix = np.asarray(keras.ops.convert_to_numpy(teacher.get_layer("Embedding-Token").embeddings), np.float32)
+    matrix = np.asarray(keras.ops.convert_to_numpy(teacher.get_layer("Embedding-Token").embeddings.value), np.float32)
     if matrix.shape[0] != len(vocab):
         raise DataError(f"the vocabulary has {len(vocab)} tokens but the teacher's embedding has {matrix.shape[0]} rows")
     num_labels = int(teacher.output_shape[-1])

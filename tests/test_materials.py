@@ -1,0 +1,357 @@
+"""Teaching materials: writing, reading back, refusing bad files, resuming."""
+
+import hashlib
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import kbert
+from kbert.config import BertConfig
+from kbert.errors import DataError
+from kbert.materials import (
+    EncodedSplit,
+    generate_materials,
+    length_buckets,
+    load_materials,
+    run_teacher,
+    vocab_sha256,
+)
+from kbert.model import BertModel
+
+V, T = 50, 10
+VOCAB = ["[PAD]"] + [f"w{i}" for i in range(1, V)]
+
+
+def make_teacher(seed=0):
+    keras.utils.set_random_seed(seed)
+    config = BertConfig(vocab_size=V, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)
+    return BertModel(config, num_labels=2)
+
+
+def make_split(rng, n, labeled=True, pair=False):
+    lengths = rng.integers(2, T + 1, n)
+    x = np.zeros((n, T), np.int32)
+    segment = np.zeros((n, T), np.int32)
+    for i, length in enumerate(lengths):
+        x[i, :length] = rng.integers(1, V, length)
+        if pair:
+            segment[i, length // 2 : length] = 1
+    labels = rng.integers(0, 2, n) if labeled else np.full(n, -1)
+    words = [" ".join(f"w{j}" for j in row[row > 0]) for row in x]
+    sentences = np.array([[w, w] for w in words] if pair else words)
+    return EncodedSplit(x, segment, labels, sentences, lengths)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return make_teacher()
+
+
+@pytest.fixture(scope="module")
+def splits():
+    rng = np.random.default_rng(7)
+    return {"train": make_split(rng, 40, pair=True), "dev": make_split(rng, 12), "augmented": make_split(rng, 20, labeled=False)}
+
+
+def generate(teacher, splits, out_dir, batch_size=64):
+    # One batch per split: few shapes, so JAX compiles the teacher only a few times.
+    return generate_materials(teacher, splits, str(out_dir), vocab=VOCAB, task="SST-2", max_seq_len=T,
+                              teacher_id="random-teacher", batch_size=batch_size, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def materials_dir(teacher, splits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("materials")
+    generate(teacher, splits, out)
+    return out
+
+
+@pytest.fixture
+def copy_dir(materials_dir, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(materials_dir, target)
+    return target
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def edit_manifest(directory, change):
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def refresh_hash(directory, split):
+    """Make the manifest vouch for a tampered file, so the array checks are what fires."""
+    def change(manifest):
+        entry = manifest["shared"] if split == "shared" else manifest["splits"][split]
+        entry["sha256"] = sha256(directory / entry["file"])
+    edit_manifest(directory, change)
+
+
+def rewrite_npz(path, **changes):
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays.update(changes)
+    for name in [name for name, value in changes.items() if value is None]:
+        del arrays[name]
+    np.savez(path, **arrays)
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def test_round_trip(materials_dir, teacher, splits):
+    materials = load_materials(str(materials_dir))
+    assert set(materials.splits) == {"train", "dev", "augmented"}
+    assert materials.vocab == VOCAB and materials.num_labels == 2
+    np.testing.assert_array_equal(
+        materials.embedding, keras.ops.convert_to_numpy(teacher.get_layer("Embedding-Token").embeddings.value)
+    )
+    for name, encoded in splits.items():
+        split = materials.splits[name]
+        width = int(encoded.lengths.max())
+        np.testing.assert_array_equal(split.x, encoded.token_ids[:, :width])
+        np.testing.assert_array_equal(split.segment, encoded.segment_ids[:, :width])
+        np.testing.assert_array_equal(split.length, encoded.lengths)
+        np.testing.assert_array_equal(split.label, encoded.labels)
+        np.testing.assert_array_equal(split.sentence, encoded.sentences)
+        assert split.x.dtype == np.int32 and split.y.dtype == np.float32 and split.sentence.dtype.kind == "U"
+        # Length-bucketed batches, put back in order, equal one padded batch.
+        direct = keras.ops.convert_to_numpy(teacher.predict_on_batch([encoded.token_ids, encoded.segment_ids]))
+        np.testing.assert_allclose(split.y, direct, atol=1e-5)
+        np.testing.assert_allclose(split.ysm, np.exp(direct) / np.exp(direct).sum(1, keepdims=True), atol=1e-5)
+
+    manifest = materials.manifest
+    assert manifest["kbert_version"] == kbert.__version__
+    assert manifest["teacher"]["id"] == "random-teacher" and len(manifest["teacher"]["sha256"]) == 64
+    assert manifest["vocab"] == {"size": V, "sha256": vocab_sha256(VOCAB)}
+    for name, entry in manifest["splits"].items():
+        assert entry["complete"] and entry["count"] == len(splits[name].token_ids)
+        assert entry["seconds"] >= 0 and entry["items_per_second"] > 0
+
+
+def test_bucketed_teacher_runs_keep_the_order(teacher):
+    rng = np.random.default_rng(3)
+    encoded = make_split(rng, 10)
+    encoded.token_ids[:, 8:] = 0  # short rows: the batches get trimmed to width 8
+    encoded.lengths = (encoded.token_ids != 0).sum(1)
+    got = run_teacher(teacher, encoded.token_ids, encoded.segment_ids, encoded.lengths, batch_size=5, verbose=False)
+    direct = keras.ops.convert_to_numpy(teacher.predict_on_batch([encoded.token_ids, encoded.segment_ids]))
+    np.testing.assert_allclose(got, direct, atol=1e-5)
+
+
+def test_npz_loads_without_pickle(materials_dir):
+    for name in ("shared.npz", "train.npz"):
+        with np.load(materials_dir / name, allow_pickle=False) as archive:
+            for key in archive.files:
+                assert archive[key].dtype != object
+
+
+def test_length_buckets_cover_every_row_once():
+    lengths = np.array([5, 1, 9, 3, 3, 17, 2])
+    seen = []
+    for rows, width in length_buckets(lengths, 3, width_limit=16):
+        assert width % 8 == 0 or width == 16
+        assert width >= min(lengths[rows].max(), 16)
+        seen.extend(rows)
+    assert sorted(seen) == list(range(len(lengths)))
+
+
+# ---------------------------------------------------------------- bad files
+
+
+def truncate(directory):
+    data = (directory / "train.npz").read_bytes()
+    (directory / "train.npz").write_bytes(data[: len(data) // 2])
+    refresh_hash(directory, "train")
+    return "train.npz"
+
+
+def foreign_npz(directory):
+    np.savez(directory / "train.npz", weights=np.zeros(3))
+    refresh_hash(directory, "train")
+    return "train.npz"
+
+
+def pickled_npz(directory):
+    rewrite_npz(directory / "train.npz", sentence=np.array(["a"] * 40, dtype=object))
+    refresh_hash(directory, "train")
+    return "train.npz"
+
+
+def not_a_zip(directory):
+    (directory / "dev.npz").write_text("hello")
+    refresh_hash(directory, "dev")
+    return "dev.npz"
+
+
+def changed_file(directory):
+    rewrite_npz(directory / "dev.npz", label=np.zeros(12, np.int32))  # hash left as it was
+    return "dev.npz"
+
+
+def count_disagrees(directory):
+    edit_manifest(directory, lambda m: m["splits"]["dev"].update(count=13))
+    return "dev.npz"
+
+
+def rows_disagree(directory):
+    with np.load(directory / "dev.npz") as archive:
+        y = archive["y"]
+    rewrite_npz(directory / "dev.npz", y=y[:-1])
+    refresh_hash(directory, "dev")
+    return "dev.npz"
+
+
+def nan_logits(directory):
+    with np.load(directory / "dev.npz") as archive:
+        y = archive["y"].copy()
+    y[3, 1] = np.nan
+    rewrite_npz(directory / "dev.npz", y=y)
+    refresh_hash(directory, "dev")
+    return "dev.npz"
+
+
+def wrong_dtype(directory):
+    with np.load(directory / "dev.npz") as archive:
+        x = archive["x"]
+    rewrite_npz(directory / "dev.npz", x=x.astype(np.float32))
+    refresh_hash(directory, "dev")
+    return "dev.npz"
+
+
+def length_disagrees(directory):
+    with np.load(directory / "dev.npz") as archive:
+        length = archive["length"] + 1
+    rewrite_npz(directory / "dev.npz", length=length)
+    refresh_hash(directory, "dev")
+    return "dev.npz"
+
+
+def embedding_rows_disagree(directory):
+    with np.load(directory / "shared.npz") as archive:
+        embedding = archive["embedding"]
+    rewrite_npz(directory / "shared.npz", embedding=embedding[:-1])
+    refresh_hash(directory, "shared")
+    return "shared.npz"
+
+
+def vocab_in_manifest_disagrees(directory):
+    edit_manifest(directory, lambda m: m["vocab"].update(size=V + 1))
+    return "manifest.json"
+
+
+def missing_manifest(directory):
+    (directory / "manifest.json").unlink()
+    return "manifest.json"
+
+
+def missing_split_file(directory):
+    (directory / "augmented.npz").unlink()
+    return "augmented.npz"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [truncate, foreign_npz, pickled_npz, not_a_zip, changed_file, count_disagrees, rows_disagree, nan_logits,
+     wrong_dtype, length_disagrees, embedding_rows_disagree, vocab_in_manifest_disagrees, missing_manifest,
+     missing_split_file],
+)
+def test_bad_materials_raise_data_error_naming_the_file(copy_dir, damage):
+    file_name = damage(copy_dir)
+    with pytest.raises(DataError, match=file_name.replace(".", r"\.")):
+        load_materials(str(copy_dir))
+
+
+def test_vocab_mismatch(materials_dir):
+    other = VOCAB[:-1] + ["zzz"]
+    with pytest.raises(DataError, match="another vocabulary"):
+        load_materials(str(materials_dir), vocab=other)
+    assert load_materials(str(materials_dir), vocab=vocab_sha256(VOCAB), splits=["dev"]).splits.keys() == {"dev"}
+
+
+def test_incomplete_split_is_left_out_or_refused(copy_dir):
+    edit_manifest(copy_dir, lambda m: m["splits"]["augmented"].update(complete=False))
+    assert "augmented" not in load_materials(str(copy_dir)).splits
+    with pytest.raises(DataError, match="incomplete"):
+        load_materials(str(copy_dir), splits=["augmented"])
+
+
+# ---------------------------------------------------------------- generation input
+
+
+def test_bad_encoded_input(teacher, splits, tmp_path):
+    good = splits["dev"]
+    bad_length = EncodedSplit(good.token_ids, good.segment_ids, good.labels, good.sentences, good.lengths + 1)
+    with pytest.raises(DataError, match="lengths"):
+        generate(teacher, {"dev": bad_length}, tmp_path)
+    outside = EncodedSplit(good.token_ids * 0 + V, good.segment_ids, good.labels, good.sentences)
+    with pytest.raises(DataError, match="outside the vocabulary"):
+        generate(teacher, {"dev": outside}, tmp_path)
+    too_wide = EncodedSplit(np.pad(good.token_ids, [(0, 0), (0, 1)]), np.pad(good.segment_ids, [(0, 0), (0, 1)]),
+                            good.labels, good.sentences)
+    with pytest.raises(DataError, match="max_seq_len"):
+        generate(teacher, {"dev": too_wide}, tmp_path)
+
+
+# ---------------------------------------------------------------- resuming
+
+
+class CountingTeacher:
+    """Counts the rows the teacher is asked about; can fail on a chosen call."""
+
+    def __init__(self, teacher, fail_on_call=None):
+        self.teacher, self.rows, self.calls, self.fail_on_call = teacher, 0, 0, fail_on_call
+
+    def __getattr__(self, name):
+        return getattr(self.teacher, name)
+
+    def predict_on_batch(self, inputs):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise KeyboardInterrupt("simulated interruption")
+        self.rows += len(inputs[0])
+        return self.teacher.predict_on_batch(inputs)
+
+
+def test_rerun_skips_complete_splits_and_redoes_incomplete(copy_dir, teacher, splits):
+    counting = CountingTeacher(teacher)
+    generate(counting, splits, copy_dir)
+    assert counting.rows == 0  # everything was complete
+
+    edit_manifest(copy_dir, lambda m: m["splits"]["dev"].update(complete=False))
+    rewrite_npz(copy_dir / "augmented.npz", label=np.zeros(20, np.int32))  # file no longer matches its hash
+    counting = CountingTeacher(teacher)
+    manifest = generate(counting, splits, copy_dir)
+    assert counting.rows == len(splits["dev"].token_ids) + len(splits["augmented"].token_ids)
+    assert all(entry["complete"] for entry in manifest["splits"].values())
+    load_materials(str(copy_dir))
+
+
+def test_interrupted_run_resumes(teacher, splits, tmp_path):
+    # One call per split: train, then dev, which fails.
+    counting = CountingTeacher(teacher, fail_on_call=2)
+    with pytest.raises(KeyboardInterrupt):
+        generate(counting, splits, tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["complete"] and not manifest["splits"]["dev"]["complete"]
+    assert not list(tmp_path.glob("*.tmp"))  # no half-written file left behind
+    assert "dev" not in load_materials(str(tmp_path)).splits
+
+    counting = CountingTeacher(teacher)
+    generate(counting, splits, tmp_path)
+    assert counting.rows == len(splits["dev"].token_ids) + len(splits["augmented"].token_ids)
+    assert set(load_materials(str(tmp_path)).splits) == {"train", "dev", "augmented"}
+
+
+def test_another_teacher_into_the_same_directory(copy_dir, splits):
+    with pytest.raises(DataError, match="another teacher"):
+        generate(make_teacher(seed=1), splits, copy_dir)

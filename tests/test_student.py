@@ -1,0 +1,231 @@
+"""The CNN student: its layers, serialization, and a NumPy forward pass."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from kbert.errors import ConfigError
+from kbert.layers.student_conv import StudentConv
+from kbert.layers.student_embedding import StudentEmbedding
+from kbert.layers.student_pool import StudentPool
+from kbert.student import StudentModel, build_student, project_embeddings
+
+V, H, C = 30, 8, 3
+
+
+def to_numpy(variable):
+    # Through .value: NumPy's array protocol on a JAX-backed variable warns.
+    return keras.ops.convert_to_numpy(variable.value)
+
+
+def token_batch(rng, lengths, width):
+    """Right-padded random ids in 1..V-1 with the given lengths."""
+    x = np.zeros((len(lengths), width), np.int32)
+    for i, n in enumerate(lengths):
+        x[i, :n] = rng.integers(1, V, n)
+    return x
+
+
+@pytest.fixture
+def matrix(rng):
+    return rng.normal(size=(V, H)).astype(np.float32)
+
+
+@pytest.fixture
+def student(matrix):
+    return build_student(matrix, C, filters=6)
+
+
+# ---------------------------------------------------------------- NumPy reference
+
+
+def numpy_forward(model, x):
+    """Kim's CNN in NumPy: lookup, full conv + ReLU, masked max-pool, dense."""
+    emb = model.get_layer("Student-Embedding")
+    vectors = [to_numpy(emb.embeddings)]
+    if emb.variant == "multichannel":
+        vectors.insert(0, to_numpy(emb.static_embeddings))
+    table = np.concatenate(vectors, axis=1).astype(np.float64)
+    real = x != 0
+    e = table[x] * real[..., None]  # [B, T, D], padding rows zero
+    b, t, _ = e.shape
+    pooled = []
+    for width in model.kernel_sizes:
+        conv = model.get_layer(f"Student-Conv-{width}").conv
+        kernel = to_numpy(conv.kernel).astype(np.float64)  # [w, D, F]
+        bias = to_numpy(conv.bias).astype(np.float64)
+        padded = np.pad(e, [(0, 0), (width - 1, width - 1), (0, 0)])
+        features = np.zeros((b, model.filters))
+        for row in range(b):
+            best = None
+            for i in range(t + width - 1):
+                # window i covers tokens i-w+1..i; skip windows that miss the sentence
+                covered = range(max(i - width + 1, 0), min(i, t - 1) + 1)
+                if not any(real[row, j] for j in covered):
+                    continue
+                value = np.maximum(np.einsum("wd,wdf->f", padded[row, i : i + width], kernel) + bias, 0)
+                best = value if best is None else np.maximum(best, value)
+            if best is not None:
+                features[row] = best
+        pooled.append(features)
+    dense = model.get_layer("Student-Logits")
+    w = to_numpy(dense.kernel).astype(np.float64)
+    return np.concatenate(pooled, axis=1) @ w + to_numpy(dense.bias)
+
+
+@pytest.mark.parametrize("variant", ["static", "non-static", "multichannel"])
+def test_matches_numpy_forward(matrix, rng, variant):
+    model = build_student(matrix, C, variant=variant, filters=5)
+    # Perturb the biases so that ReLU and masking both matter.
+    for width in model.kernel_sizes:
+        conv = model.get_layer(f"Student-Conv-{width}").conv
+        conv.bias.assign(rng.normal(size=conv.bias.shape).astype(np.float32))
+    x = token_batch(rng, [1, 2, 4, 7, 9], 9)  # lengths 1 and 2 are below the filter widths
+    expected = numpy_forward(model, x)
+    got = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_does_not_change_logits(student, rng):
+    x = token_batch(rng, [3, 1, 6], 6)
+    wide = np.pad(x, [(0, 0), (0, 10)])
+    a = keras.ops.convert_to_numpy(student(x))
+    b = keras.ops.convert_to_numpy(student(wide))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_all_padding_row_is_defined(student):
+    logits = keras.ops.convert_to_numpy(student(np.zeros((2, 4), np.int32)))
+    assert np.isfinite(logits).all()
+
+
+# ---------------------------------------------------------------- shapes and config
+
+
+def test_shapes_symbolic_and_eager(student, rng):
+    assert tuple(student.output.shape) == (None, C)
+    assert student.get_layer("Student-Pool").output.shape == (None, 3 * 6)
+    symbolic = student(keras.Input((None,), dtype="int32"))
+    assert tuple(symbolic.shape) == (None, C)
+    eager = student(token_batch(rng, [2, 5], 5))
+    assert tuple(eager.shape) == (2, C)
+    names = [layer.name for layer in student.layers]
+    assert names == [
+        "Student-Input-Token", "Student-Embedding", "Student-Conv-3", "Student-Conv-4",
+        "Student-Conv-5", "Student-Pool", "Student-Dropout", "Student-Logits",
+    ]
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        StudentEmbedding(V, H, "multichannel", name="Student-Embedding"),
+        StudentConv(7, 4, name="Student-Conv-4"),
+        StudentPool((3, 5), name="Student-Pool"),
+    ],
+    ids=lambda layer: layer.name,
+)
+def test_layer_config_round_trip(layer):
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == config
+
+
+def test_model_config_round_trip(student):
+    config = student.get_config()
+    assert set(config) == {"name", "vocab_size", "num_labels", "embedding_dim", "variant", "filters",
+                           "kernel_sizes", "dropout", "max_norm", "seq_len"}
+    assert StudentModel.from_config(config).get_config() == config
+
+
+def test_embedding_starts_from_teacher(matrix):
+    model = build_student(matrix, C, variant="multichannel")
+    emb = model.get_layer("Student-Embedding")
+    np.testing.assert_array_equal(to_numpy(emb.embeddings), matrix)
+    np.testing.assert_array_equal(to_numpy(emb.static_embeddings), matrix)
+
+
+@pytest.mark.parametrize("variant, trainable", [("static", 0), ("non-static", 1), ("multichannel", 1)])
+def test_variants_freeze_the_right_channel(matrix, variant, trainable):
+    model = build_student(matrix, C, variant=variant)
+    emb = model.get_layer("Student-Embedding")
+    assert len(emb.trainable_weights) == trainable
+    assert len(emb.weights) == (2 if variant == "multichannel" else 1)
+
+
+def test_projection_to_smaller_embedding(matrix):
+    model = build_student(matrix, C, embedding_dim=3)
+    table = to_numpy(model.get_layer("Student-Embedding").embeddings)
+    assert table.shape == (V, 3)
+    # The principal-axis coordinates keep the centred rows' pairwise inner products
+    # as well as any rank-3 map can: the kept variance is the top 3 singular values'.
+    centred = matrix - matrix.mean(0)
+    top = np.linalg.svd(centred, compute_uv=False)[:3]
+    np.testing.assert_allclose(np.linalg.svd(table, compute_uv=False), top, rtol=1e-4)
+    with pytest.raises(ConfigError):
+        project_embeddings(matrix, H + 1)
+
+
+def test_bad_arguments():
+    with pytest.raises(ConfigError):
+        StudentModel(V, C, variant="dynamic")
+    with pytest.raises(ConfigError):
+        StudentModel(V, 0)
+
+
+# ---------------------------------------------------------------- training and saving
+
+
+def test_one_fit_step(student, rng):
+    student.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = token_batch(rng, [2, 4, 6, 1], 6)
+    before = to_numpy(student.get_layer("Student-Logits").kernel).copy()
+    history = student.fit(x, np.array([0, 1, 2, 1]), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = to_numpy(student.get_layer("Student-Logits").kernel)
+    assert not np.allclose(before, after)
+
+
+def test_keras_file_round_trip(student, rng, tmp_path):
+    path = str(tmp_path / "student.keras")
+    student.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, StudentModel)
+    assert restored.get_config() == student.get_config()
+    x = token_batch(rng, [3, 5], 5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored(x)), keras.ops.convert_to_numpy(student(x)), atol=1e-6
+    )
+
+
+_RELOAD = """
+import sys, numpy as np, keras, kbert.student
+model = keras.saving.load_model(sys.argv[1])
+x = np.load(sys.argv[2])
+np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), np.load(sys.argv[3]), atol=1e-5)
+print("reloaded on", keras.backend.backend())
+"""
+
+
+def test_keras_file_reloads_on_another_backend(matrix, rng, tmp_path):
+    model = build_student(matrix, C, variant="multichannel", filters=4)
+    x = token_batch(rng, [1, 4, 6], 6)
+    model.save(tmp_path / "student.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", keras.ops.convert_to_numpy(model(x)))
+    backends = ["jax", "tensorflow", "torch"]
+    other = backends[(backends.index(keras.backend.backend()) + 1) % 3]
+    env = dict(os.environ, KERAS_BACKEND=other, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", _RELOAD, str(tmp_path / "student.keras"), str(tmp_path / "x.npy"),
+         str(tmp_path / "y.npy")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"reloaded on {other}" in done.stdout
