@@ -302,10 +302,16 @@ class BasicTokenizer:
 
     `tokenize(text)` returns the words handed to WordPiece, exactly as the
     original `BasicTokenizer(do_lower_case=not cased)`.
+
+    `never_split` is not in the original: a whitespace-separated word equal
+    to one of its strings (after cleaning) is passed on untouched -- not
+    lower-cased, not split at punctuation -- as Hugging Face's option of the
+    same name does.  Use it to keep a literal `[MASK]` in augmented text.
     """
 
-    def __init__(self, cased=False):
+    def __init__(self, cased=False, never_split=()):
         self.cased = bool(cased)
+        self.never_split = frozenset(never_split)
 
     def tokenize(self, text):
         text = _to_text(text)
@@ -320,6 +326,9 @@ class BasicTokenizer:
                 out.append(f" {char} ")
         pieces = []
         for word in "".join(out).split():
+            if word in self.never_split:
+                pieces.append(word)
+                continue
             if not self.cased:
                 # Lower first, then decompose: the order matters for a few
                 # characters, e.g. "İ".lower() is "i" + U+0307, whose mark is
@@ -440,31 +449,35 @@ _FAST_VERDICTS = {False: {}, True: {}}
 class _FastBackend:
     """The Rust `tokenizers` pipeline configured as BERT, plus a guard.
 
-    BertNormalizer(clean_text, handle_chinese_chars, strip_accents and
+    BertNormalizer (clean_text, handle_chinese_chars, and strip_accents and
     lowercase for uncased models), BertPreTokenizer and WordPiece (`##`
-    continuations, same word-length limit) implement the same algorithm as
-    the reference, but not always on the same character data.  Differences
-    found with tokenizers 0.23 against Python 3.11's Unicode 14 tables:
+    continuations, the same word-length limit) implement the original
+    algorithm, but not always on the same character data.  Comparing it with
+    the reference on every code point (tokenizers 0.23, Python 3.11 with
+    Unicode 14) finds these differences, and no others:
 
-    * it drops unassigned, private-use and surrogate code points (every C*
-      category), which the original keeps;
-    * it lower-cases one character at a time, so a word-final capital sigma
-      becomes σ instead of ς;
-    * its CJK list has U+2B920 where the original has U+2B820, so
-      U+2B820-U+2B91F are not padded by the original but are by it (and
-      vice versa past the blocks' other end, depending on versions);
-    * its Unicode tables are newer than Python's, so characters assigned
-      since (new emoji, scripts) are kept by it but dropped as unassigned...
-      by nobody: they are Cn to Python and kept by the original, yet treated
-      as letters or marks by it -- any such disagreement shows up below;
-    * it strips accents before lower-casing, the original after.
+    * private-use (U+E000... , 137,468 code points) and surrogate (2,048)
+      characters: it drops them, as it drops every C* category; the original
+      drops only Cc and Cf and keeps them (they usually end up as [UNK]);
+    * U+2B820-U+2B91F (256 ideographs of CJK Extension E): its CJK list
+      starts that block at U+2B920, so it does not pad them with spaces;
+    * some 500 characters assigned, or re-categorised, after its Unicode
+      tables were made, so that it disagrees with Python's: about 100
+      punctuation marks it does not split off (U+061D, U+2E55-U+2E5D, ...),
+      13 format characters it does not drop (U+0890, U+13430, ...) and, for
+      uncased models, about 380 non-spacing marks it does not strip
+      (U+07FD, U+0898, ...) and a few letters and signs;
+    * uncased only: it lower-cases one character at a time, so a word-final
+      capital sigma becomes σ where `str.lower()` gives ς; and it lower-cases
+      55 letters too new for Python's tables, which Python leaves alone.
 
-    Every one of these is a property of single characters (final sigma
-    excepted, which only a capital sigma can trigger), so the guard asks, for
-    each distinct character of a batch, whether the engine tokenizes a few
-    short probes containing it exactly as the reference does.  A text with
-    any character that fails goes to the reference implementation.  Verdicts
-    are cached, so a corpus pays once per distinct character.
+    Each of these is a property of a single character (final sigma needs a
+    capital sigma in the text), so the guard asks, once per distinct
+    character, whether the engine cuts a few short probes containing it
+    exactly as the reference does; a text with any character that fails goes
+    to the reference implementation.  The probes, not the list above, decide,
+    so other versions of either side stay covered.  Verdicts are cached, so a
+    corpus pays once per distinct character (some 50 microseconds each).
     """
 
     def __init__(self, vocab, unk_token, cased, max_input_chars_per_word):
@@ -517,25 +530,28 @@ class _FastBackend:
                 verdicts[char] = self._judge(char)
         return {c for c in chars if not verdicts[c]}
 
-    def ids(self, texts):
-        """Word-piece ids of each text, no special tokens.
+    def ids(self, texts, never_split=()):
+        """Word-piece ids of each text of the list `texts`, no special tokens.
 
-        Returns the ids and the number of texts that had to be tokenized by
-        the reference implementation.
+        Returns the list of ids, with None for each text the engine must not
+        see, and the indices of those texts, for the reference to tokenize.
+        Texts containing a `never_split` string also go to the reference,
+        which alone implements that option.
         """
-        chars = set().union(*(set(t) for t in texts)) if len(texts) < 64 else set("".join(texts))
-        unsafe = self.unsafe_chars(chars)
-        slow = []
+        unsafe = self.unsafe_chars(set("".join(texts)))
+        alternatives = [re.escape(s) for s in sorted(never_split)]
         if unsafe:
-            pattern = re.compile("[" + "".join(re.escape(c) for c in sorted(unsafe)) + "]")
+            alternatives.append("[" + "".join(re.escape(c) for c in sorted(unsafe)) + "]")
+        slow = []
+        if alternatives:
+            pattern = re.compile("|".join(alternatives))
             slow = [i for i, t in enumerate(texts) if pattern.search(t)]
-        slow_set = set(slow)
-        fast_idx = [i for i in range(len(texts)) if i not in slow_set] if slow else range(len(texts))
+        skip = set(slow)
+        fast = [i for i in range(len(texts)) if i not in skip]
         result = [None] * len(texts)
-        if len(fast_idx):
-            batch = [texts[i] for i in fast_idx] if slow else list(texts)
-            for i, enc in zip(fast_idx, self.engine.encode_batch(batch, add_special_tokens=False)):
-                result[i] = enc.ids
+        encodings = self.engine.encode_batch([texts[i] for i in fast], add_special_tokens=False)
+        for i, encoding in zip(fast, encodings):
+            result[i] = encoding.ids
         return result, slow
 
 
@@ -572,9 +588,18 @@ class Tokenizer:
     ids are the original `FullTokenizer`'s; `[CLS]`, `[SEP]` and truncation
     follow the original `run_classifier.py`.
 
-    >>> tok = Tokenizer.from_vocab_file("uncased_L-12_H-768_A-12/vocab.txt")
-    >>> tok.tokenize("Héllo, world!")
-    ['[CLS]', 'hello', ',', 'world', '!', '[SEP]']
+    Keyword options: keras-bert's `token_cls`, `token_sep`, `token_unk` and
+    `pad_index`; `max_input_chars_per_word` (the original's 200; Hugging
+    Face uses 100); and `never_split`, tokens such as `"[MASK]"` kept whole
+    where they stand as words of their own (see `BasicTokenizer`; not in the
+    original, so empty by default).
+
+    For example, with the vocabulary of `uncased_L-12_H-768_A-12`::
+
+        tok = Tokenizer.from_vocab_file("uncased_L-12_H-768_A-12/vocab.txt")
+        tok.tokenize("Héllo, world!")  # ['[CLS]', 'hello', ',', 'world', '!', '[SEP]']
+        tok.encode("Héllo, world!", max_len=8)
+        # ([101, 7592, 1010, 2088, 999, 102, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])
     """
 
     def __init__(
@@ -587,6 +612,7 @@ class Tokenizer:
         token_unk=TOKEN_UNK,
         pad_index=0,
         max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD,
+        never_split=(),
     ):
         # A non-bool here is most likely keras-bert's positional token_cls.
         if not isinstance(cased, (bool, np.bool_)):
@@ -601,6 +627,12 @@ class Tokenizer:
         for role, token in (("token_cls", token_cls), ("token_sep", token_sep), ("token_unk", token_unk)):
             if token not in vocab:
                 raise ConfigError(f"the vocabulary has no {role} {token!r} ({len(vocab)} tokens)")
+        never_split = frozenset([never_split] if isinstance(never_split, str) else never_split)
+        for token in never_split:
+            if not isinstance(token, str) or token not in vocab or token != "".join(token.split()):
+                raise ConfigError(
+                    f"never_split entries must be vocabulary tokens without whitespace, not {token!r}"
+                )
         if int(max_input_chars_per_word) < 1:
             raise ConfigError(f"max_input_chars_per_word must be at least 1, not {max_input_chars_per_word}")
         self._vocab = vocab
@@ -613,7 +645,8 @@ class Tokenizer:
         self._sep_id = vocab[token_sep]
         self._unk_id = vocab[token_unk]
         self._pad_index = int(pad_index)
-        self._basic = BasicTokenizer(cased=self._cased)
+        self._never_split = never_split
+        self._basic = BasicTokenizer(cased=self._cased, never_split=never_split)
         self._wordpiece = WordpieceTokenizer(vocab, token_unk, int(max_input_chars_per_word))
         self._word_cache = {}
         self._fast = None  # built on first use; False once found unavailable
@@ -622,10 +655,12 @@ class Tokenizer:
     def from_vocab_file(cls, path, cased=False, **kwargs):
         """A tokenizer over the vocabulary in `path` (a BERT vocab.txt)."""
         vocab = load_vocab(path)
-        try:
-            return cls(vocab, cased, **kwargs)
-        except ConfigError as e:
-            raise DataError(f"vocabulary file {os.fspath(path)}: {e}") from None
+        defaults = {"token_cls": TOKEN_CLS, "token_sep": TOKEN_SEP, "token_unk": TOKEN_UNK}
+        for role, default in defaults.items():
+            token = kwargs.get(role, default)
+            if token not in vocab:
+                raise DataError(f"vocabulary file {os.fspath(path)} has no {role} {token!r}")
+        return cls(vocab, cased, **kwargs)
 
     # -- properties -----------------------------------------------------
 
@@ -657,6 +692,9 @@ class Tokenizer:
         pieces = []
         cache = self._word_cache
         for word in self._basic.tokenize(text):
+            if word in self._never_split:
+                pieces.append(word)
+                continue
             cut = cache.get(word)
             if cut is None:
                 cut = self._wordpiece.tokenize_word(word)
@@ -772,7 +810,7 @@ class Tokenizer:
         backend = self._fast_backend(fast)
         if backend is None:
             return [self.convert_tokens_to_ids(self.split(t)) for t in texts]
-        ids, slow = backend.ids(texts)
+        ids, slow = backend.ids(texts, self._never_split)
         for i in slow:
             ids[i] = self.convert_tokens_to_ids(self.split(texts[i]))
         if slow:
