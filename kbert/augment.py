@@ -20,17 +20,29 @@ Tang et al. also replace words by others of the same part of speech
 well-kept offline POS resource is installed with kbert's dependencies, so
 that step is left out (its probability mass simply keeps the word).
 
-Cost: every augmented sentence is one more teacher forward pass.  With
-`n_copies` = N, the augmented split has close to N x |train| rows (minus
-duplicates, which are common only for very short sentences), i.e. about
-N more teacher passes over the training set; see `expected_passes`.
-The teacher passes are the expensive part: masking and sampling take
-microseconds per sentence.
+Cost: every augmented sentence is one more teacher forward pass, and the
+teacher passes are the expensive part (a draw takes about 8 us: 10 s for
+N = 20 on SST-2).  Fewer than N x |train| copies survive: a draw that
+changes nothing (no word masked and no shorter n-gram taken: at least
+0.75 x 0.9^L of the draws of an L-word sentence) or repeats another
+sentence is dropped.  Measured on SST-2's
+67,349 training phrases (median 7 words), seed 0:
+
+    N     augmented rows   teacher passes over train   by tokens
+    1           35,275              0.52
+    5          164,478              2.44                  2.89
+    10         309,894              4.60
+    20         565,683              8.40                 10.73
+
+("by tokens": the copies of long sentences survive more often, and with
+length-bucketed batches the teacher's time follows tokens more than rows.)
+`expected_passes` gives the row ratio for a run.
 
 For sentence pairs, each side is augmented on its own with the same rules.
 
 The tokenizer that encodes the copies must keep `[MASK]` whole (BERT's
-basic tokenizer splits it into "[", "mask", "]" unless told not to).
+basic tokenizer splits it into "[", "mask", "]"); `kbert materials`
+tokenizes the text around it and puts the mask id in between.
 """
 
 import numpy as np

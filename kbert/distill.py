@@ -38,8 +38,11 @@ Output directory::
     student.keras        the best epoch's student, uncompiled (any backend)
     config.json          the DistillConfig, the materials' identity, the best epoch
     history.json         per epoch: loss, teacher agreement, dev accuracy, seconds
-    checkpoint/          state.json, epoch-{n}.keras (with optimizer state),
-                         best.weights.h5; what `resume=True` reads
+    run.json, vocab.txt  a "student" run record (task, max_seq_len, cased) and the
+                         vocabulary, so that run-directory tools (`kbert evaluate`)
+                         can encode text for the student as for its teacher
+    checkpoint/          state.json, epoch-{n}.keras (the last epoch, with optimizer
+                         state), best-{n}.weights.h5; what `resume=True` reads
 """
 
 import dataclasses
@@ -303,17 +306,26 @@ class _EpochEnd(keras.callbacks.Callback):
         record.update(epoch=epoch + 1, dev_accuracy=accuracy, dev_agreement=agreement,
                       seconds=round(time.perf_counter() - self.started, 3))
         logger.info("epoch %d: dev accuracy %s, dev agreement %.4f", epoch + 1, accuracy, agreement)
+        if logs is not None:  # the progress bar, called after this callback, shows them
+            logs.update({"dev_agreement": agreement} if accuracy is None else {"dev_accuracy": accuracy})
+
+        # Files are named by epoch and state.json, written last, says which
+        # are current: a crash in between leaves the previous state whole.
+        stale = []
         if self.state["best_score"] is None or score > self.state["best_score"]:
-            _save_weights(self.model, os.path.join(self.checkpoint_dir, "best.weights.h5"))
-            self.state.update(best_score=score, best_epoch=epoch + 1)
+            best = f"best-{epoch + 1}.weights.h5"
+            _save_weights(self.model, os.path.join(self.checkpoint_dir, best))
+            stale.append(self.state.get("best_weights"))
+            self.state.update(best_score=score, best_epoch=epoch + 1, best_weights=best)
         name = f"epoch-{epoch + 1}.keras"
         _save_model(self.model, os.path.join(self.checkpoint_dir, name))
-        previous = self.state.get("checkpoint")
+        stale.append(self.state.get("checkpoint"))
         self.state.update(epoch=epoch + 1, checkpoint=name)
         self.state["history"].append(record)
         write_json(os.path.join(self.checkpoint_dir, "state.json"), self.state)
-        if previous and previous != name:
-            os.remove(os.path.join(self.checkpoint_dir, previous))
+        for old in stale:
+            if old and os.path.exists(os.path.join(self.checkpoint_dir, old)):
+                os.remove(os.path.join(self.checkpoint_dir, old))
 
 
 # ---------------------------------------------------------------- distill
@@ -337,6 +349,8 @@ def _identity(materials):
     return {
         "materials": os.path.abspath(materials.directory),
         "task": manifest["task"],
+        "max_seq_len": manifest["max_seq_len"],
+        "cased": manifest.get("cased", False),
         "teacher": manifest["teacher"],
         "vocab": manifest["vocab"],
         "num_labels": manifest["num_labels"],
@@ -357,7 +371,9 @@ def _resume_state(checkpoint_dir, config, identity, resume):
     if not os.path.exists(path):
         return None
     if not resume:
-        raise ConfigError(f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory")
+        raise ConfigError(
+            f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             state = json.load(f)
@@ -405,8 +421,8 @@ def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **o
     state = _resume_state(checkpoint_dir, config, identity, resume)
     keras.utils.set_random_seed(config.seed)
     if state is None:
-        state = {"epoch": 0, "best_score": None, "best_epoch": None, "checkpoint": None, "history": [],
-                 "config": config.to_dict(), "identity": identity}
+        state = {"epoch": 0, "best_score": None, "best_epoch": None, "best_weights": None, "checkpoint": None,
+                 "history": [], "config": config.to_dict(), "identity": identity}
         model = build_student(materials.embedding, materials.num_labels,
                               variant=config.variant, embedding_dim=config.embedding_dim)
         _compile(model, config)
@@ -425,13 +441,13 @@ def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **o
             callbacks=[_EpochEnd(checkpoint_dir, materials.splits[config.dev_split], state)],
             verbose=verbose,
         )
-    return _finish(out_dir, model, config, state, identity)
+    return _finish(out_dir, model, config, state, identity, materials.vocab)
 
 
-def _finish(out_dir, model, config, state, identity):
+def _finish(out_dir, model, config, state, identity, vocab):
     """Write the best epoch's student, uncompiled, and the run's records."""
     best = StudentModel.from_config(model.get_config())
-    best.load_weights(os.path.join(out_dir, "checkpoint", "best.weights.h5"))
+    best.load_weights(os.path.join(out_dir, "checkpoint", state["best_weights"]))
     path = os.path.join(out_dir, "student.keras")
     _save_model(best, path)
     record = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
@@ -450,7 +466,26 @@ def _finish(out_dir, model, config, state, identity):
         "result": summary,
     })
     write_json(os.path.join(out_dir, "history.json"), state["history"])
+    _write_run_record(out_dir, identity, summary, vocab)
     return summary
+
+
+def _write_run_record(out_dir, identity, summary, vocab):
+    """run.json and vocab.txt in the layout of a fine-tuning run, kind "student"."""
+    with open(os.path.join(out_dir, ".vocab.txt.tmp"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{token}\n" for token in vocab))
+    os.replace(os.path.join(out_dir, ".vocab.txt.tmp"), os.path.join(out_dir, "vocab.txt"))
+    write_json(os.path.join(out_dir, "run.json"), {
+        "kind": "student",
+        "status": "complete",
+        "task": identity["task"],
+        "max_seq_len": identity["max_seq_len"],
+        "cased": identity["cased"],
+        "num_labels": identity["num_labels"],
+        "teacher": identity["teacher"],
+        "best_epoch": summary["best_epoch"],
+        "backend": keras.backend.backend(),
+    })
 
 
 # ---------------------------------------------------------------- evaluate
@@ -474,8 +509,11 @@ def evaluate_student(model_dir, x, labels, *, vocab=None, batch_size=256):
         raise DataError(f"{path}: no student here")
     if vocab is not None:
         config_path = os.path.join(os.path.dirname(path), "config.json")
-        with open(config_path, encoding="utf-8") as f:
-            expected = json.load(f)["materials"]["vocab"]["sha256"]
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                expected = json.load(f)["materials"]["vocab"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{config_path}: cannot tell the student's vocabulary ({e})") from None
         given = vocab if isinstance(vocab, str) else vocab_sha256(vocab)
         if given != expected:
             raise DataError(f"{config_path}: the student was distilled with another vocabulary than the data's")

@@ -27,7 +27,7 @@ never Python objects)::
 `manifest.json`::
 
     {"format": "kbert-materials", "format_version": 1, "kbert_version": ...,
-     "task": "SST-2", "max_seq_len": 128, "num_labels": C,
+     "task": "SST-2", "max_seq_len": 128, "cased": false, "num_labels": C,
      "teacher": {"id": ..., "sha256": <hash of the teacher's weights>},
      "vocab": {"size": V, "sha256": <hash of the tokens>},
      "embedding": {"rows": V, "dim": H},
@@ -257,7 +257,9 @@ def _check_encoded(name, split, max_seq_len):
             raise DataError(f"split {name!r}: expected EncodedSplit fields, {e}") from None
     token_ids = np.asarray(split.token_ids)
     if token_ids.ndim != 2 or not np.issubdtype(token_ids.dtype, np.integer):
-        raise DataError(f"split {name!r}: token_ids must be an integer [N, T] array, got {token_ids.dtype} {token_ids.shape}")
+        raise DataError(
+            f"split {name!r}: token_ids must be an integer [N, T] array, got {token_ids.dtype} {token_ids.shape}"
+        )
     n, width = token_ids.shape
     if width > max_seq_len:
         raise DataError(f"split {name!r}: token_ids are {width} wide, more than max_seq_len {max_seq_len}")
@@ -297,7 +299,8 @@ def _read_manifest(directory):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{path}: not a kbert materials manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{path}: format_version {manifest.get('format_version')!r}, this kbert reads {FORMAT_VERSION}")
+        version = manifest.get("format_version")
+        raise DataError(f"{path}: format_version {version!r}, this kbert reads {FORMAT_VERSION}")
     return manifest
 
 
@@ -314,7 +317,7 @@ def _start_manifest(out_dir, identity):
     if not os.path.exists(os.path.join(out_dir, MANIFEST)):
         return dict(identity, splits={})
     manifest = _read_manifest(out_dir)
-    for key in ("task", "max_seq_len", "teacher", "vocab"):
+    for key in ("task", "max_seq_len", "cased", "teacher", "vocab"):
         if manifest.get(key) != identity[key]:
             raise DataError(
                 f"{os.path.join(out_dir, MANIFEST)}: materials of another {key} "
@@ -326,7 +329,7 @@ def _start_manifest(out_dir, identity):
 
 
 def generate_materials(
-    teacher, splits, out_dir, *, vocab, task, max_seq_len, teacher_id, batch_size=64, verbose=True
+    teacher, splits, out_dir, *, vocab, task, max_seq_len, teacher_id, cased=False, batch_size=64, verbose=True
 ):
     """Run the teacher over every split and write the materials directory.
 
@@ -339,6 +342,8 @@ def generate_materials(
         task: task name recorded in the manifest (e.g. "SST-2").
         max_seq_len: the encoding's maximum length.
         teacher_id: a human-readable name of the teacher (e.g. its run dir).
+        cased: the tokenizer's casing, recorded so that new text can be
+            encoded for the student the same way.
         batch_size: teacher batch size.
         verbose: show a progress bar per split.
 
@@ -349,14 +354,18 @@ def generate_materials(
     vocab = [str(token) for token in vocab]
     matrix = np.asarray(keras.ops.convert_to_numpy(teacher.get_layer("Embedding-Token").embeddings.value), np.float32)
     if matrix.shape[0] != len(vocab):
-        raise DataError(f"the vocabulary has {len(vocab)} tokens but the teacher's embedding has {matrix.shape[0]} rows")
+        raise DataError(
+            f"the vocabulary has {len(vocab)} tokens but the teacher's embedding has {matrix.shape[0]} rows"
+        )
     num_labels = int(teacher.output_shape[-1])
     encoded = {name: _check_encoded(name, split, max_seq_len) for name, split in splits.items()}
     for name, arrays in encoded.items():
-        if arrays["x"].size and int(arrays["x"].max()) >= len(vocab):
-            raise DataError(f"split {name!r}: token id {int(arrays['x'].max())} is outside the vocabulary ({len(vocab)})")
-        if int(arrays["label"].max(initial=-1)) >= num_labels:
-            raise DataError(f"split {name!r}: label {int(arrays['label'].max())} is outside the teacher's {num_labels} labels")
+        top_id = int(arrays["x"].max(initial=0))
+        if top_id >= len(vocab):
+            raise DataError(f"split {name!r}: token id {top_id} is outside the vocabulary ({len(vocab)})")
+        top_label = int(arrays["label"].max(initial=-1))
+        if top_label >= num_labels:
+            raise DataError(f"split {name!r}: label {top_label} is outside the teacher's {num_labels} labels")
 
     logger.info("hashing the teacher's weights")
     identity = {
@@ -365,6 +374,7 @@ def generate_materials(
         "kbert_version": kbert.__version__,
         "task": task,
         "max_seq_len": int(max_seq_len),
+        "cased": bool(cased),
         "num_labels": num_labels,
         "teacher": {"id": str(teacher_id), "sha256": teacher_sha256(teacher)},
         "vocab": {"size": len(vocab), "sha256": vocab_sha256(vocab)},

@@ -54,7 +54,11 @@ def teacher():
 @pytest.fixture(scope="module")
 def splits():
     rng = np.random.default_rng(7)
-    return {"train": make_split(rng, 40, pair=True), "dev": make_split(rng, 12), "augmented": make_split(rng, 20, labeled=False)}
+    return {
+        "train": make_split(rng, 40, pair=True),
+        "dev": make_split(rng, 12),
+        "augmented": make_split(rng, 20, labeled=False),
+    }
 
 
 def generate(teacher, splits, out_dir, batch_size=64):

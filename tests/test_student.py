@@ -145,7 +145,7 @@ def test_model_config_round_trip(student):
 
 
 def test_embedding_starts_from_teacher(matrix):
-    model = build_student(matrix, C, variant="multichannel")
+    model = build_student(matrix, C, variant="multichannel", filters=2)
     emb = model.get_layer("Student-Embedding")
     np.testing.assert_array_equal(to_numpy(emb.embeddings), matrix)
     np.testing.assert_array_equal(to_numpy(emb.static_embeddings), matrix)
@@ -153,14 +153,14 @@ def test_embedding_starts_from_teacher(matrix):
 
 @pytest.mark.parametrize("variant, trainable", [("static", 0), ("non-static", 1), ("multichannel", 1)])
 def test_variants_freeze_the_right_channel(matrix, variant, trainable):
-    model = build_student(matrix, C, variant=variant)
+    model = build_student(matrix, C, variant=variant, filters=2)
     emb = model.get_layer("Student-Embedding")
     assert len(emb.trainable_weights) == trainable
     assert len(emb.weights) == (2 if variant == "multichannel" else 1)
 
 
 def test_projection_to_smaller_embedding(matrix):
-    model = build_student(matrix, C, embedding_dim=3)
+    model = build_student(matrix, C, embedding_dim=3, filters=2)
     table = to_numpy(model.get_layer("Student-Embedding").embeddings)
     assert table.shape == (V, 3)
     # The principal-axis coordinates keep the centred rows' pairwise inner products

@@ -13,7 +13,7 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
     parser.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="Adam's step size")
     parser.add_argument("--alpha", type=float, default=_DEFAULTS.alpha,
-                        help="weight of the gold-label cross-entropy; 0 (default) trains on the teacher's logits only")
+                        help="weight of the gold-label cross-entropy; 0 (default): the teacher's logits only")
     parser.add_argument("--loss", choices=LOSSES, default=_DEFAULTS.loss,
                         help="mse: between logits (Tang et al.); kl: between temperature-softened outputs")
     parser.add_argument("--temperature", type=float, default=_DEFAULTS.temperature, help="for --loss kl")

@@ -1,8 +1,9 @@
 """`kbert materials --model RUN_DIR --task SST-2 --out DIR`: run a fine-tuned
 teacher over a GLUE task and store what it says (see `kbert.materials`).
 
-RUN_DIR is a fine-tuning run: `model.keras` (a `BertModel` with a
-classifier), `vocab.txt`, and `run.json` (read: "max_seq_len", "cased").
+RUN_DIR is a fine-tuning run (`kbert finetune`): `model.keras` (a
+`BertModel` with a classifier), `vocab.txt`, and `run.json` (read: the task,
+and the options' max_seq_len and cased).
 With `--augment N`, up to N augmented copies of each training sentence
 (`kbert.augment`) become the "augmented" split, labelled by the teacher.
 """
@@ -15,7 +16,7 @@ SPLITS = ("train", "dev", "test")
 
 def add_arguments(parser):
     parser.add_argument("--model", required=True, help="fine-tuned run directory (model.keras, vocab.txt, run.json)")
-    parser.add_argument("--task", required=True, help="GLUE task, e.g. SST-2")
+    parser.add_argument("--task", help="GLUE task, e.g. SST-2 (default: the run's)")
     parser.add_argument("--out", required=True, help="materials directory (re-runs skip complete splits)")
     parser.add_argument("--data-dir", help="GLUE data directory (default: $GLUE_DIR)")
     parser.add_argument("--splits", default=",".join(SPLITS), help="comma-separated (default: %(default)s)")
@@ -103,11 +104,18 @@ def run(args):
     from kbert.tokenization import Tokenizer
 
     teacher, vocab, run_info, vocab_path = _load_run(args.model)
-    processor = get_processor(args.task)
+    options = run_info.get("options", {})
+    task = args.task or run_info.get("task") or options.get("task")
+    if not task:
+        raise ConfigError(f"{args.model}: the run names no task; pass --task")
+    processor = get_processor(task)
+    if run_info.get("task") and run_info["task"] != processor.name:
+        raise ConfigError(f"{args.model}: the teacher was fine-tuned on {run_info['task']}, not {processor.name}")
     if processor.is_regression:
         raise ConfigError(f"{processor.name} is a regression task; the CNN student distils classifiers only")
-    max_len = args.max_seq_len or int(run_info.get("max_seq_len", 128))
-    tokenizer = Tokenizer.from_vocab_file(vocab_path, cased=bool(run_info.get("cased", False)))
+    max_len = args.max_seq_len or int(run_info.get("max_seq_len") or options.get("max_seq_len", 128))
+    cased = bool(run_info.get("cased", options.get("cased", False)))
+    tokenizer = Tokenizer.from_vocab_file(vocab_path, cased=cased)
     data_dir = resolve_data_dir(args.data_dir)
 
     splits = {}
@@ -135,7 +143,7 @@ def run(args):
 
     manifest = generate_materials(
         teacher, splits, args.out, vocab=vocab, task=processor.name, max_seq_len=max_len,
-        teacher_id=os.path.abspath(args.model), batch_size=args.batch_size,
+        teacher_id=os.path.abspath(args.model), cased=cased, batch_size=args.batch_size,
     )
     for name, entry in manifest["splits"].items():
         print(f"{name}: {entry['count']} rows, {entry.get('seconds')} s, {entry.get('items_per_second')} it/s")

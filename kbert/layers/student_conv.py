@@ -34,8 +34,10 @@ class StudentConv(keras.layers.Layer):
             activation="relu",
             name="conv",
         )
-        padded = (input_shape[0], None if input_shape[1] is None else input_shape[1] + 2 * (self.kernel_size - 1), input_shape[2])
-        self.conv.build(padded)
+        length = input_shape[1]
+        if length is not None:
+            length += 2 * (self.kernel_size - 1)
+        self.conv.build((input_shape[0], length, input_shape[2]))
 
     def call(self, vectors):
         pad = self.kernel_size - 1

@@ -1,0 +1,84 @@
+"""`kbert materials` end to end: a tiny fine-tuning run dir and GLUE files -> materials -> distill."""
+
+import argparse
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kbert.commands import distill as distill_command
+from kbert.commands import materials as materials_command
+from kbert.config import BertConfig
+from kbert.materials import load_materials
+from kbert.model import BertModel
+
+WORDS = "a fine moving film dull plot goes nowhere sadly the cast is great boring".split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+TRAIN = ["a fine moving film", "dull plot goes nowhere", "the cast is great", "boring , sadly", "great film"]
+DEV = ["a great film", "dull and boring"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """The files of a fine-tuning run that `kbert materials` reads."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16)
+    BertModel(config, num_labels=2).save(run / "model.keras")
+    (run / "vocab.txt").write_text("".join(f"{token}\n" for token in VOCAB))
+    (run / "run.json").write_text(json.dumps(
+        {"kind": "teacher", "task": "SST-2", "options": {"task": "SST-2", "max_seq_len": 12, "cased": False}}))
+    return run
+
+
+@pytest.fixture
+def glue_dir(tmp_path):
+    task = tmp_path / "glue" / "SST-2"
+    task.mkdir(parents=True)
+    (task / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(TRAIN)))
+    (task / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(DEV)))
+    return tmp_path / "glue"
+
+
+def parse(module, argv):
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
+    out = tmp_path / "materials"
+    materials_command.run(parse(materials_command, [
+        "--model", str(run_dir), "--out", str(out), "--data-dir", str(glue_dir),
+        "--splits", "train,dev", "--augment", "4", "--seed", "1",
+    ]))
+    printed = capsys.readouterr().out
+    assert "extra teacher passes over train" in printed
+
+    materials = load_materials(str(out), vocab=VOCAB)
+    assert set(materials.splits) == {"train", "dev", "augmented"}
+    assert materials.manifest["task"] == "SST-2" and materials.manifest["max_seq_len"] == 12
+    train = materials.splits["train"]
+    assert list(train.sentence) == TRAIN and list(train.label) == [0, 1, 0, 1, 0]
+    first = [VOCAB[i] for i in train.x[0, : train.length[0]]]
+    assert first == ["[CLS]", "a", "fine", "moving", "film", "[SEP]"]
+    augmented = materials.splits["augmented"]
+    assert len(augmented) > 0 and (augmented.label == -1).all()
+    # "[MASK]" in an augmented sentence is the mask token, not "[", "mask", "]".
+    for sentence, ids, length in zip(augmented.sentence, augmented.x, augmented.length):
+        assert ("[MASK]" in sentence) == (4 in ids[:length])
+
+    student_dir = tmp_path / "student"
+    distill_command.run(parse(distill_command, [
+        "--materials", str(out), "--out", str(student_dir), "--epochs", "1", "--batch-size", "8",
+        "--variant", "multichannel", "--embedding-dim", "4",
+    ]))
+    assert "best epoch 1 of 1" in capsys.readouterr().out
+    config = json.loads((student_dir / "config.json").read_text())
+    assert config["student"]["variant"] == "multichannel" and config["student"]["embedding_dim"] == 4
+    run = json.loads((student_dir / "run.json").read_text())
+    assert run["kind"] == "student" and run["task"] == "SST-2" and run["max_seq_len"] == 12
+    assert (student_dir / "vocab.txt").read_text().split("\n")[:-1] == VOCAB
+    assert isinstance(keras.saving.load_model(student_dir / "student.keras").predict(train.x, verbose=0), np.ndarray)
