@@ -25,10 +25,11 @@ demo: $(VENV)/.installed-demo
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/kbert run --task SST-2
 
 # The whole suite on every backend; tests marked keras_free (no Keras in
-# them) run once, with the first backend.
+# them) or single_backend (a subprocess pins its own backend, or a slow smoke
+# run) run once, with the first backend.
 test: $(VENV)/.installed-test
 	@set -e; first=1; for backend in $(BACKENDS); do \
-	  if [ $$first = 1 ]; then select=""; else select="not keras_free"; fi; \
+	  if [ $$first = 1 ]; then select=""; else select="not keras_free and not single_backend"; fi; \
 	  echo "== KERAS_BACKEND=$$backend"; \
 	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -m "$$select" $(PYTEST_ARGS); \
 	  first=0; \

@@ -169,7 +169,8 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     keras.utils.set_random_seed(options.seed)
     _distribution(distribute, options.batch_size)
 
-    model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels)
+    # keras-bert semantics: trainable defaults to `training` (False here).
+    model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True)
     if model.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
     vocab_file = os.path.join(output, "vocab.txt")
