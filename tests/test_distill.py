@@ -23,7 +23,7 @@ from kbert.materials import EncodedSplit, generate_materials
 from kbert.model import BertModel
 from kbert.student import StudentModel, build_student
 
-V, H, C, T = 60, 16, 2, 12
+V, H, C, T = 60, 16, 2, 8  # T = 8: one batch width, so JAX compiles each step once
 VOCAB = ["[PAD]"] + [f"w{i}" for i in range(1, V)]
 
 

@@ -30,13 +30,15 @@ def token_batch(rng, lengths, width):
     return x
 
 
-@pytest.fixture
-def matrix(rng):
-    return rng.normal(size=(V, H)).astype(np.float32)
+@pytest.fixture(scope="module")
+def matrix():
+    return np.random.default_rng(99).normal(size=(V, H)).astype(np.float32)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def student(matrix):
+    # Shared: building a model eagerly is most of a small test's time on JAX.
+    # No test here depends on its weights' values, only on its structure.
     return build_student(matrix, C, filters=6)
 
 
@@ -219,8 +221,7 @@ def test_keras_file_reloads_on_another_backend(matrix, rng, tmp_path):
     model.save(tmp_path / "student.keras")
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", keras.ops.convert_to_numpy(model(x)))
-    backends = ["jax", "tensorflow", "torch"]
-    other = backends[(backends.index(keras.backend.backend()) + 1) % 3]
+    other = {"jax": "torch", "torch": "tensorflow", "tensorflow": "jax"}[keras.backend.backend()]
     env = dict(os.environ, KERAS_BACKEND=other, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, "-c", _RELOAD, str(tmp_path / "student.keras"), str(tmp_path / "x.npy"),
