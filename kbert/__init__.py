@@ -4,42 +4,43 @@
     model = load_checkpoint("uncased_L-12_H-768_A-12/")     # Google's original
     model = load_checkpoint("minilm-l6", num_labels=2)      # a preset (HF safetensors)
 
-Names are imported on first use, so `import kbert.glue` or `kbert --help`
-does not pay for Keras.
+Importing kbert registers its Keras layers, models and schedules, so
+`keras.saving.load_model` reads kbert's `.keras` files after `import kbert`.
 """
-
-import importlib
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_EXPORTS = {
-    "BertConfig": "kbert.config",
-    "BertModel": "kbert.model",
-    "CheckpointError": "kbert.errors",
-    "ConfigError": "kbert.errors",
-    "DataError": "kbert.errors",
-    "KbertError": "kbert.errors",
-    "PRESETS": "kbert.presets",
-    "Tokenizer": "kbert.tokenization",
-    "export_checkpoint": "kbert.weights.export",
-    "CheckpointWarning": "kbert.weights.loading",
-    "LoadReport": "kbert.weights.loading",
-    "checkpoint_mapping": "kbert.weights.loading",
-    "load_checkpoint": "kbert.weights.loading",
-    "load_trained_model_from_checkpoint": "kbert.weights.loading",
-}
+from kbert import layers, optimization  # noqa: F401  (registers Keras objects)
+from kbert.config import BertConfig
+from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
+from kbert.model import BertModel
+from kbert.presets import PRESETS
+from kbert.student import StudentModel, build_student
+from kbert.tokenization import Tokenizer
+from kbert.weights.export import export_checkpoint
+from kbert.weights.loading import (
+    CheckpointWarning,
+    LoadReport,
+    checkpoint_mapping,
+    load_checkpoint,
+    load_trained_model_from_checkpoint,
+)
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kbert' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__ = [
+    "BertConfig",
+    "BertModel",
+    "CheckpointError",
+    "CheckpointWarning",
+    "ConfigError",
+    "DataError",
+    "KbertError",
+    "LoadReport",
+    "PRESETS",
+    "StudentModel",
+    "Tokenizer",
+    "build_student",
+    "checkpoint_mapping",
+    "export_checkpoint",
+    "load_checkpoint",
+    "load_trained_model_from_checkpoint",
+]

@@ -25,11 +25,15 @@ def length_buckets(lengths, batch_size, width_limit, multiple=WIDTH_MULTIPLE):
         yield rows, bucket_width(lengths[rows].max(), width_limit, multiple)
 
 
-def predict_bucketed(model, arrays, lengths, *, batch_size=64, progress=None):
+def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=None):
     """`model` outputs for rows of `arrays` ([N, T] each), in the rows' order.
 
-    `progress`: a tqdm bar to advance by rows (or None).
+    `lengths` default to the non-zero ids of `arrays[0]`; `progress`: a tqdm
+    bar to advance by rows (or None).
     """
+    arrays = [np.asarray(a) for a in arrays]
+    if lengths is None:
+        lengths = (arrays[0] != 0).sum(axis=1)
     n = len(lengths)
     out = None
     for rows, width in length_buckets(lengths, batch_size, arrays[0].shape[1]):
@@ -44,51 +48,70 @@ def predict_bucketed(model, arrays, lengths, *, batch_size=64, progress=None):
 
 
 class BucketedBatches(keras.utils.PyDataset):
-    """Training batches: shuffled each epoch (seeded by seed and epoch),
-    grouped by length within windows of `window` batches, trimmed, and
-    always full: the last batch is topped up with rows of weight 0, so that
-    data-parallel devices split every batch evenly and the loss is unchanged.
+    """Training batches: shuffled each epoch (the order depends only on seed
+    and epoch, so a resumed run replays it), grouped by length within
+    windows of `window` batches, each trimmed to its longest row.
 
-    Yields `((token_ids, segment_ids), labels, sample_weight)`.
+    `inputs` is one [N, T] array or a tuple of them (token ids first: their
+    lengths are `lengths`).  With `fill=True` the last batch is topped up with
+    rows of weight 0, so every batch is full (data-parallel devices split it
+    evenly) and the loss is unchanged; batches are then
+    `(inputs, targets, sample_weight)`, else `(inputs, targets)`.
     """
 
-    def __init__(self, token_ids, segment_ids, lengths, labels, *, batch_size, seed, window=50):
+    def __init__(self, inputs, targets, lengths, *, batch_size, seed, epoch=0, fill=False, window=50):
         super().__init__()
-        self.token_ids, self.segment_ids = token_ids, segment_ids
-        self.lengths, self.labels = np.asarray(lengths), labels
-        self.batch_size, self.seed, self.window = batch_size, seed, window
-        self.set_epoch(0)
+        self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        self.targets, self.lengths = targets, np.asarray(lengths)
+        self.batch_size, self.seed, self.fill, self.window = batch_size, seed, fill, window
+        self.set_epoch(epoch)
 
     def set_epoch(self, epoch):
-        """Fix the batch order of `epoch`; resuming at epoch e replays it exactly."""
+        """Fix the batch order of `epoch`."""
+        self.epoch = epoch
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.lengths))
-        pad = -len(order) % self.batch_size
-        weights = np.ones(len(order) + pad, np.float32)
+        weights = np.ones(len(order), np.float32)
+        pad = -len(order) % self.batch_size if self.fill else 0
         if pad:
             order = np.concatenate([order, order[:pad]])
-            weights[-pad:] = 0.0
+            weights = np.concatenate([weights, np.zeros(pad, np.float32)])
         span = self.batch_size * self.window
         batches = []
         for start in range(0, len(order), span):
             chunk = np.arange(start, min(start + span, len(order)))
             chunk = chunk[np.argsort(self.lengths[order[chunk]], kind="stable")]
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
-        rng.shuffle(batches)
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        # Keras' TensorFlow trainer fixes the tf.data signature from the first
+        # two batches: if their widths were equal, a wider batch later would
+        # fail.  Bring a batch of another width to second place.
+        widths = [self._width(order[b]) for b in batches]
+        other = next((i for i, w in enumerate(widths) if w != widths[0]), None)
+        if other is not None and len(batches) > 2:
+            batches[1], batches[other] = batches[other], batches[1]
         self._batches = [(order[b], weights[b]) for b in batches]
+
+    def _width(self, rows):
+        return bucket_width(self.lengths[rows].max(), self.inputs[0].shape[1])
 
     def __len__(self):
         return len(self._batches)
 
     def __getitem__(self, index):
         rows, weights = self._batches[index]
-        width = bucket_width(self.lengths[rows].max(), self.token_ids.shape[1])
-        x = (self.token_ids[rows, :width], self.segment_ids[rows, :width])
-        return x, self.labels[rows], weights
+        width = self._width(rows)
+        x = tuple(a[rows, :width] for a in self.inputs)
+        x = x if len(x) > 1 else x[0]
+        return (x, self.targets[rows], weights) if self.fill else (x, self.targets[rows])
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
 
 
 class EpochOrder(keras.callbacks.Callback):
-    """Tell a `BucketedBatches` which epoch is starting (also after a resume)."""
+    """Tell a `BucketedBatches` which epoch is starting: after a
+    BackupAndRestore resume, the epoch is only known once fit has begun."""
 
     def __init__(self, batches):
         super().__init__()

@@ -21,6 +21,9 @@ COMMANDS = (
     ("records-to-text", "records_to_text", "print a feature-cache .tf_record as text"),
     ("finetune", "finetune", "fine-tune a classifier on a GLUE task (the teacher)"),
     ("evaluate", "evaluate", "evaluate a fine-tuned run or a student on dev or a labeled TSV"),
+    ("materials", "materials", "run a fine-tuned teacher over a task and store its teaching materials"),
+    ("distill", "distill", "distill teaching materials into the CNN student"),
+    ("run", "run", "the whole pipeline: fine-tune, evaluate, materials, distill, time, report"),
 )
 
 

@@ -58,7 +58,8 @@ import numpy as np
 import kbert
 from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
-from kbert.materials import WIDTH_MULTIPLE, length_buckets, load_materials, vocab_sha256, write_json
+from kbert.batching import BucketedBatches, predict_bucketed
+from kbert.materials import load_materials, vocab_sha256, write_json
 from kbert.student import StudentModel, build_student
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ logger = logging.getLogger(__name__)
 LOSSES = ("mse", "kl")
 # Batches are formed within chunks of this many batches: shuffled first,
 # then sorted by length, so batches are of even length yet differ per epoch.
-CHUNK_BATCHES = 50
 
 
 @dataclasses.dataclass
@@ -190,66 +190,9 @@ def pack_targets(labels, logits):
 # ---------------------------------------------------------------- batches
 
 
-class BucketedBatches(keras.utils.PyDataset):
-    """Length-bucketed, shuffled training batches, trimmed to their longest row.
-
-    Epoch e's order depends only on (seed, e), so a resumed run sees the
-    batches an uninterrupted one would have.
-    """
-
-    def __init__(self, x, targets, lengths, batch_size, seed, epoch=0):
-        super().__init__()
-        self.x, self.targets, self.lengths = x, targets, np.asarray(lengths)
-        self.batch_size, self.seed, self.epoch = batch_size, seed, epoch
-        self._plan()
-
-    def _plan(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.x))
-        chunk = self.batch_size * CHUNK_BATCHES
-        batches = []
-        for start in range(0, len(order), chunk):
-            rows = order[start : start + chunk]
-            rows = rows[np.argsort(self.lengths[rows], kind="stable")]
-            batches.extend(rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size))
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-        # Keras' TensorFlow trainer fixes the tf.data signature from the
-        # first two batches; if their widths are equal, the width would be
-        # fixed too and a wider batch later would fail.  Bring a batch of
-        # another width to second place (a no-op when all are alike).
-        widths = [self._width(rows) for rows in batches]
-        other = next((i for i, w in enumerate(widths) if w != widths[0]), None)
-        if other is not None and len(batches) > 2:
-            batches[1], batches[other] = batches[other], batches[1]
-        self.batches = batches
-
-    def _width(self, rows):
-        longest = max(int(self.lengths[rows].max()), 1)
-        return min(-(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE, self.x.shape[1])
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, index):
-        rows = self.batches[index]
-        return self.x[rows, :self._width(rows)], self.targets[rows]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._plan()
-
-
 def predict_logits(model, x, lengths=None, batch_size=256):
     """The student's logits [N, C] for token ids [N, T], in length buckets."""
-    x = np.asarray(x, np.int32)
-    lengths = (x != 0).sum(axis=1) if lengths is None else np.asarray(lengths)
-    out = None
-    for rows, width in length_buckets(lengths, batch_size, x.shape[1]):
-        batch = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(x[rows, :width])), np.float32)
-        if out is None:
-            out = np.zeros((len(x), batch.shape[1]), np.float32)
-        out[rows] = batch
-    return out
+    return predict_bucketed(model, [np.asarray(x, np.int32)], lengths, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -433,7 +376,8 @@ def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **o
 
     x, targets, lengths = _training_rows(materials, config)
     if state["epoch"] < config.epochs:
-        batches = BucketedBatches(x, targets, lengths, config.batch_size, config.seed, epoch=state["epoch"])
+        batches = BucketedBatches(x, targets, lengths, batch_size=config.batch_size, seed=config.seed,
+                                  epoch=state["epoch"])
         model.fit(
             batches,
             epochs=config.epochs,

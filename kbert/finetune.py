@@ -182,8 +182,8 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
 
     labels = train.labels.astype("float32")[:, None] if processor.is_regression else train.labels
     batches = BucketedBatches(
-        train.input_ids, train.segment_ids, train.lengths, labels,
-        batch_size=options.batch_size, seed=options.seed,
+        (train.input_ids, train.segment_ids), labels, train.lengths,
+        batch_size=options.batch_size, seed=options.seed, fill=True,
     )
     total_steps = len(batches) * options.epochs
     model.compile(

@@ -56,6 +56,7 @@ import keras
 import numpy as np
 
 import kbert
+from kbert.batching import predict_bucketed
 from kbert.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,6 @@ SHARED = "shared.npz"
 # Rounding each batch's width up to a multiple of this keeps the number of
 # distinct input shapes small, so JAX and tf.function compile a handful of
 # programs instead of one per sentence length.
-WIDTH_MULTIPLE = 8
 
 SPLIT_ARRAYS = {
     # name: (dtype kind check, ndim or None for "1 or 2")
@@ -207,21 +207,6 @@ def _write_npz(path, arrays):
 # ---------------------------------------------------------------- batching
 
 
-def length_buckets(lengths, batch_size, width_limit, multiple=WIDTH_MULTIPLE):
-    """Yield (row indices, width): batches of similar length, shortest first.
-
-    Sorting by length lets each batch be trimmed to its own longest row
-    (rounded up to `multiple`, at most `width_limit`) instead of the
-    split's, which for GLUE sentences saves most of the teacher's work.
-    """
-    lengths = np.asarray(lengths)
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        longest = max(int(lengths[rows].max()), 1)
-        yield rows, min(-(-longest // multiple) * multiple, width_limit)
-
-
 def softmax(logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
@@ -232,17 +217,8 @@ def run_teacher(teacher, token_ids, segment_ids, lengths, *, batch_size=64, desc
     """Teacher logits float32 [N, C] in the rows' order, via length buckets."""
     from tqdm.auto import tqdm
 
-    n = len(token_ids)
-    logits = None
-    with tqdm(total=n, desc=desc, unit="item", disable=not verbose, leave=True) as bar:
-        for rows, width in length_buckets(lengths, batch_size, token_ids.shape[1]):
-            batch = teacher.predict_on_batch([token_ids[rows, :width], segment_ids[rows, :width]])
-            batch = np.asarray(keras.ops.convert_to_numpy(batch), dtype=np.float32)
-            if logits is None:
-                logits = np.zeros((n,) + batch.shape[1:], dtype=np.float32)
-            logits[rows] = batch  # back to the original order
-            bar.update(len(rows))
-    return logits
+    with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
+        return predict_bucketed(teacher, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar)
 
 
 # ---------------------------------------------------------------- generation
@@ -555,3 +531,73 @@ def load_materials(directory, *, splits=None, vocab=None):
                 raise DataError(f"{manifest_path}: split {name!r} is missing or incomplete")
     loaded = {name: _load_split(directory, name, entries[name], manifest) for name in names}
     return Materials(directory, manifest, tokens, shared["embedding"], loaded)
+
+
+# ---------------------------------------------------------------- from a run
+
+
+def materials_from_run(run_dir, out_dir, *, task=None, data_dir=None, splits=("train", "dev", "test"),
+                       max_seq_len=None, augment=0, seed=0, batch_size=64, verbose=True):
+    """Teaching materials of a fine-tuning run (`kbert finetune`) on a GLUE task.
+
+    Reads the run's `model.keras`, `vocab.txt` and `run.json` (task,
+    max_seq_len, casing), encodes each split as the teacher's features were
+    encoded, adds `augment` Tang et al. copies per training sentence as the
+    "augmented" split, and calls `generate_materials`.  Returns the manifest.
+    """
+    from kbert import augment as augmentation
+    from kbert.errors import ConfigError
+    from kbert.evaluation import load_run_model
+    from kbert.glue import get_processor, resolve_data_dir
+    from kbert.tokenization import Tokenizer, load_vocab
+
+    teacher, run, _ = load_run_model(run_dir)
+    if run.get("kind") != "teacher":
+        raise ConfigError(f"{run_dir}: a {run.get('kind')!r} run; materials need a fine-tuned teacher")
+    options = run.get("options", {})
+    processor = get_processor(task or run.get("task") or options.get("task"))
+    if run.get("task") and run["task"] != processor.name:
+        raise ConfigError(f"{run_dir}: the teacher was fine-tuned on {run['task']}, not {processor.name}")
+    if processor.is_regression:
+        raise ConfigError(f"{processor.name} is a regression task; the CNN student distils classifiers only")
+    max_len = max_seq_len or int(run.get("max_seq_len") or options.get("max_seq_len", 128))
+    cased = bool(run.get("cased", options.get("cased", False)))
+    vocab_path = os.path.join(run_dir, "vocab.txt")
+    token_dict = load_vocab(vocab_path)
+    # Augmented sentences carry a literal [MASK] word: keep it one token.
+    tokenizer = Tokenizer(token_dict, cased=cased, never_split=(augmentation.MASK,))
+    data_dir = resolve_data_dir(data_dir)
+
+    def encode(firsts, seconds, labels):
+        batch = tokenizer.encode_batch(firsts, seconds, max_len=max_len)
+        sentences = np.asarray(firsts if seconds is None else list(zip(firsts, seconds)), dtype=str)
+        return EncodedSplit(batch.token_ids, batch.segment_ids, np.asarray(labels, np.int32), sentences,
+                            batch.lengths)
+
+    encoded, train = {}, None
+    for name in splits:
+        examples = processor.examples(data_dir, name)
+        firsts = [e.text_a for e in examples]
+        seconds = [e.text_b for e in examples] if any(e.text_b is not None for e in examples) else None
+        labels = [-1 if e.label is None else processor.label_id(e.label) for e in examples]
+        encoded[name] = encode(firsts, seconds, labels)
+        if name == "train":
+            train = (firsts, seconds)
+    if augment:
+        if train is None:
+            raise ConfigError("augment needs the train split")
+        firsts, seconds = train
+        sources = firsts if seconds is None else list(zip(firsts, seconds))
+        copies = [text for _, text in augmentation.augment(sources, augment, seed)]
+        encoded["augmented"] = encode(
+            [c if seconds is None else c[0] for c in copies],
+            None if seconds is None else [c[1] for c in copies],
+            [-1] * len(copies),
+        )
+        logger.info("augmented: %d sentences, %.2f extra teacher passes over train",
+                    len(copies), augmentation.expected_passes(len(firsts), len(copies)))
+    vocab = [token for token, _ in sorted(token_dict.items(), key=lambda item: item[1])]
+    return generate_materials(
+        teacher, encoded, out_dir, vocab=vocab, task=processor.name, max_seq_len=max_len,
+        teacher_id=os.path.abspath(run_dir), cased=cased, batch_size=batch_size, verbose=verbose,
+    )

@@ -11,10 +11,10 @@ import pytest
 import kbert
 from kbert.config import BertConfig
 from kbert.errors import DataError
+from kbert.batching import length_buckets
 from kbert.materials import (
     EncodedSplit,
     generate_materials,
-    length_buckets,
     load_materials,
     run_teacher,
     vocab_sha256,

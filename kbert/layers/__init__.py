@@ -7,6 +7,9 @@ from kbert.layers.masked_output import MaskedOutput
 from kbert.layers.multi_head_self_attention import MultiHeadSelfAttention
 from kbert.layers.padding_mask import PaddingMask
 from kbert.layers.position_embedding import PositionEmbedding
+from kbert.layers.student_conv import StudentConv
+from kbert.layers.student_embedding import StudentEmbedding
+from kbert.layers.student_pool import StudentPool
 from kbert.layers.token_embedding import TokenEmbedding
 
 __all__ = [
@@ -17,5 +20,8 @@ __all__ = [
     "MultiHeadSelfAttention",
     "PaddingMask",
     "PositionEmbedding",
+    "StudentConv",
+    "StudentEmbedding",
+    "StudentPool",
     "TokenEmbedding",
 ]
