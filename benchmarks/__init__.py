@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by hand (`python benchmarks/throughput.py --help`)."""
