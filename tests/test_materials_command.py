@@ -82,3 +82,23 @@ def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
     assert run["kind"] == "student" and run["task"] == "SST-2" and run["max_seq_len"] == 12
     assert (student_dir / "vocab.txt").read_text().split("\n")[:-1] == VOCAB
     assert isinstance(keras.saving.load_model(student_dir / "student.keras").predict(train.x, verbose=0), np.ndarray)
+
+
+def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
+    """`kbert evaluate --model STUDENT_DIR --file DEV`: the teacher's report
+    shape, with an accuracy equal to the student's own predictions."""
+    from kbert.evaluation import evaluate
+    from kbert.materials import materials_from_run
+    from kbert.distill import distill
+    from kbert.tokenization import Tokenizer
+
+    materials_from_run(str(run_dir), str(tmp_path / "m"), data_dir=str(glue_dir), splits=("train", "dev"),
+                       verbose=False)
+    distill(str(tmp_path / "m"), str(tmp_path / "s"), epochs=1, batch_size=4, verbose=0)
+    result = evaluate(str(tmp_path / "s"), file=str(glue_dir / "SST-2" / "dev.tsv"), verbose=False)
+    text = (tmp_path / "s" / "eval_results_dev.txt").read_text()
+    assert {line.split(" = ")[0] for line in text.splitlines()} == {"eval_accuracy", "eval_loss", "global_step", "loss"}
+    student = keras.saving.load_model(tmp_path / "s" / "student.keras")
+    ids = Tokenizer.from_vocab_file(str(run_dir / "vocab.txt")).encode_batch(DEV, max_len=12).token_ids
+    expected = np.mean(np.argmax(student.predict(ids, verbose=0), -1) == np.arange(len(DEV)) % 2)
+    assert result["metrics"]["eval_accuracy"] == pytest.approx(expected)
