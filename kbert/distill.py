@@ -49,7 +49,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 
 import keras
@@ -59,7 +58,8 @@ import kbert
 from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
 from kbert.batching import BucketedBatches, predict_bucketed
-from kbert.materials import load_materials, vocab_sha256, write_json
+from kbert.atomic import atomic_output, save_model_atomic, write_json, write_text_atomic
+from kbert.materials import load_materials, vocab_sha256
 from kbert.student import StudentModel, build_student
 
 logger = logging.getLogger(__name__)
@@ -198,27 +198,9 @@ def predict_logits(model, x, lengths=None, batch_size=256):
 # ---------------------------------------------------------------- checkpoints
 
 
-def _save_model(model, path):
-    """model.save to a temporary .keras beside `path`, then move it in place."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_weights(model, path):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _dev_scores(model, split):
@@ -261,7 +243,7 @@ class _EpochEnd(keras.callbacks.Callback):
             stale.append(self.state.get("best_weights"))
             self.state.update(best_score=score, best_epoch=epoch + 1, best_weights=best)
         name = f"epoch-{epoch + 1}.keras"
-        _save_model(self.model, os.path.join(self.checkpoint_dir, name))
+        save_model_atomic(self.model, os.path.join(self.checkpoint_dir, name))
         stale.append(self.state.get("checkpoint"))
         self.state.update(epoch=epoch + 1, checkpoint=name)
         self.state["history"].append(record)
@@ -393,7 +375,7 @@ def _finish(out_dir, model, config, state, identity, vocab):
     best = StudentModel.from_config(model.get_config())
     best.load_weights(os.path.join(out_dir, "checkpoint", state["best_weights"]))
     path = os.path.join(out_dir, "student.keras")
-    _save_model(best, path)
+    save_model_atomic(best, path)
     record = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
     summary = {
         "best_epoch": state["best_epoch"],
@@ -416,9 +398,7 @@ def _finish(out_dir, model, config, state, identity, vocab):
 
 def _write_run_record(out_dir, identity, summary, vocab):
     """run.json and vocab.txt in the layout of a fine-tuning run, kind "student"."""
-    with open(os.path.join(out_dir, ".vocab.txt.tmp"), "w", encoding="utf-8") as f:
-        f.write("".join(f"{token}\n" for token in vocab))
-    os.replace(os.path.join(out_dir, ".vocab.txt.tmp"), os.path.join(out_dir, "vocab.txt"))
+    write_text_atomic(os.path.join(out_dir, "vocab.txt"), "".join(f"{token}\n" for token in vocab))
     write_json(os.path.join(out_dir, "run.json"), {
         "kind": "student",
         "status": "complete",

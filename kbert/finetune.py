@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from kbert.atomic import save_model_atomic, write_json
 from kbert.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -53,21 +54,6 @@ class FinetuneOptions:
             raise ConfigError("--max-train-examples must be at least 1")
         if not self.learning_rate > 0:
             raise ConfigError("--learning-rate must be positive")
-
-
-def write_json(path, value):
-    """Atomic JSON write (temp file + rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def read_run(run_dir):
@@ -214,8 +200,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     )
     seconds = time.perf_counter() - started
 
-    model.save(os.path.join(output, "model.keras.tmp.keras"))
-    os.replace(os.path.join(output, "model.keras.tmp.keras"), os.path.join(output, "model.keras"))
+    save_model_atomic(model, os.path.join(output, "model.keras"))
     export_checkpoint(model, os.path.join(output, "checkpoint"), vocab_file=vocab_file, overwrite=True)
     run.update(
         status="complete",

@@ -48,7 +48,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 import zipfile
 
@@ -56,6 +55,7 @@ import keras
 import numpy as np
 
 import kbert
+from kbert.atomic import atomic_output, write_json
 from kbert.batching import predict_bucketed
 from kbert.errors import DataError
 
@@ -178,30 +178,10 @@ def _arrays_sha256(*arrays):
 # ---------------------------------------------------------------- atomic writes
 
 
-def _atomic_write(path, write):
-    """Call write(file) on a temporary file beside `path`, then move it in place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json(path, value):
-    """Write JSON atomically (shared with `kbert.distill`)."""
-    _atomic_write(path, lambda f: f.write((json.dumps(value, indent=2, sort_keys=True) + "\n").encode()))
-
-
 def _write_npz(path, arrays):
     # Compressed: the 0-padding of x and segment shrinks several-fold.
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 # ---------------------------------------------------------------- batching

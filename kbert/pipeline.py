@@ -16,7 +16,8 @@ import logging
 import os
 import time
 
-from kbert.finetune import FinetuneOptions, write_json
+from kbert.atomic import atomic_output, write_json, write_text_atomic
+from kbert.finetune import FinetuneOptions
 
 logger = logging.getLogger(__name__)
 
@@ -159,10 +160,7 @@ def _write_report(output, report):
         f"| total | {report['total_seconds']:.1f} |",
         "",
     ]
-    tmp = os.path.join(output, "report.md.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, os.path.join(output, "report.md"))
+    write_text_atomic(os.path.join(output, "report.md"), "\n".join(lines))
     _plot(output, report)
 
 
@@ -171,6 +169,7 @@ def _plot(output, report):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     points = [
         ("teacher", report["teacher_items_per_second"], report["teacher_accuracy"]),
@@ -182,12 +181,12 @@ def _plot(output, report):
         ax.scatter([x], [y], s=60)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4))
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: no crowded labels
     ax.set_xlabel("items / second (log scale)")
     ax.set_ylabel(f"{report['task']} dev accuracy")
     ax.set_title(f"kbert {report['mode']}: accuracy against speed")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    tmp = os.path.join(output, "report.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_output(os.path.join(output, "report.png"), suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, os.path.join(output, "report.png"))

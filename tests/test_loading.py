@@ -3,7 +3,6 @@ and both shapes; leftovers are classified in the load report."""
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest

@@ -17,6 +17,6 @@ def run(args):
     from kbert.pipeline import run_pipeline
 
     output = args.output or ("runs/demo" if not args.full else f"runs/full-{args.task.lower()}")
-    report = run_pipeline(args.task, output, checkpoint=args.checkpoint, full=args.full,
+    run_pipeline(args.task, output, checkpoint=args.checkpoint, full=args.full,
                           data_dir=args.data_dir, seed=args.seed, augment=args.augment)
     print(open(os.path.join(output, "report.md"), encoding="utf-8").read())

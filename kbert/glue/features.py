@@ -49,7 +49,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from kbert.errors import ConfigError, DataError
-from kbert.glue._atomic import atomic_output
+from kbert.atomic import atomic_output
 from kbert.glue.processors import InputExample, TaskProcessor, get_processor
 
 logger = logging.getLogger(__name__)

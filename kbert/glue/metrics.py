@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from kbert.errors import DataError
-from kbert.glue._atomic import write_text_atomic
+from kbert.atomic import write_text_atomic
 from kbert.glue.processors import get_processor
 
 

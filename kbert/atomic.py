@@ -5,8 +5,11 @@ complete new one, never a torn file that a later run would trust.
 """
 
 import contextlib
+import json
 import os
 import tempfile
+
+import numpy as np
 
 
 def _current_umask() -> int:
@@ -21,14 +24,15 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
-def atomic_output(path):
+def atomic_output(path, suffix=".tmp"):
     """Yield a temporary path beside `path`; replace `path` with it on success.
 
+    `suffix` keeps an extension that a writer insists on (`.keras`, `.h5`).
     The temporary file is removed if the block raises.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
     os.close(fd)
     try:
         os.chmod(tmp, _FILE_MODE)
@@ -44,6 +48,23 @@ def write_text_atomic(path, text: str) -> None:
     with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_json(path, value) -> None:
+    """Write JSON atomically (sorted keys, indented, numpy scalars allowed)."""
+    write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def save_model_atomic(model, path) -> None:
+    """`model.save` (a `.keras` file) without ever leaving a torn file at `path`."""
+    with atomic_output(path, suffix=".keras") as tmp:
+        model.save(tmp)
 
 
 def remove_quietly(path) -> None:
