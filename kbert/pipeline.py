@@ -34,7 +34,7 @@ FULL = {
     "CoLA": {"epochs": 3, "learning_rate": 5e-5, "max_seq_len": 128},
     "MRPC": {"epochs": 3, "learning_rate": 5e-5, "max_seq_len": 128},
 }
-DISTILL = {"demo": {"epochs": 4}, "full": {"epochs": 20}}
+DISTILL = {"demo": {"epochs": 4}, "full": {"epochs": 10}}
 
 
 @dataclasses.dataclass

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Fine-tune the MiniLM teacher fully on GLUE tasks and record each run's
+# eval_results.txt with the exact command, wall time and machine in
+# benchmarks/results/glue-TASK.md.  Not part of CI: tens of minutes on 2 cores.
+#
+#   benchmarks/glue_results.sh SST-2:1:3e-5 CoLA:3:5e-5 MRPC:3:5e-5
+#
+# Each argument is TASK:EPOCHS:LEARNING_RATE (batch 32, max_seq_len 128,
+# AdamW with 10% warmup and linear decay: the HF-transformers baseline's recipe).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KERAS_BACKEND="${KERAS_BACKEND:-jax}"
+export GLUE_DIR="${GLUE_DIR:-$(cd .. && pwd)/shared/glue_data}"
+mkdir -p benchmarks/results runs
+for spec in "$@"; do
+  IFS=: read -r task epochs lr <<<"$spec"
+  out="runs/glue-${task,,}-e${epochs}-lr${lr}"
+  cmd=(.venv/bin/kbert finetune --task "$task" --checkpoint minilm-l6 --output "$out"
+       --epochs "$epochs" --learning-rate "$lr" --batch-size 32 --max-seq-len 128 --cache-dir runs/features)
+  [ -f "$out/run.json" ] && cmd+=(--resume)
+  start=$(date +%s)
+  "${cmd[@]}"
+  seconds=$(( $(date +%s) - start ))
+  {
+    echo "# GLUE $task: MiniLM-L6 teacher, $epochs epoch(s), lr $lr"
+    echo
+    echo "Command: \`KERAS_BACKEND=$KERAS_BACKEND ${cmd[*]}\`"
+    echo
+    echo "Wall time: ${seconds} s (fine-tuning and dev evaluation). Machine: $(nproc) cores,"
+    echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)."
+    echo
+    echo '```'
+    cat "$out/eval_results.txt"
+    echo '```'
+  } > "benchmarks/results/glue-${task,,}-e${epochs}-lr${lr}.md"
+  cat "benchmarks/results/glue-${task,,}-e${epochs}-lr${lr}.md"
+done
