@@ -140,11 +140,12 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.optimization import create_optimizer
     from kbert.progress import ItemsProgress
-    from kbert.tokenization import Tokenizer
+    from kbert.tokenization import Tokenizer, validate_case_matches_checkpoint
     from kbert.weights.export import export_checkpoint
     from kbert.weights.loading import load_checkpoint
 
     options.validate()
+    validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     processor = get_processor(options.task)
     options.task = processor.name
     data_dir = resolve_data_dir(data_dir)

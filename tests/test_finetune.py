@@ -110,6 +110,9 @@ def test_refuses_to_mix_runs(glue_dir, cache_dir, tiny_checkpoint, tmp_path):
     other.learning_rate = 5e-4
     with pytest.raises(ConfigError, match="options differ.*learning_rate"):
         finetune(other, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
+    with pytest.raises(ConfigError, match="cased=True contradicts checkpoint"):
+        finetune(FinetuneOptions(task="SST-2", checkpoint="/x/uncased_L-12_H-768_A-12", cased=True),
+                 str(tmp_path / "y"), data_dir=glue_dir)
     with pytest.raises(KbertError, match="SST-3"):
         finetune(FinetuneOptions(task="SST-3", checkpoint=tiny_checkpoint), str(tmp_path / "x"), data_dir=glue_dir, cache_dir=cache_dir)
 
