@@ -90,7 +90,8 @@ class BertModel(keras.Model):
         bert_config: the `bert_config.json` fields (a dict or `BertConfig`).
         training: add `Input-Masked` and the `MLM` and `NSP` heads.
         trainable: bool, or a list of layer-name prefixes (keras-bert's
-            meaning); None means `training`.
+            meaning); None means `training` (keras-bert's default), or True
+            when a classifier head is asked for, since it exists to be trained.
         seq_len: fix the input length (None accepts any length up to
             `max_position_embeddings`).
         output_layer_num: concatenate the outputs of the last m encoders.
@@ -198,7 +199,9 @@ class BertModel(keras.Model):
         self.num_labels = num_labels
         self.with_pooler = with_pooler
         self.trainable_spec = trainable
-        _apply_trainable(self, training if trainable is None else trainable)
+        if trainable is None:
+            trainable = training or num_labels is not None
+        _apply_trainable(self, trainable)
 
     @staticmethod
     def _pooler(x, config):

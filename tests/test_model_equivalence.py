@@ -151,7 +151,9 @@ def test_trainable_prefixes(fixture_checkpoint):
         "Encoder-2-MultiHeadSelfAttention", "Encoder-2-MultiHeadSelfAttention-Norm",
         "Encoder-2-FeedForward", "Encoder-2-FeedForward-Norm", "MLM-Dense", "MLM-Norm", "MLM-Sim",
     }
-    assert not load_checkpoint(fixture_checkpoint).trainable_weights
+    assert not load_checkpoint(fixture_checkpoint).trainable_weights  # keras-bert: trainable=training
+    classifier = load_checkpoint(fixture_checkpoint, num_labels=2)  # a head exists to be trained
+    assert len(classifier.trainable_weights) == len(classifier.weights)
 
 
 @pytest.mark.parametrize("options", [dict(), dict(training=True), dict(num_labels=3), dict(with_pooler=True),
