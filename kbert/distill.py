@@ -58,6 +58,7 @@ import kbert
 from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
 from kbert.batching import BucketedBatches, predict_bucketed
+from kbert.progress import ItemsProgress
 from kbert.atomic import atomic_output, save_model_atomic, write_json, write_text_atomic
 from kbert.materials import load_materials, vocab_sha256
 from kbert.student import StudentModel, build_student
@@ -325,7 +326,7 @@ def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **o
         out_dir: receives student.keras, config.json, history.json, checkpoint/.
         config: a `DistillConfig` (None: the defaults).
         resume: continue the run checkpointed in `out_dir`.
-        verbose: Keras' fit verbosity (1: progress bar).
+        verbose: show a progress bar (items/s) per epoch.
         **overrides: `DistillConfig` fields, e.g. `epochs=3, alpha=0.5`.
 
     Returns:
@@ -360,13 +361,10 @@ def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **o
     if state["epoch"] < config.epochs:
         batches = BucketedBatches(x, targets, lengths, batch_size=config.batch_size, seed=config.seed,
                                   epoch=state["epoch"])
-        model.fit(
-            batches,
-            epochs=config.epochs,
-            initial_epoch=state["epoch"],
-            callbacks=[_EpochEnd(checkpoint_dir, materials.splits[config.dev_split], state)],
-            verbose=verbose,
-        )
+        callbacks = [_EpochEnd(checkpoint_dir, materials.splits[config.dev_split], state)]
+        if verbose:  # a tqdm bar counting sentences, so its rate is items/s
+            callbacks.append(ItemsProgress(config.batch_size, len(batches), desc="distill"))
+        model.fit(batches, epochs=config.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0)
     return _finish(out_dir, model, config, state, identity, materials.vocab)
 
 
