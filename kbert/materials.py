@@ -49,6 +49,7 @@ import json
 import logging
 import os
 import time
+import warnings
 import zipfile
 
 import keras
@@ -57,7 +58,7 @@ import numpy as np
 import kbert
 from kbert.atomic import atomic_output, write_json
 from kbert.batching import predict_bucketed
-from kbert.errors import DataError
+from kbert.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ FORMAT = "kbert-materials"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARED = "shared.npz"
+# Teacher quantization modes `generate_materials` accepts: int8 is measured
+# to hold SST-2 dev accuracy (benchmarks/results/teacher-variants-*.md).
+QUANTIZE_MODES = (None, "int8")
 
 # Rounding each batch's width up to a multiple of this keeps the number of
 # distinct input shapes small, so JAX and tf.function compile a handful of
@@ -285,7 +289,8 @@ def _start_manifest(out_dir, identity):
 
 
 def generate_materials(
-    teacher, splits, out_dir, *, vocab, task, max_seq_len, teacher_id, cased=False, batch_size=64, verbose=True
+    teacher, splits, out_dir, *, vocab, task, max_seq_len, teacher_id, cased=False, batch_size=64, verbose=True,
+    quantize=None,
 ):
     """Run the teacher over every split and write the materials directory.
 
@@ -302,6 +307,11 @@ def generate_materials(
             encoded for the student the same way.
         batch_size: teacher batch size.
         verbose: show a progress bar per split.
+        quantize: None, or "int8": run the teacher through Keras' int8
+            quantization (`Model.quantize`) for speed.  The weights are
+            hashed and the embedding matrix read before quantizing (the
+            `Embedding-Token` layer is not quantized anyway); the mode is
+            recorded with the teacher's identity.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -336,6 +346,14 @@ def generate_materials(
         "vocab": {"size": len(vocab), "sha256": vocab_sha256(vocab)},
         "embedding": {"rows": int(matrix.shape[0]), "dim": int(matrix.shape[1])},
     }
+    if quantize not in QUANTIZE_MODES:
+        raise ConfigError(f"quantize={quantize!r}: expected one of {QUANTIZE_MODES}")
+    if quantize:
+        # Recorded only when used, so that float materials keep one identity.
+        identity["teacher"]["quantization"] = quantize
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns once per layer it leaves in float
+            teacher.quantize(quantize)
     manifest = _start_manifest(out_dir, identity)
     manifest_path = os.path.join(out_dir, MANIFEST)
 
@@ -517,16 +535,16 @@ def load_materials(directory, *, splits=None, vocab=None):
 
 
 def materials_from_run(run_dir, out_dir, *, task=None, data_dir=None, splits=("train", "dev", "test"),
-                       max_seq_len=None, augment=0, seed=0, batch_size=64, verbose=True):
+                       max_seq_len=None, augment=0, seed=0, batch_size=64, verbose=True, quantize=None):
     """Teaching materials of a fine-tuning run (`kbert finetune`) on a GLUE task.
 
     Reads the run's `model.keras`, `vocab.txt` and `run.json` (task,
     max_seq_len, casing), encodes each split as the teacher's features were
     encoded, adds `augment` Tang et al. copies per training sentence as the
-    "augmented" split, and calls `generate_materials`.  Returns the manifest.
+    "augmented" split, and calls `generate_materials` (`quantize`: see
+    there).  Returns the manifest.
     """
     from kbert import augment as augmentation
-    from kbert.errors import ConfigError
     from kbert.evaluation import load_run_model
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.tokenization import Tokenizer, load_vocab
@@ -580,4 +598,5 @@ def materials_from_run(run_dir, out_dir, *, task=None, data_dir=None, splits=("t
     return generate_materials(
         teacher, encoded, out_dir, vocab=vocab, task=processor.name, max_seq_len=max_len,
         teacher_id=os.path.abspath(run_dir), cased=cased, batch_size=batch_size, verbose=verbose,
+        quantize=quantize,
     )

@@ -359,3 +359,29 @@ def test_interrupted_run_resumes(teacher, splits, tmp_path):
 def test_another_teacher_into_the_same_directory(copy_dir, splits):
     with pytest.raises(DataError, match="another teacher"):
         generate(make_teacher(seed=1), splits, copy_dir)
+
+
+# ---------------------------------------------------------------- int8 teacher
+
+
+def test_int8_teacher_is_close_to_float_recorded_and_never_mixed(materials_dir, splits, tmp_path):
+    # A fresh copy of the same teacher: quantize() changes a model in place.
+    quantized = make_teacher()
+    out = tmp_path / "int8"
+    manifest = generate_materials(quantized, splits, str(out), vocab=VOCAB, task="SST-2", max_seq_len=T,
+                                  teacher_id="random-teacher", verbose=False, quantize="int8")
+    assert manifest["teacher"]["quantization"] == "int8"
+    float_materials, int8_materials = load_materials(str(materials_dir)), load_materials(str(out))
+    # Hashed and read before quantizing: the same teacher, the same float embedding.
+    assert manifest["teacher"]["sha256"] == float_materials.manifest["teacher"]["sha256"]
+    np.testing.assert_array_equal(int8_materials.embedding, float_materials.embedding)
+    for name in splits:
+        y_float, y_int8 = float_materials.splits[name].y, int8_materials.splits[name].y
+        assert not np.array_equal(y_float, y_int8), "int8 changed nothing: not quantized"
+        # Per-channel int8 weights: logits within a few percent of their spread.
+        np.testing.assert_allclose(y_int8, y_float, atol=0.05 * np.abs(y_float).max() + 1e-3)
+    with pytest.raises(DataError, match="another teacher"):
+        generate(make_teacher(), splits, out)  # float materials into an int8 directory
+    with pytest.raises(kbert.ConfigError, match="quantize"):
+        generate_materials(make_teacher(), splits, str(tmp_path / "x"), vocab=VOCAB, task="SST-2",
+                           max_seq_len=T, teacher_id="t", verbose=False, quantize="int3")

@@ -1,0 +1,134 @@
+"""Accuracy and speed of a fine-tuned teacher's well-kept speed-ups.
+
+`throughput.py` times the variants (XLA compilation on TensorFlow, Keras
+int8 quantization) on random or pretrained weights, where accuracy means
+nothing.  This script takes a *fine-tuned* run directory (`kbert finetune`)
+and, on the current Keras backend, measures for each variant the task's dev
+accuracy and the items/second of a length-bucketed pass over the dev set
+(batch 32, the way `kbert materials` runs the teacher), so a variant is
+kept only if it holds accuracy.
+
+    KERAS_BACKEND=jax python benchmarks/teacher_variants.py runs/full-sst-2/teacher \
+        --variants default,int8 --markdown benchmarks/results/teacher-variants-jax.md
+
+Timing: one warm-up pass (compilation excluded), then the best of
+`--repeats` passes.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+import warnings
+
+import numpy as np
+
+VARIANTS = ("default", "xla", "int8")
+
+
+def _load(run_dir, variant):
+    import keras
+
+    from kbert.evaluation import load_run_model
+
+    model, run, num_inputs = load_run_model(run_dir)
+    if variant == "xla":
+        if keras.backend.backend() != "tensorflow":
+            raise SystemExit("variant xla is TensorFlow's jit_compile; JAX always compiles")
+        model.jit_compile = True
+    elif variant == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one warning per layer without int8 kernels
+            model.quantize("int8")
+    return model, run, num_inputs
+
+
+def measure(run_dir, variant, data_dir, batch_size=32, repeats=2):
+    """{'variant', 'accuracy', 'items_per_second', ...} for one variant."""
+    from kbert.batching import predict_bucketed
+    from kbert.evaluation import encode_examples
+    from kbert.glue import get_processor
+    from kbert.tokenization import Tokenizer
+
+    model, run, num_inputs = _load(run_dir, variant)
+    options = run["options"]
+    processor = get_processor(options["task"])
+    examples = processor.dev_examples(data_dir)
+    tokenizer = Tokenizer.from_vocab_file(os.path.join(run_dir, "vocab.txt"), cased=options.get("cased", False))
+    encoded = encode_examples(tokenizer, examples, options["max_seq_len"])
+    arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
+    labels = np.array([processor.label_id(e.label) for e in examples])
+
+    logits = predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size)
+        times.append(time.perf_counter() - started)
+    return {
+        "variant": variant,
+        "task": processor.name,
+        "split": "dev",
+        "items": len(examples),
+        "accuracy": float((logits.argmax(-1) == labels).mean()),
+        "items_per_second": len(examples) / min(times),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="a fine-tuned teacher run directory")
+    parser.add_argument("--variants", default="default,int8", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR"))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", help="write the records here")
+    parser.add_argument("--markdown", help="write a report (command, machine, table) here")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from kbert.atomic import write_json, write_text_atomic
+    from kbert.glue import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.glue_dir)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    backend = keras.backend.backend()
+    records = [dict(measure(args.run_dir, v, data_dir, args.batch_size, args.repeats), backend=backend)
+               for v in variants]
+    base = next((r for r in records if r["variant"] == "default"), None)
+    lines = ["| backend | variant | dev accuracy | delta (points) | items/s | speed-up |", "|---|---|---|---|---|---|"]
+    for r in records:
+        delta = f"{100 * (r['accuracy'] - base['accuracy']):+.2f}" if base else "-"
+        speed = f"{r['items_per_second'] / base['items_per_second']:.2f}x" if base else "-"
+        lines.append(f"| {backend} | {r['variant']} | {r['accuracy']:.4f} | {delta} | "
+                     f"{r['items_per_second']:.1f} | {speed} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.json:
+        write_json(args.json, records)
+    if args.markdown:
+        command = " ".join(shlex.quote(a) for a in [f"KERAS_BACKEND={backend}", "python", *sys.argv])
+        report = [
+            f"# Teacher variants: {args.run_dir} ({records[0]['task']} dev, batch {args.batch_size}, bucketed)",
+            "",
+            f"- command: `{command}`",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
+            f"- keras {keras.__version__}",
+            "",
+            table,
+            "",
+        ]
+        write_text_atomic(args.markdown, "\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
