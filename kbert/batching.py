@@ -37,7 +37,9 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
     n = len(lengths)
     out = None
     for rows, width in length_buckets(lengths, batch_size, arrays[0].shape[1]):
-        batch = model.predict_on_batch([a[rows, :width] for a in arrays])
+        inputs = [a[rows, :width] for a in arrays]
+        # A one-input model (the CNN student) takes the array itself, not a list.
+        batch = model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0])
         batch = np.asarray(keras.ops.convert_to_numpy(batch), dtype=np.float32)
         if out is None:
             out = np.zeros((n,) + batch.shape[1:], dtype=np.float32)
