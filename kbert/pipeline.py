@@ -140,17 +140,26 @@ def _report(processor, options, full, teacher_eval, student_eval, teacher_rate, 
 
 def _write_report(output, report):
     write_json(os.path.join(output, "report.json"), report)
+    # The task's own GLUE metrics beside accuracy (CoLA: MCC, MRPC: F1).
+    extra = [k for k in report["teacher_metrics"] if k != "eval_accuracy"]
+    head = "".join(f" dev {k[len('eval_'):]} |" for k in extra)
+
+    def row(name, accuracy, metrics, rate):
+        cells = "".join(f" {metrics[k]:.4f} |" if metrics else " - |" for k in extra)
+        return f"| {name} | {accuracy:.4f} |{cells} {rate:.1f} |"
+
     lines = [
         f"# kbert {report['mode']} run: {report['task']}",
         "",
         f"Teacher `{report['teacher']}` fine-tuned with {json.dumps(report['finetune_options'])}; "
         f"backend {report['backend']}.",
         "",
-        "| model | dev accuracy | items/s (dev, batch 32, bucketed) |",
-        "|---|---|---|",
-        f"| teacher ({report['teacher']}) | {report['teacher_accuracy']:.4f} | {report['teacher_items_per_second']:.1f} |",
-        f"| CNN student | {report['student_accuracy']:.4f} | {report['student_items_per_second']:.1f} |",
-        f"| seed BERT-base (reference, SST-2) | {SEED_BERT_BASE['accuracy']:.4f} | {SEED_BERT_BASE['items_per_second']:.1f} |",
+        f"| model | dev accuracy |{head} items/s (dev, batch 32, bucketed) |",
+        "|---|---|" + "---|" * len(extra) + "---|",
+        row(f"teacher ({report['teacher']})", report["teacher_accuracy"], report["teacher_metrics"],
+            report["teacher_items_per_second"]),
+        row("CNN student", report["student_accuracy"], report["student_metrics"], report["student_items_per_second"]),
+        row("seed BERT-base (reference, SST-2)", SEED_BERT_BASE["accuracy"], None, SEED_BERT_BASE["items_per_second"]),
         "",
         f"Student speed-up over the teacher: {report['student_speedup']:.1f}x.",
         "",
