@@ -5,24 +5,32 @@
 #
 #   benchmarks/glue_results.sh SST-2:1:3e-5 CoLA:3:5e-5 MRPC:3:5e-5
 #
-# Each argument is TASK:EPOCHS:LEARNING_RATE (batch 32, max_seq_len 128,
-# AdamW with 10% warmup and linear decay: the HF-transformers baseline's recipe).
+# Each argument is TASK:EPOCHS:LEARNING_RATE[:random] (batch 32, max_seq_len 128,
+# AdamW with 10% warmup and linear decay: the HF-transformers baseline's recipe);
+# ":random" trains on random batches instead of length-sorted ones
+# (--no-length-bucketing), as the baseline's trainer draws them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KERAS_BACKEND="${KERAS_BACKEND:-jax}"
 export GLUE_DIR="${GLUE_DIR:-$(cd .. && pwd)/shared/glue_data}"
 mkdir -p benchmarks/results runs
 for spec in "$@"; do
-  IFS=: read -r task epochs lr <<<"$spec"
-  out="runs/glue-${task,,}-e${epochs}-lr${lr}"
+  IFS=: read -r task epochs lr batching <<<"$spec"
+  name="glue-${task,,}-e${epochs}-lr${lr}${batching:+-$batching}"
+  out="runs/$name"
   cmd=(.venv/bin/kbert finetune --task "$task" --checkpoint minilm-l6 --output "$out"
        --epochs "$epochs" --learning-rate "$lr" --batch-size 32 --max-seq-len 128 --cache-dir runs/features)
+  case "$batching" in
+    "") ;;
+    random) cmd+=(--no-length-bucketing) ;;
+    *) echo "unknown batching '$batching' in $spec (expected: random)" >&2; exit 2 ;;
+  esac
   [ -f "$out/run.json" ] && cmd+=(--resume)
   start=$(date +%s)
   "${cmd[@]}"
   seconds=$(( $(date +%s) - start ))
   {
-    echo "# GLUE $task: MiniLM-L6 teacher, $epochs epoch(s), lr $lr"
+    echo "# GLUE $task: MiniLM-L6 teacher, $epochs epoch(s), lr $lr${batching:+, $batching batches}"
     echo
     echo "Command: \`KERAS_BACKEND=$KERAS_BACKEND ${cmd[*]}\`"
     echo
@@ -32,6 +40,6 @@ for spec in "$@"; do
     echo '```'
     cat "$out/eval_results.txt"
     echo '```'
-  } > "benchmarks/results/glue-${task,,}-e${epochs}-lr${lr}.md"
-  cat "benchmarks/results/glue-${task,,}-e${epochs}-lr${lr}.md"
+  } > "benchmarks/results/$name.md"
+  cat "benchmarks/results/$name.md"
 done

@@ -30,6 +30,9 @@ from kbert.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+# Batches sorted by length within windows of this many batches (see
+# kbert.batching.BucketedBatches); 1 gives plain random batches.
+BUCKET_WINDOW = 50
 
 
 @dataclasses.dataclass
@@ -45,6 +48,9 @@ class FinetuneOptions:
     warmup_proportion: float = 0.1
     weight_decay: float = 0.01
     cased: bool = False
+    # Sort by length within windows of BUCKET_WINDOW batches (little padding), or
+    # draw batches at random, each still trimmed to its longest row.
+    length_bucketing: bool = True
 
     def validate(self):
         for name in ("batch_size", "epochs", "max_seq_len"):
@@ -78,7 +84,9 @@ def _start_run(output, options, resume):
             raise ConfigError(f"{output}: holds a {run.get('kind')!r} run, not a teacher fine-tuning run")
         theirs = run.get("options", {})
         ours = dataclasses.asdict(options)
-        differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+        # A key the run predates is compared as its default.
+        defaults = dataclasses.asdict(FinetuneOptions(task=options.task))
+        differ = sorted(k for k in ours if theirs.get(k, defaults[k]) != ours[k])
         if differ:
             detail = ", ".join(f"{k}: run has {theirs.get(k)!r}, asked {ours[k]!r}" for k in differ)
             raise ConfigError(f"{output}: cannot resume, options differ ({detail})")
@@ -171,6 +179,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     batches = BucketedBatches(
         (train.input_ids, train.segment_ids), labels, train.lengths,
         batch_size=options.batch_size, seed=options.seed, fill=True,
+        window=BUCKET_WINDOW if options.length_bucketing else 1,
     )
     total_steps = len(batches) * options.epochs
     model.compile(

@@ -2,6 +2,7 @@
 learn, resume after an interruption, refusal of incompatible runs, the saved
 artefacts, and data-parallel training on two (forced) CPU devices."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -158,3 +159,17 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
         out[flag] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["1"]["devices"] == 2
     np.testing.assert_allclose(out["1"]["loss"], out["0"]["loss"], rtol=2e-3)
+
+
+def test_resume_accepts_a_run_that_predates_an_option(tmp_path):
+    # run.json written before `length_bucketing` existed: compared as its default.
+    from kbert.finetune import _start_run
+
+    options = FinetuneOptions(task="SST-2", checkpoint="c")
+    record = {"kind": "teacher", "status": "training", "options": dataclasses.asdict(options)}
+    del record["options"]["length_bucketing"]
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert _start_run(str(tmp_path), options, resume=True)["status"] == "training"
+    options.length_bucketing = False
+    with pytest.raises(ConfigError, match="length_bucketing"):
+        _start_run(str(tmp_path), options, resume=True)

@@ -17,6 +17,9 @@ def add_arguments(parser):
     parser.add_argument("--max-train-examples", type=int, help="the first N after a seeded shuffle")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--cased", action="store_true", help="the checkpoint is cased")
+    parser.add_argument("--no-length-bucketing", dest="length_bucketing", action="store_false",
+                        help="random batches (each still trimmed to its longest row) instead of "
+                             "length-sorted ones: more padding, batches of mixed lengths")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--distribute", action="store_true", help="data-parallel over local devices (JAX)")
     parser.add_argument("--no-eval", action="store_true", help="skip the dev evaluation")
@@ -36,6 +39,7 @@ def run(args):
         max_train_examples=args.max_train_examples,
         seed=args.seed,
         cased=args.cased,
+        length_bucketing=args.length_bucketing,
     )
     record = finetune(
         options, args.output, data_dir=args.data_dir, cache_dir=args.cache_dir,
