@@ -230,7 +230,8 @@ class _EpochEnd(keras.callbacks.Callback):
         score = agreement if accuracy is None else accuracy
         record = {key: float(value) for key, value in (logs or {}).items()}
         record.update(epoch=epoch + 1, dev_accuracy=accuracy, dev_agreement=agreement,
-                      seconds=round(time.perf_counter() - self.started, 3))
+                      seconds=round(time.perf_counter() - self.started, 3),
+                      global_step=int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
         logger.info("epoch %d: dev accuracy %s, dev agreement %.4f", epoch + 1, accuracy, agreement)
         if logs is not None:  # the progress bar, called after this callback, shows them
             logs.update({"dev_agreement": agreement} if accuracy is None else {"dev_accuracy": accuracy})
@@ -380,6 +381,8 @@ def _finish(out_dir, model, config, state, identity, vocab):
         "dev_accuracy": record["dev_accuracy"],
         "dev_agreement": record["dev_agreement"],
         "epochs": state["epoch"],
+        # Optimizer steps up to the kept epoch: eval_results.txt's global_step.
+        "global_step": record.get("global_step", 0),
         "path": path,
     }
     write_json(os.path.join(out_dir, "config.json"), {
@@ -406,6 +409,7 @@ def _write_run_record(out_dir, identity, summary, vocab):
         "num_labels": identity["num_labels"],
         "teacher": identity["teacher"],
         "best_epoch": summary["best_epoch"],
+        "global_step": summary["global_step"],
         "backend": keras.backend.backend(),
     })
 

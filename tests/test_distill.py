@@ -148,6 +148,12 @@ def test_student_learns_the_teacher(materials_dir, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["distill"]["epochs"] == 6 and config["materials"]["teacher"]["id"] == "bag-of-words"
     assert config["result"]["best_epoch"] == summary["best_epoch"]
+    # global_step counts the optimizer's steps up to the kept epoch.
+    splits = load_materials(materials_dir).splits
+    rows = sum(len(splits[name]) for name in ("train", "augmented") if name in splits)
+    steps_per_epoch = -(-rows // 25)
+    assert [r["global_step"] for r in history] == [steps_per_epoch * e for e in range(1, 7)]
+    assert json.loads((tmp_path / "run.json").read_text())["global_step"] == best["global_step"]
 
     scores = evaluate_student(str(tmp_path), dev.x, dev.label, vocab=VOCAB)
     assert scores["count"] == len(dev) and np.isclose(scores["accuracy"], learned)
