@@ -36,17 +36,35 @@ def checkpoint(tmp_path_factory):
     return str(write_checkpoint(tmp_path_factory.mktemp("ckpt"), CONFIG, weights, vocab=VOCAB))
 
 
+def _write_task(root, task, rng):
+    """Tiny train/dev/test files in the task's GLUE layout (CoLA: no header;
+    MRPC: sentence pairs)."""
+    folder = root / task
+    folder.mkdir()
+    for split, n in (("train", 96), ("dev", 32), ("test", 8)):
+        rows = _sentences(rng, n)
+        seconds = _sentences(rng, n)
+        if task == "SST-2":
+            lines = (["index\tsentence"] + [f"{i}\t{s}" for i, (s, _) in enumerate(rows)] if split == "test"
+                     else ["sentence\tlabel"] + [f"{s}\t{y}" for s, y in rows])
+        elif task == "CoLA":
+            lines = (["index\tsentence"] + [f"{i}\t{s}" for i, (s, _) in enumerate(rows)] if split == "test"
+                     else [f"src\t{y}\t\t{s}" for s, y in rows])
+        else:  # MRPC: the pair's label is the first sentence's
+            header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+            if split == "test":
+                header = "index" + header[len("Quality"):]
+            lines = [header] + [f"{i if split == 'test' else y}\t{i}\t{i + 1}\t{s}\t{t}"
+                                for i, ((s, y), (t, _)) in enumerate(zip(rows, seconds))]
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+
+
 @pytest.fixture(scope="module")
 def glue_dir(tmp_path_factory):
     rng = np.random.default_rng(3)
     root = tmp_path_factory.mktemp("glue")
-    task = root / "SST-2"
-    task.mkdir()
-    for split, n in (("train", 96), ("dev", 32)):
-        rows = _sentences(rng, n)
-        (task / f"{split}.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
-    rows = _sentences(rng, 8)
-    (task / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{s}\n" for i, (s, _) in enumerate(rows)))
+    for task in ("SST-2", "CoLA", "MRPC"):
+        _write_task(root, task, rng)
     return str(root)
 
 
@@ -56,11 +74,12 @@ def _mtimes(directory):
 
 
 @pytest.mark.single_backend
-def test_pipeline_runs_every_stage_reports_and_resumes(checkpoint, glue_dir, tmp_path):
+@pytest.mark.parametrize("task", ["SST-2", "CoLA", "MRPC"])
+def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_dir, tmp_path):
     from kbert.pipeline import run_pipeline
 
     out = str(tmp_path / "run")
-    report = run_pipeline("SST-2", out, checkpoint=checkpoint, data_dir=glue_dir)
+    report = run_pipeline(task, out, checkpoint=checkpoint, data_dir=glue_dir)
 
     for name in ("report.md", "report.json", "report.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
@@ -73,6 +92,10 @@ def test_pipeline_runs_every_stage_reports_and_resumes(checkpoint, glue_dir, tmp
                         .splitlines())
     assert report["teacher_accuracy"] == pytest.approx(float(teacher_eval["eval_accuracy"]), abs=1e-6)
     assert report["student_accuracy"] == pytest.approx(float(student_eval["eval_accuracy"]), abs=1e-6)
+    metric = {"SST-2": None, "CoLA": "eval_mcc", "MRPC": "eval_f1"}[task]
+    if metric:  # the task's own GLUE metric, in the JSON and as a column of the table
+        assert report["teacher_metrics"][metric] == pytest.approx(float(teacher_eval[metric]), abs=1e-6)
+        assert f"dev {metric[len('eval_'):]}" in open(os.path.join(out, "report.md")).read()
     assert report["teacher_items_per_second"] > 0 and report["student_items_per_second"] > 0
     assert set(report["stage_seconds"]) == {"finetune", "evaluate teacher", "materials", "distill",
                                             "evaluate student", "time teacher", "time student"}
@@ -83,7 +106,7 @@ def test_pipeline_runs_every_stage_reports_and_resumes(checkpoint, glue_dir, tmp
     # A second call finds every stage complete: nothing is trained or written again.
     before = _mtimes(os.path.join(out, "teacher")) | _mtimes(os.path.join(out, "materials")) \
         | _mtimes(os.path.join(out, "student", "checkpoint"))
-    again = run_pipeline("SST-2", out, checkpoint=checkpoint, data_dir=glue_dir)
+    again = run_pipeline(task, out, checkpoint=checkpoint, data_dir=glue_dir)
     after = _mtimes(os.path.join(out, "teacher")) | _mtimes(os.path.join(out, "materials")) \
         | _mtimes(os.path.join(out, "student", "checkpoint"))
     changed = sorted(path for path in before if after.get(path) != before[path] and
