@@ -10,6 +10,9 @@ import keras
 import numpy as np
 
 WIDTH_MULTIPLE = 8
+# Training batches are sorted by length within windows of this many batches
+# (`BucketedBatches`); a window of 1 gives plain random batches.
+BUCKET_WINDOW = 50
 
 
 def bucket_width(longest, width_limit, multiple=WIDTH_MULTIPLE):
@@ -61,7 +64,8 @@ class BucketedBatches(keras.utils.PyDataset):
     `(inputs, targets, sample_weight)`, else `(inputs, targets)`.
     """
 
-    def __init__(self, inputs, targets, lengths, *, batch_size, seed, epoch=0, fill=False, window=50):
+    def __init__(self, inputs, targets, lengths, *, batch_size, seed, epoch=0, fill=False,
+                 window=BUCKET_WINDOW):
         super().__init__()
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         self.targets, self.lengths = targets, np.asarray(lengths)

@@ -57,7 +57,7 @@ import numpy as np
 import kbert
 from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
-from kbert.batching import BucketedBatches, predict_bucketed
+from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
 from kbert.progress import ItemsProgress
 from kbert.atomic import atomic_output, save_model_atomic, write_json, write_text_atomic
 from kbert.materials import load_materials, vocab_sha256
@@ -87,6 +87,8 @@ class DistillConfig:
         train_splits: materials splits to train on; those absent are skipped
             (so "augmented" is used when present).
         dev_split: the split that picks the best epoch.
+        length_bucketing: batches of similar length (little padding) or, if
+            False, random batches (each still trimmed to its longest row).
     """
 
     epochs: int = 10
@@ -100,6 +102,7 @@ class DistillConfig:
     seed: int = 0
     train_splits: tuple = ("train", "augmented")
     dev_split: str = "dev"
+    length_bucketing: bool = True
 
     def validate(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -313,7 +316,9 @@ def _resume_state(checkpoint_dir, config, identity, resume):
         )
     if state["identity"]["teacher"] != identity["teacher"]:
         raise DataError(f"{path}: the student was trained on materials of another teacher")
-    earlier = dict(state["config"], epochs=config.epochs)
+    # A setting the run predates is compared as its default.
+    earlier = dict(DistillConfig().to_dict(), **state["config"])
+    earlier["epochs"] = config.epochs
     if earlier != config.to_dict():
         raise ConfigError(f"{path}: the run used other settings ({state['config']}); only epochs may change on resume")
     return state
@@ -361,7 +366,7 @@ def distill(materials_dir, out_dir, config=None, *, resume=False, verbose=1, **o
     x, targets, lengths = _training_rows(materials, config)
     if state["epoch"] < config.epochs:
         batches = BucketedBatches(x, targets, lengths, batch_size=config.batch_size, seed=config.seed,
-                                  epoch=state["epoch"])
+                                  epoch=state["epoch"], window=BUCKET_WINDOW if config.length_bucketing else 1)
         callbacks = [_EpochEnd(checkpoint_dir, materials.splits[config.dev_split], state)]
         if verbose:  # a tqdm bar counting sentences, so its rate is items/s
             callbacks.append(ItemsProgress(config.batch_size, len(batches), desc="distill"))

@@ -30,9 +30,6 @@ from kbert.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
-# Batches sorted by length within windows of this many batches (see
-# kbert.batching.BucketedBatches); 1 gives plain random batches.
-BUCKET_WINDOW = 50
 
 
 @dataclasses.dataclass
@@ -144,7 +141,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     """Fine-tune `options.checkpoint` on `options.task`; returns the run record."""
     import keras
 
-    from kbert.batching import BucketedBatches, EpochOrder
+    from kbert.batching import BUCKET_WINDOW, BucketedBatches, EpochOrder
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.optimization import create_optimizer
     from kbert.progress import ItemsProgress

@@ -174,6 +174,14 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     with pytest.raises(ConfigError, match="other settings"):
         distill(materials_dir, str(tmp_path), epochs=2, alpha=0.5, resume=True, **small)
 
+    with pytest.raises(ConfigError, match="other settings"):
+        distill(materials_dir, str(tmp_path), epochs=2, length_bucketing=False, resume=True, **small)
+    # A run that predates a setting resumes, the setting compared as its default.
+    state_path = tmp_path / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["config"]["length_bucketing"]
+    state_path.write_text(json.dumps(state))
+
     summary = distill(materials_dir, str(tmp_path), epochs=2, resume=True, **small)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
@@ -183,7 +191,6 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
         f"best-{summary['best_epoch']}.weights.h5", "epoch-2.keras", "state.json"]
 
     # Materials of another vocabulary cannot continue this student.
-    state_path = tmp_path / "checkpoint" / "state.json"
     state = json.loads(state_path.read_text())
     state["identity"]["vocab"]["sha256"] = "0" * 64
     state_path.write_text(json.dumps(state))

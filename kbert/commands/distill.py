@@ -22,6 +22,8 @@ def add_arguments(parser):
                         help="project the teacher's word vectors to this width (default: keep them)")
     parser.add_argument("--no-augmented", action="store_true", help="train on the train split only")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    parser.add_argument("--no-length-bucketing", dest="length_bucketing", action="store_false",
+                        help="random batches (each still trimmed to its longest row) instead of length-sorted ones")
     parser.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
 
 
@@ -39,6 +41,7 @@ def run(args):
         embedding_dim=args.embedding_dim,
         seed=args.seed,
         train_splits=("train",) if args.no_augmented else _DEFAULTS.train_splits,
+        length_bucketing=args.length_bucketing,
     )
     summary = distill(args.materials, args.out, config, resume=args.resume)
     accuracy = summary["dev_accuracy"]
