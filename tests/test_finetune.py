@@ -161,15 +161,15 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
     np.testing.assert_allclose(out["1"]["loss"], out["0"]["loss"], rtol=2e-3)
 
 
-def test_resume_accepts_a_run_that_predates_an_option(tmp_path):
-    # run.json written before `length_bucketing` existed: compared as its default.
+def test_resume_reads_a_run_that_predates_an_option_as_it_ran(tmp_path):
+    # run.json written before `length_bucketing` existed, when every run was
+    # length-bucketed: it resumes only as a bucketed run.
     from kbert.finetune import _start_run
 
-    options = FinetuneOptions(task="SST-2", checkpoint="c")
+    options = FinetuneOptions(task="SST-2", checkpoint="c", length_bucketing=True)
     record = {"kind": "teacher", "status": "training", "options": dataclasses.asdict(options)}
     del record["options"]["length_bucketing"]
     (tmp_path / "run.json").write_text(json.dumps(record))
     assert _start_run(str(tmp_path), options, resume=True)["status"] == "training"
-    options.length_bucketing = False
-    with pytest.raises(ConfigError, match="length_bucketing"):
-        _start_run(str(tmp_path), options, resume=True)
+    with pytest.raises(ConfigError, match="length_bucketing: run has True, asked False"):
+        _start_run(str(tmp_path), FinetuneOptions(task="SST-2", checkpoint="c"), resume=True)
