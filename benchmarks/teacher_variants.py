@@ -16,7 +16,6 @@ Timing: one warm-up pass (compilation excluded), then the best of
 """
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -48,7 +47,7 @@ def _load(run_dir, variant):
 
 def measure(run_dir, variant, data_dir, batch_size=32, repeats=2):
     """{'variant', 'accuracy', 'items_per_second', ...} for one variant."""
-    from kbert.batching import predict_bucketed
+    from kbert.batching import time_bucketed
     from kbert.evaluation import encode_examples
     from kbert.glue import get_processor
     from kbert.tokenization import Tokenizer
@@ -62,19 +61,14 @@ def measure(run_dir, variant, data_dir, batch_size=32, repeats=2):
     arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
     labels = np.array([processor.label_id(e.label) for e in examples])
 
-    logits = predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size)  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size)
-        times.append(time.perf_counter() - started)
+    logits, seconds = time_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, repeats=repeats)
     return {
         "variant": variant,
         "task": processor.name,
         "split": "dev",
         "items": len(examples),
         "accuracy": float((logits.argmax(-1) == labels).mean()),
-        "items_per_second": len(examples) / min(times),
+        "items_per_second": len(examples) / seconds,
     }
 
 

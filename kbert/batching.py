@@ -6,6 +6,8 @@ rounded up to a multiple of 8 so that jit-compiling backends see few distinct
 shapes, removes most of the wasted work.
 """
 
+import time
+
 import keras
 import numpy as np
 
@@ -50,6 +52,18 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
         if progress is not None:
             progress.update(len(rows))
     return out
+
+
+def time_bucketed(model, arrays, lengths=None, *, batch_size=32, repeats=2):
+    """(outputs, seconds): `predict_bucketed` once to warm up (compilation
+    excluded; its outputs are returned), then the best of `repeats` timed passes."""
+    outputs = predict_bucketed(model, arrays, lengths, batch_size=batch_size)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict_bucketed(model, arrays, lengths, batch_size=batch_size)
+        times.append(time.perf_counter() - started)
+    return outputs, min(times)
 
 
 class BucketedBatches(keras.utils.PyDataset):

@@ -41,7 +41,6 @@ DISTILL = {"demo": {"epochs": 4}, "full": {"epochs": 10}}
 class Stage:
     name: str
     seconds: float
-    skipped: bool = False
 
 
 def _timed(stages, name, function, *args, **kwargs):
@@ -55,9 +54,7 @@ def _timed(stages, name, function, *args, **kwargs):
 def measure_items_per_second(model_dir, task, data_dir, batch_size=32, repeats=2):
     """Inference items/second of a run (teacher or student) on the task's
     dev sentences, length-bucketed, after a warm-up pass (jit excluded)."""
-    import numpy as np
-
-    from kbert.batching import predict_bucketed
+    from kbert.batching import time_bucketed
     from kbert.evaluation import encode_examples, load_run_model
     from kbert.glue import get_processor
     from kbert.tokenization import Tokenizer
@@ -70,13 +67,8 @@ def measure_items_per_second(model_dir, task, data_dir, batch_size=32, repeats=2
     encoded = encode_examples(Tokenizer.from_vocab_file(os.path.join(model_dir, "vocab.txt"), cased=cased),
                               examples, max_seq_len)
     arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
-    predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size)  # warm-up / compile
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size)
-        times.append(time.perf_counter() - started)
-    return len(examples) / min(times), int(np.asarray(encoded.lengths).sum())
+    _, seconds = time_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, repeats=repeats)
+    return len(examples) / seconds
 
 
 def run_pipeline(task="SST-2", output="runs/demo", *, checkpoint="minilm-l6", full=False, data_dir=None,
@@ -107,8 +99,8 @@ def run_pipeline(task="SST-2", output="runs/demo", *, checkpoint="minilm-l6", fu
            resume=os.path.exists(os.path.join(student_dir, "checkpoint", "state.json")),
            seed=seed, **DISTILL["full" if full else "demo"])
     student_eval = _timed(stages, "evaluate student", evaluate, student_dir, data_dir=data_dir)
-    teacher_rate, tokens = _timed(stages, "time teacher", measure_items_per_second, teacher_dir, processor.name, data_dir)
-    student_rate, _ = _timed(stages, "time student", measure_items_per_second, student_dir, processor.name, data_dir)
+    teacher_rate = _timed(stages, "time teacher", measure_items_per_second, teacher_dir, processor.name, data_dir)
+    student_rate = _timed(stages, "time student", measure_items_per_second, student_dir, processor.name, data_dir)
 
     report = _report(processor, options, full, teacher_eval, student_eval, teacher_rate, student_rate, stages)
     _write_report(output, report)
