@@ -29,7 +29,8 @@ def fixture_checkpoint():
 
 @pytest.fixture(scope="session")
 def glue_dir():
-    path = pathlib.Path(os.environ.get("GLUE_DIR", SHARED / "glue_data"))
+    # The Makefile exports GLUE_DIR empty when ../shared/glue_data is absent.
+    path = pathlib.Path(os.environ.get("GLUE_DIR") or SHARED / "glue_data")
     if not path.is_dir():
         pytest.skip(f"GLUE data missing: {path}")
     return path
