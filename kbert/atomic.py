@@ -1,7 +1,8 @@
 """Atomic file writes: write beside the target, then `os.replace` onto it.
 
 A reader (or a run killed halfway) then sees either the old file or the
-complete new one, never a torn file that a later run would trust.
+complete new one, never a torn file that a later run would trust.  The one
+JSON reader lives here too, beside the one JSON writer.
 """
 
 import contextlib
@@ -59,6 +60,27 @@ def _json_default(value):
 def write_json(path, value) -> None:
     """Write JSON atomically (sorted keys, indented, numpy scalars allowed)."""
     write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path, *, error, what, missing=None) -> dict:
+    """The JSON object in `path`, or `error` (a KbertError class) naming the file.
+
+    `what` names the file's role in messages ("config", "manifest");
+    `missing` replaces "no such file" when absence itself means something
+    ("not a kbert run directory").
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except FileNotFoundError:
+        raise error(f"{path}: {missing or 'no such file'}") from None
+    # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+    except (OSError, ValueError) as e:
+        raise error(f"{path}: unreadable {what}: {e}") from None
+    if not isinstance(value, dict):
+        raise error(f"{path}: {what} is not a JSON object")
+    return value
 
 
 def save_model_atomic(model, path) -> None:

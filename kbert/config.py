@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 
+from kbert.atomic import read_json
 from kbert.errors import ConfigError
 
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
@@ -94,15 +95,7 @@ class BertConfig:
     @classmethod
     def from_json_file(cls, path):
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                values = json.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path}: unreadable config: {e}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
+        values = read_json(path, error=ConfigError, what="config", missing="config file not found")
         return cls.from_dict(values, source=path)
 
     @classmethod

@@ -46,7 +46,6 @@ Output directory::
 """
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -59,7 +58,7 @@ from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
 from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
 from kbert.progress import ItemsProgress
-from kbert.atomic import atomic_output, save_model_atomic, write_json, write_text_atomic
+from kbert.atomic import atomic_output, read_json, save_model_atomic, write_json, write_text_atomic
 from kbert.materials import load_materials, vocab_sha256
 from kbert.student import StudentModel, build_student
 
@@ -304,11 +303,7 @@ def _resume_state(checkpoint_dir, config, identity, resume):
         raise ConfigError(
             f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory"
         )
-    try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable: {e}") from None
+    state = read_json(path, error=ConfigError, what="distillation state")
     if state["identity"]["vocab"] != identity["vocab"]:
         raise DataError(
             f"{path}: the student was trained on materials of another vocabulary "
@@ -441,10 +436,9 @@ def evaluate_student(model_dir, x, labels, *, vocab=None, batch_size=256):
     if vocab is not None:
         config_path = os.path.join(os.path.dirname(path), "config.json")
         try:
-            with open(config_path, encoding="utf-8") as f:
-                expected = json.load(f)["materials"]["vocab"]["sha256"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DataError(f"{config_path}: cannot tell the student's vocabulary ({e})") from None
+            expected = read_json(config_path, error=DataError, what="student config")["materials"]["vocab"]["sha256"]
+        except (KeyError, TypeError) as e:
+            raise DataError(f"{config_path}: cannot tell the student's vocabulary (no {e})") from None
         given = vocab if isinstance(vocab, str) else vocab_sha256(vocab)
         if given != expected:
             raise DataError(f"{config_path}: the student was distilled with another vocabulary than the data's")

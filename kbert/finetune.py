@@ -16,7 +16,6 @@ epoch, with the same batch order, after checking that the options agree.
 """
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -24,7 +23,7 @@ import time
 
 import numpy as np
 
-from kbert.atomic import save_model_atomic, write_json
+from kbert.atomic import read_json, save_model_atomic, write_json
 from kbert.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -64,14 +63,8 @@ class FinetuneOptions:
 
 
 def read_run(run_dir):
-    path = os.path.join(run_dir, RUN_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir}: not a kbert run directory (no {RUN_FILE})") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable: {e}") from None
+    return read_json(os.path.join(run_dir, RUN_FILE), error=ConfigError, what="run record",
+                     missing="not a kbert run directory")
 
 
 def _start_run(output, options, resume):

@@ -45,7 +45,6 @@ teacher, same input, file hash unchanged) and redoes the others.
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import time
@@ -56,7 +55,7 @@ import keras
 import numpy as np
 
 import kbert
-from kbert.atomic import atomic_output, write_json
+from kbert.atomic import atomic_output, read_json, write_json
 from kbert.batching import predict_bucketed
 from kbert.errors import ConfigError, DataError
 
@@ -249,14 +248,9 @@ def _check_encoded(name, split, max_seq_len):
 
 def _read_manifest(directory):
     path = os.path.join(directory, MANIFEST)
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no manifest; not a materials directory") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable manifest: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest = read_json(path, error=DataError, what="manifest",
+                         missing="no manifest; not a materials directory")
+    if manifest.get("format") != FORMAT:
         raise DataError(f"{path}: not a kbert materials manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version")

@@ -49,7 +49,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from kbert.errors import ConfigError, DataError
-from kbert.atomic import atomic_output
+from kbert.atomic import atomic_output, read_json
 from kbert.glue.processors import InputExample, TaskProcessor, get_processor
 
 logger = logging.getLogger(__name__)
@@ -311,16 +311,7 @@ class FeatureCache:
 
 
 def read_meta(meta_path) -> dict:
-    try:
-        with open(meta_path, encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except FileNotFoundError:
-        raise DataError(f"{meta_path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{meta_path}: unreadable cache metadata ({e})") from e
-    if not isinstance(meta, dict):
-        raise DataError(f"{meta_path}: cache metadata is not a JSON object")
-    return meta
+    return read_json(meta_path, error=DataError, what="cache metadata")
 
 
 def _stale_reason(paths: CachePaths, expected: dict) -> Optional[str]:

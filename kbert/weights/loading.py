@@ -12,6 +12,7 @@ import os
 import warnings
 
 from kbert import presets
+from kbert.atomic import read_json
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError
 from kbert.model import BertModel
@@ -139,15 +140,9 @@ def _open_original(prefix, config, directory):
 
 
 def _open_hf(directory, config):
-    import json
-
     if config is None:
         source = os.path.join(directory, "config.json")
-        try:
-            with open(source, encoding="utf-8") as f:
-                values = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{source}: unreadable config: {e}") from None
+        values = read_json(source, error=ConfigError, what="config")
         if values.get("model_type", "bert") != "bert":
             raise ConfigError(f"{source}: model_type {values['model_type']!r} is not 'bert'")
         config = BertConfig.from_hf_dict(values, source)

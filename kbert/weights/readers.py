@@ -8,11 +8,11 @@ Both expose the same small interface used by the loader:
 A reader never unpickles: a PyTorch `.bin` file is refused.
 """
 
-import json
 import os
 
 import numpy as np
 
+from kbert.atomic import read_json
 from kbert.errors import CheckpointError
 from kbert.weights import name_map
 
@@ -67,11 +67,9 @@ class SafetensorsCheckpoint:
         if os.path.isfile(single):
             files = {single}
         elif os.path.isfile(index):
-            try:
-                with open(index, encoding="utf-8") as f:
-                    weight_map = json.load(f)["weight_map"]
-            except (OSError, ValueError, KeyError) as e:
-                raise CheckpointError(f"{index}: unreadable shard index: {e}") from None
+            weight_map = read_json(index, error=CheckpointError, what="shard index").get("weight_map")
+            if not isinstance(weight_map, dict):
+                raise CheckpointError(f"{index}: shard index has no 'weight_map' object")
             files = {os.path.join(self.path, v) for v in weight_map.values()}
         else:
             raise CheckpointError(f"{self.path}: no model.safetensors")
