@@ -16,8 +16,6 @@ rows' mean norm, and written into a copy of the materials with a new
 """
 
 import argparse
-import hashlib
-import json
 import os
 import shutil
 
@@ -35,6 +33,9 @@ def main(argv=None):
     import keras
 
     import kbert  # noqa: F401  (registers kbert's layers for load_model)
+    from kbert.atomic import atomic_output, read_json, write_json
+    from kbert.errors import DataError
+    from kbert.glue.features import file_sha256
 
     teacher = keras.saving.load_model(os.path.join(args.teacher, "model.keras"), compile=False)
     layers = [int(n) for n in args.layers.split(",")]
@@ -70,14 +71,13 @@ def main(argv=None):
 
     shutil.copytree(args.materials, args.out)
     shared["embedding"] = vectors.astype(np.float32)
-    np.savez(os.path.join(args.out, "shared.npz"), **shared)
+    shared_path = os.path.join(args.out, "shared.npz")
+    with atomic_output(shared_path, suffix=".npz") as tmp:
+        np.savez(tmp, **shared)
     manifest_path = os.path.join(args.out, "manifest.json")
-    with open(manifest_path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    with open(os.path.join(args.out, "shared.npz"), "rb") as handle:
-        manifest["shared"]["sha256"] = hashlib.sha256(handle.read()).hexdigest()
-    with open(manifest_path, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
+    manifest = read_json(manifest_path, error=DataError, what="manifest")
+    manifest["shared"]["sha256"] = file_sha256(shared_path)
+    write_json(manifest_path, manifest)
     print(f"{int(seen.sum())} of {rows} rows from train occurrences; materials in {args.out}")
 
 

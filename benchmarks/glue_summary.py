@@ -62,10 +62,9 @@ def main():
         "and linear decay. `seconds`: wall time of the kbert command (fine-tuning and dev\n"
         "evaluation) or the peer's training time.\n\n" + table(rows) + "\n"
     )
-    target = os.path.join(RESULTS, "glue-search.md")
-    with open(target + ".tmp", "w", encoding="utf-8") as handle:  # atomic: temp, then rename
-        handle.write(text)
-    os.replace(target + ".tmp", target)
+    from kbert.atomic import write_text_atomic
+
+    write_text_atomic(os.path.join(RESULTS, "glue-search.md"), text)
     sys.stdout.write(text)
 
 

@@ -120,8 +120,7 @@ def main(argv=None):
     predictions = logits[:, 0] if processor.is_regression else logits
     metrics = compute_metrics(processor.name, dev_labels, predictions)
 
-    command = " ".join(["python", "benchmarks/hf_glue_baseline.py", *sys.argv[1:]] if argv is None
-                       else ["python", "benchmarks/hf_glue_baseline.py", *argv])
+    command = " ".join(["python", "benchmarks/hf_glue_baseline.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [
         f"# HF transformers baseline, GLUE {processor.name}: MiniLM-L6, {args.epochs} epoch(s), "
         f"lr {args.learning_rate:g}, seed {args.seed}",

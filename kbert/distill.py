@@ -437,8 +437,8 @@ def evaluate_student(model_dir, x, labels, *, vocab=None, batch_size=256):
         config_path = os.path.join(os.path.dirname(path), "config.json")
         try:
             expected = read_json(config_path, error=DataError, what="student config")["materials"]["vocab"]["sha256"]
-        except (KeyError, TypeError) as e:
-            raise DataError(f"{config_path}: cannot tell the student's vocabulary (no {e})") from None
+        except (KeyError, TypeError):
+            raise DataError(f"{config_path}: cannot tell the student's vocabulary (no materials.vocab.sha256)") from None
         given = vocab if isinstance(vocab, str) else vocab_sha256(vocab)
         if given != expected:
             raise DataError(f"{config_path}: the student was distilled with another vocabulary than the data's")

@@ -58,6 +58,7 @@ import kbert
 from kbert.atomic import atomic_output, read_json, write_json
 from kbert.batching import predict_bucketed
 from kbert.errors import ConfigError, DataError
+from kbert.glue.features import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -161,14 +162,6 @@ def teacher_sha256(model):
     return digest.hexdigest()
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _arrays_sha256(*arrays):
     digest = hashlib.sha256()
     for array in arrays:
@@ -263,7 +256,7 @@ def _reusable(manifest, name, directory, inputs_sha256):
     if not entry or not entry.get("complete") or entry.get("inputs_sha256") != inputs_sha256:
         return False
     path = os.path.join(directory, entry["file"])
-    return os.path.exists(path) and _file_sha256(path) == entry.get("sha256")
+    return os.path.exists(path) and file_sha256(path) == entry.get("sha256")
 
 
 def _start_manifest(out_dir, identity):
@@ -353,9 +346,9 @@ def generate_materials(
 
     shared_path = os.path.join(out_dir, SHARED)
     shared = manifest.get("shared")
-    if not (shared and os.path.exists(shared_path) and _file_sha256(shared_path) == shared.get("sha256")):
+    if not (shared and os.path.exists(shared_path) and file_sha256(shared_path) == shared.get("sha256")):
         _write_npz(shared_path, {"embedding": matrix, "vocab": np.asarray(vocab, dtype=str)})
-        manifest["shared"] = {"file": SHARED, "sha256": _file_sha256(shared_path)}
+        manifest["shared"] = {"file": SHARED, "sha256": file_sha256(shared_path)}
         write_json(manifest_path, manifest)
 
     for name, arrays in encoded.items():
@@ -384,7 +377,7 @@ def generate_materials(
         manifest["splits"][name] = {
             "file": file_name,
             "complete": True,
-            "sha256": _file_sha256(path),
+            "sha256": file_sha256(path),
             "inputs_sha256": inputs_sha256,
             "count": len(y),
             "seconds": round(seconds, 3),
@@ -429,7 +422,7 @@ def _check_array(path, name, array, kind, ndim):
 
 def _load_split(directory, name, entry, manifest):
     path = os.path.join(directory, entry.get("file", f"{name}.npz"))
-    if os.path.exists(path) and _file_sha256(path) != entry.get("sha256"):
+    if os.path.exists(path) and file_sha256(path) != entry.get("sha256"):
         raise DataError(f"{path}: the file changed since it was written (hash differs from {MANIFEST})")
     arrays = _open_npz(path, SPLIT_ARRAYS)
     for array_name, (kind, ndim) in SPLIT_ARRAYS.items():
@@ -496,7 +489,7 @@ def load_materials(directory, *, splits=None, vocab=None):
             )
 
     shared_path = os.path.join(directory, shared_entry.get("file", SHARED))
-    if os.path.exists(shared_path) and _file_sha256(shared_path) != shared_entry.get("sha256"):
+    if os.path.exists(shared_path) and file_sha256(shared_path) != shared_entry.get("sha256"):
         raise DataError(f"{shared_path}: the file changed since it was written (hash differs from {MANIFEST})")
     shared = _open_npz(shared_path, ("embedding", "vocab"))
     _check_array(shared_path, "embedding", shared["embedding"], "float32", 2)
