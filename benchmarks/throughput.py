@@ -11,7 +11,8 @@ vocabulary, for
                    random weights; minilm-l6 is the real checkpoint
                    (`load_checkpoint("minilm-l6")`)
     kbert-student  the Kim (2014) CNN student (`kbert.student.build_student`
-                   on a random 30522 x 384 embedding; widths 3/4/5 x 100 maps)
+                   on a random 30522 x 384 embedding; widths 3/4/5 x 100 maps;
+                   cnn-student-multichannel: Kim's two-channel variant)
     transformers   Hugging Face `BertModel` (PyTorch, eval mode,
                    `torch.no_grad()`, no pooler), the same configs with random
                    init; minilm-l6 from the preset's directory
@@ -58,7 +59,9 @@ about 1% here).  The CNN student with embedding width E, F maps per filter
 width w and C labels, at width T (its convolutions are "full", so a width-w
 bank has T + w - 1 output positions), costs
 
-    sum over w of (T + w - 1) * 2 * w * E * F   +   2 * F * len(widths) * C
+    sum over w of (T + w - 1) * 2 * w * E * K * F   +   2 * F * len(widths) * C
+
+with K = 2 embedding channels for the multichannel variant, else 1.
 
 "gflops_per_second" counts the processed FLOPs; "useful_gflops_per_second"
 those of the sentences' real lengths.  The machine's float32 peak is the best
@@ -115,6 +118,10 @@ BERT_MODELS = {
 }
 STUDENT_MODELS = {
     "cnn-student": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2),
+    # Kim's multichannel variant: a static and a trained copy of the
+    # embedding side by side, so the convolutions read twice the width.
+    "cnn-student-multichannel": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2,
+                                     variant="multichannel"),
 }
 MODELS = tuple(BERT_MODELS) + tuple(STUDENT_MODELS)
 DEFAULT_MODELS = ("bert-base", "bert-large", MINILM, "cnn-student")
@@ -167,10 +174,11 @@ def bert_flops(width, *, hidden_size, num_hidden_layers, intermediate_size, **_)
     return num_hidden_layers * t * (8 * h * h + 4 * h * i + 4 * t * h)
 
 
-def student_flops(width, *, embedding_dim, filters, kernel_sizes, num_labels, **_):
+def student_flops(width, *, embedding_dim, filters, kernel_sizes, num_labels, variant="non-static"):
     """Forward FLOPs of the CNN student on one sentence at `width` tokens."""
     t = int(width)
-    conv = sum((t + w - 1) * 2 * w * embedding_dim * filters for w in kernel_sizes)
+    channels = 2 if variant == "multichannel" else 1
+    conv = sum((t + w - 1) * 2 * w * embedding_dim * channels * filters for w in kernel_sizes)
     return conv + 2 * filters * len(kernel_sizes) * num_labels
 
 
@@ -284,8 +292,8 @@ def build_student(model, variant):
         raise RuntimeError(f"kbert.student.build_student is not available ({error})") from None
     spec = STUDENT_MODELS[model]
     matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (VOCAB_SIZE, spec["embedding_dim"]))
-    net = builder(matrix.astype(np.float32), spec["num_labels"], filters=spec["filters"],
-                  kernel_sizes=spec["kernel_sizes"])
+    net = builder(matrix.astype(np.float32), spec["num_labels"], variant=spec.get("variant", "non-static"),
+                  filters=spec["filters"], kernel_sizes=spec["kernel_sizes"])
     return _keras_predict(net, lambda ids, segs: ids), {"weights": "random"}
 
 

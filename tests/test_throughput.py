@@ -65,6 +65,10 @@ def test_student_flops_match_a_hand_count():
     dense = 2 * 2 * 1  # 2 pooled features -> 1 logit
     got = throughput.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1)
     assert got == width_1 + width_2 + dense == 48
+    # Multichannel: each filter spans both channels, 2 x E input columns.
+    got = throughput.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1,
+                                   variant="multichannel")
+    assert got == 2 * (width_1 + width_2) + dense == 92
 
 
 def test_padded_and_bucketed_batches_cover_every_sentence_once(rng):
@@ -80,22 +84,24 @@ def test_padded_and_bucketed_batches_cover_every_sentence_once(rng):
 def test_measure_rows_in_process_gives_the_record_schema(rng):
     arrays = sentences(rng)
     rows = [row("kbert", "tiny", "padded"), row("kbert", "tiny", "bucketed"),
-            row("kbert-student", "cnn-student", "bucketed", batch=8)]
+            row("kbert-student", "cnn-student", "bucketed", batch=8),
+            row("kbert-student", "cnn-student-multichannel", "bucketed", batch=8)]
     records = throughput.measure_rows(rows, arrays, max_len=128, min_seconds=0.0, progress=False)
-    assert [r["skipped"] for r in records] == [None, None, None]
+    assert [r["skipped"] for r in records] == [None] * 4
     for r, asked in zip(records, rows):
         assert RECORD_KEYS <= set(r)
         assert {k: r[k] for k in asked} == asked
         assert r["items_per_second"] > 0 and r["sentences"] == 8 and r["passes"] >= 1
         per_sentence = r["gflops_per_second"] / r["items_per_second"]
         assert per_sentence == pytest.approx(r["gflops_per_sentence"])
-    padded, bucketed, student = records
+    padded, bucketed, student, multichannel = records
     assert padded["seq_len"] == 128 and padded["warmup_shapes"] == 1
     assert bucketed["seq_len"] < 128 and bucketed["max_width"] % 8 == 0
     assert padded["gflops_per_sentence"] * 1e9 == pytest.approx(throughput.flops_per_sentence("tiny", 128))
     assert student["gflops_per_sentence"] * 1e9 == pytest.approx(
         throughput.flops_per_sentence("cnn-student", student["max_width"])  # one batch of 8: one width
     )
+    assert multichannel["gflops_per_sentence"] == pytest.approx(2 * student["gflops_per_sentence"], rel=1e-3)
     json.dumps(records)  # plain JSON types only
 
 
