@@ -117,7 +117,8 @@ BERT_MODELS = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),  # tests
 }
 STUDENT_MODELS = {
-    "cnn-student": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2),
+    "cnn-student": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2,
+                        variant="non-static"),
     # Kim's multichannel variant: a static and a trained copy of the
     # embedding side by side, so the convolutions read twice the width.
     "cnn-student-multichannel": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2,
@@ -292,7 +293,7 @@ def build_student(model, variant):
         raise RuntimeError(f"kbert.student.build_student is not available ({error})") from None
     spec = STUDENT_MODELS[model]
     matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (VOCAB_SIZE, spec["embedding_dim"]))
-    net = builder(matrix.astype(np.float32), spec["num_labels"], variant=spec.get("variant", "non-static"),
+    net = builder(matrix.astype(np.float32), spec["num_labels"], variant=spec["variant"],
                   filters=spec["filters"], kernel_sizes=spec["kernel_sizes"])
     return _keras_predict(net, lambda ids, segs: ids), {"weights": "random"}
 
