@@ -3,8 +3,8 @@ contextual layers instead of its `Embedding-Token` matrix.
 
     KERAS_BACKEND=jax python benchmarks/contextual_embedding.py \\
         --teacher runs/full-sst-2/teacher --materials runs/full-sst-2/materials \\
-        --out runs/contextual-materials --layers 1,2
-    KERAS_BACKEND=jax kbert distill --materials runs/contextual-materials --out runs/contextual-student --epochs 4
+        --output runs/contextual-materials --layers 1,2
+    KERAS_BACKEND=jax kbert distill --materials runs/contextual-materials --output runs/contextual-student --epochs 4
 
 Each vocabulary row becomes the mean hidden state (averaged over `--layers`'
 `Encoder-n-FeedForward-Norm` outputs) of that token over its occurrences in
@@ -21,23 +21,24 @@ import shutil
 
 import numpy as np
 
+from kbert.commands.flags import add_flag
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", required=True, help="fine-tuned run directory (model.keras)")
     parser.add_argument("--materials", required=True, help="materials written by `kbert materials`")
-    parser.add_argument("--out", required=True, help="where the copy with new embedding rows goes")
+    add_flag(parser, "--output", required=True, help="where the copy with new embedding rows goes")
     parser.add_argument("--layers", default="1,2", help="encoder layers to average, 1-based")
     args = parser.parse_args(argv)
 
     import keras
 
-    import kbert  # noqa: F401  (registers kbert's layers for load_model)
-    from kbert.atomic import atomic_output, read_json, write_json
+    from kbert import runs
+    from kbert.atomic import atomic_output, file_sha256, read_json, write_json
     from kbert.errors import DataError
-    from kbert.glue.features import file_sha256
 
-    teacher = keras.saving.load_model(os.path.join(args.teacher, "model.keras"), compile=False)
+    teacher, _ = runs.load_model(args.teacher)
     layers = [int(n) for n in args.layers.split(",")]
     probe = keras.Model(teacher.inputs[:2], [teacher.get_layer(f"Encoder-{n}-FeedForward-Norm").output
                                              for n in layers])
@@ -69,16 +70,16 @@ def main(argv=None):
     vectors -= vectors.mean(axis=0)
     vectors *= np.linalg.norm(original, axis=1).mean() / np.linalg.norm(vectors, axis=1).mean()
 
-    shutil.copytree(args.materials, args.out)
+    shutil.copytree(args.materials, args.output)
     shared["embedding"] = vectors.astype(np.float32)
-    shared_path = os.path.join(args.out, "shared.npz")
+    shared_path = os.path.join(args.output, "shared.npz")
     with atomic_output(shared_path, suffix=".npz") as tmp:
         np.savez(tmp, **shared)
-    manifest_path = os.path.join(args.out, "manifest.json")
+    manifest_path = os.path.join(args.output, "manifest.json")
     manifest = read_json(manifest_path, error=DataError, what="manifest")
     manifest["shared"]["sha256"] = file_sha256(shared_path)
     write_json(manifest_path, manifest)
-    print(f"{int(seen.sum())} of {rows} rows from train occurrences; materials in {args.out}")
+    print(f"{int(seen.sum())} of {rows} rows from train occurrences; materials in {args.output}")
 
 
 if __name__ == "__main__":

@@ -21,44 +21,37 @@ import platform
 import shlex
 import sys
 import time
-import warnings
 
 import numpy as np
 
-VARIANTS = ("default", "xla", "int8")
+from kbert.commands.flags import add_flag
+from kbert.errors import ConfigError
+from kbert.variants import VARIANTS, apply_variant
 
 
 def _load(run_dir, variant):
-    import keras
+    from kbert import runs
 
-    from kbert.evaluation import load_run_model
-
-    model, run, num_inputs = load_run_model(run_dir)
-    if variant == "xla":
-        if keras.backend.backend() != "tensorflow":
-            raise SystemExit("variant xla is TensorFlow's jit_compile; JAX always compiles")
-        model.jit_compile = True
-    elif variant == "int8":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # one warning per layer without int8 kernels
-            model.quantize("int8")
-    return model, run, num_inputs
+    model, record = runs.load_model(run_dir)
+    try:
+        apply_variant(model, variant)
+    except ConfigError as error:  # xla off TensorFlow: a usage error, as before
+        raise SystemExit(str(error)) from None
+    return model, record
 
 
 def measure(run_dir, variant, data_dir, batch_size=32, repeats=2):
     """{'variant', 'accuracy', 'items_per_second', ...} for one variant."""
+    from kbert import runs
     from kbert.batching import time_bucketed
     from kbert.evaluation import encode_examples
     from kbert.glue import get_processor
-    from kbert.tokenization import Tokenizer
 
-    model, run, num_inputs = _load(run_dir, variant)
-    options = run["options"]
-    processor = get_processor(options["task"])
+    model, record = _load(run_dir, variant)
+    processor = get_processor(record.task)
     examples = processor.dev_examples(data_dir)
-    tokenizer = Tokenizer.from_vocab_file(os.path.join(run_dir, "vocab.txt"), cased=options.get("cased", False))
-    encoded = encode_examples(tokenizer, examples, options["max_seq_len"])
-    arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
+    encoded = encode_examples(runs.load_tokenizer(run_dir, record), examples, record.max_seq_len)
+    arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
     labels = np.array([processor.label_id(e.label) for e in examples])
 
     logits, seconds = time_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, repeats=repeats)
@@ -76,7 +69,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a fine-tuned teacher run directory")
     parser.add_argument("--variants", default="default,int8", help=f"comma-separated, of {', '.join(VARIANTS)}")
-    parser.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR"))
+    add_flag(parser, "--data-dir", help="GLUE data (default: $GLUE_DIR)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="write the records here")
@@ -88,7 +81,7 @@ def main(argv=None):
     from kbert.atomic import write_json, write_text_atomic
     from kbert.glue import resolve_data_dir
 
-    data_dir = resolve_data_dir(args.glue_dir)
+    data_dir = resolve_data_dir(args.data_dir)
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:

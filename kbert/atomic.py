@@ -2,10 +2,12 @@
 
 A reader (or a run killed halfway) then sees either the old file or the
 complete new one, never a torn file that a later run would trust.  The one
-JSON reader lives here too, beside the one JSON writer.
+JSON reader lives here too, beside the one JSON writer, and the file hash
+that tells whether a file is still the one that was written.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -92,3 +94,12 @@ def save_model_atomic(model, path) -> None:
 def remove_quietly(path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
+
+
+def file_sha256(path, chunk_size: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -11,43 +11,30 @@ import time
 
 import numpy as np
 
+from kbert import runs
 from kbert.errors import ConfigError, DataError
+from kbert.numeric import log_softmax
 
 logger = logging.getLogger(__name__)
+
+EVAL_BATCH_SIZE = 64
+
+
+def encode_examples(tokenizer, examples, max_seq_len):
+    from kbert.glue import split_texts
+
+    firsts, seconds = split_texts(examples)
+    return tokenizer.encode_batch(firsts, seconds, max_len=max_seq_len)
 
 
 def _loss(logits, labels, regression):
     if regression:
         return float(np.mean((logits.reshape(-1) - labels.astype(np.float64)) ** 2))
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    log_probs = log_softmax(logits)
     return float(-np.mean(log_probs[np.arange(len(labels)), labels.astype(np.int64)]))
 
 
-def encode_examples(tokenizer, examples, max_seq_len):
-    firsts = [e.text_a for e in examples]
-    seconds = [e.text_b for e in examples] if any(e.text_b is not None for e in examples) else None
-    return tokenizer.encode_batch(firsts, seconds, max_len=max_seq_len)
-
-
-def load_run_model(model_dir):
-    """(keras model, run record, number of model inputs) of a run directory."""
-    import keras
-
-    from kbert.finetune import read_run
-
-    run = read_run(model_dir)
-    names = {"teacher": "model.keras", "student": "student.keras"}
-    if run.get("kind") not in names:
-        raise ConfigError(f"{model_dir}: unknown run kind {run.get('kind')!r}")
-    path = os.path.join(model_dir, names[run["kind"]])
-    if not os.path.isfile(path):
-        raise ConfigError(f"{path}: missing; is the run complete?")
-    model = keras.saving.load_model(path)
-    return model, run, len(model.inputs)
-
-
-def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=64, verbose=True):
+def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_BATCH_SIZE, verbose=True):
     """Evaluate the run in `model_dir` on the task's dev set or on `file`.
 
     Writes `eval_results.txt` (or `eval_results_<file stem>.txt`) into
@@ -57,12 +44,11 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=64, v
 
     from kbert.batching import predict_bucketed
     from kbert.glue import compute_metrics, get_processor, resolve_data_dir, write_eval_results
-    from kbert.tokenization import Tokenizer
 
-    model, run, num_inputs = load_run_model(model_dir)
-    processor = get_processor(task or run.get("task") or run["options"]["task"])
-    if run.get("task") and processor.name != run["task"]:
-        raise ConfigError(f"{model_dir}: the model was trained on {run['task']}, not {processor.name}")
+    model, record = runs.load_model(model_dir)
+    processor = get_processor(task or record.task)
+    if processor.name != record.task:
+        raise ConfigError(f"{model_dir}: the model was trained on {record.task}, not {processor.name}")
     if file is None:
         examples = processor.dev_examples(resolve_data_dir(data_dir))
         out_name = "eval_results.txt"
@@ -71,13 +57,9 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=64, v
         out_name = f"eval_results_{os.path.splitext(os.path.basename(file))[0]}.txt"
     if not examples:
         raise DataError(f"{file or processor.name}: no examples to evaluate")
-    max_seq_len = run.get("max_seq_len") or run["options"]["max_seq_len"]
-    tokenizer = Tokenizer.from_vocab_file(
-        os.path.join(model_dir, "vocab.txt"), cased=run.get("cased", run.get("options", {}).get("cased", False))
-    )
-    encoded = encode_examples(tokenizer, examples, max_seq_len)
+    encoded = encode_examples(runs.load_tokenizer(model_dir, record), examples, record.max_seq_len)
     labels = np.array([processor.label_id(e.label) for e in examples])
-    arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
+    arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
     started = time.perf_counter()
     with tqdm(total=len(examples), desc="evaluate", unit="ex", disable=not verbose) as bar:
         logits = predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, progress=bar)
@@ -88,13 +70,13 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=64, v
         os.path.join(model_dir, out_name),
         metrics,
         eval_loss=loss,
-        global_step=run.get("global_step", 0),
+        global_step=record.global_step,
         loss=loss,
     )
     return {
         "metrics": {f"eval_{k}": float(v) for k, v in metrics.items()},
         "eval_loss": loss,
-        "global_step": run.get("global_step", 0),
+        "global_step": record.global_step,
         "examples": len(examples),
         "truncated": int(encoded.num_truncated),
         "seconds": seconds,

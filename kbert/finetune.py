@@ -1,15 +1,9 @@
 """Fine-tune BERT with a classifier head on a GLUE task: the teacher.
 
-A run directory holds everything a later step needs:
-
-    run.json          options, labels, global_step, history, timings, status
-    model.keras       the fine-tuned model (reloads on any backend)
-    checkpoint/       the same weights in the original format, classifier as
-                      run_classifier.py's output_weights/output_bias
-    vocab.txt         the vocabulary the features were made with
-    eval_results.txt  dev results, in the original's shape
-    backup/           Keras BackupAndRestore state while training (removed at the end)
-    features/         the feature cache (TFRecord + readable JSON lines)
+The run directory (`kbert.runs` owns its layout) receives run.json,
+model.keras, vocab.txt, checkpoint/ (the same weights in the original
+format, classifier as run_classifier.py's output_weights/output_bias),
+backup/ while training and features/ (the feature cache).
 
 Resuming (`resume=True`) continues a killed run from its last finished
 epoch, with the same batch order, after checking that the options agree.
@@ -23,23 +17,32 @@ import time
 
 import numpy as np
 
-from kbert.atomic import read_json, save_model_atomic, write_json
+from kbert import presets, runs
 from kbert.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-RUN_FILE = "run.json"
 # Options added after runs were written, with the value those runs used.
 PREDATING = {"length_bucketing": True}
+# Options a checkpoint's recipe fills in when the caller leaves them None.
+RECIPE_FIELDS = ("learning_rate", "epochs")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FinetuneOptions:
+    """What `finetune` does; every field is recorded in run.json.
+
+    `learning_rate` and `epochs` left None come from the checkpoint's recipe
+    (`kbert.presets.recipe`): a preset's searched values, or the original
+    run_classifier.py values for any other checkpoint.  `resolved()` fills
+    them in and says where each came from.
+    """
+
     task: str
     checkpoint: str = "minilm-l6"
     batch_size: int = 32
-    learning_rate: float = 2e-5
-    epochs: int = 3
+    learning_rate: float = None
+    epochs: int = None
     max_seq_len: int = 128
     max_train_examples: int = None
     seed: int = 42
@@ -52,49 +55,55 @@ class FinetuneOptions:
     # scores in benchmarks/results/glue-*.md, so speed is opt-in.
     length_bucketing: bool = False
 
-    def validate(self):
-        for name in ("batch_size", "epochs", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    def __post_init__(self):
+        for name in ("batch_size", "max_seq_len") + (("epochs",) if self.epochs is not None else ()):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer of at least 1, got {value!r}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ConfigError("--max-train-examples must be at least 1")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError("--learning-rate must be positive")
+        if not 0 <= self.warmup_proportion < 1:
+            raise ConfigError("--warmup-proportion must be in [0, 1)")
+
+    def resolved(self):
+        """(options with the task's canonical name and recipe values set,
+        {option: where its value came from} for those the recipe set)."""
+        from kbert.glue import get_processor
+
+        task = get_processor(self.task).name
+        recipe = presets.recipe(self.checkpoint, task)
+        chosen = {name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
+        defaults = {name: recipe["source"] for name in chosen}
+        return dataclasses.replace(self, task=task, **chosen), defaults
 
 
-def read_run(run_dir):
-    return read_json(os.path.join(run_dir, RUN_FILE), error=ConfigError, what="run record",
-                     missing="not a kbert run directory")
-
-
-def _start_run(output, options, resume):
+def _start_run(output, options, defaults, resume):
     """Create or reopen the run directory; refuse to mix incompatible runs."""
-    path = os.path.join(output, RUN_FILE)
-    if os.path.exists(path):
-        run = read_run(output)
+    if runs.has_run(output):
+        record = runs.read_run(output)
         if not resume:
             raise ConfigError(f"{output}: a run already exists here; pass --resume or choose another --output")
-        if run.get("kind") != "teacher":
-            raise ConfigError(f"{output}: holds a {run.get('kind')!r} run, not a teacher fine-tuning run")
-        theirs = run.get("options", {})
+        if record.kind != "teacher":
+            raise ConfigError(f"{output}: holds a {record.kind!r} run, not a teacher fine-tuning run")
         ours = dataclasses.asdict(options)
         # A key the run predates is compared as the value runs had then.
         implied = dict(dataclasses.asdict(FinetuneOptions(task=options.task)), **PREDATING)
-        differ = sorted(k for k in ours if theirs.get(k, implied[k]) != ours[k])
+        theirs = {k: record.options.get(k, implied[k]) for k in ours}
+        differ = sorted(k for k in ours if theirs[k] != ours[k])
         if differ:
-            detail = ", ".join(f"{k}: run has {theirs.get(k, implied[k])!r}, asked {ours[k]!r}" for k in differ)
+            detail = ", ".join(f"{k}: run has {theirs[k]!r}, asked {ours[k]!r}" for k in differ)
             raise ConfigError(f"{output}: cannot resume, options differ ({detail})")
-        return run
+        return record
     if resume and os.path.isdir(output) and os.listdir(output):
-        raise ConfigError(f"{output}: --resume given but the directory holds no {RUN_FILE}")
+        raise ConfigError(f"{output}: --resume given but the directory holds no {runs.RUN_FILE}")
     os.makedirs(output, exist_ok=True)
-    run = {
-        "kind": "teacher",
-        "status": "training",
-        "options": dataclasses.asdict(options),
-    }
-    write_json(path, run)
-    return run
+    record = runs.RunRecord(kind="teacher", status="training", options=dataclasses.asdict(options),
+                            task=options.task, max_seq_len=options.max_seq_len, cased=options.cased,
+                            defaults=defaults)
+    runs.write_run(output, record)
+    return record
 
 
 def encode_split(processor, split, data_dir, tokenizer, max_seq_len, cache_dir, vocab_file, cased):
@@ -135,7 +144,7 @@ def _distribution(enabled, batch_size):
 
 
 def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, distribute=False, verbose=True):
-    """Fine-tune `options.checkpoint` on `options.task`; returns the run record."""
+    """Fine-tune `options.checkpoint` on `options.task`; returns the `RunRecord`."""
     import keras
 
     from kbert.batching import BUCKET_WINDOW, BucketedBatches, EpochOrder
@@ -146,15 +155,16 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     from kbert.weights.export import export_checkpoint
     from kbert.weights.loading import load_checkpoint
 
-    options.validate()
+    options, defaults = options.resolved()
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     processor = get_processor(options.task)
-    options.task = processor.name
     data_dir = resolve_data_dir(data_dir)
-    run = _start_run(output, options, resume)
-    if run.get("status") == "complete":
+    record = _start_run(output, options, defaults, resume)
+    if record.status == "complete":
         logger.info("%s: run already complete", output)
-        return run
+        return record
+    for name, source in defaults.items():
+        logger.info("%s = %s (%s)", name, getattr(options, name), source)
     keras.utils.set_random_seed(options.seed)
     _distribution(distribute, options.batch_size)
 
@@ -162,7 +172,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True)
     if model.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
-    vocab_file = os.path.join(output, "vocab.txt")
+    vocab_file = runs.vocab_file(output)
     shutil.copyfile(model.vocab_file, vocab_file)
     tokenizer = Tokenizer.from_vocab_file(vocab_file, cased=options.cased)
     cache_dir = cache_dir or os.path.join(output, "features")
@@ -204,19 +214,20 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     )
     seconds = time.perf_counter() - started
 
-    save_model_atomic(model, os.path.join(output, "model.keras"))
+    runs.save_model(output, model, "teacher")
     export_checkpoint(model, os.path.join(output, "checkpoint"), vocab_file=vocab_file, overwrite=True)
-    run.update(
+    record = record.replace(
         status="complete",
-        task=processor.name,
-        labels=list(processor.labels),
+        labels=None if processor.is_regression else tuple(processor.labels),
         num_labels=processor.num_labels,
-        train_examples=len(train),
-        global_step=total_steps,
-        history={k: [float(x) for x in v] for k, v in history.history.items()},
-        train_seconds=seconds,
-        train_examples_per_second=progress.rates,
-        backend=keras.backend.backend(),
+        results=dict(
+            train_examples=len(train),
+            global_step=total_steps,
+            history={k: [float(x) for x in v] for k, v in history.history.items()},
+            train_seconds=seconds,
+            train_examples_per_second=progress.rates,
+            backend=keras.backend.backend(),
+        ),
     )
-    write_json(os.path.join(output, RUN_FILE), run)
-    return run
+    runs.write_run(output, record)
+    return record

@@ -48,17 +48,19 @@ import hashlib
 import logging
 import os
 import time
-import warnings
 import zipfile
 
 import keras
 import numpy as np
 
 import kbert
-from kbert.atomic import atomic_output, read_json, write_json
+from kbert import runs
+from kbert.atomic import atomic_output, file_sha256, read_json, write_json
 from kbert.batching import predict_bucketed
 from kbert.errors import ConfigError, DataError
-from kbert.glue.features import file_sha256
+from kbert.numeric import softmax
+from kbert.tokenization import load_vocab_tokens, vocab_sha256
+from kbert.variants import apply_variant
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +68,7 @@ FORMAT = "kbert-materials"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARED = "shared.npz"
-# Teacher quantization modes `generate_materials` accepts: int8 is measured
-# to hold SST-2 dev accuracy (benchmarks/results/teacher-variants-*.md).
-QUANTIZE_MODES = (None, "int8")
-
-# Rounding each batch's width up to a multiple of this keeps the number of
-# distinct input shapes small, so JAX and tf.function compile a handful of
-# programs instead of one per sentence length.
+SPLITS = ("train", "dev", "test")
 
 SPLIT_ARRAYS = {
     # name: (dtype kind check, ndim or None for "1 or 2")
@@ -84,6 +80,45 @@ SPLIT_ARRAYS = {
     "label": ("int32", 1),
     "sentence": ("unicode", None),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class MaterialsOptions:
+    """What `materials_from_run` and `generate_materials` do.
+
+    Attributes:
+        task: the GLUE task (None: the run's own).
+        splits: the task's splits to run the teacher over.
+        max_seq_len: the encoding's maximum length (None: the run's).
+        augment: up to this many Tang et al. copies per training sentence
+            (`kbert.augment`) become the "augmented" split.
+        seed: the augmentation's seed.
+        batch_size: teacher batch size.
+        int8: run the teacher int8-quantized (Keras' `Model.quantize`):
+            faster on JAX, the same SST-2 dev accuracy in
+            benchmarks/results/teacher-variants-jax.md.  The weights are
+            hashed and the embedding matrix read before quantizing, and the
+            mode is recorded with the teacher's identity.
+    """
+
+    task: str = None
+    splits: tuple = SPLITS
+    max_seq_len: int = None
+    augment: int = 0
+    seed: int = 0
+    batch_size: int = 64
+    int8: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "splits", tuple(self.splits))
+        if not self.splits:
+            raise ConfigError("--splits names no split")
+        if self.max_seq_len is not None and self.max_seq_len < 1:
+            raise ConfigError(f"--max-seq-len must be at least 1, got {self.max_seq_len}")
+        if self.augment < 0:
+            raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 @dataclasses.dataclass
@@ -143,15 +178,6 @@ class Materials:
 # ---------------------------------------------------------------- hashing
 
 
-def vocab_sha256(vocab):
-    """Hash of a vocabulary in id order; two vocabularies agree iff it does."""
-    digest = hashlib.sha256()
-    for token in vocab:
-        digest.update(token.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
 def teacher_sha256(model):
     """Hash of a model's weights: names, shapes, dtypes and values, in order."""
     digest = hashlib.sha256()
@@ -181,12 +207,6 @@ def _write_npz(path, arrays):
 
 
 # ---------------------------------------------------------------- batching
-
-
-def softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def run_teacher(teacher, token_ids, segment_ids, lengths, *, batch_size=64, desc=None, verbose=True):
@@ -275,10 +295,7 @@ def _start_manifest(out_dir, identity):
     return manifest
 
 
-def generate_materials(
-    teacher, splits, out_dir, *, vocab, task, max_seq_len, teacher_id, cased=False, batch_size=64, verbose=True,
-    quantize=None,
-):
+def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True):
     """Run the teacher over every split and write the materials directory.
 
     Args:
@@ -287,22 +304,21 @@ def generate_materials(
         splits: {split name: `EncodedSplit` or a mapping with its fields}.
         out_dir: created if missing; see the module docstring for the layout.
         vocab: the teacher's tokens in id order.
-        task: task name recorded in the manifest (e.g. "SST-2").
-        max_seq_len: the encoding's maximum length.
         teacher_id: a human-readable name of the teacher (e.g. its run dir).
+        options: `MaterialsOptions` with `task` (recorded in the manifest,
+            e.g. "SST-2") and `max_seq_len` (the encoding's maximum) set;
+            `batch_size` and `int8` are used, the others were used by
+            whoever encoded `splits`.
         cased: the tokenizer's casing, recorded so that new text can be
             encoded for the student the same way.
-        batch_size: teacher batch size.
         verbose: show a progress bar per split.
-        quantize: None, or "int8": run the teacher through Keras' int8
-            quantization (`Model.quantize`) for speed.  The weights are
-            hashed and the embedding matrix read before quantizing (the
-            `Embedding-Token` layer is not quantized anyway); the mode is
-            recorded with the teacher's identity.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
     """
+    if options.task is None or options.max_seq_len is None:
+        raise ConfigError("generate_materials needs options.task and options.max_seq_len set")
+    task, max_seq_len = options.task, options.max_seq_len
     os.makedirs(out_dir, exist_ok=True)
     vocab = [str(token) for token in vocab]
     matrix = np.asarray(keras.ops.convert_to_numpy(teacher.get_layer("Embedding-Token").embeddings.value), np.float32)
@@ -333,14 +349,10 @@ def generate_materials(
         "vocab": {"size": len(vocab), "sha256": vocab_sha256(vocab)},
         "embedding": {"rows": int(matrix.shape[0]), "dim": int(matrix.shape[1])},
     }
-    if quantize not in QUANTIZE_MODES:
-        raise ConfigError(f"quantize={quantize!r}: expected one of {QUANTIZE_MODES}")
-    if quantize:
+    if options.int8:
         # Recorded only when used, so that float materials keep one identity.
-        identity["teacher"]["quantization"] = quantize
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Keras warns once per layer it leaves in float
-            teacher.quantize(quantize)
+        identity["teacher"]["quantization"] = "int8"
+        apply_variant(teacher, "int8")
     manifest = _start_manifest(out_dir, identity)
     manifest_path = os.path.join(out_dir, MANIFEST)
 
@@ -365,7 +377,7 @@ def generate_materials(
         started = time.perf_counter()
         y = run_teacher(
             teacher, arrays["x"], arrays["segment"], arrays["length"],
-            batch_size=batch_size, desc=f"teacher on {name}", verbose=verbose,
+            batch_size=options.batch_size, desc=f"teacher on {name}", verbose=verbose,
         )
         if y is None:  # an empty split
             y = np.zeros((0, num_labels), np.float32)
@@ -521,59 +533,50 @@ def load_materials(directory, *, splits=None, vocab=None):
 # ---------------------------------------------------------------- from a run
 
 
-def materials_from_run(run_dir, out_dir, *, task=None, data_dir=None, splits=("train", "dev", "test"),
-                       max_seq_len=None, augment=0, seed=0, batch_size=64, verbose=True, quantize=None):
+def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir=None, verbose=True):
     """Teaching materials of a fine-tuning run (`kbert finetune`) on a GLUE task.
 
-    Reads the run's `model.keras`, `vocab.txt` and `run.json` (task,
-    max_seq_len, casing), encodes each split as the teacher's features were
-    encoded, adds `augment` Tang et al. copies per training sentence as the
-    "augmented" split, and calls `generate_materials` (`quantize`: see
-    there).  Returns the manifest.
+    Reads the run (`kbert.runs`: model, vocabulary, task, max_seq_len,
+    casing), encodes each split as the teacher's features were encoded,
+    adds `options.augment` Tang et al. copies per training sentence as the
+    "augmented" split, and calls `generate_materials`.  Returns the manifest.
     """
     from kbert import augment as augmentation
-    from kbert.evaluation import load_run_model
-    from kbert.glue import get_processor, resolve_data_dir
-    from kbert.tokenization import Tokenizer, load_vocab
+    from kbert.glue import get_processor, resolve_data_dir, split_texts
 
-    teacher, run, _ = load_run_model(run_dir)
-    if run.get("kind") != "teacher":
-        raise ConfigError(f"{run_dir}: a {run.get('kind')!r} run; materials need a fine-tuned teacher")
-    options = run.get("options", {})
-    processor = get_processor(task or run.get("task") or options.get("task"))
-    if run.get("task") and run["task"] != processor.name:
-        raise ConfigError(f"{run_dir}: the teacher was fine-tuned on {run['task']}, not {processor.name}")
+    teacher, record = runs.load_model(run_dir)
+    if record.kind != "teacher":
+        raise ConfigError(f"{run_dir}: a {record.kind!r} run; materials need a fine-tuned teacher")
+    processor = get_processor(options.task or record.task)
+    if record.task != processor.name:
+        raise ConfigError(f"{run_dir}: the teacher was fine-tuned on {record.task}, not {processor.name}")
     if processor.is_regression:
         raise ConfigError(f"{processor.name} is a regression task; the CNN student distils classifiers only")
-    max_len = max_seq_len or int(run.get("max_seq_len") or options.get("max_seq_len", 128))
-    cased = bool(run.get("cased", options.get("cased", False)))
-    vocab_path = os.path.join(run_dir, "vocab.txt")
-    token_dict = load_vocab(vocab_path)
+    options = dataclasses.replace(options, task=processor.name, max_seq_len=options.max_seq_len or record.max_seq_len)
+    if options.augment and "train" not in options.splits:
+        raise ConfigError("--augment needs the train split")
     # Augmented sentences carry a literal [MASK] word: keep it one token.
-    tokenizer = Tokenizer(token_dict, cased=cased, never_split=(augmentation.MASK,))
+    tokenizer = runs.load_tokenizer(run_dir, record, never_split=(augmentation.MASK,))
     data_dir = resolve_data_dir(data_dir)
 
     def encode(firsts, seconds, labels):
-        batch = tokenizer.encode_batch(firsts, seconds, max_len=max_len)
+        batch = tokenizer.encode_batch(firsts, seconds, max_len=options.max_seq_len)
         sentences = np.asarray(firsts if seconds is None else list(zip(firsts, seconds)), dtype=str)
         return EncodedSplit(batch.token_ids, batch.segment_ids, np.asarray(labels, np.int32), sentences,
                             batch.lengths)
 
-    encoded, train = {}, None
-    for name in splits:
+    encoded = {}
+    for name in options.splits:
         examples = processor.examples(data_dir, name)
-        firsts = [e.text_a for e in examples]
-        seconds = [e.text_b for e in examples] if any(e.text_b is not None for e in examples) else None
+        firsts, seconds = split_texts(examples)
         labels = [-1 if e.label is None else processor.label_id(e.label) for e in examples]
         encoded[name] = encode(firsts, seconds, labels)
         if name == "train":
             train = (firsts, seconds)
-    if augment:
-        if train is None:
-            raise ConfigError("augment needs the train split")
+    if options.augment:
         firsts, seconds = train
         sources = firsts if seconds is None else list(zip(firsts, seconds))
-        copies = [text for _, text in augmentation.augment(sources, augment, seed)]
+        copies = [text for _, text in augmentation.augment(sources, options.augment, options.seed)]
         encoded["augmented"] = encode(
             [c if seconds is None else c[0] for c in copies],
             None if seconds is None else [c[1] for c in copies],
@@ -581,9 +584,6 @@ def materials_from_run(run_dir, out_dir, *, task=None, data_dir=None, splits=("t
         )
         logger.info("augmented: %d sentences, %.2f extra teacher passes over train",
                     len(copies), augmentation.expected_passes(len(firsts), len(copies)))
-    vocab = [token for token, _ in sorted(token_dict.items(), key=lambda item: item[1])]
-    return generate_materials(
-        teacher, encoded, out_dir, vocab=vocab, task=processor.name, max_seq_len=max_len,
-        teacher_id=os.path.abspath(run_dir), cased=cased, batch_size=batch_size, verbose=verbose,
-        quantize=quantize,
-    )
+    vocab = load_vocab_tokens(runs.vocab_file(run_dir))
+    return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
+                              options=options, cased=record.cased, verbose=verbose)

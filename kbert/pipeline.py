@@ -16,8 +16,12 @@ import logging
 import os
 import time
 
+from kbert import runs
 from kbert.atomic import atomic_output, write_json, write_text_atomic
+from kbert.distill import DistillOptions
+from kbert.errors import ConfigError
 from kbert.finetune import FinetuneOptions
+from kbert.materials import MaterialsOptions
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +30,38 @@ logger = logging.getLogger(__name__)
 # the train set (67349 sentences in 6:28).
 SEED_BERT_BASE = {"task": "SST-2", "accuracy": 0.9151376, "items_per_second": 173.30}
 
-# Demo defaults: fit in ~25 minutes on 2 CPU cores.  --full: the recipes of
-# issue "GLUE" (the HF-transformers baselines' settings).
-DEMO = {"max_train_examples": 8000, "epochs": 1, "learning_rate": 5e-5, "max_seq_len": 64}
-FULL = {
-    "SST-2": {"epochs": 1, "learning_rate": 3e-5, "max_seq_len": 128},
-    "CoLA": {"epochs": 3, "learning_rate": 5e-5, "max_seq_len": 128},
-    "MRPC": {"epochs": 3, "learning_rate": 5e-5, "max_seq_len": 128},
+# Fine-tuning settings of each mode; the learning rate (and, for --full,
+# the epochs) come from the checkpoint's recipe (`kbert.presets.recipe`).
+# The demo fits in ~25 minutes on 2 CPU cores.
+FINETUNE = {
+    "demo": {"max_train_examples": 8000, "epochs": 1, "max_seq_len": 64},
+    "full": {"max_seq_len": 128},
 }
-DISTILL = {"demo": {"epochs": 4}, "full": {"epochs": 10}}
+DISTILL_EPOCHS = {"demo": 4, "full": 10}
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """What `run_pipeline` does.
+
+    Attributes:
+        task: a GLUE classification task.
+        checkpoint: the teacher's starting checkpoint (preset, original or HF).
+        full: all of the task's training data and the checkpoint's full
+            recipe, instead of the demo's 8000-example, one-epoch subset.
+        seed: seeds fine-tuning, augmentation and distillation.
+        augment: augmented copies per training sentence for distillation.
+    """
+
+    task: str = "SST-2"
+    checkpoint: str = "minilm-l6"
+    full: bool = False
+    seed: int = 42
+    augment: int = 0
+
+    @property
+    def mode(self):
+        return "full" if self.full else "demo"
 
 
 @dataclasses.dataclass
@@ -55,68 +82,65 @@ def measure_items_per_second(model_dir, task, data_dir, batch_size=32, repeats=2
     """Inference items/second of a run (teacher or student) on the task's
     dev sentences, length-bucketed, after a warm-up pass (jit excluded)."""
     from kbert.batching import time_bucketed
-    from kbert.evaluation import encode_examples, load_run_model
+    from kbert.evaluation import encode_examples
     from kbert.glue import get_processor
-    from kbert.tokenization import Tokenizer
 
-    model, run, num_inputs = load_run_model(model_dir)
-    processor = get_processor(task)
-    examples = processor.dev_examples(data_dir)
-    max_seq_len = run.get("max_seq_len") or run["options"]["max_seq_len"]
-    cased = run.get("cased", run.get("options", {}).get("cased", False))
-    encoded = encode_examples(Tokenizer.from_vocab_file(os.path.join(model_dir, "vocab.txt"), cased=cased),
-                              examples, max_seq_len)
-    arrays = [encoded.token_ids, encoded.segment_ids][:num_inputs]
+    model, record = runs.load_model(model_dir)
+    examples = get_processor(task).dev_examples(data_dir)
+    encoded = encode_examples(runs.load_tokenizer(model_dir, record), examples, record.max_seq_len)
+    arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
     _, seconds = time_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, repeats=repeats)
     return len(examples) / seconds
 
 
-def run_pipeline(task="SST-2", output="runs/demo", *, checkpoint="minilm-l6", full=False, data_dir=None,
-                 seed=42, augment=0):
-    """Run every stage for `task`; returns the report dict (also written)."""
+def run_pipeline(options, output="runs/demo", *, data_dir=None):
+    """Run every stage of `options` (`PipelineOptions`) into `output`;
+    returns the report dict (also written)."""
     from kbert.distill import distill
     from kbert.evaluation import evaluate
     from kbert.finetune import finetune
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.materials import materials_from_run
 
-    processor = get_processor(task)
+    processor = get_processor(options.task)
+    if processor.is_regression:
+        raise ConfigError(f"{processor.name} is a regression task; the pipeline's CNN student distils classifiers only")
     data_dir = resolve_data_dir(data_dir)
     os.makedirs(output, exist_ok=True)
-    recipe = FULL.get(processor.name, FULL["MRPC"]) if full else DEMO
-    options = FinetuneOptions(task=processor.name, checkpoint=checkpoint, seed=seed, **recipe)
+    teacher_options = FinetuneOptions(task=processor.name, checkpoint=options.checkpoint, seed=options.seed,
+                                      **FINETUNE[options.mode])
     teacher_dir = os.path.join(output, "teacher")
     materials_dir = os.path.join(output, "materials")
     student_dir = os.path.join(output, "student")
     stages = []
 
-    _timed(stages, "finetune", finetune, options, teacher_dir, data_dir=data_dir,
-           cache_dir=os.path.join(output, "features"), resume=os.path.exists(os.path.join(teacher_dir, "run.json")))
+    # resume=True: each stage continues what an interrupted call left, or starts.
+    teacher = _timed(stages, "finetune", finetune, teacher_options, teacher_dir, data_dir=data_dir,
+                     cache_dir=os.path.join(output, "features"), resume=True)
     teacher_eval = _timed(stages, "evaluate teacher", evaluate, teacher_dir, data_dir=data_dir)
-    _timed(stages, "materials", materials_from_run, teacher_dir, materials_dir, data_dir=data_dir,
-           augment=augment, seed=seed)
+    _timed(stages, "materials", materials_from_run, teacher_dir, materials_dir,
+           MaterialsOptions(augment=options.augment, seed=options.seed), data_dir=data_dir)
     _timed(stages, "distill", distill, materials_dir, student_dir,
-           resume=os.path.exists(os.path.join(student_dir, "checkpoint", "state.json")),
-           seed=seed, **DISTILL["full" if full else "demo"])
+           DistillOptions(seed=options.seed, epochs=DISTILL_EPOCHS[options.mode]), resume=True)
     student_eval = _timed(stages, "evaluate student", evaluate, student_dir, data_dir=data_dir)
     teacher_rate = _timed(stages, "time teacher", measure_items_per_second, teacher_dir, processor.name, data_dir)
     student_rate = _timed(stages, "time student", measure_items_per_second, student_dir, processor.name, data_dir)
 
-    report = _report(processor, options, full, teacher_eval, student_eval, teacher_rate, student_rate, stages)
+    report = _report(processor, options, teacher, teacher_eval, student_eval, teacher_rate, student_rate, stages)
     _write_report(output, report)
     return report
 
 
-def _report(processor, options, full, teacher_eval, student_eval, teacher_rate, student_rate, stages):
+def _report(processor, options, teacher, teacher_eval, student_eval, teacher_rate, student_rate, stages):
     import keras
 
     metric = "eval_accuracy"
     return {
         "task": processor.name,
-        "mode": "full" if full else "demo",
+        "mode": options.mode,
         "backend": keras.backend.backend(),
         "teacher": options.checkpoint,
-        "finetune_options": dataclasses.asdict(options),
+        "finetune_options": teacher.options,
         "teacher_accuracy": teacher_eval["metrics"].get(metric),
         "student_accuracy": student_eval["metrics"].get(metric),
         "teacher_metrics": teacher_eval["metrics"],

@@ -44,6 +44,7 @@ for exactness; they are not followed here:
 """
 
 import collections
+import hashlib
 import logging
 import os
 import re
@@ -75,8 +76,10 @@ __all__ = [
     "WordpieceTokenizer",
     "checkpoint_casing",
     "load_vocab",
+    "load_vocab_tokens",
     "truncate_seq_pair",
     "validate_case_matches_checkpoint",
+    "vocab_sha256",
 ]
 
 
@@ -85,16 +88,13 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-def load_vocab(path):
-    """Read a BERT `vocab.txt` into an insertion-ordered {token: id} dict.
+def load_vocab_tokens(path):
+    """The tokens of a BERT `vocab.txt` in id order: kbert's one vocabulary reader.
 
     The id of a token is its line number, counted from 0.  Like the original
     loader, each line is stripped of surrounding whitespace (so a stray
-    `\\r` or trailing blank is ignored), a blank line still takes an id (as an
-    empty token that can never match), and a token listed twice keeps the id
-    of its *last* line -- the earlier id then decodes to nothing.  Blank and
-    duplicate lines are logged as warnings, since they usually mean a damaged
-    file.
+    `\\r` or trailing blank is ignored) and a blank line still takes an id
+    (as an empty token that can never match).
 
     Raises `DataError` naming the file if it is missing, unreadable, not
     UTF-8, or holds no token.
@@ -115,25 +115,51 @@ def load_vocab(path):
     except OSError as e:
         raise DataError(f"cannot read vocabulary file {path}: {e}") from None
 
+    tokens = [line.strip() for line in lines]
+    if not any(tokens):  # nothing, or only blank lines
+        raise DataError(f"vocabulary file {path} holds no token")
+    if lines[0].startswith("\ufeff"):
+        logger.warning(
+            "vocabulary file %s starts with a byte-order mark; it stays part of the "
+            "first token, %r, as in the original loader",
+            path,
+            tokens[0],
+        )
+    return tokens
+
+
+def vocab_sha256(tokens):
+    """The identity of a vocabulary: sha256 of its tokens in id order.
+
+    Two vocabularies give the same ids for every text exactly when their
+    hashes agree, whatever their files' line endings or trailing blanks.
+    """
+    digest = hashlib.sha256()
+    for token in tokens:
+        digest.update(token.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def load_vocab(path):
+    """Read a BERT `vocab.txt` into an insertion-ordered {token: id} dict.
+
+    Tokens and ids as `load_vocab_tokens` reads them; a token listed twice
+    keeps the id of its *last* line, as in the original loader -- the earlier
+    id then decodes to nothing.  Blank and duplicate lines are logged as
+    warnings, since they usually mean a damaged file.
+    """
+    path = os.fspath(path)
+    lines = load_vocab_tokens(path)
     vocab = collections.OrderedDict()
     duplicates = []
     blank = []
-    for index, line in enumerate(lines):
-        token = line.strip()
+    for index, token in enumerate(lines):
         if not token:
             blank.append(index + 1)
         elif token in vocab:
             duplicates.append((token, vocab[token], index))
         vocab[token] = index
-    if not any(vocab):  # nothing, or only blank lines
-        raise DataError(f"vocabulary file {path} holds no token")
-    if lines and lines[0].startswith("\ufeff"):
-        logger.warning(
-            "vocabulary file %s starts with a byte-order mark; it stays part of the "
-            "first token, %r, as in the original loader",
-            path,
-            lines[0].strip(),
-        )
     if blank:
         logger.warning(
             "vocabulary file %s has %d blank line(s) (first at line %d); each still takes an id",

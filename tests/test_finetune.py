@@ -48,7 +48,7 @@ def test_smoke_finetune_learns_sst2(glue_dir, cache_dir, tmp_path):
     options = FinetuneOptions(task="sst-2", checkpoint="minilm-l6", max_train_examples=512, epochs=3,
                               learning_rate=1e-4, max_seq_len=32, seed=1)
     run = finetune(options, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
-    losses = run["history"]["loss"]
+    losses = run.results["history"]["loss"]
     assert losses[-1] < losses[0] - 0.1, losses
     result = evaluate(str(tmp_path), data_dir=glue_dir, verbose=False)
     assert result["metrics"]["eval_accuracy"] > 0.65, result["report"]
@@ -89,10 +89,11 @@ def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoin
     assert json.load(open(tmp_path / "killed" / "run.json"))["status"] == "training"
 
     resumed = finetune(_options(tiny_checkpoint), str(tmp_path / "killed"), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
-    assert len(resumed["history"]["loss"]) == 1  # only the third epoch was left
+    assert len(resumed.results["history"]["loss"]) == 1  # only the third epoch was left
     # Same batches from the restored weights and optimizer state; only the
     # dropout masks differ from the uninterrupted run.
-    np.testing.assert_allclose(resumed["history"]["loss"][0], straight["history"]["loss"][-1], rtol=5e-3)
+    np.testing.assert_allclose(resumed.results["history"]["loss"][0], straight.results["history"]["loss"][-1],
+                               rtol=5e-3)
     a = keras.saving.load_model(tmp_path / "straight" / "model.keras")
     b = keras.saving.load_model(tmp_path / "killed" / "model.keras")
     assert int(b.optimizer.iterations.numpy()) == int(a.optimizer.iterations.numpy()) == 18
@@ -107,8 +108,7 @@ def test_refuses_to_mix_runs(glue_dir, cache_dir, tiny_checkpoint, tmp_path):
     finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
     with pytest.raises(ConfigError, match="a run already exists"):
         finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
-    other = _options(tiny_checkpoint)
-    other.learning_rate = 5e-4
+    other = dataclasses.replace(_options(tiny_checkpoint), learning_rate=5e-4)
     with pytest.raises(ConfigError, match="options differ.*learning_rate"):
         finetune(other, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
     with pytest.raises(ConfigError, match="cased=True contradicts checkpoint"):
@@ -148,7 +148,7 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
         "o = FinetuneOptions(task='SST-2', checkpoint=sys.argv[1], max_train_examples=64, epochs=2,"
         " batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=5)\n"
         "r = finetune(o, sys.argv[2], data_dir=sys.argv[3], cache_dir=sys.argv[5], distribute=sys.argv[4] == '1')\n"
-        "import jax; print(json.dumps({'loss': r['history']['loss'], 'devices': jax.device_count()}))\n"
+        "import jax; print(json.dumps({'loss': r.results['history']['loss'], 'devices': jax.device_count()}))\n"
     )
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     out = {}
@@ -161,15 +161,52 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
     np.testing.assert_allclose(out["1"]["loss"], out["0"]["loss"], rtol=2e-3)
 
 
-def test_resume_reads_a_run_that_predates_an_option_as_it_ran(tmp_path):
+def test_resume_reads_a_run_that_predates_an_option_as_it_ran(glue_dir, cache_dir, tiny_checkpoint, tmp_path):
     # run.json written before `length_bucketing` existed, when every run was
-    # length-bucketed: it resumes only as a bucketed run.
-    from kbert.finetune import _start_run
-
-    options = FinetuneOptions(task="SST-2", checkpoint="c", length_bucketing=True)
-    record = {"kind": "teacher", "status": "training", "options": dataclasses.asdict(options)}
+    # length-bucketed (and before kbert.runs: options nested, no format
+    # version): it resumes only as a bucketed run.
+    options = _options(tiny_checkpoint, length_bucketing=True)
+    record = {"kind": "teacher", "status": "complete", "options": dataclasses.asdict(options), "task": "SST-2",
+              "labels": ["0", "1"], "num_labels": 2, "global_step": 18, "history": {"loss": [0.7]}}
     del record["options"]["length_bucketing"]
     (tmp_path / "run.json").write_text(json.dumps(record))
-    assert _start_run(str(tmp_path), options, resume=True)["status"] == "training"
+    (tmp_path / "model.keras").write_bytes(b"")  # never read: the run is complete
+    assert finetune(options, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True).global_step == 18
     with pytest.raises(ConfigError, match="length_bucketing: run has True, asked False"):
-        _start_run(str(tmp_path), FinetuneOptions(task="SST-2", checkpoint="c"), resume=True)
+        finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
+
+
+def test_options_are_frozen_and_checked():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FinetuneOptions(task="SST-2").epochs = 2
+    for bad in (dict(batch_size=0), dict(epochs=0), dict(epochs=1.5), dict(learning_rate=-1.0),
+                dict(max_train_examples=0), dict(warmup_proportion=1.0)):
+        with pytest.raises(ConfigError):
+            FinetuneOptions(task="SST-2", **bad)
+
+
+def test_defaults_come_from_the_checkpoints_recipe():
+    """A preset's searched recipe (benchmarks/results/glue-search.md), the
+    original values for any other checkpoint, and the user's value over both."""
+    options, defaults = FinetuneOptions(task="sst2").resolved()
+    assert (options.task, options.learning_rate, options.epochs) == ("SST-2", 5e-5, 1)
+    assert set(defaults) == {"learning_rate", "epochs"} and "minilm-l6" in defaults["learning_rate"]
+    options, _ = FinetuneOptions(task="MRPC").resolved()
+    assert (options.learning_rate, options.epochs) == (7e-5, 3)
+    options, defaults = FinetuneOptions(task="RTE").resolved()
+    assert (options.learning_rate, options.epochs) == (5e-5, 3) and "any task" in defaults["epochs"]
+    options, defaults = FinetuneOptions(task="SST-2", checkpoint="uncased_L-12_H-768_A-12").resolved()
+    assert (options.learning_rate, options.epochs) == (2e-5, 3) and "original" in defaults["learning_rate"]
+    options, defaults = FinetuneOptions(task="SST-2", learning_rate=1e-4).resolved()
+    assert options.learning_rate == 1e-4 and set(defaults) == {"epochs"}
+
+
+def test_run_json_records_the_defaults_used(glue_dir, cache_dir, tiny_checkpoint, tmp_path):
+    from kbert import runs
+
+    options = FinetuneOptions(task="SST-2", checkpoint=tiny_checkpoint, max_train_examples=32, epochs=1,
+                              batch_size=16, max_seq_len=16)
+    finetune(options, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
+    record = runs.read_run(tmp_path)
+    assert record.options["learning_rate"] == 2e-5 and record.options["epochs"] == 1
+    assert record.defaults == {"learning_rate": "original BERT recipe (run_classifier.py)"}

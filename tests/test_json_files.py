@@ -5,7 +5,7 @@ JSON of the wrong shape (a list where an object belongs)."""
 import pytest
 
 from kbert import BertConfig, ConfigError, DataError
-from kbert.finetune import read_run
+from kbert.runs import read_run
 from kbert.glue.features import read_meta
 from kbert.materials import load_materials
 

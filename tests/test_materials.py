@@ -12,13 +12,7 @@ import kbert
 from kbert.config import BertConfig
 from kbert.errors import DataError
 from kbert.batching import length_buckets
-from kbert.materials import (
-    EncodedSplit,
-    generate_materials,
-    load_materials,
-    run_teacher,
-    vocab_sha256,
-)
+from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials, load_materials, run_teacher
 from kbert.model import BertModel
 
 V, T = 50, 10
@@ -61,10 +55,16 @@ def splits():
     }
 
 
-def generate(teacher, splits, out_dir, batch_size=64):
+def vocab_sha256(tokens):
+    """The vocabulary identity, computed here independently of kbert."""
+    return hashlib.sha256("".join(f"{token}\n" for token in tokens).encode("utf-8")).hexdigest()
+
+
+def generate(teacher, splits, out_dir, batch_size=64, int8=False):
     # One batch per split: few shapes, so JAX compiles the teacher only a few times.
-    return generate_materials(teacher, splits, str(out_dir), vocab=VOCAB, task="SST-2", max_seq_len=T,
-                              teacher_id="random-teacher", batch_size=batch_size, verbose=False)
+    options = MaterialsOptions(task="SST-2", max_seq_len=T, batch_size=batch_size, int8=int8)
+    return generate_materials(teacher, splits, str(out_dir), vocab=VOCAB, teacher_id="random-teacher",
+                              options=options, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -368,8 +368,7 @@ def test_int8_teacher_is_close_to_float_recorded_and_never_mixed(materials_dir, 
     # A fresh copy of the same teacher: quantize() changes a model in place.
     quantized = make_teacher()
     out = tmp_path / "int8"
-    manifest = generate_materials(quantized, splits, str(out), vocab=VOCAB, task="SST-2", max_seq_len=T,
-                                  teacher_id="random-teacher", verbose=False, quantize="int8")
+    manifest = generate(quantized, splits, out, int8=True)
     assert manifest["teacher"]["quantization"] == "int8"
     float_materials, int8_materials = load_materials(str(materials_dir)), load_materials(str(out))
     # Hashed and read before quantizing: the same teacher, the same float embedding.
@@ -382,6 +381,12 @@ def test_int8_teacher_is_close_to_float_recorded_and_never_mixed(materials_dir, 
         np.testing.assert_allclose(y_int8, y_float, atol=0.05 * np.abs(y_float).max() + 1e-3)
     with pytest.raises(DataError, match="another teacher"):
         generate(make_teacher(), splits, out)  # float materials into an int8 directory
-    with pytest.raises(kbert.ConfigError, match="quantize"):
-        generate_materials(make_teacher(), splits, str(tmp_path / "x"), vocab=VOCAB, task="SST-2",
-                           max_seq_len=T, teacher_id="t", verbose=False, quantize="int3")
+
+
+def test_options_are_frozen_and_checked():
+    for bad in (dict(augment=-1), dict(batch_size=0), dict(max_seq_len=0), dict(splits=())):
+        with pytest.raises(kbert.ConfigError):
+            MaterialsOptions(**bad)
+    assert MaterialsOptions(splits=["dev"]).splits == ("dev",)
+    with pytest.raises(AttributeError):
+        MaterialsOptions().augment = 2

@@ -28,8 +28,11 @@ def run_dir(tmp_path):
                         intermediate_size=16, max_position_embeddings=16)
     BertModel(config, num_labels=2).save(run / "model.keras")
     (run / "vocab.txt").write_text("".join(f"{token}\n" for token in VOCAB))
+    # run.json in the layout kbert wrote before kbert.runs (options nested,
+    # max_seq_len and cased only there): such runs must still be read.
     (run / "run.json").write_text(json.dumps(
-        {"kind": "teacher", "task": "SST-2", "options": {"task": "SST-2", "max_seq_len": 12, "cased": False}}))
+        {"kind": "teacher", "status": "complete", "task": "SST-2", "labels": ["0", "1"], "num_labels": 2,
+         "global_step": 3, "options": {"task": "SST-2", "max_seq_len": 12, "cased": False}}))
     return run
 
 
@@ -51,7 +54,7 @@ def parse(module, argv):
 def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
     out = tmp_path / "materials"
     materials_command.run(parse(materials_command, [
-        "--model", str(run_dir), "--out", str(out), "--data-dir", str(glue_dir),
+        "--model", str(run_dir), "--output", str(out), "--data-dir", str(glue_dir),
         "--splits", "train,dev", "--augment", "4", "--seed", "1",
     ]))
     printed = capsys.readouterr().out
@@ -75,11 +78,14 @@ def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
         "--materials", str(out), "--out", str(student_dir), "--epochs", "1", "--batch-size", "8",
         "--variant", "multichannel", "--embedding-dim", "4",
     ]))
-    assert "best epoch 1 of 1" in capsys.readouterr().out
-    config = json.loads((student_dir / "config.json").read_text())
-    assert config["student"]["variant"] == "multichannel" and config["student"]["embedding_dim"] == 4
+    captured = capsys.readouterr()
+    assert "best epoch 1 of 1" in captured.out
+    assert "--out is deprecated; use --output" in captured.err  # the old spelling still works
+    config = keras.saving.load_model(student_dir / "student.keras").get_config()
+    assert config["variant"] == "multichannel" and config["embedding_dim"] == 4
     run = json.loads((student_dir / "run.json").read_text())
     assert run["kind"] == "student" and run["task"] == "SST-2" and run["max_seq_len"] == 12
+    assert run["options"]["variant"] == "multichannel" and run["labels"] == ["0", "1"]
     assert (student_dir / "vocab.txt").read_text().split("\n")[:-1] == VOCAB
     assert isinstance(keras.saving.load_model(student_dir / "student.keras").predict(train.x, verbose=0), np.ndarray)
 
@@ -89,12 +95,13 @@ def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     shape, with an accuracy equal to the student's own predictions."""
     from kbert.evaluation import evaluate
     from kbert.materials import materials_from_run
-    from kbert.distill import distill
+    from kbert.distill import DistillOptions, distill
+    from kbert.materials import MaterialsOptions
     from kbert.tokenization import Tokenizer
 
-    materials_from_run(str(run_dir), str(tmp_path / "m"), data_dir=str(glue_dir), splits=("train", "dev"),
-                       verbose=False)
-    distill(str(tmp_path / "m"), str(tmp_path / "s"), epochs=1, batch_size=4, verbose=0)
+    materials_from_run(str(run_dir), str(tmp_path / "m"), MaterialsOptions(splits=("train", "dev")),
+                       data_dir=str(glue_dir), verbose=False)
+    distill(str(tmp_path / "m"), str(tmp_path / "s"), DistillOptions(epochs=1, batch_size=4), verbose=0)
     result = evaluate(str(tmp_path / "s"), file=str(glue_dir / "SST-2" / "dev.tsv"), verbose=False)
     text = (tmp_path / "s" / "eval_results_dev.txt").read_text()
     assert {line.split(" = ")[0] for line in text.splitlines()} == {"eval_accuracy", "eval_loss", "global_step", "loss"}

@@ -76,10 +76,11 @@ def _mtimes(directory):
 @pytest.mark.single_backend
 @pytest.mark.parametrize("task", ["SST-2", "CoLA", "MRPC"])
 def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_dir, tmp_path):
-    from kbert.pipeline import run_pipeline
+    from kbert.pipeline import PipelineOptions, run_pipeline
 
     out = str(tmp_path / "run")
-    report = run_pipeline(task, out, checkpoint=checkpoint, data_dir=glue_dir)
+    options = PipelineOptions(task=task, checkpoint=checkpoint)
+    report = run_pipeline(options, out, data_dir=glue_dir)
 
     for name in ("report.md", "report.json", "report.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
@@ -106,7 +107,7 @@ def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_di
     # A second call finds every stage complete: nothing is trained or written again.
     before = _mtimes(os.path.join(out, "teacher")) | _mtimes(os.path.join(out, "materials")) \
         | _mtimes(os.path.join(out, "student", "checkpoint"))
-    again = run_pipeline(task, out, checkpoint=checkpoint, data_dir=glue_dir)
+    again = run_pipeline(options, out, data_dir=glue_dir)
     after = _mtimes(os.path.join(out, "teacher")) | _mtimes(os.path.join(out, "materials")) \
         | _mtimes(os.path.join(out, "student", "checkpoint"))
     changed = sorted(path for path in before if after.get(path) != before[path] and
@@ -114,3 +115,11 @@ def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_di
     assert not changed
     assert again["teacher_accuracy"] == report["teacher_accuracy"]
     assert again["student_accuracy"] == report["student_accuracy"]
+
+
+def test_pipeline_refuses_a_task_it_cannot_distill(checkpoint, glue_dir, tmp_path):
+    from kbert.errors import ConfigError
+    from kbert.pipeline import PipelineOptions, run_pipeline
+
+    with pytest.raises(ConfigError, match="STS-B is a regression task"):
+        run_pipeline(PipelineOptions(task="sts-b", checkpoint=checkpoint, full=True), str(tmp_path), data_dir=glue_dir)

@@ -4,18 +4,23 @@ Not keras_free: the core function runs a tiny BERT and the student in this
 process, on whichever Keras backend the suite runs on.
 """
 
-import importlib.util
 import json
 import pathlib
+import sys
 
 import keras
 import numpy as np
 import pytest
 
+from kbert.atomic import write_json
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("throughput", REPO / "benchmarks" / "throughput.py")
-throughput = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(throughput)
+# benchmarks/ is not installed: its package imports from the repository
+# root, which throughput.py puts on the path for itself the same way.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.throughput_parts import cli, flops, report, timing, workers  # noqa: E402
 
 BACKEND = keras.backend.backend()
 RECORD_KEYS = {"impl", "backend", "model", "batch", "mode", "seq_len", "items_per_second", "gflops_per_second"}
@@ -43,19 +48,19 @@ def test_bert_flops_match_a_hand_count():
     attention = 2 * t * t * h + 2 * t * t * h  # Q K^T, then P V
     expected = projections + ffn + attention
     assert expected == 144
-    assert throughput.bert_flops(t, hidden_size=h, num_hidden_layers=1, intermediate_size=i) == expected
-    assert throughput.bert_flops(t, hidden_size=h, num_hidden_layers=3, intermediate_size=i) == 3 * expected
+    assert flops.bert_flops(t, hidden_size=h, num_hidden_layers=1, intermediate_size=i) == expected
+    assert flops.bert_flops(t, hidden_size=h, num_hidden_layers=3, intermediate_size=i) == 3 * expected
 
 
 def test_bert_base_flops_are_twice_the_encoder_matmul_weights_per_token():
     # The encoder's matmul weights: 4 H^2 + 2 H I per layer (85M for BERT-base).
-    config = throughput.bert_config("bert-base")
+    config = flops.bert_config("bert-base")
     h, i, layers, t = 768, 3072, 12, 128
     weights = layers * (4 * h * h + 2 * h * i)
     assert weights == 84_934_656
     attention = layers * 2 * (2 * t * t * h)
-    assert throughput.bert_flops(t, **config) == 2 * weights * t + attention
-    assert throughput.flops_per_sentence("bert-base", t) / 1e9 == pytest.approx(22.35, abs=0.01)
+    assert flops.bert_flops(t, **config) == 2 * weights * t + attention
+    assert flops.flops_per_sentence("bert-base", t) / 1e9 == pytest.approx(22.35, abs=0.01)
 
 
 def test_student_flops_match_a_hand_count():
@@ -63,18 +68,18 @@ def test_student_flops_match_a_hand_count():
     width_1 = 3 * (2 * 1 * 2 * 1)  # 3 positions, a 1x2 filter
     width_2 = 4 * (2 * 2 * 2 * 1)  # 4 positions, a 2x2 filter
     dense = 2 * 2 * 1  # 2 pooled features -> 1 logit
-    got = throughput.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1)
+    got = flops.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1)
     assert got == width_1 + width_2 + dense == 48
     # Multichannel: each filter spans both channels, 2 x E input columns.
-    got = throughput.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1,
-                                   variant="multichannel")
+    got = flops.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1,
+                              variant="multichannel")
     assert got == 2 * (width_1 + width_2) + dense == 92
 
 
 def test_padded_and_bucketed_batches_cover_every_sentence_once(rng):
     lengths = sentences(rng, n=10)["lengths"]
-    for mode in throughput.MODES:
-        batches = throughput.plan_batches(lengths, 4, mode, 128)
+    for mode in cli.MODES:
+        batches = timing.plan_batches(lengths, 4, mode, 128)
         rows = np.sort(np.concatenate([r for r, _ in batches]))
         assert rows.tolist() == list(range(10))
         for r, width in batches:
@@ -86,7 +91,7 @@ def test_measure_rows_in_process_gives_the_record_schema(rng):
     rows = [row("kbert", "tiny", "padded"), row("kbert", "tiny", "bucketed"),
             row("kbert-student", "cnn-student", "bucketed", batch=8),
             row("kbert-student", "cnn-student-multichannel", "bucketed", batch=8)]
-    records = throughput.measure_rows(rows, arrays, max_len=128, min_seconds=0.0, progress=False)
+    records = workers.measure_rows(rows, arrays, max_len=128, min_seconds=0.0, progress=False)
     assert [r["skipped"] for r in records] == [None] * 4
     for r, asked in zip(records, rows):
         assert RECORD_KEYS <= set(r)
@@ -97,70 +102,81 @@ def test_measure_rows_in_process_gives_the_record_schema(rng):
     padded, bucketed, student, multichannel = records
     assert padded["seq_len"] == 128 and padded["warmup_shapes"] == 1
     assert bucketed["seq_len"] < 128 and bucketed["max_width"] % 8 == 0
-    assert padded["gflops_per_sentence"] * 1e9 == pytest.approx(throughput.flops_per_sentence("tiny", 128))
+    assert padded["gflops_per_sentence"] * 1e9 == pytest.approx(flops.flops_per_sentence("tiny", 128))
     assert student["gflops_per_sentence"] * 1e9 == pytest.approx(
-        throughput.flops_per_sentence("cnn-student", student["max_width"])  # one batch of 8: one width
+        flops.flops_per_sentence("cnn-student", student["max_width"])  # one batch of 8: one width
     )
     assert multichannel["gflops_per_sentence"] == pytest.approx(2 * student["gflops_per_sentence"], rel=1e-3)
     json.dumps(records)  # plain JSON types only
 
 
 def test_a_row_for_another_backend_is_skipped_not_run(rng):
-    other = next(b for b in throughput.BACKENDS if b != BACKEND)
-    [record] = throughput.measure_rows([row("kbert", "tiny", "padded", backend=other)], sentences(rng),
-                                       min_seconds=0.0, progress=False)
+    other = next(b for b in cli.BACKENDS if b != BACKEND)
+    [record] = workers.measure_rows([row("kbert", "tiny", "padded", backend=other)], sentences(rng),
+                                    min_seconds=0.0, progress=False)
     assert record["items_per_second"] is None and BACKEND in record["skipped"]
 
 
 def test_a_missing_peer_is_reported_as_skipped(monkeypatch, tmp_path):
-    monkeypatch.setitem(throughput.REQUIREMENTS, "transformers", ("torch", "no_such_module_for_kbert_tests"))
-    monkeypatch.setattr(throughput, "run_worker", lambda *a: pytest.fail("no worker for a missing peer"))
+    monkeypatch.setitem(workers.REQUIREMENTS, "transformers", ("torch", "no_such_module_for_kbert_tests"))
+    monkeypatch.setattr(workers, "run_worker", lambda *a: pytest.fail("no worker for a missing peer"))
     rows = [row("transformers", "tiny", "padded", backend="torch")]
-    [record] = throughput.run_benchmark(rows, str(tmp_path / "unused.npz"), max_len=128, min_seconds=0.0)
+    [record] = workers.run_benchmark(rows, str(tmp_path / "unused.npz"), max_len=128, min_seconds=0.0)
     assert record["skipped"] == "not installed: no_such_module_for_kbert_tests"
     assert record["items_per_second"] is None and record["gflops_per_second"] is None
-    throughput.add_peak([record], 100.0)
-    assert "skipped: not installed: no_such_module_for_kbert_tests" in throughput.format_report([record])
+    report.add_peak([record], 100.0)
+    assert "skipped: not installed: no_such_module_for_kbert_tests" in report.format_report([record])
 
 
 def test_ratios_and_atomic_json(tmp_path):
-    def measured(impl, model, mode, rate):
-        return throughput.blank_record(row(impl, model, mode, batch=32, backend="jax"),
-                                       seq_len=128.0, items_per_second=rate, gflops_per_second=1.0)
+    def measured(impl, model, mode, rate, variant="default", backend="jax"):
+        return workers.blank_record(row(impl, model, mode, batch=32, backend=backend, variant=variant),
+                                    seq_len=128.0, items_per_second=rate, gflops_per_second=1.0)
 
-    records = [measured("kbert", "bert-base", "padded", 2.0), measured("kbert", "bert-base", "bucketed", 8.0),
-               measured("kbert", "minilm-l6", "bucketed", 100.0),
-               measured("kbert-student", "cnn-student", "bucketed", 1000.0)]
-    records.append(dict(measured("transformers", "bert-base", "padded", 1.0), backend="torch"))
-    throughput.add_peak(records, 10.0)
-    report = throughput.format_report(records)
-    assert "kbert[jax] / transformers[torch]  bert-base b32 padded: 2.00x" in report
-    assert "kbert[jax] bert-base b32: bucketed/padded 4.00x" in report
-    assert "student/bert-base [jax] b32 bucketed: 125.0x (target >= 100x: met)" in report
-    assert "student/minilm-l6 [jax] b32 bucketed: 10.0x (target >= 15x: NOT met)" in report
+    # minilm-l6 first: students still meet their teachers in the targets' order.
+    records = [measured("kbert", "minilm-l6", "bucketed", 100.0),
+               measured("kbert", "bert-base", "padded", 2.0), measured("kbert", "bert-base", "bucketed", 8.0),
+               measured("kbert", "bert-base", "padded", 3.0, "int8"),
+               measured("kbert", "bert-base", "bucketed", 12.0, "int8"),
+               measured("kbert-student", "cnn-student", "bucketed", 1000.0),
+               measured("transformers", "bert-base", "padded", 1.0, backend="torch"),
+               measured("keras-hub", "bert-base", "padded", 4.0, backend="torch")]  # another backend: no pair
+    report.add_peak(records, 10.0)
+    assert dict(report.ratios(records)) == {
+        "kbert / peers": ["kbert[jax] / transformers[torch]  bert-base b32 padded: 2.00x"],
+        "bucketed / padded": ["kbert[jax] bert-base b32: bucketed/padded 4.00x",
+                              "kbert[jax] bert-base int8 b32: bucketed/padded 4.00x"],
+        "variant / default (speed only; int8 accuracy is checked elsewhere)": [
+            "kbert[jax] bert-base b32 padded: int8/default 1.50x",
+            "kbert[jax] bert-base b32 bucketed: int8/default 1.50x"],
+        "student / teacher": ["student/bert-base [jax] b32 bucketed: 125.0x (target >= 100x: met)",
+                              "student/minilm-l6 [jax] b32 bucketed: 10.0x (target >= 15x: NOT met)"],
+    }
+    assert "\nkbert / peers:\n  kbert[jax] / transformers[torch]" in report.format_report(records)
     path = tmp_path / "out" / "records.json"
-    throughput.write_json_atomic(path, records)
+    workers.write_records(path, records)
     assert json.loads(path.read_text()) == records
+    assert list(json.loads(path.read_text())[0]) == list(records[0])  # keys in table order, not sorted
     assert [p.name for p in path.parent.iterdir()] == ["records.json"]
 
 
 def test_unknown_backend_is_a_clear_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        throughput.build_parser().parse_args(["--backends", "jax,theano"])
+        cli.build_parser().parse_args(["--backends", "jax,theano"])
     assert exit_info.value.code == 2
     assert "unknown backend 'theano': choose from tensorflow, jax, torch" in capsys.readouterr().err
 
 
 def test_missing_glue_data_says_how_to_get_it(tmp_path, capsys):
-    assert throughput.main(["--glue-dir", str(tmp_path / "nowhere"), "--quick"]) == 2
+    assert cli.main(["--glue-dir", str(tmp_path / "nowhere"), "--quick"]) == 2
     err = capsys.readouterr().err
     assert "kbert download-glue --data-dir" in err and "SST-2" in err
 
 
 def test_quick_mode_plans_the_required_rows():
-    chosen = throughput.settings(throughput.build_parser().parse_args(["--quick"]))
-    rows = throughput.plan_rows(chosen["impls"], chosen["backends"], chosen["models"], chosen["batch_sizes"],
-                                chosen["modes"], chosen["variants"])
+    chosen = cli.settings(cli.build_parser().parse_args(["--quick"]))
+    rows = workers.plan_rows(chosen["impls"], chosen["backends"], chosen["models"], chosen["batch_sizes"],
+                             chosen["modes"], chosen["variants"])
     have = {(r["impl"], r["backend"], r["model"], r["batch"], r["mode"]) for r in rows}
     for needed in [("kbert", "jax", "bert-base", 32, "padded"), ("transformers", "torch", "bert-base", 32, "padded"),
                    ("kbert", "jax", "bert-base", 32, "bucketed"), ("kbert", "jax", "minilm-l6", 32, "bucketed"),
@@ -176,7 +192,19 @@ def test_worker_reads_its_spec_and_writes_records(rng, tmp_path):
     out = tmp_path / "records.json"
     spec = dict(rows=[row("kbert", "tiny", "bucketed", batch=8)], inputs=str(inputs), out=str(out),
                 max_len=128, min_seconds=0.0, progress=False)
-    throughput.write_json_atomic(tmp_path / "spec.json", spec)
-    assert throughput.worker_main(str(tmp_path / "spec.json")) == 0
-    [record] = json.loads(out.read_text())
+    write_json(tmp_path / "spec.json", spec)
+    assert workers.worker_main(str(tmp_path / "spec.json")) == 0
+    [record] = json.loads(out.read_text())["records"]
     assert record["skipped"] is None and record["items_per_second"] > 0 and record["weights"] == "random"
+
+
+@pytest.mark.slow
+@pytest.mark.single_backend
+def test_a_worker_subprocess_runs_the_entry_script(rng, tmp_path):
+    # The parent's way: `throughput.py --worker` in a subprocess must find
+    # the package beside it, whatever directory it starts from.
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, **sentences(rng))
+    [record] = workers.run_benchmark([row("kbert", "tiny", "bucketed", batch=8)], str(inputs),
+                                     max_len=128, min_seconds=0.0, progress=False)
+    assert record["skipped"] is None and record["items_per_second"] > 0 and record["backend"] == BACKEND

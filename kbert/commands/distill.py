@@ -1,52 +1,45 @@
-"""`kbert distill --materials DIR --out DIR`: train the CNN student on teaching materials."""
+"""`kbert distill --materials DIR --output DIR`: train the CNN student on teaching materials."""
 
-from kbert.distill import LOSSES, DistillConfig
+from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
+from kbert.distill import LOSSES, DistillOptions
 from kbert.layers.student_embedding import VARIANTS
 
-_DEFAULTS = DistillConfig()
+AUGMENTED = "augmented"
 
 
 def add_arguments(parser):
-    parser.add_argument("--materials", required=True, help="directory written by `kbert materials`")
-    parser.add_argument("--out", required=True, help="directory for student.keras, config.json, history.json")
-    parser.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="Adam's step size")
-    parser.add_argument("--alpha", type=float, default=_DEFAULTS.alpha,
-                        help="weight of the gold-label cross-entropy; 0 (default): the teacher's logits only")
-    parser.add_argument("--loss", choices=LOSSES, default=_DEFAULTS.loss,
-                        help="mse: between logits (Tang et al.); kl: between temperature-softened outputs")
-    parser.add_argument("--temperature", type=float, default=_DEFAULTS.temperature, help="for --loss kl")
-    parser.add_argument("--variant", choices=VARIANTS, default=_DEFAULTS.variant, help="Kim's embedding variants")
-    parser.add_argument("--embedding-dim", type=int, default=None,
-                        help="project the teacher's word vectors to this width (default: keep them)")
-    parser.add_argument("--no-augmented", action="store_true", help="train on the train split only")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    parser.add_argument("--no-length-bucketing", dest="length_bucketing", action="store_false",
-                        help="random batches (each still trimmed to its longest row) instead of length-sorted ones")
-    parser.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    add_flag(parser, "--materials", required=True, help="directory written by `kbert materials`")
+    add_flag(parser, "--output", required=True, help="the student's run directory")
+    add_option(parser, DistillOptions, "epochs")
+    add_option(parser, DistillOptions, "batch_size")
+    add_option(parser, DistillOptions, "learning_rate", help="Adam's step size")
+    add_option(parser, DistillOptions, "alpha",
+               help="weight of the gold-label cross-entropy; 0 (default): the teacher's logits only")
+    add_option(parser, DistillOptions, "loss", choices=LOSSES,
+               help="mse: between logits (Tang et al.); kl: between temperature-softened outputs")
+    add_option(parser, DistillOptions, "temperature", help="for --loss kl")
+    add_option(parser, DistillOptions, "variant", choices=VARIANTS, help="Kim's embedding variants")
+    add_option(parser, DistillOptions, "embedding_dim", type=int,
+               help="project the teacher's word vectors to this width (default: keep them)")
+    add_flag(parser, "--augmented", action=bool,
+             default=AUGMENTED in field_default(DistillOptions, "train_splits"),
+             help="train on the augmented split too, when the materials have one")
+    add_option(parser, DistillOptions, "seed")
+    add_option(parser, DistillOptions, "length_bucketing",
+               help="length-sorted batches (default), or random ones (each still trimmed to its longest row)")
+    add_flag(parser, "--resume", action=bool, help="continue the run checkpointed in --output")
 
 
 def run(args):
     from kbert.distill import distill
 
-    config = DistillConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        alpha=args.alpha,
-        loss=args.loss,
-        temperature=args.temperature,
-        variant=args.variant,
-        embedding_dim=args.embedding_dim,
-        seed=args.seed,
-        train_splits=("train",) if args.no_augmented else _DEFAULTS.train_splits,
-        length_bucketing=args.length_bucketing,
-    )
-    summary = distill(args.materials, args.out, config, resume=args.resume)
-    accuracy = summary["dev_accuracy"]
+    splits = tuple(s for s in field_default(DistillOptions, "train_splits") if args.augmented or s != AUGMENTED)
+    record = distill(args.materials, args.output, options_from_args(DistillOptions, args, train_splits=splits),
+                     resume=args.resume)
+    results = record.results
+    accuracy = results["dev_accuracy"]
     print(
-        f"best epoch {summary['best_epoch']} of {summary['epochs']}: dev accuracy "
+        f"best epoch {results['best_epoch']} of {results['epochs']}: dev accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, agreement with the teacher "
-        f"{summary['dev_agreement']:.4f}\nstudent: {summary['path']}"
+        f"{results['dev_agreement']:.4f}\nstudent: {args.output}"
     )

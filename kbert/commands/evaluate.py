@@ -1,12 +1,17 @@
 """`kbert evaluate --model RUN_DIR [--task SST-2] [--file LABELED_TSV]`."""
 
 
+from kbert.commands.flags import add_flag
+
+
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="a fine-tuned run or a student directory")
-    parser.add_argument("--task", help="defaults to the run's task")
-    parser.add_argument("--file", help="any labeled TSV in the task's dev format")
-    parser.add_argument("--data-dir", help="GLUE data (default: $GLUE_DIR)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    from kbert.evaluation import EVAL_BATCH_SIZE
+
+    add_flag(parser, "--model", required=True, help="a fine-tuned run or a student directory")
+    add_flag(parser, "--task", help="defaults to the run's task")
+    add_flag(parser, "--file", help="any labeled TSV in the task's dev format")
+    add_flag(parser, "--data-dir", help="GLUE data (default: $GLUE_DIR)")
+    add_flag(parser, "--batch-size", type=int, default=EVAL_BATCH_SIZE)
 
 
 def run(args):

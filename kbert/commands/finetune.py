@@ -1,54 +1,45 @@
 """`kbert finetune --task SST-2 --checkpoint minilm-l6 --output runs/sst2`."""
 
-import argparse
+from kbert.commands.flags import add_flag, add_option, options_from_args
+from kbert.finetune import FinetuneOptions
 
 
 def add_arguments(parser):
-    from kbert.finetune import FinetuneOptions
-
-    d = FinetuneOptions(task="")
-    parser.add_argument("--task", required=True, help="CoLA, MRPC, SST-2, RTE, STS-B or WNLI")
-    parser.add_argument("--checkpoint", default=d.checkpoint, help="preset, original checkpoint or HF directory")
-    parser.add_argument("--output", required=True, help="run directory")
-    parser.add_argument("--data-dir", help="GLUE data (default: $GLUE_DIR)")
-    parser.add_argument("--cache-dir", help="feature cache (default: OUTPUT/features)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--max-seq-len", type=int, default=d.max_seq_len)
-    parser.add_argument("--max-train-examples", type=int, help="the first N after a seeded shuffle")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--cased", action="store_true", help="the checkpoint is cased")
-    parser.add_argument("--length-bucketing", action=argparse.BooleanOptionalAction, default=d.length_bucketing,
-                        help="train on batches of similar length (about 2.5x less padding on SST-2, but lower "
-                             "dev scores in benchmarks/results) instead of random ones (default: random)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    parser.add_argument("--distribute", action="store_true", help="data-parallel over local devices (JAX)")
-    parser.add_argument("--no-eval", action="store_true", help="skip the dev evaluation")
+    add_option(parser, FinetuneOptions, "task", required=True, type=str, help="CoLA, MRPC, SST-2, RTE, STS-B or WNLI")
+    add_option(parser, FinetuneOptions, "checkpoint", help="preset, original checkpoint or HF directory")
+    add_flag(parser, "--output", required=True, help="run directory")
+    add_flag(parser, "--data-dir", help="GLUE data (default: $GLUE_DIR)")
+    add_flag(parser, "--cache-dir", help="feature cache (default: OUTPUT/features)")
+    add_option(parser, FinetuneOptions, "batch_size")
+    add_option(parser, FinetuneOptions, "learning_rate", type=float,
+               help="default: the checkpoint's recipe (a preset's searched value, else the original 2e-5)")
+    add_option(parser, FinetuneOptions, "epochs", type=int, help="default: the checkpoint's recipe (original: 3)")
+    add_option(parser, FinetuneOptions, "max_seq_len")
+    add_option(parser, FinetuneOptions, "max_train_examples", type=int, help="the first N after a seeded shuffle")
+    add_option(parser, FinetuneOptions, "seed")
+    add_option(parser, FinetuneOptions, "warmup_proportion")
+    add_option(parser, FinetuneOptions, "weight_decay")
+    add_option(parser, FinetuneOptions, "cased", help="the checkpoint is cased")
+    add_option(parser, FinetuneOptions, "length_bucketing",
+               help="train on batches of similar length (about 2.5x less padding on SST-2, but lower "
+                    "dev scores in benchmarks/results) instead of random ones (default: random)")
+    add_flag(parser, "--resume", action=bool, help="continue an interrupted run")
+    add_flag(parser, "--distribute", action=bool, help="data-parallel over local devices (JAX)")
+    add_flag(parser, "--eval", action=bool, default=True, help="evaluate on dev when done (default: yes)")
 
 
 def run(args):
     from kbert.evaluation import evaluate
-    from kbert.finetune import FinetuneOptions, finetune
+    from kbert.finetune import finetune
 
-    options = FinetuneOptions(
-        task=args.task,
-        checkpoint=args.checkpoint,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        epochs=args.epochs,
-        max_seq_len=args.max_seq_len,
-        max_train_examples=args.max_train_examples,
-        seed=args.seed,
-        cased=args.cased,
-        length_bucketing=args.length_bucketing,
-    )
     record = finetune(
-        options, args.output, data_dir=args.data_dir, cache_dir=args.cache_dir,
+        options_from_args(FinetuneOptions, args), args.output, data_dir=args.data_dir, cache_dir=args.cache_dir,
         resume=args.resume, distribute=args.distribute,
     )
-    print(f"fine-tuned {record['task']}: {record['train_examples']} examples, "
-          f"global_step {record['global_step']}, {record.get('train_seconds', 0):.0f} s")
-    if not args.no_eval:
+    for name, source in record.defaults.items():
+        print(f"{name} = {record.options[name]} ({source})")
+    print(f"fine-tuned {record.task}: {record.results['train_examples']} examples, "
+          f"global_step {record.global_step}, {record.results.get('train_seconds', 0):.0f} s")
+    if args.eval:
         result = evaluate(args.output, data_dir=args.data_dir)
         print(result["report"], end="")

@@ -9,12 +9,8 @@ counted.
 import itertools
 import os
 
-from kbert.glue.features import (
-    CachePaths,
-    iter_records,
-    load_vocab_tokens,
-    read_jsonl_file,
-)
+from kbert.glue.features import CachePaths, iter_records, read_jsonl_file
+from kbert.tokenization import load_vocab_tokens
 
 
 def add_arguments(parser):

@@ -18,7 +18,6 @@ from kbert.glue.features import (
     iter_records,
     load_features,
     read_jsonl_file,
-    vocab_hash,
 )
 from kbert.glue.metrics import compute_metrics, eval_results, format_eval_results, write_eval_results
 from kbert.glue.processors import (
@@ -27,6 +26,7 @@ from kbert.glue.processors import (
     TaskProcessor,
     canonical_task_name,
     get_processor,
+    split_texts,
 )
 
 GLUE_DIR_ENV = "GLUE_DIR"
@@ -71,6 +71,6 @@ __all__ = [
     "load_features",
     "read_jsonl_file",
     "resolve_data_dir",
-    "vocab_hash",
+    "split_texts",
     "write_eval_results",
 ]

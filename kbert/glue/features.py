@@ -40,7 +40,6 @@ TensorFlow is imported inside the functions that need it.
 """
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -49,8 +48,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from kbert.errors import ConfigError, DataError
-from kbert.atomic import atomic_output, read_json
+from kbert.atomic import atomic_output, file_sha256, read_json
 from kbert.glue.processors import InputExample, TaskProcessor, get_processor
+from kbert.tokenization import load_vocab_tokens, vocab_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -58,31 +58,6 @@ FORMAT_VERSION = 1
 RECORD_SUFFIX = ".tf_record"
 JSONL_SUFFIX = ".jsonl"
 META_SUFFIX = ".meta.json"
-
-
-def file_sha256(path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def vocab_hash(vocab_file) -> str:
-    """First 12 hex digits of the sha256 of the vocabulary file's bytes."""
-    vocab_file = os.fspath(vocab_file)
-    if not os.path.isfile(vocab_file):
-        raise ConfigError(f"{vocab_file}: no such vocabulary file")
-    return file_sha256(vocab_file)[:12]
-
-
-def load_vocab_tokens(vocab_file) -> list:
-    """Token strings in id order: line i of vocab.txt is token id i."""
-    if not os.path.isfile(vocab_file):
-        raise ConfigError(f"{vocab_file}: no such vocabulary file")
-    # Only LF ends a line and lines are stripped, as the original loader does.
-    with open(vocab_file, encoding="utf-8", newline="\n") as handle:
-        return [line.strip() for line in handle]
 
 
 # -- features in memory ---------------------------------------------------
@@ -221,7 +196,8 @@ class FeatureCache:
 
     def __init__(self, vocab_file, max_seq_len: int = 128, cased: bool = False, cache_dir=None):
         self.vocab_file = os.fspath(vocab_file)
-        self.vocab_hash = vocab_hash(vocab_file)
+        # The vocabulary's identity (its tokens, not its file's bytes) keys the cache.
+        self.vocab_hash = vocab_sha256(load_vocab_tokens(self.vocab_file))[:12]
         self.max_seq_len = int(max_seq_len)
         self.cased = bool(cased)
         self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)

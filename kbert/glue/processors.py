@@ -301,6 +301,21 @@ def canonical_task_name(task_name: str) -> str:
     return name
 
 
+def split_texts(examples) -> tuple:
+    """(first sentences, second sentences or None): the tokenizer's two inputs.
+
+    A task is a pair task when any example has a second sentence; then every
+    example must have one.
+    """
+    firsts = [e.text_a for e in examples]
+    if all(e.text_b is None for e in examples):
+        return firsts, None
+    missing = [e.guid for e in examples if e.text_b is None]
+    if missing:
+        raise DataError(f"{missing[0]}: no second sentence, but other examples are pairs")
+    return firsts, [e.text_b for e in examples]
+
+
 def get_processor(task_name: str) -> TaskProcessor:
     """The processor of a task: `get_processor("sst-2")`, `("SST2")`, ..."""
     return PROCESSORS[canonical_task_name(task_name)]()

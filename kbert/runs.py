@@ -1,0 +1,235 @@
+"""The run directory: the one module that reads and writes what a stage leaves.
+
+`kbert finetune` (kind "teacher") and `kbert distill` (kind "student") each
+write one run directory; `kbert evaluate`, `kbert materials`, `kbert run`
+and the benchmarks read it back through this module alone.  Its files, and
+the one function that writes and the one that reads each:
+
+    file              written by                          read by
+    run.json          runs.write_run                      runs.read_run
+    vocab.txt         runs.write_vocab                    runs.load_tokenizer
+    model.keras       runs.save_model (teacher)           runs.load_model
+    student.keras     runs.save_model (student)           runs.load_model
+    checkpoint/       teacher: weights.export_checkpoint  kbert.load_checkpoint
+                      student: distill's epoch state      distill (resume)
+    eval_results*.txt glue.write_eval_results             people (the original's report)
+    backup/           keras BackupAndRestore (finetune)   keras BackupAndRestore
+    features/         glue.FeatureCache                   glue.FeatureCache
+
+`run.json` holds one `RunRecord`.  Directories written before this module
+existed still load: a teacher's record then nested its options and kept
+`max_seq_len`/`cased` only there, and a student's record was flat with its
+options in a `config.json` beside it.
+"""
+
+import dataclasses
+import logging
+import os
+import zipfile
+
+from kbert.atomic import read_json, save_model_atomic, write_json, write_text_atomic
+from kbert.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+VOCAB_FILE = "vocab.txt"
+MODEL_FILES = {"teacher": "model.keras", "student": "student.keras"}
+STATUSES = ("training", "complete")
+FORMAT = "kbert-run"
+FORMAT_VERSION = 2  # 1: the unversioned layouts read by `_from_legacy`
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What `run.json` says about a run.
+
+    Attributes:
+        kind: "teacher" (fine-tuned BERT) or "student" (distilled CNN).
+        status: "training" until the model file is written, then "complete".
+        options: the stage's options as used (`FinetuneOptions`,
+            `DistillOptions` fields), compared when a run resumes.
+        task: the GLUE task; None while a record predates it.
+        labels: the task's label names in id order (None: regression, or
+            materials of a task kbert does not know).
+        num_labels: outputs of the model's head.
+        max_seq_len: the encoding's maximum length.
+        cased: whether the tokenizer keeps case.
+        defaults: option -> where its value came from, for the options the
+            user left to a recipe (e.g. a preset's learning rate).
+        results: what the stage measured (global_step, history, timings...).
+    """
+
+    kind: str
+    status: str
+    options: dict
+    task: str = None
+    labels: tuple = None
+    num_labels: int = None
+    max_seq_len: int = None
+    cased: bool = False
+    defaults: dict = dataclasses.field(default_factory=dict)
+    results: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def model_file(self):
+        return MODEL_FILES[self.kind]
+
+    @property
+    def global_step(self):
+        return int(self.results.get("global_step", 0))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self):
+        value = dataclasses.asdict(self)
+        value["labels"] = None if self.labels is None else list(self.labels)
+        return dict(value, format=FORMAT, format_version=FORMAT_VERSION, model_file=self.model_file)
+
+
+def run_file(run_dir):
+    return os.path.join(os.fspath(run_dir), RUN_FILE)
+
+
+def has_run(run_dir):
+    """True when `run_dir` holds a run record (of any status)."""
+    return os.path.isfile(run_file(run_dir))
+
+
+def write_run(run_dir, record):
+    """Write `record` to RUN_DIR/run.json atomically."""
+    write_json(run_file(run_dir), record.to_json())
+
+
+def read_run(run_dir):
+    """The `RunRecord` of `run_dir`, in today's layout or an earlier one.
+
+    Raises:
+        ConfigError: naming run.json and the field, when the file is
+            missing, unreadable or holds a field of the wrong type.
+    """
+    path = run_file(run_dir)
+    value = read_json(path, error=ConfigError, what="run record", missing="not a kbert run directory")
+    if "format_version" in value:
+        if value.get("format") != FORMAT or value.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(
+                f"{path}: run record format {value.get('format')!r} version {value.get('format_version')!r}; "
+                f"this kbert reads {FORMAT!r} version {FORMAT_VERSION}"
+            )
+        fields = {f.name: value[f.name] for f in dataclasses.fields(RunRecord) if f.name in value}
+    else:
+        fields = _from_legacy(run_dir, value)
+    return _checked(path, fields)
+
+
+def _from_legacy(run_dir, value):
+    """Fields of a record written before format_version 2."""
+    kind = value.get("kind")
+    if kind == "student":
+        # The options lived in config.json's "distill" entry.
+        config_path = os.path.join(os.fspath(run_dir), "config.json")
+        options = {}
+        if os.path.isfile(config_path):
+            options = read_json(config_path, error=ConfigError, what="student config").get("distill", {})
+        results = {k: value[k] for k in ("best_epoch", "global_step", "backend", "teacher") if k in value}
+        return dict(kind=kind, status=value.get("status"), options=options, task=value.get("task"),
+                    num_labels=value.get("num_labels"), max_seq_len=value.get("max_seq_len"),
+                    cased=value.get("cased", False), results=results)
+    if "options" not in value:
+        raise ConfigError(f"{run_file(run_dir)}: the run record has no `options`")
+    options = value["options"]
+    if not isinstance(options, dict):
+        raise ConfigError(f"{run_file(run_dir)}: `options` is not a JSON object")
+    known = {"kind", "status", "options", "task", "labels", "num_labels"}
+    return dict(kind=kind, status=value.get("status"), options=options,
+                task=value.get("task", options.get("task")), labels=value.get("labels"),
+                num_labels=value.get("num_labels"), max_seq_len=options.get("max_seq_len"),
+                cased=options.get("cased", False),
+                results={k: v for k, v in value.items() if k not in known})
+
+
+def _checked(path, fields):
+    """A `RunRecord` from `fields`, every field's type checked."""
+
+    def need(name, ok, expected):
+        if not ok:
+            raise ConfigError(f"{path}: `{name}` is {fields.get(name)!r}, expected {expected}")
+
+    def is_int(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    need("kind", fields.get("kind") in MODEL_FILES, f"one of {sorted(MODEL_FILES)}")
+    need("status", fields.get("status") in STATUSES, f"one of {list(STATUSES)}")
+    need("options", isinstance(fields.get("options"), dict), "a JSON object")
+    need("task", fields.get("task") is None or isinstance(fields.get("task"), str), "a task name")
+    labels = fields.get("labels")
+    need("labels", labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)),
+         "a list of label names")
+    need("num_labels", fields.get("num_labels") is None or (is_int(fields["num_labels"]) and fields["num_labels"] > 0),
+         "a positive integer")
+    need("max_seq_len", fields.get("max_seq_len") is None or (is_int(fields["max_seq_len"]) and fields["max_seq_len"] > 0),
+         "a positive integer")
+    need("cased", isinstance(fields.get("cased", False), bool), "true or false")
+    for name in ("defaults", "results"):
+        need(name, isinstance(fields.get(name, {}), dict), "a JSON object")
+    if fields["status"] == "complete":
+        for name in ("task", "max_seq_len", "num_labels"):
+            need(name, fields.get(name) is not None, "set in a complete run")
+    if labels is not None:
+        fields["labels"] = tuple(labels)
+    return RunRecord(**fields)
+
+
+def is_complete(run_dir):
+    """True when `run_dir` holds a complete run whose model file exists."""
+    if not has_run(run_dir):
+        return False
+    record = read_run(run_dir)
+    return record.status == "complete" and os.path.isfile(os.path.join(os.fspath(run_dir), record.model_file))
+
+
+def complete_run(run_dir):
+    """The record of a complete run, or a ConfigError saying what is missing."""
+    record = read_run(run_dir)
+    model_path = os.path.join(os.fspath(run_dir), record.model_file)
+    if record.status != "complete":
+        raise ConfigError(f"{run_file(run_dir)}: the run is not complete (status {record.status!r}); resume it first")
+    if not os.path.isfile(model_path):
+        raise ConfigError(f"{model_path}: missing; is the run complete?")
+    return record
+
+
+def save_model(run_dir, model, kind):
+    """The run's model file, written atomically."""
+    save_model_atomic(model, os.path.join(os.fspath(run_dir), MODEL_FILES[kind]))
+
+
+def load_model(run_dir, record=None):
+    """(Keras model, record) of a complete run; reads on any backend."""
+    import keras
+
+    record = record or complete_run(run_dir)
+    path = os.path.join(os.fspath(run_dir), record.model_file)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        # A torn zip makes Keras say "File not found"; say what it is.
+        raise DataError(f"{path}: not a whole .keras model file ({type(e).__name__}: {e})") from None
+    return model, record
+
+
+def write_vocab(run_dir, tokens):
+    """RUN_DIR/vocab.txt: one token a line, line i being token id i."""
+    write_text_atomic(os.path.join(os.fspath(run_dir), VOCAB_FILE), "".join(f"{token}\n" for token in tokens))
+
+
+def vocab_file(run_dir):
+    return os.path.join(os.fspath(run_dir), VOCAB_FILE)
+
+
+def load_tokenizer(run_dir, record, **kwargs):
+    """The tokenizer the run's features were made with (its vocab.txt and casing)."""
+    from kbert.tokenization import Tokenizer, load_vocab
+
+    return Tokenizer(load_vocab(vocab_file(run_dir)), cased=record.cased, **kwargs)
