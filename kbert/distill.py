@@ -256,8 +256,8 @@ class _EpochEnd(keras.callbacks.Callback):
 
 def _training_rows(materials, options):
     names = [name for name in options.train_splits if name in materials.splits]
-    if not names:
-        raise DataError(f"{materials.directory}: none of the training splits {list(options.train_splits)}")
+    if not sum(len(materials.splits[name]) for name in names):
+        raise DataError(f"{materials.directory}: no rows in the training splits {list(options.train_splits)}")
     splits = [materials.splits[name] for name in names]
     width = max(split.x.shape[1] for split in splits)
     x = np.concatenate([np.pad(s.x, [(0, 0), (0, width - s.x.shape[1])]) for s in splits])
@@ -330,8 +330,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     """
     options = options or DistillOptions()
     materials = load_materials(materials_dir)
-    if options.dev_split not in materials.splits:
-        raise DataError(f"{materials_dir}: no complete {options.dev_split!r} split to pick the best epoch")
+    if options.dev_split not in materials.splits or not len(materials.splits[options.dev_split]):
+        raise DataError(f"{materials_dir}: no complete, non-empty {options.dev_split!r} split to pick the best epoch")
     if materials.num_labels < 2:
         raise ConfigError(f"{materials_dir}: {materials.num_labels} label(s); the student distils classifiers only")
     identity = _identity(materials)

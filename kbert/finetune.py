@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 
+import keras
 import numpy as np
 
 from kbert import presets, runs
@@ -106,6 +107,42 @@ def _start_run(output, options, defaults, resume):
     return record
 
 
+class _EpochHistory(keras.callbacks.Callback):
+    """Keeps run.json's per-epoch history whole across resumes.
+
+    Keras' History holds only the epochs of the current `fit`; after a
+    resume that is the last few.  This writes each finished epoch into
+    run.json, and on the first epoch of a (resumed) fit cuts the stored
+    history to the epochs before it, since BackupAndRestore restarts from
+    its last backup.  It runs before BackupAndRestore's own epoch end, so a
+    kill between the two leaves a history one epoch ahead, which the cut
+    on resume removes.
+    """
+
+    def __init__(self, output, record):
+        super().__init__()
+        self.output, self.record, self.started = output, record, False
+
+    @property
+    def history(self):
+        return self.record.results.get("history", {})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.started:
+            self.started = True
+            self._write({k: v[:epoch] for k, v in self.history.items()})
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = {k: list(v) for k, v in self.history.items()}
+        for key, value in (logs or {}).items():
+            history.setdefault(key, []).append(float(value))
+        self._write(history)
+
+    def _write(self, history):
+        self.record = self.record.replace(results=dict(self.record.results, history=history))
+        runs.write_run(self.output, self.record)
+
+
 def encode_split(processor, split, data_dir, tokenizer, max_seq_len, cache_dir, vocab_file, cased):
     """Features of one split through the feature cache."""
     from kbert.glue import FeatureCache
@@ -130,8 +167,6 @@ def _subset(features, limit, seed):
 
 
 def _distribution(enabled, batch_size):
-    import keras
-
     if not enabled:
         return
     if keras.backend.backend() != "jax":
@@ -145,8 +180,6 @@ def _distribution(enabled, batch_size):
 
 def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, distribute=False, verbose=True):
     """Fine-tune `options.checkpoint` on `options.task`; returns the `RunRecord`."""
-    import keras
-
     from kbert.batching import BUCKET_WINDOW, BucketedBatches, EpochOrder
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.optimization import create_optimizer
@@ -200,15 +233,21 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     # BackupAndRestore needs built weights: one forward pass on a real batch.
     model(batches[0][0])
     progress = ItemsProgress(options.batch_size, len(batches))
+    epochs = _EpochHistory(output, record)
+    backup_dir = os.path.join(output, "backup")
     started = time.perf_counter()
-    history = model.fit(
+    model.fit(
         batches,
         epochs=options.epochs,
         shuffle=False,  # BucketedBatches shuffles, seeded per epoch
         verbose=0,
         callbacks=[
             EpochOrder(batches),
-            keras.callbacks.BackupAndRestore(os.path.join(output, "backup"), double_checkpoint=True),
+            epochs,
+            # The backup outlives fit (delete_checkpoint=False) until run.json
+            # says complete: a kill during the final writes then resumes from
+            # the last epoch instead of training again from the start.
+            keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False),
             progress,
         ],
     )
@@ -216,18 +255,19 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
 
     runs.save_model(output, model, "teacher")
     export_checkpoint(model, os.path.join(output, "checkpoint"), vocab_file=vocab_file, overwrite=True)
-    record = record.replace(
+    record = epochs.record.replace(
         status="complete",
         labels=None if processor.is_regression else tuple(processor.labels),
         num_labels=processor.num_labels,
         results=dict(
+            epochs.record.results,
             train_examples=len(train),
             global_step=total_steps,
-            history={k: [float(x) for x in v] for k, v in history.history.items()},
             train_seconds=seconds,
             train_examples_per_second=progress.rates,
             backend=keras.backend.backend(),
         ),
     )
     runs.write_run(output, record)
+    shutil.rmtree(backup_dir, ignore_errors=True)
     return record

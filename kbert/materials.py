@@ -49,6 +49,7 @@ import logging
 import os
 import time
 import zipfile
+import zlib
 
 import keras
 import numpy as np
@@ -259,7 +260,59 @@ def _check_encoded(name, split, max_seq_len):
     }
 
 
+def _is_int(value, low):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_file_name(value):
+    # A bare name inside the directory: never a path that leads elsewhere.
+    return isinstance(value, str) and value not in ("", ".", "..") and os.path.basename(value) == value \
+        and "\\" not in value
+
+
+def _is_hex(value):
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+# field -> (check, what it must be); "a.b" is field b of object a.
+MANIFEST_FIELDS = {
+    "task": (lambda v: isinstance(v, str) and v != "", "a task name"),
+    "max_seq_len": (lambda v: _is_int(v, 1), "a positive integer"),
+    "cased": (lambda v: isinstance(v, bool), "true or false"),
+    "num_labels": (lambda v: _is_int(v, 1), "a positive integer"),
+    "teacher": (lambda v: isinstance(v, dict), "an object"),
+    "teacher.id": (lambda v: isinstance(v, str), "a string"),
+    "teacher.sha256": (_is_hex, "a sha256 hex digest"),
+    "vocab": (lambda v: isinstance(v, dict), "an object"),
+    "vocab.size": (lambda v: _is_int(v, 1), "a positive integer"),
+    "vocab.sha256": (_is_hex, "a sha256 hex digest"),
+    "embedding": (lambda v: isinstance(v, dict), "an object"),
+    "embedding.rows": (lambda v: _is_int(v, 1), "a positive integer"),
+    "embedding.dim": (lambda v: _is_int(v, 1), "a positive integer"),
+    "splits": (lambda v: isinstance(v, dict), "an object"),
+}
+SHARED_FIELDS = {"file": (_is_file_name, "a file name in the directory"), "sha256": (_is_hex, "a sha256 hex digest")}
+SPLIT_FIELDS = {
+    "file": (_is_file_name, "a file name in the directory"),
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+    "count": (lambda v: _is_int(v, 0), "a row count"),
+}
+COMPLETE_SPLIT_FIELDS = {"sha256": (_is_hex, "a sha256 hex digest"),
+                         "inputs_sha256": (_is_hex, "a sha256 hex digest")}
+
+
+def _check_fields(path, where, value, fields):
+    for name, (check, expected) in fields.items():
+        owner = value
+        for part in name.split(".")[:-1]:
+            owner = owner.get(part, {}) if isinstance(owner, dict) else {}
+        field = owner.get(name.split(".")[-1]) if isinstance(owner, dict) else None
+        if not check(field):
+            raise DataError(f"{path}: `{where}{name}` is {field!r}, expected {expected}")
+
+
 def _read_manifest(directory):
+    """The manifest of `directory`, every field's type checked (DataError naming it)."""
     path = os.path.join(directory, MANIFEST)
     manifest = read_json(path, error=DataError, what="manifest",
                          missing="no manifest; not a materials directory")
@@ -268,6 +321,17 @@ def _read_manifest(directory):
     if manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version")
         raise DataError(f"{path}: format_version {version!r}, this kbert reads {FORMAT_VERSION}")
+    _check_fields(path, "", manifest, MANIFEST_FIELDS)
+    if "shared" in manifest:
+        if not isinstance(manifest["shared"], dict):
+            raise DataError(f"{path}: `shared` is {manifest['shared']!r}, expected an object")
+        _check_fields(path, "shared.", manifest["shared"], SHARED_FIELDS)
+    for name, entry in manifest["splits"].items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: `splits.{name}` is {entry!r}, expected an object")
+        _check_fields(path, f"splits.{name}.", entry, SPLIT_FIELDS)
+        if entry["complete"]:
+            _check_fields(path, f"splits.{name}.", entry, COMPLETE_SPLIT_FIELDS)
     return manifest
 
 
@@ -276,7 +340,7 @@ def _reusable(manifest, name, directory, inputs_sha256):
     if not entry or not entry.get("complete") or entry.get("inputs_sha256") != inputs_sha256:
         return False
     path = os.path.join(directory, entry["file"])
-    return os.path.exists(path) and file_sha256(path) == entry.get("sha256")
+    return os.path.isfile(path) and file_sha256(path) == entry.get("sha256")
 
 
 def _start_manifest(out_dir, identity):
@@ -358,7 +422,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
 
     shared_path = os.path.join(out_dir, SHARED)
     shared = manifest.get("shared")
-    if not (shared and os.path.exists(shared_path) and file_sha256(shared_path) == shared.get("sha256")):
+    if not (shared and os.path.isfile(shared_path) and file_sha256(shared_path) == shared.get("sha256")):
         _write_npz(shared_path, {"embedding": matrix, "vocab": np.asarray(vocab, dtype=str)})
         manifest["shared"] = {"file": SHARED, "sha256": file_sha256(shared_path)}
         write_json(manifest_path, manifest)
@@ -405,8 +469,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
 
 def _open_npz(path, names):
     """Read the named arrays of an .npz, or raise DataError naming the file."""
-    if not os.path.exists(path):
-        raise DataError(f"{path}: missing")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: missing, or not a file")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = sorted(set(names) - set(archive.files))
@@ -415,9 +479,9 @@ def _open_npz(path, names):
             return {name: archive[name] for name in names}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        # Truncated zips, object arrays (allow_pickle=False) and non-npz
-        # files all end here.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
+        # Truncated zips, corrupt deflate streams, object arrays
+        # (allow_pickle=False) and non-npz files all end here.
         raise DataError(f"{path}: unreadable .npz ({type(e).__name__}: {e})") from None
 
 
@@ -433,8 +497,8 @@ def _check_array(path, name, array, kind, ndim):
 
 
 def _load_split(directory, name, entry, manifest):
-    path = os.path.join(directory, entry.get("file", f"{name}.npz"))
-    if os.path.exists(path) and file_sha256(path) != entry.get("sha256"):
+    path = os.path.join(directory, entry["file"])
+    if os.path.isfile(path) and file_sha256(path) != entry["sha256"]:
         raise DataError(f"{path}: the file changed since it was written (hash differs from {MANIFEST})")
     arrays = _open_npz(path, SPLIT_ARRAYS)
     for array_name, (kind, ndim) in SPLIT_ARRAYS.items():
@@ -455,8 +519,16 @@ def _load_split(directory, name, entry, manifest):
         raise DataError(f"{path}: NaN or inf in the teacher's logits")
     if split.x.size and (split.x.min() < 0 or split.x.max() >= manifest["vocab"]["size"]):
         raise DataError(f"{path}: token ids outside the vocabulary of {manifest['vocab']['size']}")
-    if not np.array_equal((split.x != 0).sum(axis=1), split.length):
-        raise DataError(f"{path}: `length` disagrees with the non-zero ids of `x`")
+    # Ids are non-zero exactly before each row's length: 0-padding on the right.
+    if not np.array_equal(split.x != 0, np.arange(split.x.shape[1]) < split.length[:, None]):
+        raise DataError(f"{path}: `length` disagrees with the non-zero ids of `x` (0 only as right padding)")
+    if split.segment.size and not np.isin(split.segment, (0, 1)).all():
+        raise DataError(f"{path}: segment ids other than 0 and 1")
+    if np.any(split.segment[split.x == 0]):
+        raise DataError(f"{path}: a padding position has segment id 1")
+    # ysm is derived from y; a disagreement means one of them was altered.
+    if split.y.size and not np.allclose(split.ysm, softmax(split.y), rtol=1e-4, atol=1e-6):
+        raise DataError(f"{path}: `ysm` is not softmax(`y`)")
     if split.label.size and (split.label.min() < -1 or split.label.max() >= c):
         raise DataError(f"{path}: gold labels outside -1..{c - 1}")
     return split
@@ -481,13 +553,10 @@ def load_materials(directory, *, splits=None, vocab=None):
     """
     manifest = _read_manifest(directory)
     manifest_path = os.path.join(directory, MANIFEST)
-    try:
-        rows, size = manifest["embedding"]["rows"], manifest["vocab"]["size"]
-        entries = dict(manifest["splits"])
-        shared_entry = manifest["shared"]
-        manifest["num_labels"]
-    except (KeyError, TypeError) as e:
-        raise DataError(f"{manifest_path}: incomplete manifest (no {e})") from None
+    if "shared" not in manifest:
+        raise DataError(f"{manifest_path}: incomplete manifest (no `shared`)")
+    rows, size = manifest["embedding"]["rows"], manifest["vocab"]["size"]
+    entries, shared_entry = manifest["splits"], manifest["shared"]
     if rows != size:
         raise DataError(f"{manifest_path}: vocabulary of {size} tokens but an embedding of {rows} rows")
 
@@ -500,8 +569,8 @@ def load_materials(directory, *, splits=None, vocab=None):
                 f"(sha256 {expected[:12]}); regenerate them with the student's teacher"
             )
 
-    shared_path = os.path.join(directory, shared_entry.get("file", SHARED))
-    if os.path.exists(shared_path) and file_sha256(shared_path) != shared_entry.get("sha256"):
+    shared_path = os.path.join(directory, shared_entry["file"])
+    if os.path.isfile(shared_path) and file_sha256(shared_path) != shared_entry["sha256"]:
         raise DataError(f"{shared_path}: the file changed since it was written (hash differs from {MANIFEST})")
     shared = _open_npz(shared_path, ("embedding", "vocab"))
     _check_array(shared_path, "embedding", shared["embedding"], "float32", 2)
@@ -518,13 +587,13 @@ def load_materials(directory, *, splits=None, vocab=None):
         raise DataError(f"{shared_path}: the vocabulary differs from the one {MANIFEST} names")
 
     if splits is None:
-        names = [name for name, entry in entries.items() if entry.get("complete")]
+        names = [name for name, entry in entries.items() if entry["complete"]]
         for name in sorted(set(entries) - set(names)):
             logger.warning("%s: split %s is incomplete; left out (re-run the generator)", directory, name)
     else:
         names = list(splits)
         for name in names:
-            if not entries.get(name, {}).get("complete"):
+            if name not in entries or not entries[name]["complete"]:
                 raise DataError(f"{manifest_path}: split {name!r} is missing or incomplete")
     loaded = {name: _load_split(directory, name, entries[name], manifest) for name in names}
     return Materials(directory, manifest, tokens, shared["embedding"], loaded)

@@ -190,3 +190,19 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     state_path.write_text(json.dumps(state))
     with pytest.raises(DataError, match="another vocabulary"):
         distill(materials_dir, str(tmp_path), options(epochs=3), resume=True, verbose=0)
+
+
+def test_empty_training_or_dev_rows_are_refused_before_keras(tmp_path):
+    """A 0-row split loads (it is well-formed) but cannot train or pick an
+    epoch: a DataError naming the directory, not an error inside Keras' trainer."""
+    rng = np.random.default_rng(1)
+    teacher = bag_of_words_teacher()
+    empty = EncodedSplit(np.zeros((0, T), np.int32), np.zeros((0, T), np.int32), np.zeros(0, np.int32),
+                         np.array([], dtype=str), np.zeros(0, np.int32))
+    options = MaterialsOptions(task="BOW", max_seq_len=T)
+    for name, splits in (("train", {"train": empty, "dev": random_split(rng, 20)}),
+                         ("dev", {"train": random_split(rng, 20), "dev": empty})):
+        out = tmp_path / name
+        generate_materials(teacher, splits, str(out), vocab=VOCAB, teacher_id="t", options=options, verbose=False)
+        with pytest.raises(DataError, match=f"{out}.*(no rows in the training|non-empty 'dev')"):
+            distill(str(out), str(tmp_path / f"student-{name}"), DistillOptions(epochs=1), verbose=0)

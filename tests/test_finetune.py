@@ -86,14 +86,17 @@ def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoin
     with pytest.raises(KeyboardInterrupt):
         finetune(_options(tiny_checkpoint), str(tmp_path / "killed"), data_dir=glue_dir, cache_dir=cache_dir)
     monkeypatch.setattr(progress.ItemsProgress, "on_epoch_end", original_end)
-    assert json.load(open(tmp_path / "killed" / "run.json"))["status"] == "training"
+    killed = json.load(open(tmp_path / "killed" / "run.json"))
+    assert killed["status"] == "training" and len(killed["results"]["history"]["loss"]) == 2
 
     resumed = finetune(_options(tiny_checkpoint), str(tmp_path / "killed"), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
-    assert len(resumed.results["history"]["loss"]) == 1  # only the third epoch was left
+    assert len(resumed.results["train_examples_per_second"]) == 1  # only the third epoch was left
+    # run.json keeps the whole history: the two epochs before the kill, then the resumed one.
+    loss = resumed.results["history"]["loss"]
+    assert len(loss) == 3 and loss[:2] == killed["results"]["history"]["loss"]
     # Same batches from the restored weights and optimizer state; only the
     # dropout masks differ from the uninterrupted run.
-    np.testing.assert_allclose(resumed.results["history"]["loss"][0], straight.results["history"]["loss"][-1],
-                               rtol=5e-3)
+    np.testing.assert_allclose(loss, straight.results["history"]["loss"], rtol=5e-3)
     a = keras.saving.load_model(tmp_path / "straight" / "model.keras")
     b = keras.saving.load_model(tmp_path / "killed" / "model.keras")
     assert int(b.optimizer.iterations.numpy()) == int(a.optimizer.iterations.numpy()) == 18
@@ -102,6 +105,26 @@ def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoin
         moved = np.abs(wa.numpy() - w0.numpy()).max()
         assert np.abs(wa.numpy() - wb.numpy()).max() <= 0.3 * moved + 1e-6, wa.path
     assert not os.path.exists(tmp_path / "killed" / "backup")
+
+
+def test_a_kill_during_the_final_writes_does_not_retrain(glue_dir, cache_dir, tiny_checkpoint, tmp_path, monkeypatch):
+    from kbert import runs
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after training, before model.keras
+
+    monkeypatch.setattr(runs, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
+    monkeypatch.undo()
+    assert os.path.isdir(tmp_path / "backup")  # the last epoch's backup survived
+    before = runs.read_run(tmp_path)
+    resumed = finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
+    assert resumed.results["train_examples_per_second"] == []  # no epoch trained again
+    assert resumed.results["history"] == before.results["history"] and len(before.results["history"]["loss"]) == 3
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == 18
+    assert not os.path.exists(tmp_path / "backup")
 
 
 def test_refuses_to_mix_runs(glue_dir, cache_dir, tiny_checkpoint, tmp_path):

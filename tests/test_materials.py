@@ -263,11 +263,103 @@ def missing_split_file(directory):
     return "augmented.npz"
 
 
+def array_changed(split, name, change):
+    """Damage: replace one array of a split's .npz (the manifest vouches for the new file)."""
+    def damage(directory):
+        with np.load(directory / f"{split}.npz") as archive:
+            value = archive[name].copy()
+        rewrite_npz(directory / f"{split}.npz", **{name: change(value)})
+        refresh_hash(directory, split)
+        return f"{split}.npz"
+    damage.__name__ = f"{split}_{name}_changed"
+    return damage
+
+
+def ysm_not_softmax(y):
+    return y[:, ::-1].copy()
+
+
+def segment_of_three(segment):
+    segment[0, 0] = 3
+    return segment
+
+
+def segment_on_padding(segment):
+    segment[segment == 0] = 1  # dev rows are single sentences: padding included
+    return segment
+
+
+def zero_inside_a_row(x):
+    x[0, 0] = 0  # a 0 before the row's end: length still counts non-zero ids
+    x[0, 1:] = np.where(x[0, 1:] == 0, 5, x[0, 1:])
+    return x
+
+
+def manifest_changed(change, file="manifest.json"):
+    """Damage: a malformed manifest field (these escaped as Python errors before)."""
+    def damage(directory):
+        edit_manifest(directory, change)
+        return file
+    damage.__name__ = "manifest_" + change.__name__
+    return damage
+
+
+def splits_is_a_list(m):
+    m["splits"] = ["train"]
+
+
+def split_entry_is_a_string(m):
+    m["splits"]["dev"] = "dev.npz"
+
+
+def count_is_a_string(m):
+    m["splits"]["dev"]["count"] = "12"
+
+
+def file_is_a_directory(m):
+    m["splits"]["dev"]["file"] = "."
+
+
+def file_is_a_path_elsewhere(m):
+    m["splits"]["dev"]["file"] = "../dev.npz"
+
+
+def vocab_is_a_number(m):
+    m["vocab"] = 7
+
+
+def num_labels_is_a_bool(m):
+    m["num_labels"] = True
+
+
+def shared_has_no_file(m):
+    del m["shared"]["file"]
+
+
+def hash_is_a_list(m):
+    m["splits"]["train"]["sha256"] = [1]
+
+
+def corrupt_deflate(directory):
+    """A flipped byte inside a compressed member: zlib's error, not ours, before."""
+    data = bytearray((directory / "dev.npz").read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    (directory / "dev.npz").write_bytes(bytes(data))
+    refresh_hash(directory, "dev")
+    return "dev.npz"
+
+
 @pytest.mark.parametrize(
     "damage",
     [truncate, foreign_npz, pickled_npz, not_a_zip, changed_file, count_disagrees, rows_disagree, nan_logits,
      wrong_dtype, length_disagrees, embedding_rows_disagree, vocab_in_manifest_disagrees, missing_manifest,
-     missing_split_file],
+     missing_split_file, corrupt_deflate,
+     array_changed("dev", "ysm", ysm_not_softmax), array_changed("dev", "segment", segment_of_three),
+     array_changed("dev", "segment", segment_on_padding), array_changed("dev", "x", zero_inside_a_row),
+     *(manifest_changed(change) for change in (
+         splits_is_a_list, split_entry_is_a_string, count_is_a_string, file_is_a_directory,
+         file_is_a_path_elsewhere, vocab_is_a_number, num_labels_is_a_bool, shared_has_no_file, hash_is_a_list))],
+    ids=lambda damage: damage.__name__,
 )
 def test_bad_materials_raise_data_error_naming_the_file(copy_dir, damage):
     file_name = damage(copy_dir)
