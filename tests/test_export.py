@@ -77,3 +77,50 @@ def test_convert_command(fixture_checkpoint, tmp_path, capsys):
     assert "bert/pooler/dense/kernel -> NSP-Dense/kernel [4, 4]" in capsys.readouterr().out
     assert cli(["names", str(tmp_path / "missing")]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
+
+
+def _two_models(tmp_path, rng):
+    """Two different checkpoints' models and a target exported from the first."""
+    models = []
+    for name in ("a", "b"):
+        write_checkpoint(tmp_path / name, CONFIG, random_bert_weights(CONFIG, rng))
+        models.append(load_checkpoint(tmp_path / name))
+    export_checkpoint(models[0], tmp_path / "target")
+    return models, read_checkpoint(tmp_path / "target")
+
+
+def test_overwrite_survives_a_failing_second_rename(tmp_path, rng, monkeypatch):
+    import kbert.weights.export as export
+
+    (_, b), before = _two_models(tmp_path, rng)
+    real_rename, calls = os.rename, []
+
+    def second_fails(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new checkpoint onto the target
+            raise OSError("injected: disk full")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(export.os, "rename", second_fails)
+    with pytest.raises(OSError, match="injected"):
+        export_checkpoint(b, tmp_path / "target", overwrite=True)
+    monkeypatch.undo()
+    after = read_checkpoint(tmp_path / "target")  # the old checkpoint is whole, under its own name
+    assert set(after) == set(before) and all(np.array_equal(after[k], before[k]) for k in before)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".target")) == []
+
+
+def test_an_export_killed_between_its_renames_is_recovered(tmp_path, rng):
+    (_, b), before = _two_models(tmp_path, rng)
+    # What a kill -9 between the two renames leaves: the old checkpoint
+    # aside, no target, and the new one's temporary directory of a dead pid.
+    os.rename(tmp_path / "target", tmp_path / ".target.old")
+    (tmp_path / ".target.999999999.abc").mkdir()
+    with pytest.raises(CheckpointError, match="already exists"):
+        export_checkpoint(b, tmp_path / "target")  # the old one is back, so this refuses
+    after = read_checkpoint(tmp_path / "target")
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+    assert not (tmp_path / ".target.old").exists() and not (tmp_path / ".target.999999999.abc").exists()
+    export_checkpoint(b, tmp_path / "target", overwrite=True)
+    assert not any(np.array_equal(read_checkpoint(tmp_path / "target")[k], before[k]) for k in before
+                   if "embeddings" in k)

@@ -61,13 +61,14 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
             f"export_checkpoint needs the model's vocab.txt (got {vocab_file!r}); pass vocab_file="
         )
     directory = os.path.abspath(os.fspath(directory))
+    _recover(directory)
     if os.path.exists(directory) and not overwrite:
         raise CheckpointError(f"{directory}: already exists (pass overwrite=True to replace it)")
     tensors, written = export_tensors(model)
 
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.{os.getpid()}.", dir=parent)
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is not
         write_original_checkpoint(os.path.join(tmp, "bert_model.ckpt"), tensors)
@@ -82,14 +83,57 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
     return written
 
 
+def _aside(target):
+    """Where an existing target waits while its replacement is renamed in."""
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old")
+
+
 def _replace_dir(new, target):
     """Rename `new` to `target`; an existing target is moved aside first and
-    removed only once the new one is in place."""
+    removed only once the new one is in place.  If the second rename fails,
+    the old target is put back; if the process dies between the renames,
+    the next export (or `_recover`) puts it back."""
     old = None
     if os.path.exists(target):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old.", dir=os.path.dirname(target))
-        os.rmdir(old)
+        old = _aside(target)
+        shutil.rmtree(old, ignore_errors=True)  # a leftover of an export that finished its swap
         os.rename(target, old)
-    os.rename(new, target)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old:
+            os.rename(old, target)
+        raise
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(target):
+    """Undo what an export killed between its two renames left: the old
+    checkpoint aside and no target.  Temporary directories of killed exports
+    (`.NAME.*` beside the target) are removed."""
+    old = _aside(target)
+    if os.path.isdir(old) and not os.path.exists(target):
+        logger.warning("%s: an earlier export was interrupted; the previous checkpoint is put back", target)
+        os.rename(old, target)
+    parent, prefix = os.path.dirname(target), f".{os.path.basename(target)}."
+    if os.path.isdir(parent):
+        for name in os.listdir(parent):
+            path = os.path.join(parent, name)
+            if name.startswith(prefix) and path != old and os.path.isdir(path) and _is_dead_export(name, prefix):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_dead_export(name, prefix):
+    """True for a temporary export directory whose writing process is gone
+    (its name carries the pid); one of a live process is left alone."""
+    pid = name[len(prefix):].split(".", 1)[0]
+    if not pid.isdigit():
+        return True  # written before names carried a pid
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
