@@ -35,7 +35,10 @@ def atomic_output(path, suffix=".tmp"):
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
+    for stale in stale_temporaries(path):
+        remove_quietly(stale)
+    # The pid in the name tells a later writer whether this one is still alive.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=suffix)
     os.close(fd)
     try:
         os.chmod(tmp, _FILE_MODE)
@@ -44,6 +47,38 @@ def atomic_output(path, suffix=".tmp"):
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def stale_temporaries(path):
+    """Temporary siblings of `path` (`.NAME.PID.*`) left by writers that died.
+
+    A killed process cannot clean up after itself; the next writer of the
+    same file does.  A temporary of a live process is left alone; one
+    without a pid in its name predates this scheme and is stale.
+    """
+    path = os.path.abspath(os.fspath(path))
+    directory, prefix = os.path.dirname(path), f".{os.path.basename(path)}."
+    if not os.path.isdir(directory):
+        return []
+    stale = []
+    for name in os.listdir(directory):
+        if not name.startswith(prefix) or name.startswith(prefix + "old"):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        stale.append(os.path.join(directory, name))
+    return stale
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -80,6 +115,8 @@ def read_json(path, *, error, what, missing=None) -> dict:
     # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
     except (OSError, ValueError) as e:
         raise error(f"{path}: unreadable {what}: {e}") from None
+    except RecursionError:
+        raise error(f"{path}: unreadable {what}: nested too deeply for a JSON reader") from None
     if not isinstance(value, dict):
         raise error(f"{path}: {what} is not a JSON object")
     return value

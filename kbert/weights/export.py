@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from kbert.atomic import stale_temporaries
 from kbert.errors import CheckpointError, ConfigError
 from kbert.weights import name_map
 from kbert.weights.loading import Assignment
@@ -116,24 +117,5 @@ def _recover(target):
     if os.path.isdir(old) and not os.path.exists(target):
         logger.warning("%s: an earlier export was interrupted; the previous checkpoint is put back", target)
         os.rename(old, target)
-    parent, prefix = os.path.dirname(target), f".{os.path.basename(target)}."
-    if os.path.isdir(parent):
-        for name in os.listdir(parent):
-            path = os.path.join(parent, name)
-            if name.startswith(prefix) and path != old and os.path.isdir(path) and _is_dead_export(name, prefix):
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _is_dead_export(name, prefix):
-    """True for a temporary export directory whose writing process is gone
-    (its name carries the pid); one of a live process is left alone."""
-    pid = name[len(prefix):].split(".", 1)[0]
-    if not pid.isdigit():
-        return True  # written before names carried a pid
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
+    for stale in stale_temporaries(target):
+        shutil.rmtree(stale, ignore_errors=True)
