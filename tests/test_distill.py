@@ -206,3 +206,23 @@ def test_empty_training_or_dev_rows_are_refused_before_keras(tmp_path):
         generate_materials(teacher, splits, str(out), vocab=VOCAB, teacher_id="t", options=options, verbose=False)
         with pytest.raises(DataError, match=f"{out}.*(no rows in the training|non-empty 'dev')"):
             distill(str(out), str(tmp_path / f"student-{name}"), DistillOptions(epochs=1), verbose=0)
+
+
+def test_a_resumed_distillation_is_bit_for_bit_the_uninterrupted_one(materials_dir, tmp_path):
+    """Dropout included: epoch n's batches and random masks depend on
+    (seed, epoch) only, so stopping after epoch 1 changes nothing."""
+    options = dict(batch_size=100, seed=4)
+    straight = distill(materials_dir, str(tmp_path / "straight"), DistillOptions(epochs=3, **options), verbose=0)
+    distill(materials_dir, str(tmp_path / "resumed"), DistillOptions(epochs=1, **options), verbose=0)
+    resumed = distill(materials_dir, str(tmp_path / "resumed"), DistillOptions(epochs=3, **options), resume=True,
+                      verbose=0)
+
+    def numbers(record):
+        return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in record.results["history"]]
+
+    assert numbers(resumed) == numbers(straight)
+    a = keras.saving.load_model(tmp_path / "straight" / "checkpoint" / "epoch-3.keras")
+    b = keras.saving.load_model(tmp_path / "resumed" / "checkpoint" / "epoch-3.keras")
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
+                                      err_msg=wa.path)
