@@ -410,7 +410,7 @@ def _finish(out_dir, model, record, state, vocab):
     runs.save_model(out_dir, best, "student")
     runs.write_vocab(out_dir, vocab)
     kept = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
-    record = record.replace(status="complete", results={
+    record = record.replace(status="complete", files=runs.file_hashes(out_dir, "student"), results={
         "best_epoch": state["best_epoch"],
         "dev_accuracy": kept["dev_accuracy"],
         "dev_agreement": kept["dev_agreement"],

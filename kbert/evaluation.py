@@ -34,18 +34,20 @@ def _loss(logits, labels, regression):
     return float(-np.mean(log_probs[np.arange(len(labels)), labels.astype(np.int64)]))
 
 
-def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_BATCH_SIZE, verbose=True):
+def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_BATCH_SIZE, verbose=True,
+             verify=False):
     """Evaluate the run in `model_dir` on the task's dev set or on `file`.
 
     Writes `eval_results.txt` (or `eval_results_<file stem>.txt`) into
-    `model_dir` and returns the results dict.
+    `model_dir` and returns the results dict.  `verify=True` checks the
+    run's files against the hashes run.json records first.
     """
     from tqdm.auto import tqdm
 
     from kbert.batching import predict_bucketed
     from kbert.glue import compute_metrics, get_processor, resolve_data_dir, write_eval_results
 
-    model, record = runs.load_model(model_dir)
+    model, record = runs.load_model(model_dir, verify=verify)
     processor = get_processor(task or record.task)
     if processor.name != record.task:
         raise ConfigError(f"{model_dir}: the model was trained on {record.task}, not {processor.name}")

@@ -257,6 +257,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     export_checkpoint(model, os.path.join(output, "checkpoint"), vocab_file=vocab_file, overwrite=True)
     record = epochs.record.replace(
         status="complete",
+        files=runs.file_hashes(output, "teacher"),
         labels=None if processor.is_regression else tuple(processor.labels),
         num_labels=processor.num_labels,
         results=dict(

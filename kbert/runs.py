@@ -27,7 +27,7 @@ import logging
 import os
 import zipfile
 
-from kbert.atomic import read_json, save_model_atomic, write_json, write_text_atomic
+from kbert.atomic import file_sha256, read_json, save_model_atomic, write_json, write_text_atomic
 from kbert.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ class RunRecord:
         defaults: option -> where its value came from, for the options the
             user left to a recipe (e.g. a preset's learning rate).
         results: what the stage measured (global_step, history, timings...).
+        files: path inside the run directory -> sha256 of the file as the
+            stage wrote it, for `verify_files` (the opt-in check that
+            catches what no format check can, e.g. a flipped bit in a
+            weight's data).
     """
 
     kind: str
@@ -70,6 +74,7 @@ class RunRecord:
     cased: bool = False
     defaults: dict = dataclasses.field(default_factory=dict)
     results: dict = dataclasses.field(default_factory=dict)
+    files: dict = dataclasses.field(default_factory=dict)
 
     @property
     def model_file(self):
@@ -173,6 +178,10 @@ def _checked(path, fields):
     need("cased", isinstance(fields.get("cased", False), bool), "true or false")
     for name in ("defaults", "results"):
         need(name, isinstance(fields.get(name, {}), dict), "a JSON object")
+    files = fields.get("files", {})
+    need("files", isinstance(files, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in files.items()),
+        "an object of file -> sha256")
     if fields["status"] == "complete":
         for name in ("task", "max_seq_len", "num_labels"):
             need(name, fields.get(name) is not None, "set in a complete run")
@@ -200,16 +209,50 @@ def complete_run(run_dir):
     return record
 
 
+def file_hashes(run_dir, kind):
+    """{path inside the run: sha256} of the files a complete run is read
+    from: the model file, vocab.txt and, for a teacher, checkpoint/."""
+    run_dir = os.fspath(run_dir)
+    names = [MODEL_FILES[kind], VOCAB_FILE]
+    checkpoint = os.path.join(run_dir, "checkpoint")
+    if kind == "teacher" and os.path.isdir(checkpoint):
+        names += [f"checkpoint/{name}" for name in sorted(os.listdir(checkpoint))]
+    return {name: file_sha256(os.path.join(run_dir, name)) for name in names}
+
+
+def verify_files(run_dir, record):
+    """Check every file `record.files` lists against its recorded sha256.
+
+    Raises:
+        DataError: naming the first file that is missing or changed, or
+            saying that the run records no hashes (written before they were).
+    """
+    if not record.files:
+        raise DataError(f"{run_file(run_dir)}: this run records no file hashes to verify")
+    for name, expected in sorted(record.files.items()):
+        path = os.path.join(os.fspath(run_dir), name)
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: missing (run.json records its hash)")
+        if file_sha256(path) != expected:
+            raise DataError(f"{path}: changed since the run wrote it (sha256 differs from run.json)")
+
+
 def save_model(run_dir, model, kind):
     """The run's model file, written atomically."""
     save_model_atomic(model, os.path.join(os.fspath(run_dir), MODEL_FILES[kind]))
 
 
-def load_model(run_dir, record=None):
-    """(Keras model, record) of a complete run; reads on any backend."""
+def load_model(run_dir, record=None, *, verify=False):
+    """(Keras model, record) of a complete run; reads on any backend.
+
+    `verify=True` first checks the run's files against the hashes run.json
+    records (`verify_files`).
+    """
     import keras
 
     record = record or complete_run(run_dir)
+    if verify:
+        verify_files(run_dir, record)
     path = os.path.join(os.fspath(run_dir), record.model_file)
     try:
         model = keras.saving.load_model(path, compile=False)

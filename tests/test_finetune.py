@@ -233,3 +233,6 @@ def test_run_json_records_the_defaults_used(glue_dir, cache_dir, tiny_checkpoint
     record = runs.read_run(tmp_path)
     assert record.options["learning_rate"] == 2e-5 and record.options["epochs"] == 1
     assert record.defaults == {"learning_rate": "original BERT recipe (run_classifier.py)"}
+    # The hashes of what the run wrote, for `evaluate(..., verify=True)`.
+    assert {"model.keras", "vocab.txt", "checkpoint/bert_model.ckpt.index"} <= set(record.files)
+    runs.verify_files(tmp_path, record)

@@ -110,3 +110,24 @@ def test_a_torn_model_file_is_a_data_error_naming_it(tmp_path, content):
     (tmp_path / "model.keras").write_bytes(content)
     with pytest.raises(DataError, match="model.keras: not a whole .keras model file"):
         runs.load_model(tmp_path)
+
+
+def test_verify_files_catches_a_flipped_bit_no_format_check_sees(tmp_path):
+    """The opt-in hash check: a changed byte in any recorded file is a DataError."""
+    (tmp_path / "model.keras").write_bytes(b"weights" * 100)
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "bert_model.ckpt.data-00000-of-00001").write_bytes(b"\x00" * 64)
+    files = runs.file_hashes(tmp_path, "teacher")
+    assert set(files) == {"model.keras", "vocab.txt", "checkpoint/bert_model.ckpt.data-00000-of-00001"}
+    record = runs.RunRecord(kind="teacher", status="complete", options={}, task="SST-2", num_labels=2,
+                            max_seq_len=8, files=files)
+    runs.write_run(tmp_path, record)
+    runs.verify_files(tmp_path, runs.read_run(tmp_path))  # untouched: passes
+    data = bytearray((tmp_path / "checkpoint" / "bert_model.ckpt.data-00000-of-00001").read_bytes())
+    data[17] ^= 0x04
+    (tmp_path / "checkpoint" / "bert_model.ckpt.data-00000-of-00001").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="bert_model.ckpt.data-00000-of-00001: changed since the run wrote it"):
+        runs.verify_files(tmp_path, runs.read_run(tmp_path))
+    with pytest.raises(DataError, match="records no file hashes"):
+        runs.verify_files(tmp_path, record.replace(files={}))
