@@ -14,6 +14,7 @@ from kbert import layers, optimization  # noqa: F401  (registers Keras objects)
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
 from kbert.model import BertModel
+from kbert.predict import Classifier, Prediction, load_classifier
 from kbert.presets import PRESETS
 from kbert.student import StudentModel, build_student
 from kbert.tokenization import Tokenizer
@@ -31,16 +32,19 @@ __all__ = [
     "BertModel",
     "CheckpointError",
     "CheckpointWarning",
+    "Classifier",
     "ConfigError",
     "DataError",
     "KbertError",
     "LoadReport",
     "PRESETS",
+    "Prediction",
     "StudentModel",
     "Tokenizer",
     "build_student",
     "checkpoint_mapping",
     "export_checkpoint",
     "load_checkpoint",
+    "load_classifier",
     "load_trained_model_from_checkpoint",
 ]

@@ -23,6 +23,7 @@ COMMANDS = (
     ("evaluate", "evaluate", "evaluate a fine-tuned run or a student on dev or a labeled TSV"),
     ("materials", "materials", "run a fine-tuned teacher over a task and store its teaching materials"),
     ("distill", "distill", "distill teaching materials into the CNN student"),
+    ("predict", "predict", "classify raw text with a fine-tuned teacher or a distilled student"),
     ("run", "run", "the whole pipeline: fine-tune, evaluate, materials, distill, time, report"),
 )
 

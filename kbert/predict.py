@@ -1,0 +1,188 @@
+"""Put a trained run to work: classify raw text with a teacher or a student.
+
+    clf = kbert.load_classifier("runs/sst2")          # any run: teacher or student
+    clf.predict(["a gripping film", "a dull one"])    # [Prediction(label="1", ...), ...]
+    clf.predict([("A man plays.", "Someone plays.")]) # pair tasks take (first, second)
+
+Tokenization happens inside, cased or uncased as the run records; rows go
+through the model in length-bucketed batches and come back in input order.
+A classifier's prediction carries the label name, the probabilities by
+label name and the logits; a regression task's (STS-B) carries its score.
+
+Inputs longer than the run's `max_seq_len` are truncated, as in training,
+and each prediction says whether it was.  `long_inputs="windows"` instead
+splits a long single text into overlapping windows of word pieces (each as
+long as the model takes, `stride` pieces apart), runs every window, and
+averages their logits: the whole text then counts, not only its start.
+"""
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from kbert import runs
+from kbert.errors import ConfigError, DataError
+from kbert.numeric import softmax
+
+logger = logging.getLogger(__name__)
+
+LONG_INPUTS = ("truncate", "windows")
+PREDICT_BATCH_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One input's answer.
+
+    Attributes:
+        text: the input, a string or a (first, second) pair.
+        label: the predicted label's name (None for regression).
+        probabilities: label name -> probability (empty for regression).
+        logits: the model's raw outputs.
+        score: the regression output (STS-B), else None.
+        truncated: word pieces cut to fit `max_seq_len` (0 with windows).
+        windows: how many windows were combined (1 unless windowed).
+    """
+
+    text: object
+    label: str
+    probabilities: dict
+    logits: list
+    score: float = None
+    truncated: int = 0
+    windows: int = 1
+
+    def to_json(self):
+        value = {"text": self.text if isinstance(self.text, str) else list(self.text)}
+        if self.score is None:
+            value.update(label=self.label, probabilities=self.probabilities)
+        else:
+            value["score"] = self.score
+        value.update(logits=self.logits, truncated=self.truncated)
+        if self.windows > 1:
+            value["windows"] = self.windows
+        return value
+
+
+class Classifier:
+    """A loaded run (teacher or student) that classifies raw text."""
+
+    def __init__(self, model, record, tokenizer):
+        from kbert.glue import TASKS, get_processor
+
+        self.model, self.record, self.tokenizer = model, record, tokenizer
+        processor = get_processor(record.task) if record.task in TASKS else None
+        self.is_regression = processor is not None and processor.is_regression
+        self.pairs = processor is not None and processor.labeled_layout.text_b is not None
+        labels = record.labels or tuple(str(i) for i in range(record.num_labels))
+        self.labels = () if self.is_regression else tuple(labels)
+        self.max_seq_len = record.max_seq_len
+
+    def _split_inputs(self, texts):
+        firsts, seconds = [], []
+        for index, text in enumerate(texts):
+            if isinstance(text, str):
+                if self.pairs:
+                    raise DataError(f"input {index}: {self.record.task} classifies sentence pairs; "
+                                    "give (first, second) pairs")
+                firsts.append(text)
+            elif isinstance(text, (tuple, list)) and len(text) == 2 and all(isinstance(t, str) for t in text):
+                if not self.pairs:
+                    raise DataError(f"input {index}: {self.record.task} classifies single sentences, not pairs")
+                firsts.append(text[0])
+                seconds.append(text[1])
+            else:
+                raise DataError(f"input {index}: expected a string or a (first, second) pair of strings, "
+                                f"got {type(text).__name__}")
+        return firsts, (seconds if self.pairs else None)
+
+    def predict(self, texts, *, batch_size=PREDICT_BATCH_SIZE, long_inputs="truncate", stride=None,
+                progress=None):
+        """A `Prediction` per input, in input order.
+
+        Args:
+            texts: strings, or (first, second) pairs for a pair task.
+            batch_size: rows per model call.
+            long_inputs: "truncate" (the default, as in training) or
+                "windows" (single texts only): see the module docstring.
+            stride: word pieces between window starts (default: half a window).
+            progress: a tqdm-like bar to `update(n)` as rows finish.
+        """
+        from kbert.batching import predict_bucketed
+
+        if isinstance(texts, (str, tuple)):
+            raise DataError("predict takes a list of inputs; wrap a single one in a list")
+        if long_inputs not in LONG_INPUTS:
+            raise ConfigError(f"long_inputs must be one of {LONG_INPUTS}, got {long_inputs!r}")
+        texts = list(texts)
+        firsts, seconds = self._split_inputs(texts)
+        if not texts:
+            return []
+        if long_inputs == "windows":
+            if seconds is not None:
+                raise ConfigError("long_inputs='windows' splits single texts; pairs are truncated")
+            token_ids, segment_ids, lengths, owner = self._windows(firsts, stride)
+            truncated = np.zeros(len(texts), np.int64)
+        else:
+            encoded = self.tokenizer.encode_batch(firsts, seconds, max_len=self.max_seq_len)
+            token_ids, segment_ids, lengths = encoded.token_ids, encoded.segment_ids, encoded.lengths
+            owner, truncated = np.arange(len(texts)), encoded.truncated
+            if encoded.num_truncated:
+                logger.info("%d of %d inputs were truncated to %d word pieces", encoded.num_truncated,
+                            len(texts), self.max_seq_len)
+        arrays = [token_ids, segment_ids][: len(self.model.inputs)]
+        rows = predict_bucketed(self.model, arrays, lengths, batch_size=batch_size, progress=progress)
+        # Mean of the windows' logits per input (one window each when truncating).
+        counts = np.bincount(owner, minlength=len(texts))
+        logits = np.zeros((len(texts), rows.shape[1]), np.float64)
+        np.add.at(logits, owner, rows.astype(np.float64))
+        logits /= counts[:, None]
+        return [self._prediction(text, row, int(cut), int(n))
+                for text, row, cut, n in zip(texts, logits, truncated, counts)]
+
+    def _windows(self, firsts, stride):
+        """Every text's windows of word pieces: ([W, T] ids, segments, lengths, owner [W])."""
+        room = self.max_seq_len - 2  # [CLS] and [SEP]
+        if room < 1:
+            raise ConfigError(f"max_seq_len {self.max_seq_len} leaves no room for a window")
+        stride = stride or max(room // 2, 1)
+        if not 0 < stride <= room:
+            raise ConfigError(f"stride must be in 1..{room} (the window's word pieces), got {stride}")
+        pieces = self.tokenizer.split_ids_batch(firsts)
+        cls, sep = self.tokenizer.token_dict["[CLS]"], self.tokenizer.token_dict["[SEP]"]
+        windows, owner = [], []
+        for index, ids in enumerate(pieces):
+            starts = range(0, max(len(ids) - room, 0) + 1, stride)
+            starts = list(starts)
+            if starts[-1] + room < len(ids):  # the last window reaches the end
+                starts.append(len(ids) - room)
+            for start in starts:
+                windows.append([cls, *ids[start:start + room], sep])
+                owner.append(index)
+        width = max(len(w) for w in windows)
+        token_ids = np.zeros((len(windows), width), np.int32)
+        for row, window in enumerate(windows):
+            token_ids[row, :len(window)] = window
+        lengths = np.array([len(w) for w in windows], np.int32)
+        return token_ids, np.zeros_like(token_ids), lengths, np.array(owner)
+
+    def _prediction(self, text, logits, truncated, windows):
+        if self.is_regression:
+            return Prediction(text, None, {}, [float(x) for x in logits], score=float(logits[0]),
+                              truncated=truncated, windows=windows)
+        probabilities = softmax(logits[None])[0]
+        return Prediction(
+            text, self.labels[int(np.argmax(logits))],
+            {label: float(p) for label, p in zip(self.labels, probabilities)},
+            [float(x) for x in logits], truncated=truncated, windows=windows,
+        )
+
+
+def load_classifier(run_dir, *, verify=False):
+    """A `Classifier` for a complete run directory (`kbert finetune` or
+    `kbert distill`); `verify=True` checks its files' recorded hashes first."""
+    model, record = runs.load_model(run_dir, verify=verify)
+    if record.num_labels is None or record.num_labels < 1:
+        raise ConfigError(f"{runs.run_file(run_dir)}: the run records no classifier head")
+    return Classifier(model, record, runs.load_tokenizer(run_dir, record))

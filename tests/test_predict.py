@@ -1,0 +1,151 @@
+"""Classifying raw text with a run (issue 15): the library's `load_classifier`
+and `kbert predict`, checked against the saved model run by hand on the
+tokenizer's own encoding, with the softmax and the windows' mean computed here."""
+
+import io
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kbert import load_classifier, runs
+from kbert.cli import main as cli
+from kbert.config import BertConfig
+from kbert.errors import ConfigError, DataError
+from kbert.model import BertModel
+from kbert.student import build_student
+from kbert.tokenization import Tokenizer
+
+WORDS = "a fine moving film dull plot goes nowhere sadly the cast is great boring man plays someone".split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + [",", "."]
+
+
+def make_run(directory, task, num_labels, labels, *, student=False, max_seq_len=12):
+    directory.mkdir()
+    keras.utils.set_random_seed(0)
+    if student:
+        model = build_student(np.random.default_rng(0).normal(size=(len(VOCAB), 8)).astype("float32"),
+                              num_labels, filters=4)
+    else:
+        config = BertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=16, max_position_embeddings=32)
+        model = BertModel(config, num_labels=num_labels)
+    kind = "student" if student else "teacher"
+    runs.save_model(directory, model, kind)
+    runs.write_vocab(directory, VOCAB)
+    runs.write_run(directory, runs.RunRecord(kind=kind, status="complete", options={}, task=task, labels=labels,
+                                             num_labels=num_labels, max_seq_len=max_seq_len))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs") / "sst2", "SST-2", 2, ("0", "1"))
+
+
+def softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def by_hand(run_dir, firsts, seconds=None, max_len=12):
+    """Logits of the saved model on the tokenizer's encoding, one row at a time, unpadded."""
+    model = keras.saving.load_model(run_dir / runs.MODEL_FILES[runs.read_run(run_dir).kind])
+    enc = Tokenizer.from_vocab_file(run_dir / "vocab.txt").encode_batch(firsts, seconds, max_len=max_len)
+    rows = []
+    for ids, segments, length in zip(enc.token_ids, enc.segment_ids, enc.lengths):
+        inputs = [ids[None, :length], segments[None, :length]][: len(model.inputs)]
+        rows.append(keras.ops.convert_to_numpy(model(inputs if len(inputs) > 1 else inputs[0]))[0])
+    return np.array(rows)
+
+
+def test_predict_gives_label_names_probabilities_and_logits_in_input_order(sst2_run):
+    texts = ["a fine moving film", "dull plot , goes nowhere sadly", "great", "the cast is great . " * 8]
+    predictions = load_classifier(sst2_run).predict(texts, batch_size=2)
+    expected = by_hand(sst2_run, texts)
+    assert [p.text for p in predictions] == texts
+    np.testing.assert_allclose([p.logits for p in predictions], expected, atol=1e-5)
+    for p, logits in zip(predictions, expected):
+        assert p.label == ["0", "1"][int(np.argmax(logits))]
+        np.testing.assert_allclose([p.probabilities["0"], p.probabilities["1"]], softmax(logits), atol=1e-6)
+    assert [p.truncated > 0 for p in predictions] == [False, False, False, True]
+
+
+def test_pairs_regression_and_students(tmp_path):
+    mrpc = load_classifier(make_run(tmp_path / "mrpc", "MRPC", 2, ("0", "1")))
+    pairs = [("a man plays", "someone plays"), ("the film", "a dull plot")]
+    got = [p.logits for p in mrpc.predict(pairs)]
+    np.testing.assert_allclose(got, by_hand(tmp_path / "mrpc", [a for a, _ in pairs], [b for _, b in pairs]),
+                               atol=1e-5)
+    with pytest.raises(DataError, match="input 0: MRPC classifies sentence pairs"):
+        mrpc.predict(["a man plays"])
+
+    stsb = load_classifier(make_run(tmp_path / "stsb", "STS-B", 1, None))
+    [p] = stsb.predict([("a man plays", "someone plays")])
+    assert p.label is None and p.probabilities == {} and p.score == pytest.approx(p.logits[0])
+    assert json.loads(json.dumps(p.to_json()))["score"] == pytest.approx(p.score)
+
+    student = load_classifier(make_run(tmp_path / "student", "SST-2", 2, ("0", "1"), student=True))
+    texts = ["a fine film", "boring"]
+    np.testing.assert_allclose([p.logits for p in student.predict(texts)], by_hand(tmp_path / "student", texts),
+                               atol=1e-5)
+    with pytest.raises(DataError, match="input 1: SST-2 classifies single sentences"):
+        student.predict(["a", ("b", "c")])
+    with pytest.raises(DataError, match="a list of inputs"):
+        student.predict("a fine film")
+
+
+def test_windows_average_the_logits_of_overlapping_windows(sst2_run):
+    """A 30-piece text at max_seq_len 12: windows of 10 pieces, 4 apart,
+    the last one ending at the text's end; their logits' mean."""
+    text = " ".join(WORDS[i % len(WORDS)] for i in range(30))
+    classifier = load_classifier(sst2_run)
+    [p] = classifier.predict([text], long_inputs="windows", stride=4)
+    tokenizer = Tokenizer.from_vocab_file(sst2_run / "vocab.txt")
+    pieces = tokenizer.split(text)
+    assert len(pieces) == 30
+    starts = [0, 4, 8, 12, 16, 20]  # 20 + 10 = 30: the last window reaches the end
+    windows = [" ".join(pieces[s:s + 10]) for s in starts]
+    expected = by_hand(sst2_run, windows).mean(axis=0)
+    assert p.windows == len(starts) and p.truncated == 0
+    np.testing.assert_allclose(p.logits, expected, atol=1e-5)
+    [short] = classifier.predict(["a fine film"], long_inputs="windows")
+    np.testing.assert_allclose(short.logits, by_hand(sst2_run, ["a fine film"])[0], atol=1e-5)
+    with pytest.raises(ConfigError, match="stride"):
+        classifier.predict([text], long_inputs="windows", stride=11)
+
+
+def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys, monkeypatch):
+    assert cli(["predict", "--model", str(sst2_run), "a fine moving film", "boring"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == ["a fine moving film", "boring"]
+    assert set(lines[0]) == {"text", "label", "probabilities", "logits", "truncated"}
+    expected = by_hand(sst2_run, ["a fine moving film", "boring"])
+    np.testing.assert_allclose([line["logits"] for line in lines], expected, atol=1e-5)
+
+    plain = tmp_path / "inputs.txt"
+    plain.write_text("a fine moving film\nboring\n")
+    assert cli(["predict", "--model", str(sst2_run), "--file", str(plain), "--format", "tsv"]) == 0
+    out = capsys.readouterr()
+    rows = [line.split("\t") for line in out.out.splitlines()]
+    assert rows[0] == ["text", "label", "p_0", "p_1"] and [r[0] for r in rows[1:]] == ["a fine moving film", "boring"]
+    assert "2 inputs in" in out.err and "ex/s" in out.err
+
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tlabel\na fine moving film\t1\nboring\t0\n")
+    test = tmp_path / "test.tsv"
+    test.write_text("index\tsentence\n0\ta fine moving film\n1\tboring\n")
+    for path in (dev, test):
+        assert cli(["predict", "--model", str(sst2_run), "--file", str(path)]) == 0
+        assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == [
+            "a fine moving film", "boring"]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("great\n"))
+    assert cli(["predict", "--model", str(sst2_run)]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "great"
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a fine film\n\nboring\n")
+    assert cli(["predict", "--model", str(sst2_run), "--file", str(bad)]) == 2
+    assert "bad.txt:2: blank line" in capsys.readouterr().err
