@@ -11,6 +11,8 @@ import time
 import keras
 import numpy as np
 
+from kbert.errors import DataError
+
 WIDTH_MULTIPLE = 8
 # Training batches are sorted by length within windows of this many batches
 # (`BucketedBatches`); a window of 1 gives plain random batches.
@@ -30,6 +32,33 @@ def length_buckets(lengths, batch_size, width_limit, multiple=WIDTH_MULTIPLE):
         yield rows, bucket_width(lengths[rows].max(), width_limit, multiple)
 
 
+def check_rows(arrays, lengths, targets=None):
+    """`lengths` as an array, once `arrays` ([N, T] each), `lengths` ([N],
+    0..T) and `targets` (N rows) are found to line up; else a `DataError`."""
+    if not arrays:
+        raise DataError("no input arrays given")
+    for k, a in enumerate(arrays):
+        if a.ndim != 2:
+            raise DataError(f"input array {k} must be [rows, length], got shape {list(a.shape)}")
+        if a.shape[0] != arrays[0].shape[0]:
+            raise DataError(
+                f"input array {k} has {a.shape[0]} rows but input array 0 has {arrays[0].shape[0]}"
+            )
+    lengths = np.asarray(lengths)
+    n, width = arrays[0].shape
+    if lengths.shape != (n,):
+        raise DataError(f"lengths has shape {list(lengths.shape)}, the input arrays {n} rows")
+    if n:
+        numeric = lengths.dtype.kind in "iuf"
+        bad = ~((lengths >= 0) & (lengths <= width) & (lengths == np.floor(lengths))) if numeric else None
+        if not numeric or bad.any():
+            value = lengths[bad][0] if numeric else lengths.flat[0]
+            raise DataError(f"lengths must be integers in 0..{width}, got {value!r}")
+    if targets is not None and len(targets) != n:
+        raise DataError(f"targets have {len(targets)} rows but the input arrays {n}")
+    return lengths
+
+
 def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=None):
     """`model` outputs for rows of `arrays` ([N, T] each), in the rows' order.
 
@@ -37,8 +66,11 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
     bar to advance by rows (or None).
     """
     arrays = [np.asarray(a) for a in arrays]
-    if lengths is None:
+    if lengths is None and arrays and arrays[0].ndim == 2:
         lengths = (arrays[0] != 0).sum(axis=1)
+    lengths = check_rows(arrays, lengths)
+    # A model that checks its inputs (BertModel) sees every batch as NumPy
+    # through predict_on_batch: ids and widths are checked there, batch by batch.
     n = len(lengths)
     out = None
     for rows, width in length_buckets(lengths, batch_size, arrays[0].shape[1]):
@@ -82,7 +114,8 @@ class BucketedBatches(keras.utils.PyDataset):
                  window=BUCKET_WINDOW):
         super().__init__()
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-        self.targets, self.lengths = targets, np.asarray(lengths)
+        self.targets = targets
+        self.lengths = check_rows([np.asarray(a) for a in self.inputs], lengths, targets)
         self.batch_size, self.seed, self.fill, self.window = batch_size, seed, fill, window
         self.set_epoch(epoch)
 
@@ -114,6 +147,13 @@ class BucketedBatches(keras.utils.PyDataset):
 
     def _width(self, rows):
         return bucket_width(self.lengths[rows].max(), self.inputs[0].shape[1])
+
+    @property
+    def widest(self):
+        """The width of the widest batch: what a model must accept.  (A
+        model that checks its inputs, `BertModel`, checks all rows up to it
+        once when `fit` starts, before the first step.)"""
+        return bucket_width(self.lengths.max(), self.inputs[0].shape[1]) if len(self.lengths) else 0
 
     def __len__(self):
         return len(self._batches)

@@ -14,6 +14,7 @@ numbers.
 
 import dataclasses
 import json
+import math
 import os
 
 from kbert.atomic import read_json
@@ -28,6 +29,102 @@ _REQUIRED = (
     "num_attention_heads",
     "intermediate_size",
 )
+
+# Every field kbert reads, its kind and its range: the one place where a
+# value from a file is judged.  JSON gives Python types, and kbert takes them
+# as they are: a bool is not an int, the string "0.1" is not a float, and
+# NaN and infinities are no numbers of any field.
+_INTS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+_PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+
+# Hugging Face `hidden_act` -> (kbert's hidden_act, gelu_approximate).  HF's
+# "gelu" is the exact erf form; "gelu_new" and "gelu_pytorch_tanh" are the
+# tanh form the original calls "gelu".
+_HF_ACTIVATIONS = {
+    "gelu": ("gelu", False),
+    "gelu_new": ("gelu", True),
+    "gelu_pytorch_tanh": ("gelu", True),
+    "relu": ("relu", True),
+    "tanh": ("tanh", True),
+    "linear": ("linear", True),
+}
+LAYER_NORM_EPSILON = 1e-12  # modeling.py's layer_norm; HF's layer_norm_eps must agree
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def check_fields(values, source="config"):
+    """Refuse any field of `values` (bert_config.json's names) of the wrong
+    type or out of range, with a `ConfigError` naming `source` and the field.
+
+    Only the fields present are checked (defaults are valid); unknown keys
+    are not kbert's to judge.
+    """
+
+    def refuse(name, what):
+        raise ConfigError(f"{source}: `{name}` must be {what}, got {values[name]!r}")
+
+    for name in _INTS:
+        if name in values and not (_is_int(values[name]) and values[name] >= 1):
+            refuse(name, "a positive integer")
+    for name in _PROBABILITIES:
+        if name in values and not (_is_number(values[name]) and 0 <= values[name] < 1):
+            refuse(name, "a number in [0, 1)")
+    if "initializer_range" in values and not (
+        _is_number(values["initializer_range"]) and values["initializer_range"] >= 0
+    ):
+        refuse("initializer_range", "a finite number >= 0 (a standard deviation)")
+    if "hidden_act" in values and not (
+        isinstance(values["hidden_act"], str) and values["hidden_act"] in ACTIVATIONS
+    ):
+        refuse("hidden_act", f"one of {', '.join(ACTIVATIONS)}")
+    if "gelu_approximate" in values and not isinstance(values["gelu_approximate"], bool):
+        refuse("gelu_approximate", "true or false")
+    hidden, heads = values.get("hidden_size"), values.get("num_attention_heads")
+    if hidden is not None and heads is not None and hidden % heads:
+        raise ConfigError(
+            f"{source}: `hidden_size` {hidden} is not a multiple of "
+            f"`num_attention_heads` {heads}"
+        )
+
+
+def check_hf_fields(values, source="config.json"):
+    """The Hugging Face fields kbert reads besides bert_config.json's."""
+
+    def refuse(name, what):
+        raise ConfigError(f"{source}: `{name}` must be {what}, got {values[name]!r}")
+
+    if "model_type" in values and values["model_type"] != "bert":
+        refuse("model_type", "'bert'")
+    act = values.get("hidden_act", "gelu")
+    if not (isinstance(act, str) and act in _HF_ACTIVATIONS):
+        refuse("hidden_act", f"one of {', '.join(_HF_ACTIVATIONS)}")
+    if "layer_norm_eps" in values:
+        eps = values["layer_norm_eps"]
+        if not _is_number(eps):
+            refuse("layer_norm_eps", "a number (BERT's 1e-12)")
+        if abs(eps - LAYER_NORM_EPSILON) > 1e-15:
+            raise ConfigError(f"{source}: `layer_norm_eps` {eps} is not BERT's 1e-12")
+    if values.get("position_embedding_type", "absolute") != "absolute":
+        refuse("position_embedding_type", "'absolute' (the only kind BERT has)")
 
 
 @dataclasses.dataclass
@@ -50,26 +147,12 @@ class BertConfig:
         self.validate()
 
     def validate(self, source="config"):
-        for name in _REQUIRED + ("max_position_embeddings", "type_vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(
-                    f"{source}: `{name}` must be a positive integer, got {value!r}"
-                )
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(
-                f"{source}: `hidden_size` {self.hidden_size} is not a multiple of "
-                f"`num_attention_heads` {self.num_attention_heads}"
-            )
-        if self.hidden_act not in ACTIVATIONS:
-            raise ConfigError(
-                f"{source}: `hidden_act` {self.hidden_act!r} is not one of "
-                f"{', '.join(ACTIVATIONS)}"
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = getattr(self, name)
-            if not 0.0 <= float(value) < 1.0:
-                raise ConfigError(f"{source}: `{name}` must be in [0, 1), got {value!r}")
+        check_fields(
+            {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"},
+            source,
+        )
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"{source}: `extra` must be a dict, got {type(self.extra).__name__}")
 
     @property
     def activation(self):
@@ -80,17 +163,21 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, values, source="config"):
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: a config is a JSON object, not {type(values).__name__}")
         values = dict(values)
         missing = [k for k in _REQUIRED if k not in values]
         if missing:
             raise ConfigError(f"{source}: missing field(s) {', '.join(missing)}")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: values.pop(k) for k in list(values) if k in names}
-        try:
-            config = cls(**known, extra=values)
-        except ConfigError as e:
-            raise ConfigError(f"{source}: {e}") from None
-        return config
+        # Checked here, with the defaults filled in, so that messages name
+        # the file; __post_init__ checks again (for direct construction).
+        defaults = {
+            f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+        }
+        check_fields({**defaults, **known}, source)
+        return cls(**known, extra=values)
 
     @classmethod
     def from_json_file(cls, path):
@@ -102,28 +189,10 @@ class BertConfig:
     def from_hf_dict(cls, values, source="config.json"):
         """Read a Hugging Face `config.json` (`BertConfig` of transformers)."""
         values = dict(values)
-        act = values.get("hidden_act", "gelu")
-        # HF's "gelu" is the exact erf form; "gelu_new" and
-        # "gelu_pytorch_tanh" are the tanh form the original calls "gelu".
-        forms = {
-            "gelu": ("gelu", False),
-            "gelu_new": ("gelu", True),
-            "gelu_pytorch_tanh": ("gelu", True),
-            "relu": ("relu", True),
-            "tanh": ("tanh", True),
-            "linear": ("linear", True),
-        }
-        if act not in forms:
-            raise ConfigError(f"{source}: unsupported `hidden_act` {act!r}")
-        values["hidden_act"], values["gelu_approximate"] = forms[act]
-        eps = values.get("layer_norm_eps", 1e-12)
-        if abs(eps - 1e-12) > 1e-15:
-            raise ConfigError(f"{source}: `layer_norm_eps` {eps} is not BERT's 1e-12")
-        if values.get("position_embedding_type", "absolute") != "absolute":
-            raise ConfigError(
-                f"{source}: `position_embedding_type` "
-                f"{values['position_embedding_type']!r} is not supported"
-            )
+        check_hf_fields(values, source)
+        values["hidden_act"], values["gelu_approximate"] = _HF_ACTIVATIONS[
+            values.get("hidden_act", "gelu")
+        ]
         keep = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         return cls.from_dict({k: v for k, v in values.items() if k in keep}, source)
 

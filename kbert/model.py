@@ -17,12 +17,34 @@ against `model.get_layer("Encoder-3-FeedForward-Norm")` keeps working:
 It is a functional model whose `get_config()` returns exactly its
 constructor's arguments (the `bert_config.json` fields among them), so a
 `.keras` file reloads on any backend.
+
+Inputs are checked where they enter, on the host, before Keras traces or
+runs anything: `__call__`, `predict`, `predict_on_batch`, `evaluate`,
+`test_on_batch`, `fit` and `train_on_batch` refuse, with a `DataError`
+naming the input, a token id outside `0..vocab_size-1`, a segment id outside
+`0..type_vocab_size-1`, a non-integral id, a length beyond
+`max_position_embeddings` (or other than a fixed `seq_len`) and inputs of
+different shapes.  The check reads NumPy arrays, lists and eager tensors;
+batches of a `keras.utils.PyDataset` or a generator are checked one by one
+as they are produced, and a `BucketedBatches` all at once before the first
+step.  Inside the compiled step it would cost every batch a reduction and a
+device sync, so it is not there: a `tf.data.Dataset` or a torch
+`DataLoader` reaches the model unchecked.  A refused input leaves the model
+as it was; on JAX, whose trainer detaches the variables while a loop runs,
+they are reattached if anything fails inside one.
 """
 
-import keras
+import collections
+import contextlib
+import threading
+import types
 
-from kbert.config import BertConfig
-from kbert.errors import ConfigError
+import keras
+import numpy as np
+
+from kbert.batching import BucketedBatches
+from kbert.config import LAYER_NORM_EPSILON, BertConfig
+from kbert.errors import ConfigError, DataError
 from kbert.layers import activations
 from kbert.layers import (
     EmbeddingSimilarity,
@@ -35,7 +57,6 @@ from kbert.layers import (
     TokenEmbedding,
 )
 
-LAYER_NORM_EPSILON = 1e-12  # modeling.py's layer_norm uses 1e-12
 
 
 def _initializer(config):
@@ -82,6 +103,206 @@ def _apply_trainable(model, trainable):
             layer.trainable = any(layer.name.startswith(p) for p in trainable)
 
 
+class InputLimits:
+    """What a `BertModel` accepts, as plain numbers (picklable, so that
+    PyDataset workers can check batches in their own processes)."""
+
+    def __init__(self, config, seq_len, names):
+        self.vocab_size = config.vocab_size
+        self.type_vocab_size = config.type_vocab_size
+        self.max_position_embeddings = config.max_position_embeddings
+        self.seq_len = seq_len
+        self.names = tuple(names)  # "Input-Token", "Input-Segment"[, "Input-Masked"]
+
+    def check(self, inputs):
+        """Refuse what `inputs` (the model's input structure) holds outside
+        the model.  Returns True if every input was concrete and checked,
+        False if some were symbolic or traced (those are left to Keras)."""
+        arrays = self._by_name(inputs)
+        shape = first = None
+        for name, a in arrays.items():
+            if a is None:
+                continue
+            if a.ndim != 2:
+                raise DataError(f"{name}: expected ids of shape [batch, length], got shape {list(a.shape)}")
+            if a.dtype.kind not in "iuf":
+                raise DataError(f"{name}: expected integer ids, got dtype {a.dtype}")
+            if shape is None:
+                shape, first = a.shape, name
+            elif a.shape != shape:
+                raise DataError(f"{name} has shape {list(a.shape)} but {first} has {list(shape)}")
+        if shape is not None:
+            length = shape[1]
+            if self.seq_len is not None and length != self.seq_len:
+                raise DataError(f"{first}: length {length}, but the model was built for seq_len={self.seq_len}")
+            if length > self.max_position_embeddings:
+                raise DataError(
+                    f"{first}: length {length} exceeds max_position_embeddings "
+                    f"{self.max_position_embeddings}"
+                )
+        limits = {"Input-Token": ("vocab_size", self.vocab_size),
+                  "Input-Segment": ("type_vocab_size", self.type_vocab_size)}
+        for name, (field, limit) in limits.items():
+            a = arrays.get(name)
+            if a is None or not a.size:
+                continue
+            if a.dtype.kind == "f":
+                fractional = a != np.floor(a)  # NaN too
+                if fractional.any():
+                    where = np.argwhere(fractional)[0]
+                    raise DataError(f"{name}: id {a[tuple(where)]} at {where.tolist()} is not an integer")
+            low, high = a.min(), a.max()
+            if low < 0 or high >= limit:
+                bad = low if low < 0 else high
+                where = np.argwhere(a == bad)[0]
+                raise DataError(
+                    f"{name}: id {bad.item()} at {where.tolist()} is outside 0..{limit - 1} "
+                    f"({field} {limit})"
+                )
+        return all(a is not None for a in arrays.values())
+
+    def check_batch(self, batch):
+        """A batch as a PyDataset or a generator yields it: (x[, y[, w]])."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        self.check(x)
+        return batch
+
+    def _by_name(self, inputs):
+        if isinstance(inputs, dict):
+            if set(inputs) != set(self.names):
+                raise DataError(
+                    f"the model takes inputs {', '.join(self.names)}; got {', '.join(map(str, inputs))}"
+                )
+            return {name: _host_array(inputs[name], name) for name in self.names}
+        if isinstance(inputs, (list, tuple)) and len(inputs) == len(self.names):
+            return {name: _host_array(v, name) for name, v in zip(self.names, inputs)}
+        raise DataError(
+            f"the model takes {len(self.names)} inputs, [{', '.join(self.names)}], "
+            f"got {_describe(inputs)}"
+        )
+
+
+def _describe(value):
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"one {type(value).__name__}" + (f" of shape {list(shape)}" if shape is not None else "")
+
+
+def _host_array(value, name):
+    """`value` as a NumPy array when it is concrete (NumPy, a list, an
+    eager tensor), or None when it is symbolic or traced."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, keras.KerasTensor) or value is None:
+        return None
+    if isinstance(value, (list, tuple, int, float, np.generic)):
+        try:
+            return np.asarray(value)
+        except ValueError as e:  # ragged lists
+            raise DataError(f"{name}: not a rectangular array of ids: {e}") from None
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        if isinstance(value, jax.core.Tracer):
+            return None
+        if isinstance(value, jax.Array):
+            return np.asarray(value)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(value, tf.Tensor):
+            return value.numpy() if tf.executing_eagerly() and hasattr(value, "numpy") else None
+    elif backend == "torch":
+        import torch
+
+        if isinstance(value, torch.Tensor) and not torch.compiler.is_compiling():
+            return value.detach().cpu().numpy()
+    return None
+
+
+class _CheckedBatches(keras.utils.PyDataset):
+    """A PyDataset whose batches are checked as they are produced."""
+
+    def __init__(self, inner, limits):
+        super().__init__(
+            workers=inner.workers,
+            use_multiprocessing=inner.use_multiprocessing,
+            max_queue_size=inner.max_queue_size,
+        )
+        self.inner, self.limits = inner, limits
+
+    def __len__(self):
+        return len(self.inner)
+
+    @property
+    def num_batches(self):
+        return self.inner.num_batches
+
+    def __getitem__(self, index):
+        return self.limits.check_batch(self.inner[index])
+
+    def on_epoch_begin(self):
+        self.inner.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.inner.on_epoch_end()
+
+
+# Models inside a boundary that checked (or is checking) all of its data:
+# their __call__ does not check again (on torch the trainer calls the model
+# eagerly on every batch).
+_CHECKED = threading.local()
+
+
+@contextlib.contextmanager
+def _inside_boundary(model, checked):
+    counts = _CHECKED.__dict__.setdefault("counts", collections.Counter())
+    if checked:
+        counts[id(model)] += 1
+    try:
+        yield
+    finally:
+        if checked:
+            counts[id(model)] -= 1
+
+
+def _is_inside_boundary(model):
+    return _CHECKED.__dict__.get("counts", {}).get(id(model), 0) > 0
+
+
+@contextlib.contextmanager
+def _state_kept_on_error(model):
+    """JAX's trainer detaches every variable's value while predict, evaluate
+    or fit loops and reattaches them at the end; an exception in between (a
+    batch refused while tracing, an interrupt) would leave them detached, and
+    every later call would fail with "'NoneType' object is not callable".
+    Reattach the values of the last finished step, or those from before."""
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    if getattr(model, "_jax_state_synced", True):
+        model._jax_state = None  # already in the variables; never replay it later
+    variables = list(model.variables) + list(getattr(model, "metrics_variables", []))
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    saved = [(v, getattr(v, "_value", None)) for v in variables]
+    try:
+        yield
+    except BaseException:
+        if getattr(model, "_jax_state", None) is not None:  # steps finished in this call
+            with contextlib.suppress(Exception):
+                model.jax_state_sync()
+        model._jax_state, model._jax_state_synced = None, True
+        for variable, value in saved:
+            deleted = getattr(value, "is_deleted", lambda: False)
+            if getattr(variable, "_value", True) is None and value is not None and not deleted():
+                variable._value = value
+        raise
+
+
 @keras.saving.register_keras_serializable(package="kbert")
 class BertModel(keras.Model):
     """BERT with keras-bert's layer names.
@@ -112,6 +333,18 @@ class BertModel(keras.Model):
         **kwargs,
     ):
         config = bert_config if isinstance(bert_config, BertConfig) else BertConfig.from_dict(bert_config)
+        for name, value in (("seq_len", seq_len), ("output_layer_num", output_layer_num), ("num_labels", num_labels)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        for name, value in (("training", training), ("with_pooler", with_pooler)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
+        if not (
+            trainable is None
+            or isinstance(trainable, (bool, np.bool_))
+            or isinstance(trainable, (list, tuple)) and all(isinstance(p, str) for p in trainable)
+        ):
+            raise ConfigError(f"trainable must be a bool or a list of layer-name prefixes, got {trainable!r}")
         if seq_len is not None and not 1 <= seq_len <= config.max_position_embeddings:
             raise ConfigError(
                 f"seq_len {seq_len} is outside 1..max_position_embeddings "
@@ -202,6 +435,72 @@ class BertModel(keras.Model):
         if trainable is None:
             trainable = training or num_labels is not None
         _apply_trainable(self, trainable)
+        names = ["Input-Token", "Input-Segment"] + (["Input-Masked"] if training else [])
+        self.input_limits = InputLimits(config, seq_len, names)
+
+    # -- the input boundary (see the module docstring) --------------------
+
+    def _checked_data(self, x):
+        """(x, fully checked): arrays checked now, batches as they come."""
+        limits = self.input_limits
+        if isinstance(x, BucketedBatches):
+            width = x.widest
+            limits.check([a[:, :width] for a in x.inputs] if len(x.inputs) > 1 else x.inputs[0][:, :width])
+            return x, True
+        if isinstance(x, keras.utils.PyDataset):
+            return _CheckedBatches(x, limits), True
+        if isinstance(x, types.GeneratorType):
+            return (limits.check_batch(batch) for batch in x), True
+        if x is None or not isinstance(x, (list, tuple, dict, np.ndarray)) and _host_array(x, "x") is None:
+            return x, False  # tf.data, DataLoader, ...: not checked (see the module docstring)
+        return x, limits.check(x)
+
+    @contextlib.contextmanager
+    def _boundary(self, checked):
+        with _inside_boundary(self, checked), _state_kept_on_error(self):
+            yield
+
+    def __call__(self, *args, **kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        if inputs is not None and not _is_inside_boundary(self):
+            self.input_limits.check(inputs)
+        return super().__call__(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        x, checked = self._checked_data(x)
+        with self._boundary(checked):
+            return super().predict(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        checked = self.input_limits.check(x)
+        with self._boundary(checked):
+            return super().predict_on_batch(x)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        x, checked = self._checked_data(x)
+        with self._boundary(checked):
+            return super().evaluate(x, *args, **kwargs)
+
+    def test_on_batch(self, x, *args, **kwargs):
+        checked = self.input_limits.check(x)
+        with self._boundary(checked):
+            return super().test_on_batch(x, *args, **kwargs)
+
+    def train_on_batch(self, x, *args, **kwargs):
+        checked = self.input_limits.check(x)
+        with self._boundary(checked):
+            return super().train_on_batch(x, *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        x, checked = self._checked_data(x)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)):
+            self.input_limits.check(validation[0])
+        elif validation is not None:
+            kwargs["validation_data"], checked_validation = self._checked_data(validation)
+            checked = checked and checked_validation
+        with self._boundary(checked):
+            return super().fit(x, *args, **kwargs)
 
     @staticmethod
     def _pooler(x, config):

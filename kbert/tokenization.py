@@ -605,6 +605,23 @@ class EncodedBatch(NamedTuple):
         return int(np.count_nonzero(self.truncated))
 
 
+def _check_ids_fit(vocab, pad_index, vocab_size):
+    """Every id the tokenizer can produce must have a row in a model's
+    embedding table of `vocab_size` rows (an id beyond it would be NaN or
+    an error inside the model, far from its cause)."""
+    if isinstance(vocab_size, (bool, np.bool_)) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise ConfigError(f"vocab_size must be a positive int, not {vocab_size!r}")
+    token, index = max(vocab.items(), key=lambda item: item[1])
+    if index >= vocab_size:
+        beyond = sum(i >= vocab_size for i in vocab.values())
+        raise ConfigError(
+            f"token {token!r} has id {index}, beyond the model's vocab_size {vocab_size} "
+            f"({beyond} token(s) with an id >= {vocab_size})"
+        )
+    if not 0 <= int(pad_index) < vocab_size:
+        raise ConfigError(f"pad_index {pad_index} is outside 0..{vocab_size - 1} (vocab_size {vocab_size})")
+
+
 class Tokenizer:
     """BERT's tokenizer with the keras-bert interface.
 
@@ -618,7 +635,10 @@ class Tokenizer:
     `pad_index`; `max_input_chars_per_word` (the original's 200; Hugging
     Face uses 100); and `never_split`, tokens such as `"[MASK]"` kept whole
     where they stand as words of their own (see `BasicTokenizer`; not in the
-    original, so empty by default).
+    original, so empty by default); `vocab_size`, the model's embedding rows
+    (`bert_config.json`'s `vocab_size`): when given, a vocabulary holding a
+    larger id (or a `pad_index` outside it) is a `ConfigError` here, not
+    a NaN or an index error inside the model.
 
     For example, with the vocabulary of `uncased_L-12_H-768_A-12`::
 
@@ -639,6 +659,7 @@ class Tokenizer:
         pad_index=0,
         max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD,
         never_split=(),
+        vocab_size=None,
     ):
         # A non-bool here is most likely keras-bert's positional token_cls.
         if not isinstance(cased, (bool, np.bool_)):
@@ -661,6 +682,8 @@ class Tokenizer:
                 )
         if int(max_input_chars_per_word) < 1:
             raise ConfigError(f"max_input_chars_per_word must be at least 1, not {max_input_chars_per_word}")
+        if vocab_size is not None:
+            _check_ids_fit(vocab, pad_index, vocab_size)
         self._vocab = vocab
         self._inverse = {i: t for t, i in vocab.items()}
         self._cased = bool(cased)
@@ -686,6 +709,11 @@ class Tokenizer:
             token = kwargs.get(role, default)
             if token not in vocab:
                 raise DataError(f"vocabulary file {os.fspath(path)} has no {role} {token!r}")
+        if kwargs.get("vocab_size") is not None:
+            try:
+                _check_ids_fit(vocab, kwargs.get("pad_index", 0), kwargs["vocab_size"])
+            except ConfigError as e:
+                raise ConfigError(f"vocabulary file {os.fspath(path)}: {e}") from None
         return cls(vocab, cased, **kwargs)
 
     # -- properties -----------------------------------------------------

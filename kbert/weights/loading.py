@@ -9,15 +9,19 @@ and every checkpoint variable is accounted for in the `LoadReport`.
 import dataclasses
 import logging
 import os
+import re
 import warnings
+
+import numpy as np
 
 from kbert import presets
 from kbert.atomic import read_json
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError
 from kbert.model import BertModel
+from kbert.tokenization import load_vocab_tokens
 from kbert.weights import name_map
-from kbert.weights.readers import OriginalCheckpoint, SafetensorsCheckpoint
+from kbert.weights.readers import FLOAT_DTYPES, OriginalCheckpoint, SafetensorsCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,22 @@ class Checkpoint:
 
 
 def open_checkpoint(path, config=None):
-    """Open a preset name, a checkpoint directory or a checkpoint prefix."""
+    """Open a preset name, a checkpoint directory or a checkpoint prefix.
+
+    The config is compared with the checkpoint's index (names and shapes,
+    no tensor read) and the vocabulary's length with `vocab_size` before
+    anything is built, so a config that claims more than the checkpoint
+    holds is refused at once instead of allocating what it claims.
+    """
+    checkpoint = _open(path, config)
+    check_config_against_index(checkpoint)
+    _check_vocab_size(checkpoint)
+    return checkpoint
+
+
+def _open(path, config):
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"a checkpoint is a preset name or a path, not {path!r}")
     if presets.is_preset(path) and not os.path.exists(path):
         path = presets.preset_path(path)
     path = os.fspath(path)
@@ -104,11 +123,17 @@ def _find_prefix(directory, required=True):
         return standard
     state = os.path.join(directory, "checkpoint")  # written by tf.train.Saver
     if os.path.isfile(state):
-        with open(state, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model_checkpoint_path:"):
-                    prefix = line.split(":", 1)[1].strip().strip('"')
-                    return prefix if os.path.isabs(prefix) else os.path.join(directory, prefix)
+        try:
+            with open(state, encoding="utf-8") as f:
+                lines = f.readlines()
+        except UnicodeDecodeError as e:
+            raise CheckpointError(f"{state}: checkpoint state file is not UTF-8 text: {e}") from None
+        except OSError as e:
+            raise CheckpointError(f"{state}: cannot read checkpoint state file: {e}") from None
+        for line in lines:
+            if line.startswith("model_checkpoint_path:"):
+                prefix = line.split(":", 1)[1].strip().strip('"')
+                return prefix if os.path.isabs(prefix) else os.path.join(directory, prefix)
     indexes = sorted(f[: -len(".index")] for f in os.listdir(directory) if f.endswith(".index"))
     if len(indexes) == 1:
         return os.path.join(directory, indexes[0])
@@ -126,6 +151,8 @@ def _read_config(config, default_path):
         return config
     if isinstance(config, dict):
         return BertConfig.from_dict(config)
+    if config is not None and not isinstance(config, (str, os.PathLike)):
+        raise ConfigError(f"config must be a path, a dict or a BertConfig, not {config!r}")
     return BertConfig.from_json_file(config if config is not None else default_path)
 
 
@@ -143,8 +170,6 @@ def _open_hf(directory, config):
     if config is None:
         source = os.path.join(directory, "config.json")
         values = read_json(source, error=ConfigError, what="config")
-        if values.get("model_type", "bert") != "bert":
-            raise ConfigError(f"{source}: model_type {values['model_type']!r} is not 'bert'")
         config = BertConfig.from_hf_dict(values, source)
     else:
         config = _read_config(config, None)
@@ -161,22 +186,114 @@ def _open_hf(directory, config):
     return Checkpoint(SafetensorsCheckpoint(directory), config, _vocab(directory))
 
 
+def check_config_against_index(checkpoint):
+    """Refuse a config that the checkpoint's index contradicts, before any
+    model is built: every encoder layer the config counts must be there, and
+    the tensors that carry the config's sizes (vocab_size, hidden_size,
+    type_vocab_size, max_position_embeddings, intermediate_size) must have
+    them.  Once these agree, the model is no bigger than the checkpoint, and
+    `plan_assignments` checks every other shape on it."""
+    reader, config = checkpoint.reader, checkpoint.config
+    # Encoder layers are "bert/encoder/layer_{i}/..." or "encoder.layer.{i}....".
+    before, after = next(r.name for r in reader.table if "{i}" in r.name).split("{i}")
+    pattern = re.compile("^" + re.escape(before) + r"(\d+)" + re.escape(after[:1]))
+    present = {int(m.group(1)) for m in map(pattern.match, reader.shapes) if m}
+    wanted = config.num_hidden_layers
+    missing = [i for i in range(wanted) if i not in present]
+    if missing:
+        shown = f"{before}{missing[0]}" + (f" .. {before}{missing[-1]}" if len(missing) > 1 else "")
+        raise CheckpointError(
+            f"{reader.path}: the config says num_hidden_layers={wanted}, but the checkpoint "
+            f"holds {len(present)} encoder layers; {len(missing)} missing: {shown}"
+        )
+    hidden = config.hidden_size
+    needs = {
+        "Embedding-Token/embeddings": (config.vocab_size, hidden),
+        "Embedding-Position/embeddings": (config.max_position_embeddings, hidden),
+        "Embedding-Segment/embeddings": (config.type_vocab_size, hidden),
+        "Encoder-1-FeedForward/intermediate/kernel": (hidden, config.intermediate_size),
+    }
+    rows = {r.slot: r for t in reader.table for r in t.expand(1)}
+    for slot, expected in needs.items():
+        _check_shape(reader, rows[slot], expected)
+
+
+def _check_shape(reader, row, expected):
+    """One checkpoint variable against the Keras shape its slot needs."""
+    if row.name not in reader.shapes:
+        raise CheckpointError(
+            f"{reader.path}: variable {row.name!r} (for {row.slot}, shape {list(expected)}) "
+            "is missing from the checkpoint"
+        )
+    stored = tuple(reader.shapes[row.name])
+    want = tuple(expected)[::-1] if row.transform == name_map.TRANSPOSE else tuple(expected)
+    if stored != want:
+        raise CheckpointError(
+            f"{reader.path}: variable {row.name!r} has shape {list(stored)} but "
+            f"{row.slot} needs {list(want)} (from the config)"
+        )
+
+
+def _check_vocab_size(checkpoint):
+    """A vocab.txt with more lines than `vocab_size` gives ids the embedding
+    table lacks.  Google's code never compares the two (tf.gather fails on an
+    out-of-range id on CPU and returns zeros on GPU/TPU, and only when such a
+    token occurs); kbert refuses at load.  Fewer lines is legal: tables are
+    sometimes padded (to a multiple of 8, or as in the shared fixture) with
+    rows no token reaches."""
+    if checkpoint.vocab_file is None:
+        return
+    lines = len(load_vocab_tokens(checkpoint.vocab_file))  # ids are line numbers
+    if lines > checkpoint.config.vocab_size:
+        raise CheckpointError(
+            f"{checkpoint.vocab_file}: {lines} lines (token ids 0..{lines - 1}) but the "
+            f"config's vocab_size is {checkpoint.config.vocab_size}: ids from "
+            f"{checkpoint.config.vocab_size} on would have no embedding row"
+        )
+
+
 def _classifier_rows(reader):
-    """The checkpoint names of the classifier head, resolving run_classifier's scopes."""
+    """The checkpoint names of the classifier head, resolving run_classifier's scopes.
+
+    A head is all there or not at all: one of its two tensors alone, or
+    tensors of the wrong rank, is a `CheckpointError`.
+    """
     rows = [r for r in reader.table if r.layer == name_map.CLASSIFIER_LAYER]
-    if reader.format != "original":
-        return {r.name: r.name for r in rows if r.name in reader.shapes}
-    found = [
-        scope
-        for scope in name_map.CLASSIFIER_SCOPES
-        if all(scope + r.name in reader.shapes for r in rows)
-    ]
+    scopes = name_map.CLASSIFIER_SCOPES if reader.format == "original" else ("",)
+    found = {}
+    for scope in scopes:
+        present = [r for r in rows if scope + r.name in reader.shapes]
+        if present and len(present) < len(rows):
+            have = ", ".join(
+                f"{scope + r.name!r} {list(reader.shapes[scope + r.name])}" for r in present
+            )
+            lacking = ", ".join(repr(scope + r.name) for r in rows if r not in present)
+            raise CheckpointError(
+                f"{reader.path}: half a classifier head: {have} is there but {lacking} "
+                "is missing"
+            )
+        if present:
+            found[scope] = {r.name: scope + r.name for r in rows}
     if len(found) > 1:
         raise CheckpointError(
             f"{reader.path}: classifier head found under several scopes "
             f"({', '.join(repr(s) for s in found)}); cannot tell which to load"
         )
-    return {r.name: found[0] + r.name for r in rows} if found else {}
+    if not found:
+        return {}
+    names = next(iter(found.values()))
+    kernel = next(r for r in rows if r.weight == "kernel")
+    bias = next(r for r in rows if r.weight == "bias")
+    kernel_shape, bias_shape = reader.shapes[names[kernel.name]], reader.shapes[names[bias.name]]
+    labels_axis = 0 if kernel.transform == name_map.TRANSPOSE else -1
+    if len(bias_shape) != 1 or len(kernel_shape) != 2 or kernel_shape[labels_axis] != bias_shape[0]:
+        layout = "[num_labels, hidden_size]" if labels_axis == 0 else "[hidden_size, num_labels]"
+        raise CheckpointError(
+            f"{reader.path}: classifier head {names[kernel.name]!r} has shape "
+            f"{list(kernel_shape)} and {names[bias.name]!r} has shape {list(bias_shape)}; "
+            f"expected {layout} and [num_labels]"
+        )
+    return names
 
 
 def checkpoint_heads(checkpoint):
@@ -195,6 +312,19 @@ def checkpoint_heads(checkpoint):
         "training": has("MLM-Sim") and has("NSP"),
         "pooler": has("NSP-Dense"),
         "num_labels": num_labels,
+    }
+
+
+def default_heads(checkpoint):
+    """The `BertModel` head options that carry every head the checkpoint
+    holds, as `kbert names` and `kbert convert` build them: the pre-training
+    heads (MLM + NSP, pooler included) when both are there, else the
+    classifier (pooler included), else the pooler alone."""
+    heads = checkpoint_heads(checkpoint)
+    return {
+        "training": heads["training"],
+        "num_labels": None if heads["training"] else heads["num_labels"],
+        "with_pooler": heads["pooler"] and not heads["training"] and not heads["num_labels"],
     }
 
 
@@ -219,17 +349,12 @@ def plan_assignments(model, checkpoint):
         if name is None and row.layer == name_map.CLASSIFIER_LAYER:
             initialized.append(row.slot)  # run_classifier.py's fresh head
             continue
-        if name not in reader.shapes:
+        _check_shape(reader, dataclasses.replace(row, name=name), expected)
+        dtype = reader.dtypes[name]
+        if dtype not in FLOAT_DTYPES:
             raise CheckpointError(
-                f"{reader.path}: variable {name!r} (for {row.slot}, shape {list(expected)}) "
-                "is missing from the checkpoint"
-            )
-        stored = reader.shapes[name]
-        want = expected[::-1] if row.transform == name_map.TRANSPOSE else expected
-        if tuple(stored) != want:
-            raise CheckpointError(
-                f"{reader.path}: variable {name!r} has shape {list(stored)} but "
-                f"{row.slot} needs {list(want)} (from the config)"
+                f"{reader.path}: variable {name!r} has dtype {dtype}; kbert loads weights "
+                f"of {', '.join(FLOAT_DTYPES)} only"
             )
         assigned.append(Assignment(name, row.slot, expected, row.transform))
     if slots:
@@ -260,7 +385,7 @@ def assign_weights(model, checkpoint):
                 f"{checkpoint.reader.path}: variable {a.name!r} read with shape "
                 f"{list(value.shape)}, index says {list(a.shape)}"
             )
-        slots[a.slot].assign(value.astype(slots[a.slot].dtype))
+        slots[a.slot].assign(_cast(value, slots[a.slot].dtype, a.name, checkpoint.reader.path))
     if report.unexpected:
         warnings.warn(
             f"{report.path}: {len(report.unexpected)} variable(s) not in the name map were "
@@ -271,6 +396,26 @@ def assign_weights(model, checkpoint):
         )
     logger.info("%s", report)
     return report
+
+
+def _cast(value, dtype, name, path):
+    """A float tensor as the variable's dtype (float32 unless a policy says
+    otherwise): float16 and bfloat16 widen exactly, float64 rounds to the
+    nearest float32.  Anything else, or a value that is not finite once cast
+    (NaN, inf, or a float64 beyond float32's range), is refused."""
+    if value.dtype.name not in FLOAT_DTYPES:
+        raise CheckpointError(
+            f"{path}: variable {name!r} read with dtype {value.dtype.name}; kbert loads "
+            f"weights of {', '.join(FLOAT_DTYPES)} only"
+        )
+    with np.errstate(over="ignore"):  # an overflow is refused just below
+        cast = value.astype(dtype)
+    if not np.isfinite(cast).all():
+        raise CheckpointError(
+            f"{path}: variable {name!r} ({value.dtype.name}) holds values that are not finite "
+            f"as {dtype} (NaN, inf, or beyond its range)"
+        )
+    return cast
 
 
 def load_checkpoint(
@@ -325,12 +470,7 @@ def checkpoint_mapping(path, *, config=None, **model_options):
     original's logged `assignment_map`.  Builds the heads the checkpoint has
     unless `model_options` say otherwise; reads no tensor."""
     checkpoint = open_checkpoint(path, config)
-    heads = checkpoint_heads(checkpoint)
-    options = {
-        "training": heads["training"],
-        "num_labels": None if heads["training"] else heads["num_labels"],
-        "with_pooler": heads["pooler"] and not heads["training"] and not heads["num_labels"],
-    }
+    options = default_heads(checkpoint)
     options.update(model_options)
     model = BertModel(checkpoint.config, **options)
     return plan_assignments(model, checkpoint)
