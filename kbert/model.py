@@ -48,6 +48,7 @@ from kbert.errors import ConfigError, DataError
 from kbert.layers import activations
 from kbert.layers import (
     EmbeddingSimilarity,
+    EmbeddingSum,
     Extract,
     FeedForward,
     MaskedOutput,
@@ -377,7 +378,7 @@ class BertModel(keras.Model):
             embeddings_initializer=_initializer(config),
             name="Embedding-Segment",
         )(segment_ids)
-        x = keras.layers.Add(name="Embedding-Token-Segment")([embedded, segment])
+        x = EmbeddingSum(name="Embedding-Token-Segment")([embedded, segment])
         x = PositionEmbedding(
             config.max_position_embeddings,
             initializer_range=config.initializer_range,

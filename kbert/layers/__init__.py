@@ -1,6 +1,7 @@
 """kbert's Keras layers, one per file, all written with `keras.ops` only."""
 
 from kbert.layers.embedding_similarity import EmbeddingSimilarity
+from kbert.layers.embedding_sum import EmbeddingSum
 from kbert.layers.extract import Extract
 from kbert.layers.feed_forward import FeedForward
 from kbert.layers.masked_output import MaskedOutput
@@ -14,6 +15,7 @@ from kbert.layers.token_embedding import TokenEmbedding
 
 __all__ = [
     "EmbeddingSimilarity",
+    "EmbeddingSum",
     "Extract",
     "FeedForward",
     "MaskedOutput",

@@ -21,6 +21,10 @@ class EmbeddingSimilarity(keras.layers.Layer):
         logits = ops.matmul(hidden, ops.transpose(ops.cast(matrix, hidden.dtype))) + self.bias
         return ops.softmax(logits, axis=-1)
 
+    def compute_mask(self, inputs, mask=None):
+        # Per position: the hidden states' padding mask carries over (keras-bert's too).
+        return None if mask is None else mask[0]
+
     def compute_output_shape(self, input_shape):
         hidden_shape, matrix_shape = input_shape
         return tuple(hidden_shape[:-1]) + (matrix_shape[0],)

@@ -13,6 +13,9 @@ class Extract(keras.layers.Layer):
         # [B, T, D] -> [B, D]
         return inputs[:, self.index]
 
+    def compute_mask(self, inputs, mask=None):
+        return None  # one position: the sequence's padding mask ends here
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
 

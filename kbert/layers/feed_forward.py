@@ -9,6 +9,7 @@ from kbert.layers import activations
 class FeedForward(keras.layers.Layer):
     def __init__(self, intermediate_size, activation="gelu", initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True  # position-wise: the padding mask passes through
         activations.get(activation)  # fail early on an unknown name
         self.intermediate_size = intermediate_size
         self.activation = activation

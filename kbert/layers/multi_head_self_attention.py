@@ -22,6 +22,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # The Keras padding mask passes through; attention itself reads the
+        # explicit `attention_mask` (the original's additive -10000).
+        self.supports_masking = True
         self.num_attention_heads = num_attention_heads
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.initializer_range = initializer_range

@@ -16,6 +16,7 @@ from kbert.errors import DataError
 class PositionEmbedding(keras.layers.Layer):
     def __init__(self, max_position_embeddings, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True  # the padding mask passes through
         self.max_position_embeddings = max_position_embeddings
         self.initializer_range = initializer_range
 

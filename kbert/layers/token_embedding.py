@@ -31,6 +31,12 @@ class TokenEmbedding(keras.layers.Layer):
         embedded = ops.take(matrix, ops.cast(token_ids, "int32"), axis=0)
         return [embedded, matrix]
 
+    def compute_mask(self, token_ids, mask=None):
+        # Token id 0 is padding, as keras-bert's `mask_zero=True`: the Keras
+        # mask then follows the sequence through every encoder, so a
+        # mask-aware layer stacked on the output (pooling, LSTM) skips padding.
+        return [ops.not_equal(token_ids, 0), None]
+
     def compute_output_shape(self, input_shape):
         return [tuple(input_shape) + (self.hidden_size,), (self.vocab_size, self.hidden_size)]
 
