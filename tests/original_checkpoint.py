@@ -11,6 +11,13 @@ import os
 
 import numpy as np
 
+# A small config with every field set, shared by the loading, export and
+# reliability tests: odd enough (2 heads of 4) to catch transposes.
+TINY_CONFIG = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                   intermediate_size=12, max_position_embeddings=16, type_vocab_size=2,
+                   hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                   initializer_range=0.02)
+
 
 def random_bert_weights(config, rng, *, heads=("pooler",), num_labels=None, scale=0.2):
     """`{original name: float32 array}` for a config (dict of bert_config fields)."""

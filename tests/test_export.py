@@ -6,14 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from original_checkpoint import random_bert_weights, read_checkpoint, write_checkpoint
+from original_checkpoint import TINY_CONFIG, random_bert_weights, read_checkpoint, write_checkpoint
 from kbert import CheckpointError, export_checkpoint, load_checkpoint
 from kbert.cli import main as cli
 
-CONFIG = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=12, max_position_embeddings=16, type_vocab_size=2,
-              hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-              initializer_range=0.02)
+CONFIG = TINY_CONFIG
 
 
 @pytest.mark.parametrize("heads, options", [

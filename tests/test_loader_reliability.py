@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from original_checkpoint import random_bert_weights, write_checkpoint
+from original_checkpoint import TINY_CONFIG, random_bert_weights, write_checkpoint
 from kbert import (
     BertConfig,
     CheckpointError,
@@ -27,10 +27,7 @@ from kbert import (
 from kbert.cli import main as cli
 from kbert.weights import name_map
 
-CONFIG = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=12, max_position_embeddings=16, type_vocab_size=2,
-              hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-              initializer_range=0.02)
+CONFIG = TINY_CONFIG
 HF_CONFIG = {**CONFIG, "model_type": "bert", "layer_norm_eps": 1e-12, "hidden_act": "gelu_new"}
 
 keras_free = pytest.mark.keras_free
