@@ -59,7 +59,7 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_
         out_name = f"eval_results_{os.path.splitext(os.path.basename(file))[0]}.txt"
     if not examples:
         raise DataError(f"{file or processor.name}: no examples to evaluate")
-    encoded = encode_examples(runs.load_tokenizer(model_dir, record), examples, record.max_seq_len)
+    encoded = encode_examples(runs.load_tokenizer(model_dir, record, model), examples, record.max_seq_len)
     labels = np.array([processor.label_id(e.label) for e in examples])
     arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
     started = time.perf_counter()

@@ -625,7 +625,7 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     if options.augment and "train" not in options.splits:
         raise ConfigError("--augment needs the train split")
     # Augmented sentences carry a literal [MASK] word: keep it one token.
-    tokenizer = runs.load_tokenizer(run_dir, record, never_split=(augmentation.MASK,))
+    tokenizer = runs.load_tokenizer(run_dir, record, teacher, never_split=(augmentation.MASK,))
     data_dir = resolve_data_dir(data_dir)
 
     def encode(firsts, seconds, labels):

@@ -87,7 +87,7 @@ def measure_items_per_second(model_dir, task, data_dir, batch_size=32, repeats=2
 
     model, record = runs.load_model(model_dir)
     examples = get_processor(task).dev_examples(data_dir)
-    encoded = encode_examples(runs.load_tokenizer(model_dir, record), examples, record.max_seq_len)
+    encoded = encode_examples(runs.load_tokenizer(model_dir, record, model), examples, record.max_seq_len)
     arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
     _, seconds = time_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, repeats=repeats)
     return len(examples) / seconds

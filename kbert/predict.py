@@ -185,4 +185,4 @@ def load_classifier(run_dir, *, verify=False):
     model, record = runs.load_model(run_dir, verify=verify)
     if record.num_labels is None or record.num_labels < 1:
         raise ConfigError(f"{runs.run_file(run_dir)}: the run records no classifier head")
-    return Classifier(model, record, runs.load_tokenizer(run_dir, record))
+    return Classifier(model, record, runs.load_tokenizer(run_dir, record, model))

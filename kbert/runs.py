@@ -271,8 +271,25 @@ def vocab_file(run_dir):
     return os.path.join(os.fspath(run_dir), VOCAB_FILE)
 
 
-def load_tokenizer(run_dir, record, **kwargs):
-    """The tokenizer the run's features were made with (its vocab.txt and casing)."""
+def model_vocab_size(model):
+    """Rows of a run model's token embedding (teacher or student)."""
+    for name in ("Embedding-Token", "Student-Embedding"):
+        try:
+            return int(model.get_layer(name).vocab_size)
+        except ValueError:  # Keras: no layer of that name
+            continue
+    return None
+
+
+def load_tokenizer(run_dir, record, model=None, **kwargs):
+    """The tokenizer the run's features were made with (its vocab.txt and
+    casing).  Given the run's `model`, a vocabulary with ids beyond the
+    model's embedding rows is refused here, not met as NaN later."""
+    from kbert.errors import KbertError
     from kbert.tokenization import Tokenizer, load_vocab
 
-    return Tokenizer(load_vocab(vocab_file(run_dir)), cased=record.cased, **kwargs)
+    size = None if model is None else model_vocab_size(model)
+    try:
+        return Tokenizer(load_vocab(vocab_file(run_dir)), cased=record.cased, vocab_size=size, **kwargs)
+    except KbertError as e:
+        raise ConfigError(f"{vocab_file(run_dir)}: {e}") from None

@@ -149,3 +149,20 @@ def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys,
     bad.write_text("a fine film\n\nboring\n")
     assert cli(["predict", "--model", str(sst2_run), "--file", str(bad)]) == 2
     assert "bad.txt:2: blank line" in capsys.readouterr().err
+
+
+def test_a_vocabulary_larger_than_the_model_is_refused_at_load(sst2_run, tmp_path):
+    """Issue 13: extra vocab.txt lines would give ids past the embedding (NaN)."""
+    import shutil
+
+    from kbert.evaluation import evaluate
+
+    bigger = tmp_path / "bigger"
+    shutil.copytree(sst2_run, bigger)
+    (bigger / "vocab.txt").write_text("".join(f"{t}\n" for t in VOCAB + ["extra1", "extra2"]))
+    with pytest.raises(ConfigError, match=r"vocab.txt: .*beyond the model's vocab_size 24"):
+        load_classifier(bigger)
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tlabel\na fine film\t1\n")
+    with pytest.raises(ConfigError, match="vocab.txt"):
+        evaluate(str(bigger), file=str(dev), verbose=False)
