@@ -17,7 +17,7 @@ import pytest
 
 from original_checkpoint import random_bert_weights, write_checkpoint
 from kbert import load_checkpoint
-from test_case import _as_list
+from test_case import as_list
 
 pytest.importorskip("keras_bert")
 pytest.importorskip("tf_keras")
@@ -52,7 +52,7 @@ def compare(directory, tokens, segments, masked, num_layers, tmp_path):
     theirs = run_keras_bert(str(directory), prefix, tokens, segments, masked, names, tmp_path)
     model = load_checkpoint(directory, training=True, seq_len=tokens.shape[1])
     probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
-    ours = dict(zip(names, (keras.ops.convert_to_numpy(o) for o in _as_list(probe([tokens, segments, masked])))))
+    ours = dict(zip(names, (keras.ops.convert_to_numpy(o) for o in as_list(probe([tokens, segments, masked])))))
     for name in names:
         np.testing.assert_allclose(ours[name], theirs[name], atol=1e-5, rtol=0, err_msg=name)
 

@@ -1,5 +1,6 @@
-"""Every kbert layer through the shared layer check, plus each layer's
-numbers against a NumPy computation written here."""
+"""Every kbert layer through the shared layer check (`run_layer_test`; the
+student's three are in test_student.py), plus each layer's numbers against a
+NumPy computation written here."""
 
 import keras
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from kbert.layers import (
     EmbeddingSimilarity,
+    EmbeddingSum,
     Extract,
     FeedForward,
     MaskedOutput,
@@ -59,6 +61,16 @@ def test_padding_mask(ids):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ids)), ids != 0)
 
 
+def test_embedding_sum_keeps_the_token_mask(hidden):
+    layer = run_layer_test(EmbeddingSum, {}, [hidden, hidden], (B, T, D))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer([hidden, hidden])), 2 * hidden)
+    padding = np.arange(T)[None].repeat(B, 0) < np.array([[3], [5]])
+    # Keras 3's Add would drop the mask because the segment side has none.
+    got = layer.compute_mask([hidden, hidden], [keras.ops.convert_to_tensor(padding), None])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), padding)
+    assert layer.compute_mask([hidden, hidden], [None, None]) is None
+
+
 def test_extract(hidden):
     layer = run_layer_test(Extract, {"index": 0}, hidden, (B, D))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(hidden)), hidden[:, 0])
@@ -82,9 +94,9 @@ def test_multi_head_self_attention(hidden, ids):
     layer = run_layer_test(
         MultiHeadSelfAttention,
         {"num_attention_heads": 2},
-        hidden,
+        {"inputs": hidden, "attention_mask": mask},
         (B, T, D),
-        call_kwargs={"attention_mask": mask},
+        unmoved=["key/bias"],
     )
     w = {v.path.split("/", 1)[1]: v.numpy().astype("float64") for v in layer.weights}
 
@@ -101,14 +113,11 @@ def test_multi_head_self_attention(hidden, ids):
 
 def test_embedding_similarity(hidden, rng):
     matrix = rng.standard_normal((V, D)).astype("float32")
-    # Its two inputs have different leading dimensions (the matrix has no
-    # batch), so the generic fit/save check runs on BertModel(training=True).
-    layer = EmbeddingSimilarity()
+    # The matrix has no batch dimension: the harness holds it constant in `fit`.
+    layer = run_layer_test(EmbeddingSimilarity, {}, [hidden, matrix], (B, T, V))
     out = keras.ops.convert_to_numpy(layer([hidden, matrix]))
     expected = reference.softmax(hidden.astype("float64") @ matrix.T + layer.bias.numpy())
     np.testing.assert_allclose(out, expected, atol=1e-6)
-    restored = EmbeddingSimilarity.from_config(layer.get_config())
-    assert restored.get_config() == layer.get_config()
 
 
 def test_masked_output(hidden, ids):
