@@ -7,7 +7,7 @@ CNN student, Hugging Face transformers and keras-hub, on each Keras backend
 asked for (transformers runs on PyTorch only), at each batch size, in two
 modes:
 
-    padded    batches in file order, every one padded to --max-len (128)
+    padded    batches in file order, every one padded to --max-seq-len (128)
     bucketed  `kbert.batching.length_buckets`: sorted by length, each batch
               trimmed to its longest row rounded up to a multiple of 8
 

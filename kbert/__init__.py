@@ -4,6 +4,9 @@
     model = load_checkpoint("uncased_L-12_H-768_A-12/")     # Google's original
     model = load_checkpoint("minilm-l6", num_labels=2)      # a preset (HF safetensors)
 
+keras-bert programs run on kbert after one changed import:
+`import kbert.keras_bert as keras_bert` (see `kbert.keras_bert`).
+
 Importing kbert registers its Keras layers, models and schedules, so
 `keras.saving.load_model` reads kbert's `.keras` files after `import kbert`.
 """

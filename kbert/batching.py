@@ -11,7 +11,8 @@ import time
 import keras
 import numpy as np
 
-from kbert.errors import DataError
+from kbert.checks import is_int
+from kbert.errors import ConfigError, DataError
 
 WIDTH_MULTIPLE = 8
 # Training batches are sorted by length within windows of this many batches
@@ -65,6 +66,8 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
     `lengths` default to the non-zero ids of `arrays[0]`; `progress`: a tqdm
     bar to advance by rows (or None).
     """
+    if not is_int(batch_size, 1):
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     arrays = [np.asarray(a) for a in arrays]
     if lengths is None and arrays and arrays[0].ndim == 2:
         lengths = (arrays[0] != 0).sum(axis=1)

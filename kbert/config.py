@@ -14,10 +14,10 @@ numbers.
 
 import dataclasses
 import json
-import math
 import os
 
 from kbert.atomic import read_json
+from kbert.checks import is_int, is_number
 from kbert.errors import ConfigError
 
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
@@ -59,18 +59,6 @@ _HF_ACTIVATIONS = {
 LAYER_NORM_EPSILON = 1e-12  # modeling.py's layer_norm; HF's layer_norm_eps must agree
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
 def check_fields(values, source="config"):
     """Refuse any field of `values` (bert_config.json's names) of the wrong
     type or out of range, with a `ConfigError` naming `source` and the field.
@@ -83,13 +71,13 @@ def check_fields(values, source="config"):
         raise ConfigError(f"{source}: `{name}` must be {what}, got {values[name]!r}")
 
     for name in _INTS:
-        if name in values and not (_is_int(values[name]) and values[name] >= 1):
+        if name in values and not (is_int(values[name]) and values[name] >= 1):
             refuse(name, "a positive integer")
     for name in _PROBABILITIES:
-        if name in values and not (_is_number(values[name]) and 0 <= values[name] < 1):
+        if name in values and not (is_number(values[name]) and 0 <= values[name] < 1):
             refuse(name, "a number in [0, 1)")
     if "initializer_range" in values and not (
-        _is_number(values["initializer_range"]) and values["initializer_range"] >= 0
+        is_number(values["initializer_range"]) and values["initializer_range"] >= 0
     ):
         refuse("initializer_range", "a finite number >= 0 (a standard deviation)")
     if "hidden_act" in values and not (
@@ -119,7 +107,7 @@ def check_hf_fields(values, source="config.json"):
         refuse("hidden_act", f"one of {', '.join(_HF_ACTIVATIONS)}")
     if "layer_norm_eps" in values:
         eps = values["layer_norm_eps"]
-        if not _is_number(eps):
+        if not is_number(eps):
             refuse("layer_norm_eps", "a number (BERT's 1e-12)")
         if abs(eps - LAYER_NORM_EPSILON) > 1e-15:
             raise ConfigError(f"{source}: `layer_norm_eps` {eps} is not BERT's 1e-12")

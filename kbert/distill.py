@@ -46,6 +46,7 @@ import keras
 import numpy as np
 
 import kbert
+from kbert.checks import check_option_types
 from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
 from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
@@ -96,7 +97,7 @@ class DistillOptions:
     length_bucketing: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "train_splits", tuple(self.train_splits))
+        check_option_types(self)
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.loss not in LOSSES:
@@ -107,7 +108,7 @@ class DistillOptions:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
@@ -359,6 +360,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         raise ConfigError(f"{materials_dir}: {materials.num_labels} label(s); the student distils classifiers only")
     identity = _identity(materials)
 
+    if runs.has_run(out_dir) and runs.read_run(out_dir).kind != "student":
+        raise ConfigError(f"{out_dir}: holds a {runs.read_run(out_dir).kind} run; give the student its own directory")
     checkpoint_dir = os.path.join(out_dir, "checkpoint")
     os.makedirs(checkpoint_dir, exist_ok=True)
     state = _resume_state(checkpoint_dir, options, identity, resume)

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from kbert import presets, runs
+from kbert.checks import check_option_types
 from kbert.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ class FinetuneOptions:
     length_bucketing: bool = False
 
     def __post_init__(self):
+        check_option_types(self)
         for name in ("batch_size", "max_seq_len") + (("epochs",) if self.epochs is not None else ()):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be an integer of at least 1, got {value!r}")
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)!r}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ConfigError("--max-train-examples must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -188,6 +189,12 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     from kbert.weights.export import export_checkpoint
     from kbert.weights.loading import load_checkpoint
 
+    if resume and runs.has_run(output):
+        # Options the caller left to the recipe are those the run used: a
+        # run continues as it began, whatever today's recipe says.
+        used = runs.read_run(output).options
+        options = dataclasses.replace(options, **{
+            name: used[name] for name in RECIPE_FIELDS if getattr(options, name) is None and name in used})
     options, defaults = options.resolved()
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     processor = get_processor(options.task)
@@ -195,6 +202,8 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     record = _start_run(output, options, defaults, resume)
     if record.status == "complete":
         logger.info("%s: run already complete", output)
+        # A kill after the final run.json, before the backup went, left it.
+        shutil.rmtree(os.path.join(output, "backup"), ignore_errors=True)
         return record
     for name, source in defaults.items():
         logger.info("%s = %s (%s)", name, getattr(options, name), source)
@@ -205,8 +214,8 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True)
     if model.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
+    runs.copy_vocab(output, model.vocab_file)
     vocab_file = runs.vocab_file(output)
-    shutil.copyfile(model.vocab_file, vocab_file)
     tokenizer = Tokenizer.from_vocab_file(vocab_file, cased=options.cased)
     cache_dir = cache_dir or os.path.join(output, "features")
     train = encode_split(processor, "train", data_dir, tokenizer, options.max_seq_len, cache_dir, vocab_file, options.cased)

@@ -58,6 +58,7 @@ import kbert
 from kbert import runs
 from kbert.atomic import atomic_output, file_sha256, read_json, write_json
 from kbert.batching import predict_bucketed
+from kbert.checks import check_option_types, is_int
 from kbert.errors import ConfigError, DataError
 from kbert.numeric import softmax
 from kbert.tokenization import load_vocab_tokens, vocab_sha256
@@ -111,7 +112,7 @@ class MaterialsOptions:
     int8: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "splits", tuple(self.splits))
+        check_option_types(self)
         if not self.splits:
             raise ConfigError("--splits names no split")
         if self.max_seq_len is not None and self.max_seq_len < 1:
@@ -260,10 +261,6 @@ def _check_encoded(name, split, max_seq_len):
     }
 
 
-def _is_int(value, low):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def _is_file_name(value):
     # A bare name inside the directory: never a path that leads elsewhere.
     return isinstance(value, str) and value not in ("", ".", "..") and os.path.basename(value) == value \
@@ -277,25 +274,25 @@ def _is_hex(value):
 # field -> (check, what it must be); "a.b" is field b of object a.
 MANIFEST_FIELDS = {
     "task": (lambda v: isinstance(v, str) and v != "", "a task name"),
-    "max_seq_len": (lambda v: _is_int(v, 1), "a positive integer"),
+    "max_seq_len": (lambda v: is_int(v, 1), "a positive integer"),
     "cased": (lambda v: isinstance(v, bool), "true or false"),
-    "num_labels": (lambda v: _is_int(v, 1), "a positive integer"),
+    "num_labels": (lambda v: is_int(v, 1), "a positive integer"),
     "teacher": (lambda v: isinstance(v, dict), "an object"),
     "teacher.id": (lambda v: isinstance(v, str), "a string"),
     "teacher.sha256": (_is_hex, "a sha256 hex digest"),
     "vocab": (lambda v: isinstance(v, dict), "an object"),
-    "vocab.size": (lambda v: _is_int(v, 1), "a positive integer"),
+    "vocab.size": (lambda v: is_int(v, 1), "a positive integer"),
     "vocab.sha256": (_is_hex, "a sha256 hex digest"),
     "embedding": (lambda v: isinstance(v, dict), "an object"),
-    "embedding.rows": (lambda v: _is_int(v, 1), "a positive integer"),
-    "embedding.dim": (lambda v: _is_int(v, 1), "a positive integer"),
+    "embedding.rows": (lambda v: is_int(v, 1), "a positive integer"),
+    "embedding.dim": (lambda v: is_int(v, 1), "a positive integer"),
     "splits": (lambda v: isinstance(v, dict), "an object"),
 }
 SHARED_FIELDS = {"file": (_is_file_name, "a file name in the directory"), "sha256": (_is_hex, "a sha256 hex digest")}
 SPLIT_FIELDS = {
     "file": (_is_file_name, "a file name in the directory"),
     "complete": (lambda v: isinstance(v, bool), "true or false"),
-    "count": (lambda v: _is_int(v, 0), "a row count"),
+    "count": (lambda v: is_int(v, 0), "a row count"),
 }
 COMPLETE_SPLIT_FIELDS = {"sha256": (_is_hex, "a sha256 hex digest"),
                          "inputs_sha256": (_is_hex, "a sha256 hex digest")}

@@ -28,8 +28,10 @@ different shapes.  The check reads NumPy arrays, lists and eager tensors;
 batches of a `keras.utils.PyDataset` or a generator are checked one by one
 as they are produced, and a `BucketedBatches` all at once before the first
 step.  Inside the compiled step it would cost every batch a reduction and a
-device sync, so it is not there: a `tf.data.Dataset` or a torch
-`DataLoader` reaches the model unchecked.  A refused input leaves the model
+device sync, so it is not there: a `tf.data.Dataset` reaches the model
+unchecked on TensorFlow and JAX.  (PyTorch's trainer calls the model
+eagerly, so there `__call__` checks each batch of a torch `DataLoader` as
+it comes, at the cost of one host copy per batch.)  A refused input leaves the model
 as it was; on JAX, whose trainer detaches the variables while a loop runs,
 they are reattached if anything fails inside one.
 """
@@ -102,6 +104,29 @@ def _apply_trainable(model, trainable):
             layer.trainable = trainable
         else:
             layer.trainable = any(layer.name.startswith(p) for p in trainable)
+
+
+def _encoder_indices(output_layer_num, depth):
+    """The 0-based encoders whose outputs `output_layer_num` concatenates, in
+    order: the last m for an int m; for keras-bert's list of indices
+    (negative from the end), the reverse of the listed order, as there."""
+    if not isinstance(output_layer_num, list):
+        if isinstance(output_layer_num, bool) or not isinstance(output_layer_num, (int, np.integer)):
+            raise ConfigError(
+                f"output_layer_num must be an integer or a list of encoder indices, got {output_layer_num!r}"
+            )
+        if not 1 <= output_layer_num <= depth:
+            raise ConfigError(f"output_layer_num {output_layer_num} is outside 1..num_hidden_layers ({depth})")
+        return list(range(depth - output_layer_num, depth))
+    if not output_layer_num:
+        raise ConfigError("output_layer_num must not be an empty list")
+    for index in output_layer_num:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -depth <= index < depth:
+            raise ConfigError(
+                f"output_layer_num: {index!r} is not an encoder index in "
+                f"{-depth}..{depth - 1} (num_hidden_layers {depth})"
+            )
+    return [int(index) % depth for index in reversed(output_layer_num)]
 
 
 class InputLimits:
@@ -316,7 +341,9 @@ class BertModel(keras.Model):
             when a classifier head is asked for, since it exists to be trained.
         seq_len: fix the input length (None accepts any length up to
             `max_position_embeddings`).
-        output_layer_num: concatenate the outputs of the last m encoders.
+        output_layer_num: concatenate the outputs of the last m encoders;
+            or a list of encoder indices (0-based, negative counting from
+            the end), concatenated in reverse order, as keras-bert does.
         num_labels: add a classifier on the pooled output with k logits.
         with_pooler: also output the pooled `[CLS]` vector (`NSP-Dense`,
             the original's `bert/pooler`), as `[sequence, pooled]`.
@@ -334,7 +361,10 @@ class BertModel(keras.Model):
         **kwargs,
     ):
         config = bert_config if isinstance(bert_config, BertConfig) else BertConfig.from_dict(bert_config)
-        for name, value in (("seq_len", seq_len), ("output_layer_num", output_layer_num), ("num_labels", num_labels)):
+        if isinstance(output_layer_num, tuple):
+            output_layer_num = list(output_layer_num)  # as get_config's JSON gives it back
+        chosen = _encoder_indices(output_layer_num, config.num_hidden_layers)
+        for name, value in (("seq_len", seq_len), ("num_labels", num_labels)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
         for name, value in (("training", training), ("with_pooler", with_pooler)):
@@ -350,11 +380,6 @@ class BertModel(keras.Model):
             raise ConfigError(
                 f"seq_len {seq_len} is outside 1..max_position_embeddings "
                 f"({config.max_position_embeddings})"
-            )
-        if not 1 <= output_layer_num <= config.num_hidden_layers:
-            raise ConfigError(
-                f"output_layer_num {output_layer_num} is outside 1..num_hidden_layers "
-                f"({config.num_hidden_layers})"
             )
         if num_labels is not None and (training or num_labels < 1):
             raise ConfigError(
@@ -421,8 +446,10 @@ class BertModel(keras.Model):
                 name="Classifier-Dense",
             )(pooled)
         else:
-            if output_layer_num > 1:
-                x = keras.layers.Concatenate(name="Encoder-Output")(layer_outputs[-output_layer_num:])
+            if len(chosen) > 1:
+                x = keras.layers.Concatenate(name="Encoder-Output")([layer_outputs[i] for i in chosen])
+            else:
+                x = layer_outputs[chosen[0]]
             outputs = [x, self._pooler(layer_outputs[-1], config)] if with_pooler else x
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)

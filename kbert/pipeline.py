@@ -19,6 +19,7 @@ import time
 from kbert import runs
 from kbert.atomic import atomic_output, write_json, write_text_atomic
 from kbert.distill import DistillOptions
+from kbert.checks import check_option_types
 from kbert.errors import ConfigError
 from kbert.finetune import FinetuneOptions
 from kbert.materials import MaterialsOptions
@@ -58,6 +59,11 @@ class PipelineOptions:
     full: bool = False
     seed: int = 42
     augment: int = 0
+
+    def __post_init__(self):
+        check_option_types(self)
+        if self.augment < 0:
+            raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
 
     @property
     def mode(self):

@@ -78,6 +78,10 @@ class Classifier:
         labels = record.labels or tuple(str(i) for i in range(record.num_labels))
         self.labels = () if self.is_regression else tuple(labels)
         self.max_seq_len = record.max_seq_len
+        width = model.outputs[0].shape[-1]
+        if width != record.num_labels:
+            raise ConfigError(f"the run's model gives {width} outputs but run.json says num_labels "
+                              f"{record.num_labels}")
 
     def _split_inputs(self, texts):
         firsts, seconds = [], []

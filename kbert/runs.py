@@ -7,7 +7,8 @@ the one function that writes and the one that reads each:
 
     file              written by                          read by
     run.json          runs.write_run                      runs.read_run
-    vocab.txt         runs.write_vocab                    runs.load_tokenizer
+    vocab.txt         runs.copy_vocab (teacher),          runs.load_tokenizer
+                      runs.write_vocab (student)
     model.keras       runs.save_model (teacher)           runs.load_model
     student.keras     runs.save_model (student)           runs.load_model
     checkpoint/       teacher: weights.export_checkpoint  kbert.load_checkpoint
@@ -23,14 +24,13 @@ options in a `config.json` beside it.
 """
 
 import dataclasses
-import logging
 import os
+import shutil
 import zipfile
 
-from kbert.atomic import file_sha256, read_json, save_model_atomic, write_json, write_text_atomic
+from kbert.atomic import atomic_output, file_sha256, read_json, save_model_atomic, write_json, write_text_atomic
+from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
-
-logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.txt"
@@ -139,19 +139,35 @@ def _from_legacy(run_dir, value):
             options = read_json(config_path, error=ConfigError, what="student config").get("distill", {})
         results = {k: value[k] for k in ("best_epoch", "global_step", "backend", "teacher") if k in value}
         return dict(kind=kind, status=value.get("status"), options=options, task=value.get("task"),
-                    num_labels=value.get("num_labels"), max_seq_len=value.get("max_seq_len"),
-                    cased=value.get("cased", False), results=results)
+                    labels=_task_labels(value.get("task")), num_labels=value.get("num_labels"),
+                    max_seq_len=value.get("max_seq_len"), cased=value.get("cased", False), results=results)
     if "options" not in value:
         raise ConfigError(f"{run_file(run_dir)}: the run record has no `options`")
     options = value["options"]
     if not isinstance(options, dict):
         raise ConfigError(f"{run_file(run_dir)}: `options` is not a JSON object")
     known = {"kind", "status", "options", "task", "labels", "num_labels"}
+    # A regression teacher wrote labels [] where a record now says None.
     return dict(kind=kind, status=value.get("status"), options=options,
-                task=value.get("task", options.get("task")), labels=value.get("labels"),
+                task=value.get("task", options.get("task")), labels=value.get("labels") or None,
                 num_labels=value.get("num_labels"), max_seq_len=options.get("max_seq_len"),
                 cased=options.get("cased", False),
                 results={k: v for k, v in value.items() if k not in known})
+
+
+def _task_labels(task):
+    """The label names of a GLUE classification task; None for others."""
+    from kbert.glue import TASKS, get_processor
+
+    if task not in TASKS:
+        return None
+    return list(get_processor(task).labels) or None
+
+
+def _is_inside(name):
+    """A relative path that stays inside the run directory."""
+    parts = name.replace("\\", "/").split("/")
+    return bool(name) and not os.path.isabs(name) and ".." not in parts and "" not in parts
 
 
 def _checked(path, fields):
@@ -161,9 +177,6 @@ def _checked(path, fields):
         if not ok:
             raise ConfigError(f"{path}: `{name}` is {fields.get(name)!r}, expected {expected}")
 
-    def is_int(x):
-        return isinstance(x, int) and not isinstance(x, bool)
-
     need("kind", fields.get("kind") in MODEL_FILES, f"one of {sorted(MODEL_FILES)}")
     need("status", fields.get("status") in STATUSES, f"one of {list(STATUSES)}")
     need("options", isinstance(fields.get("options"), dict), "a JSON object")
@@ -171,17 +184,22 @@ def _checked(path, fields):
     labels = fields.get("labels")
     need("labels", labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)),
          "a list of label names")
-    need("num_labels", fields.get("num_labels") is None or (is_int(fields["num_labels"]) and fields["num_labels"] > 0),
+    need("num_labels", fields.get("num_labels") is None or is_int(fields["num_labels"], 1),
          "a positive integer")
-    need("max_seq_len", fields.get("max_seq_len") is None or (is_int(fields["max_seq_len"]) and fields["max_seq_len"] > 0),
+    need("max_seq_len", fields.get("max_seq_len") is None or is_int(fields["max_seq_len"], 1),
          "a positive integer")
     need("cased", isinstance(fields.get("cased", False), bool), "true or false")
     for name in ("defaults", "results"):
         need(name, isinstance(fields.get(name, {}), dict), "a JSON object")
     files = fields.get("files", {})
     need("files", isinstance(files, dict) and all(
-        isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in files.items()),
-        "an object of file -> sha256")
+        isinstance(k, str) and _is_inside(k) and isinstance(v, str) and len(v) == 64 for k, v in files.items()),
+        "an object of file inside the run -> sha256")
+    step = fields.get("results", {}).get("global_step", 0)
+    if not is_int(step, 0):
+        raise ConfigError(f"{path}: `global_step` is {step!r}, expected a step count")
+    if labels is not None and fields.get("num_labels") is not None and len(labels) != fields["num_labels"]:
+        raise ConfigError(f"{path}: {len(labels)} `labels` for `num_labels` {fields['num_labels']}")
     if fields["status"] == "complete":
         for name in ("task", "max_seq_len", "num_labels"):
             need(name, fields.get(name) is not None, "set in a complete run")
@@ -265,6 +283,12 @@ def load_model(run_dir, record=None, *, verify=False):
 def write_vocab(run_dir, tokens):
     """RUN_DIR/vocab.txt: one token a line, line i being token id i."""
     write_text_atomic(os.path.join(os.fspath(run_dir), VOCAB_FILE), "".join(f"{token}\n" for token in tokens))
+
+
+def copy_vocab(run_dir, source):
+    """RUN_DIR/vocab.txt: a byte copy of the checkpoint's, written atomically."""
+    with atomic_output(vocab_file(run_dir)) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def vocab_file(run_dir):

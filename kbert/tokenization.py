@@ -68,8 +68,14 @@ TOKEN_MASK = "[MASK]"
 # split into pieces here and become [UNK] there.)
 MAX_INPUT_CHARS_PER_WORD = 200
 
+# What WordPiece does with a word it cannot cut completely: "word" makes the
+# whole word [UNK] (the original FullTokenizer), "piece" only each character
+# no entry starts with (keras-bert's Tokenizer).
+UNKNOWN_MODES = ("word", "piece")
+
 __all__ = [
     "MAX_INPUT_CHARS_PER_WORD",
+    "UNKNOWN_MODES",
     "BasicTokenizer",
     "EncodedBatch",
     "Tokenizer",
@@ -391,14 +397,22 @@ class WordpieceTokenizer:
     `tokenize(text)` splits `text` on whitespace and cuts each word into the
     longest vocabulary entry that starts it, then the longest `##` entry that
     continues, and so on.  A word longer than `max_input_chars_per_word`
-    characters, or one that cannot be cut completely, becomes `unk_token` as
-    a whole (not just its unknown part).
+    characters becomes `unk_token`.  A word that cannot be cut completely
+    becomes `unk_token` as a whole with `unknown="word"` (the original's
+    rule); with `unknown="piece"` (keras-bert's), each character where no
+    entry starts becomes a piece of its own (`"##x"` inside a word), which
+    is no vocabulary entry and so gets the `unk_token` id, and the cut goes on.
     """
 
-    def __init__(self, vocab, unk_token=TOKEN_UNK, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD):
+    def __init__(
+        self, vocab, unk_token=TOKEN_UNK, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD, unknown="word"
+    ):
+        if unknown not in UNKNOWN_MODES:
+            raise ConfigError(f"unknown must be one of {', '.join(map(repr, UNKNOWN_MODES))}, not {unknown!r}")
         self.vocab = vocab
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
+        self.unknown = unknown
         # No entry is longer than this, so no longer substring needs looking
         # up; only a speed-up, the result is the same.
         self._longest = max((len(t) for t in vocab), default=0)
@@ -426,7 +440,12 @@ class WordpieceTokenizer:
                     break
                 end -= 1
             else:
-                return [self.unk_token]
+                if self.unknown == "word":
+                    return [self.unk_token]
+                # keras-bert's rule: the character nothing starts with is a
+                # piece of its own (its id is then [UNK]'s) and the cut goes on.
+                end = start + 1
+                piece = prefix + word[start]
             pieces.append(piece)
             start = end
         return pieces
@@ -638,7 +657,17 @@ class Tokenizer:
     original, so empty by default); `vocab_size`, the model's embedding rows
     (`bert_config.json`'s `vocab_size`): when given, a vocabulary holding a
     larger id (or a `pad_index` outside it) is a `ConfigError` here, not
-    a NaN or an index error inside the model.
+    a NaN or an index error inside the model; `unknown`, what becomes of a
+    word WordPiece cannot cut completely: `"word"` (the original's default)
+    makes it one `[UNK]`, `"piece"` (keras-bert's rule) only the characters
+    no vocabulary entry starts with (see `WordpieceTokenizer`).
+
+    keras-bert's hooks work as there: a subclass may override
+    `_tokenize(self, text)` (text -> word pieces, no special tokens), and
+    `split`, `tokenize`, `encode` and the batch methods then all use it; it
+    can read `self._token_dict` and the character tests `_is_space`,
+    `_is_punctuation`, `_is_cjk_character` and `_is_control`.
+    `rematch(text, tokens)` maps tokens back to character spans.
 
     For example, with the vocabulary of `uncased_L-12_H-768_A-12`::
 
@@ -660,6 +689,7 @@ class Tokenizer:
         max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD,
         never_split=(),
         vocab_size=None,
+        unknown="word",
     ):
         # A non-bool here is most likely keras-bert's positional token_cls.
         if not isinstance(cased, (bool, np.bool_)):
@@ -684,7 +714,7 @@ class Tokenizer:
             raise ConfigError(f"max_input_chars_per_word must be at least 1, not {max_input_chars_per_word}")
         if vocab_size is not None:
             _check_ids_fit(vocab, pad_index, vocab_size)
-        self._vocab = vocab
+        self._token_dict = vocab
         self._inverse = {i: t for t, i in vocab.items()}
         self._cased = bool(cased)
         self._token_cls = token_cls
@@ -696,7 +726,7 @@ class Tokenizer:
         self._pad_index = int(pad_index)
         self._never_split = never_split
         self._basic = BasicTokenizer(cased=self._cased, never_split=never_split)
-        self._wordpiece = WordpieceTokenizer(vocab, token_unk, int(max_input_chars_per_word))
+        self._wordpiece = WordpieceTokenizer(vocab, token_unk, int(max_input_chars_per_word), unknown)
         self._word_cache = {}
         self._fast = None  # built on first use; False once found unavailable
 
@@ -725,24 +755,33 @@ class Tokenizer:
     @property
     def token_dict(self):
         """The {token: id} mapping (a copy)."""
-        return dict(self._vocab)
+        return dict(self._token_dict)
 
     @property
     def vocab_size(self):
         """One more than the largest id: the embedding table's row count."""
-        return max(self._vocab.values()) + 1
+        return max(self._token_dict.values()) + 1
 
     @property
     def max_input_chars_per_word(self):
         return self._wordpiece.max_input_chars_per_word
+
+    @property
+    def unknown(self):
+        return self._wordpiece.unknown
 
     # -- single texts (reference implementation) ------------------------
 
     def split(self, text):
         """The word pieces of `text`, without special tokens.
 
-        This is the original `FullTokenizer.tokenize(text)`.
+        This is the original `FullTokenizer.tokenize(text)`, or what a
+        subclass's `_tokenize` makes of `text`.
         """
+        return self._tokenize(text)
+
+    def _tokenize(self, text):
+        """keras-bert's hook for subclasses: the word pieces of `text`."""
         pieces = []
         cache = self._word_cache
         for word in self._basic.tokenize(text):
@@ -760,7 +799,7 @@ class Tokenizer:
 
     def convert_tokens_to_ids(self, tokens):
         """Ids of `tokens`; tokens outside the vocabulary get the [UNK] id."""
-        vocab, unk = self._vocab, self._unk_id
+        vocab, unk = self._token_dict, self._unk_id
         return [vocab.get(t, unk) for t in tokens]
 
     def convert_ids_to_tokens(self, ids):
@@ -836,15 +875,108 @@ class Tokenizer:
             rest = rest[:-1]
         return first, rest
 
+    # -- keras-bert's helpers ---------------------------------------------
+
+    # The character tests keras-bert's subclasses call from `_tokenize`.
+    _is_space = staticmethod(_is_whitespace)
+    _is_punctuation = staticmethod(_is_punctuation)
+    _is_control = staticmethod(_is_control)
+
+    @staticmethod
+    def _is_cjk_character(char):
+        return _is_cjk(ord(char))
+
+    @staticmethod
+    def rematch(text, tokens, cased=False, unknown_token=TOKEN_UNK):
+        """The `(start, stop)` character span of each token in `text`, as keras-bert.
+
+        The tokens are written out as one string (a space between words,
+        `##` continuations glued on, an `unknown_token` standing for one
+        character) and aligned with `text` by least edit distance, so
+        lower-casing (`cased=False` compares lower-cased characters),
+        stripped accents and [UNK] pieces still land on their characters.
+        A token whose span does not read as the token itself is then widened
+        to the whitespace around it, without crossing its neighbours' spans.
+
+            >>> Tokenizer.rematch("All rights reserved.", ["all", "rights", "re", "##ser", "##ved", "."])
+            [(0, 3), (4, 10), (11, 13), (13, 16), (16, 19), (19, 20)]
+        """
+        fold = (lambda t: t) if cased else str.lower
+        written, offsets = "", []
+        for token in tokens:
+            piece = "#" if token == unknown_token else fold(token)
+            if len(piece) > 2 and piece.startswith("##"):
+                piece = piece[2:]
+            elif written:
+                written += " "
+            offsets.append((len(written), len(written) + len(piece)))
+            written += piece
+
+        text = text.rstrip()
+        heading = 0
+        while heading < len(text) and _is_whitespace(text[heading]):
+            heading += 1
+        text = text[heading:]
+
+        # Levenshtein table over (text prefix, written prefix); `back` holds
+        # each cell's predecessor on the chosen path.  A matching character
+        # always takes the diagonal; otherwise the diagonal is kept unless
+        # dropping a text character, then a written one, is strictly cheaper.
+        n, m = len(text), len(written)
+        back = [[None] * (m + 1) for _ in range(n + 1)]
+        previous = list(range(m + 1))
+        for i in range(1, n + 1):
+            current = [i] + [0] * m
+            char = fold(text[i - 1])
+            for j in range(1, m + 1):
+                cost, step = previous[j - 1], (i - 1, j - 1)
+                if char != written[j - 1]:
+                    if previous[j] < cost:
+                        cost, step = previous[j], (i - 1, j)
+                    if current[j - 1] < cost:
+                        cost, step = current[j - 1], (i, j - 1)
+                    cost += 1
+                current[j], back[i][j] = cost, step
+            previous = current
+        # Walk the path back; each written position keeps the earliest text
+        # position it was paired with (0 where the path never reached it).
+        matches = [0] * (m + 1)
+        position = (n, m)
+        while position is not None:
+            i, j = position
+            matches[j] = i
+            position = back[i][j]
+
+        spans = [[matches[start], matches[stop]] for start, stop in offsets]
+        for k, span in enumerate(spans):
+            token = tokens[k][2:] if len(tokens[k]) > 2 and tokens[k].startswith("##") else tokens[k]
+            if fold(text[span[0] : span[1]]) == fold(token):
+                continue
+            left = spans[k - 1][1] if k else 0
+            while span[0] > left and not _is_whitespace(text[span[0] - 1]):
+                span[0] -= 1
+            right = spans[k + 1][0] if k + 1 < len(spans) else n
+            while span[1] < right and not _is_whitespace(text[span[1]]):
+                span[1] += 1
+        return [(start + heading, stop + heading) for start, stop in spans]
+
     # -- batches ----------------------------------------------------------
 
     def _fast_backend(self, fast):
-        if fast is False:
+        # The Rust engine knows neither a subclass's own `_tokenize` nor
+        # keras-bert's unknown pieces.
+        own = type(self)._tokenize is Tokenizer._tokenize and self.unknown == "word"
+        if fast and not own:
+            raise ConfigError(
+                "fast=True cannot honour an overridden _tokenize or unknown='piece'; "
+                "use fast=None or fast=False"
+            )
+        if fast is False or not own:
             return None
         if self._fast is None:
             try:
                 self._fast = _FastBackend(
-                    self._vocab, self._token_unk, self._cased, self._wordpiece.max_input_chars_per_word
+                    self._token_dict, self._token_unk, self._cased, self._wordpiece.max_input_chars_per_word
                 )
             except ImportError:
                 logger.info("the tokenizers package is not installed; batches are tokenized in pure Python")

@@ -101,7 +101,8 @@ def test_loss_kl_with_temperature(rng):
 
 def test_options_validation():
     for bad in (dict(alpha=1.5), dict(loss="l1"), dict(variant="dynamic"), dict(epochs=0), dict(epochs=True),
-                dict(batch_size=2.5), dict(learning_rate=0), dict(temperature=-1)):
+                dict(batch_size=2.5), dict(learning_rate=0), dict(temperature=-1), dict(alpha="0.5"),
+                dict(train_splits="train"), dict(train_splits=("train", 3))):
         with pytest.raises(ConfigError):
             DistillOptions(**bad)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -190,6 +191,13 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     state_path.write_text(json.dumps(state))
     with pytest.raises(DataError, match="another vocabulary"):
         distill(materials_dir, str(tmp_path), options(epochs=3), resume=True, verbose=0)
+
+
+def test_a_teachers_directory_is_not_overwritten(materials_dir, tmp_path):
+    runs.write_run(tmp_path, runs.RunRecord(kind="teacher", status="training", options={}))
+    with pytest.raises(ConfigError, match="holds a teacher run"):
+        distill(materials_dir, str(tmp_path), DistillOptions(epochs=1), verbose=0)
+    assert runs.read_run(tmp_path).kind == "teacher"
 
 
 def test_empty_training_or_dev_rows_are_refused_before_keras(tmp_path):

@@ -199,13 +199,28 @@ def test_resume_reads_a_run_that_predates_an_option_as_it_ran(glue_dir, cache_di
         finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
 
 
+def test_a_run_left_to_the_recipe_resumes_with_the_values_it_began_with(glue_dir, cache_dir, tiny_checkpoint,
+                                                                       tmp_path):
+    """A run begun when the default was 2e-5 for 3 epochs resumes with those,
+    whatever the checkpoint's recipe says today."""
+    options = _options(tiny_checkpoint)
+    record = {"kind": "teacher", "status": "complete", "options": dict(dataclasses.asdict(options),
+                                                                      learning_rate=2e-5, epochs=3),
+              "task": "SST-2", "labels": ["0", "1"], "num_labels": 2, "global_step": 18}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    (tmp_path / "model.keras").write_bytes(b"")
+    unset = dataclasses.replace(options, learning_rate=None, epochs=None)
+    assert finetune(unset, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True).global_step == 18
+
+
 def test_options_are_frozen_and_checked():
     with pytest.raises(dataclasses.FrozenInstanceError):
         FinetuneOptions(task="SST-2").epochs = 2
     for bad in (dict(batch_size=0), dict(epochs=0), dict(epochs=1.5), dict(learning_rate=-1.0),
-                dict(max_train_examples=0), dict(warmup_proportion=1.0)):
+                dict(max_train_examples=0), dict(warmup_proportion=1.0), dict(learning_rate="1e-4"),
+                dict(batch_size=True), dict(warmup_proportion=float("nan")), dict(cased="no"), dict(task=3)):
         with pytest.raises(ConfigError):
-            FinetuneOptions(task="SST-2", **bad)
+            FinetuneOptions(**dict(dict(task="SST-2"), **bad))
 
 
 def test_defaults_come_from_the_checkpoints_recipe():

@@ -461,7 +461,8 @@ def test_int8_teacher_is_close_to_float_recorded_and_never_mixed(materials_dir, 
 
 
 def test_options_are_frozen_and_checked():
-    for bad in (dict(augment=-1), dict(batch_size=0), dict(max_seq_len=0), dict(splits=())):
+    for bad in (dict(augment=-1), dict(batch_size=0), dict(max_seq_len=0), dict(splits=()), dict(splits="dev"),
+                dict(augment="2"), dict(int8=1)):
         with pytest.raises(kbert.ConfigError):
             MaterialsOptions(**bad)
     assert MaterialsOptions(splits=["dev"]).splits == ("dev",)

@@ -114,6 +114,8 @@ def test_windows_average_the_logits_of_overlapping_windows(sst2_run):
     np.testing.assert_allclose(short.logits, by_hand(sst2_run, ["a fine film"])[0], atol=1e-5)
     with pytest.raises(ConfigError, match="stride"):
         classifier.predict([text], long_inputs="windows", stride=11)
+    with pytest.raises(ConfigError, match="batch_size"):
+        classifier.predict([text], batch_size=0)
 
 
 def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys, monkeypatch):

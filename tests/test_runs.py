@@ -61,6 +61,7 @@ def test_reads_a_legacy_student_with_its_config(tmp_path):
     assert (record.kind, record.task, record.max_seq_len, record.num_labels) == ("student", "SST-2", 128, 2)
     assert record.options == {"epochs": 4, "variant": "multichannel"} and record.global_step == 3000
     assert record.model_file == "student.keras" and record.results["best_epoch"] == 3
+    assert record.labels == ("0", "1")  # from the task, as today's students record them
 
 
 def test_round_trip_of_todays_layout(tmp_path):
@@ -86,6 +87,9 @@ def test_round_trip_of_todays_layout(tmp_path):
     ({"results": []}, "results"),
     ({"task": None}, "task"),  # a complete run names its task
     ({"format_version": 3}, "version 3"),
+    ({"results": {"global_step": "x"}}, "global_step"),
+    ({"labels": ["0", "1", "2"]}, "3 `labels` for `num_labels` 2"),
+    ({"files": {"../model.keras": "0" * 64}}, "files"),
 ])
 def test_a_field_of_the_wrong_type_is_a_config_error_naming_it(tmp_path, change, field):
     record = runs.RunRecord(kind="teacher", status="complete", options={}, task="SST-2", labels=("0", "1"),

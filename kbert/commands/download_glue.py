@@ -2,22 +2,18 @@
 
 import os
 
+from kbert.commands.flags import add_flag
 from kbert.errors import DataError
 from kbert.glue import GLUE_DIR_ENV, download_glue
 from kbert.glue.download import DOWNLOADABLE_TASKS
 
 
 def add_arguments(parser):
-    parser.add_argument(
-        "--tasks",
-        default=",".join(DOWNLOADABLE_TASKS),
-        help=f"comma-separated task names (default: {','.join(DOWNLOADABLE_TASKS)})",
-    )
-    parser.add_argument("--data-dir", help=f"where the tasks go (default: ${GLUE_DIR_ENV})")
-    parser.add_argument(
-        "--base-url",
-        help="fetch every file from BASE_URL/<file name> instead of GLUE's hosts (a mirror)",
-    )
+    add_flag(parser, "--tasks", default=",".join(DOWNLOADABLE_TASKS),
+             help=f"comma-separated task names (default: {','.join(DOWNLOADABLE_TASKS)})")
+    add_flag(parser, "--data-dir", help=f"where the tasks go (default: ${GLUE_DIR_ENV})")
+    add_flag(parser, "--base-url",
+             help="fetch every file from BASE_URL/<file name> instead of GLUE's hosts (a mirror)")
 
 
 def run(args):

@@ -34,16 +34,16 @@ def _lines(lines, where, pairs):
         line = line.rstrip("\n").rstrip("\r")
         fields = line.split("\t")
         if pairs and len(fields) != 2:
-            raise_data(f"{where}:{number}: expected 'first<TAB>second', found {len(fields)} field(s)")
+            _fail(f"{where}:{number}: expected 'first<TAB>second', found {len(fields)} field(s)")
         if not pairs and len(fields) != 1:
-            raise_data(f"{where}:{number}: a tab in a single-sentence input (this task takes no pairs)")
+            _fail(f"{where}:{number}: a tab in a single-sentence input (this task takes no pairs)")
         if not line.strip():
-            raise_data(f"{where}:{number}: blank line")
+            _fail(f"{where}:{number}: blank line")
         texts.append(tuple(fields) if pairs else line)
     return texts
 
 
-def raise_data(message):
+def _fail(message):
     from kbert.errors import DataError
 
     raise DataError(message)
@@ -55,7 +55,7 @@ def _read_inputs(args, classifier):
 
     if args.texts:
         if args.file:
-            raise_data("give TEXT arguments or --file, not both")
+            _fail("give TEXT arguments or --file, not both")
         return _lines(args.texts, "argument", classifier.pairs)
     if args.file and args.file.endswith(".tsv"):
         processor = get_processor(classifier.record.task)
@@ -72,7 +72,7 @@ def _read_inputs(args, classifier):
             with open(args.file, encoding="utf-8") as handle:
                 return _lines(handle.readlines(), args.file, classifier.pairs)
         except (OSError, UnicodeDecodeError) as e:
-            raise_data(f"{args.file}: cannot read ({e})")
+            _fail(f"{args.file}: cannot read ({e})")
     return _lines(sys.stdin.readlines(), "stdin", classifier.pairs)
 
 

@@ -9,14 +9,15 @@ counted.
 import itertools
 import os
 
+from kbert.commands.flags import add_flag
 from kbert.glue.features import CachePaths, iter_records, read_jsonl_file
 from kbert.tokenization import load_vocab_tokens
 
 
 def add_arguments(parser):
     parser.add_argument("file", help="a .tf_record file")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="print the first N examples only")
-    parser.add_argument("--vocab", help="vocab.txt to decode input_ids when no .jsonl is beside FILE")
+    add_flag(parser, "--limit", type=int, default=None, metavar="N", help="print the first N examples only")
+    add_flag(parser, "--vocab", help="vocab.txt to decode input_ids when no .jsonl is beside FILE")
 
 
 def _real_length(features):

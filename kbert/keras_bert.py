@@ -1,0 +1,424 @@
+"""keras-bert's public API on kbert: a keras-bert program runs after one changed import.
+
+    import kbert.keras_bert as keras_bert     # was: import keras_bert
+    paths = keras_bert.get_checkpoint_paths("uncased_L-12_H-768_A-12")
+    model = keras_bert.load_trained_model_from_checkpoint(paths.config, paths.checkpoint)
+    tokenizer = keras_bert.Tokenizer(keras_bert.load_vocabulary(paths.vocab))
+    vectors = keras_bert.extract_embeddings(model, texts, vocabs=tokenizer.token_dict,
+                                            poolings=[keras_bert.POOL_NSP, keras_bert.POOL_MAX])
+
+Names, signatures and meanings are keras-bert 0.89's; the model is a kbert
+`BertModel` with the same layer names, on any Keras 3 backend.  Where kbert
+is stricter or follows Google's code, it says so below; the differences:
+
+* Loading is kbert's: every weight the model has comes from the checkpoint
+  (keras-bert leaves the heads of a `training=True` model built by
+  `build_model_from_config` unloaded if `load_model_weights_from_checkpoint`
+  is told `training=False`; kbert loads what the model has), and bad input
+  raises `kbert.KbertError`s (`ConfigError` and `DataError` are also
+  `ValueError`s, as keras-bert's errors mostly were).
+* `Tokenizer` is kbert's with keras-bert's rule for unknown pieces (see
+  `Tokenizer` below).  It lower-cases a word before stripping accents, as
+  Google's code does (keras-bert strips first; they differ on a handful of
+  characters such as "İ"), and needs `token_cls`, `token_sep` and
+  `token_unk` in the vocabulary.
+* `load_vocabulary` gives each token its line number; keras-bert numbers
+  tokens by insertion, so ids differ after a duplicated line.
+* `AdamWarmup` decays only the weights whose path holds one of
+  `weight_decay_pattern`'s strings, as keras-bert documents (its TF 2
+  optimizer decays every weight whatever the pattern); with the default
+  None both decay all.
+* `TaskEmbedding`, `get_model`, `compile_model` and `gen_batch_inputs` are
+  not provided (yet).
+"""
+
+import collections
+import os
+import sys
+
+import keras
+import numpy as np
+
+from kbert import tokenization
+from kbert.atomic import read_json
+from kbert.config import BertConfig
+from kbert.errors import ConfigError
+from kbert.model import BertModel
+from kbert.tokenization import TOKEN_CLS, TOKEN_MASK, TOKEN_SEP, TOKEN_UNK, load_vocab
+from kbert.weights.loading import assign_weights, open_checkpoint
+
+__all__ = [
+    "AdamWarmup",
+    "POOL_AVE",
+    "POOL_MAX",
+    "POOL_NSP",
+    "TOKEN_CLS",
+    "TOKEN_MASK",
+    "TOKEN_PAD",
+    "TOKEN_SEP",
+    "TOKEN_UNK",
+    "Tokenizer",
+    "build_model_from_config",
+    "calc_train_steps",
+    "extract_embeddings",
+    "extract_embeddings_generator",
+    "get_base_dict",
+    "get_checkpoint_paths",
+    "get_custom_objects",
+    "load_model_weights_from_checkpoint",
+    "load_trained_model_from_checkpoint",
+    "load_vocabulary",
+]
+
+# keras-bert's padding token is the empty string (kbert's own vocabularies,
+# Google's, spell it "[PAD]"); it only matters in `get_base_dict`.
+TOKEN_PAD = ""
+
+POOL_NSP = "POOL_NSP"
+POOL_MAX = "POOL_MAX"
+POOL_AVE = "POOL_AVE"
+_POOLINGS = (POOL_NSP, POOL_MAX, POOL_AVE)
+
+CheckpointPaths = collections.namedtuple("CheckpointPaths", ["config", "checkpoint", "vocab"])
+
+
+def get_checkpoint_paths(model_path):
+    """The `(config, checkpoint, vocab)` paths of a Google checkpoint directory."""
+    return CheckpointPaths(
+        os.path.join(model_path, "bert_config.json"),
+        os.path.join(model_path, "bert_model.ckpt"),
+        os.path.join(model_path, "vocab.txt"),
+    )
+
+
+def load_vocabulary(vocab_path):
+    """`vocab.txt` as a {token: id} dict, ids being line numbers (see `kbert.tokenization.load_vocab`)."""
+    return dict(load_vocab(vocab_path))
+
+
+def get_base_dict():
+    """The five special tokens with keras-bert's ids, to grow a vocabulary from."""
+    return {TOKEN_PAD: 0, TOKEN_UNK: 1, TOKEN_CLS: 2, TOKEN_SEP: 3, TOKEN_MASK: 4}
+
+
+def get_custom_objects():
+    """Every Keras object kbert registers, by class name, for
+    `keras.saving.load_model(path, custom_objects=get_custom_objects())`.
+    (Importing kbert registers them anyway; keras-bert needed this.)"""
+    prefix = "kbert>"
+    return {
+        name[len(prefix) :]: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith(prefix)
+    }
+
+
+def calc_train_steps(num_example, batch_size, epochs, warmup_proportion=0.1):
+    """`(total, warmup)` optimizer steps: batches per epoch (the last one
+    partial) times `epochs`, and `warmup_proportion` of those, rounded down."""
+    batches = -(-num_example // batch_size)
+    total = batches * epochs
+    return total, int(total * warmup_proportion)
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class AdamWarmup(keras.optimizers.Optimizer):
+    """keras-bert's Adam with a warmup, its arguments and its update, on any backend.
+
+    At step t (from 1) the rate is `learning_rate * t / warmup_steps` while
+    t <= warmup_steps, then falls linearly to `min_lr` at `decay_steps`
+    and stays there.  The update is Adam's with the bias corrections folded
+    into the rate, and `weight_decay * weight` added to the Adam direction
+    (so scaled by the same rate) for the weights `weight_decay_pattern`
+    selects (substrings of the weight's path; None: all).  `amsgrad` as in
+    Keras' Adam; `lr` is accepted for `learning_rate`.
+    """
+
+    def __init__(
+        self,
+        decay_steps,
+        warmup_steps,
+        min_lr=0.0,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        weight_decay=0.0,
+        weight_decay_pattern=None,
+        amsgrad=False,
+        name="AdamWarmup",
+        **kwargs,
+    ):
+        learning_rate = kwargs.pop("lr", learning_rate)
+        # Keras' own weight_decay (left None) is decoupled from the Adam step;
+        # keras-bert's is part of it, so it is kept apart.
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        for field, value in (("decay_steps", decay_steps), ("warmup_steps", warmup_steps)):
+            if not _is_int(value) and not isinstance(value, float) or value < 0:
+                raise ConfigError(f"{field} must be a non-negative number of steps, got {value!r}")
+        self.decay_steps = decay_steps
+        self.warmup_steps = warmup_steps
+        self.min_lr = min_lr
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = 1e-7 if epsilon is None else epsilon  # keras-bert: None means Keras' epsilon
+        self.adam_weight_decay = weight_decay
+        self.weight_decay_pattern = None if weight_decay_pattern is None else list(weight_decay_pattern)
+        self.amsgrad = amsgrad
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._momentums = [self.add_variable_from_reference(v, "m") for v in variables]
+        self._velocities = [self.add_variable_from_reference(v, "v") for v in variables]
+        if self.amsgrad:
+            self._velocity_hats = [self.add_variable_from_reference(v, "vhat") for v in variables]
+
+    def _decays(self, variable):
+        if not self.adam_weight_decay:
+            return False
+        return self.weight_decay_pattern is None or any(p in variable.path for p in self.weight_decay_pattern)
+
+    def update_step(self, gradient, variable, learning_rate):
+        ops = keras.ops
+        dtype = variable.dtype
+        rate, gradient = ops.cast(learning_rate, dtype), ops.cast(gradient, dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        min_lr = ops.cast(self.min_lr, dtype)
+        warming = rate * step / max(float(self.warmup_steps), 1.0)
+        decaying = min_lr + (rate - min_lr) * (
+            1.0 - ops.minimum(step, float(self.decay_steps)) / max(float(self.decay_steps), 1.0)
+        )
+        rate = ops.where(step <= self.warmup_steps, warming, decaying)
+        rate = rate * ops.sqrt(1.0 - ops.power(self.beta_2, step)) / (1.0 - ops.power(self.beta_1, step))
+
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
+        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient))
+        if self.amsgrad:
+            v_hat = self._velocity_hats[index]
+            self.assign(v_hat, ops.maximum(v_hat, v))
+            v = v_hat
+        direction = m / (ops.sqrt(v) + self.epsilon)
+        if self._decays(variable):
+            direction = direction + self.adam_weight_decay * variable
+        self.assign_sub(variable, rate * direction)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            decay_steps=self.decay_steps,
+            warmup_steps=self.warmup_steps,
+            min_lr=self.min_lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            weight_decay=self.adam_weight_decay,
+            weight_decay_pattern=self.weight_decay_pattern,
+            amsgrad=self.amsgrad,
+        )
+        return config
+
+
+# -- models ------------------------------------------------------------------
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _model_options(config, output_layer_num, seq_len, kwargs):
+    """keras-bert's `get_model` keywords as a kbert config and `BertModel` options."""
+    options = {}
+    dropout_rate = kwargs.pop("dropout_rate", None)
+    if dropout_rate is not None:
+        # keras-bert applies one rate after the embeddings, the attention and
+        # the feed-forward blocks: the original's hidden_dropout_prob.
+        config = BertConfig.from_dict({**config.to_dict(), "hidden_dropout_prob": dropout_rate}, "dropout_rate")
+    if kwargs.pop("attention_activation", None) is not None:
+        raise ConfigError("attention_activation: kbert's attention is linear, as in BERT; only None is supported")
+    if kwargs.pop("use_task_embed", False):
+        raise ConfigError("use_task_embed: TaskEmbedding is not supported by kbert.keras_bert")
+    kwargs.pop("task_num", None)  # only read with use_task_embed
+    for name in ("num_labels", "with_pooler"):  # kbert's own options pass through
+        if name in kwargs:
+            options[name] = kwargs.pop(name)
+    if kwargs:
+        raise ConfigError(f"unknown keyword argument(s): {', '.join(sorted(kwargs))}")
+    # keras-bert takes at most every encoder, and at most every position,
+    # rather than refusing more; BertModel checks the rest.
+    if _is_int(output_layer_num):
+        output_layer_num = min(int(output_layer_num), config.num_hidden_layers)
+    if _is_int(seq_len):
+        seq_len = min(int(seq_len), config.max_position_embeddings)
+    return config, dict(options, output_layer_num=output_layer_num, seq_len=seq_len)
+
+
+def build_model_from_config(
+    config_file, training=False, trainable=None, output_layer_num=1, seq_len=int(1e9), **kwargs
+):
+    """A `BertModel` with fresh weights, and the config read from `config_file`.
+
+    `training` adds `Input-Masked` and the MLM and NSP heads; `trainable`
+    (default: `training`) is a bool or layer-name prefixes;
+    `output_layer_num` concatenates the last m encoders (m capped at their
+    number) or those listed by index (negative from the end); `seq_len`,
+    capped at `max_position_embeddings`, fixes the input length (None: any).
+    keras-bert's `dropout_rate` sets `hidden_dropout_prob`; `num_labels` and
+    `with_pooler` are passed to `BertModel`.
+
+    Returns `(model, config)`, config being the JSON dict with
+    `max_position_embeddings` set to the input length, as keras-bert does
+    (the model keeps every position row; only the input length is fixed).
+    """
+    values = read_json(config_file, error=ConfigError, what="config")
+    config, options = _model_options(BertConfig.from_dict(values, os.fspath(config_file)),
+                                     output_layer_num, seq_len, dict(kwargs))
+    model = BertModel(config, training=training, trainable=trainable, **options)
+    if options["seq_len"] is not None:
+        values["max_position_embeddings"] = options["seq_len"]
+    return model, values
+
+
+def load_model_weights_from_checkpoint(model, config, checkpoint_file, training=False):
+    """Assign every weight of `model` (a `BertModel`) from `checkpoint_file`.
+
+    `config` and `training` are keras-bert's arguments, accepted for its
+    signature: the model knows its own config and heads, and all of them
+    are loaded (strictly: a weight the checkpoint lacks is an error).
+    Sets `model.load_report` and `model.vocab_file` as `kbert.load_checkpoint`.
+    """
+    if not isinstance(model, BertModel):
+        raise ConfigError(f"model: expected a kbert BertModel, got {type(model).__name__}")
+    checkpoint = open_checkpoint(checkpoint_file, config=model.bert_config)
+    model.load_report = assign_weights(model, checkpoint)
+    model.vocab_file = checkpoint.vocab_file
+
+
+def load_trained_model_from_checkpoint(
+    config_file, checkpoint_file, training=False, trainable=None, output_layer_num=1, seq_len=int(1e9), **kwargs
+):
+    """`build_model_from_config` then `load_model_weights_from_checkpoint`: the model."""
+    model, config = build_model_from_config(
+        config_file,
+        training=training,
+        trainable=trainable,
+        output_layer_num=output_layer_num,
+        seq_len=seq_len,
+        **kwargs,
+    )
+    load_model_weights_from_checkpoint(model, config, checkpoint_file, training=training)
+    return model
+
+
+# -- tokenizer ---------------------------------------------------------------
+
+
+class Tokenizer(tokenization.Tokenizer):
+    """kbert's `Tokenizer` with keras-bert's constructor and unknown-piece rule.
+
+    Positional arguments in keras-bert's order.  A word WordPiece cannot cut
+    completely keeps its known pieces, and each character no vocabulary
+    entry starts with becomes a piece of its own with the `[UNK]` id
+    (`tokenize` shows the character itself); kbert's own `Tokenizer`, like
+    Google's, makes the whole word one `[UNK]`.  Words have no length limit,
+    as in keras-bert.  `_tokenize`, `rematch` and `decode` are keras-bert's.
+    """
+
+    def __init__(
+        self, token_dict, token_cls=TOKEN_CLS, token_sep=TOKEN_SEP, token_unk=TOKEN_UNK, pad_index=0, cased=False
+    ):
+        super().__init__(
+            token_dict,
+            cased,
+            token_cls=token_cls,
+            token_sep=token_sep,
+            token_unk=token_unk,
+            pad_index=pad_index,
+            max_input_chars_per_word=sys.maxsize,
+            unknown="piece",
+        )
+
+
+# -- embeddings --------------------------------------------------------------
+
+
+def _pool(sequence, mask, pooling):
+    """keras-bert's poolings over [batch, length, hidden], padding (id 0) masked out."""
+    if pooling == POOL_NSP:
+        return sequence[:, 0]
+    weights = mask[:, :, None].astype(sequence.dtype)
+    if pooling == POOL_MAX:
+        return np.where(weights > 0, sequence, -np.inf).max(axis=1)
+    return (sequence * weights).sum(axis=1) / weights.sum(axis=1)  # POOL_AVE
+
+
+def extract_embeddings_generator(
+    model, texts, poolings=None, vocabs=None, cased=False, batch_size=4, cut_embed=True, output_layer_num=1
+):
+    """The embedding of each text, one at a time.
+
+    `model` is a checkpoint directory (loaded with `output_layer_num`, its
+    `vocab.txt` used) or a built model without MLM/NSP heads (then `vocabs`,
+    the {token: id} dict, is needed).  A text is a string or a pair of
+    strings.  Without `poolings` each embedding is [length, hidden],
+    cut after the last non-padding token when `cut_embed`; with a pooling
+    (`POOL_NSP`, `POOL_MAX`, `POOL_AVE`) or a list of them, the pooled
+    vectors concatenated in that order.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        paths = get_checkpoint_paths(model)
+        model = load_trained_model_from_checkpoint(paths.config, paths.checkpoint, output_layer_num=output_layer_num)
+        vocabs = load_vocabulary(paths.vocab)
+    elif vocabs is None:
+        raise ConfigError("vocabs: a {token: id} dict is needed when model is a built model")
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(poolings, str):
+        poolings = [poolings]
+    for pooling in poolings or ():
+        if pooling not in _POOLINGS:
+            raise ConfigError(f"poolings: unknown pooling {pooling!r}; use POOL_NSP, POOL_MAX or POOL_AVE")
+    seq_len = model.inputs[0].shape[1]
+    tokenizer = Tokenizer(vocabs, cased=cased)
+
+    def batches():
+        batch = []
+        for text in texts:
+            pair = (text,) if isinstance(text, str) else (text[0], text[1])
+            batch.append(tokenizer.encode(*pair, max_len=seq_len))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    for batch in batches():
+        width = max(len(tokens) for tokens, _ in batch)  # == seq_len when it is fixed
+        tokens = np.zeros((len(batch), width), "int32")
+        segments = np.zeros((len(batch), width), "int32")
+        for i, (t, s) in enumerate(batch):
+            tokens[i, : len(t)], segments[i, : len(s)] = t, s
+        sequence = model.predict([tokens, segments], verbose=0)
+        if isinstance(sequence, (list, tuple)):  # a model with the pooler: [sequence, pooled]
+            sequence = sequence[0]
+        sequence = np.asarray(sequence)
+        mask = tokens != 0  # keras-bert masks id 0, whatever pad_index is
+        if poolings:
+            yield from np.concatenate([_pool(sequence, mask, p) for p in poolings], axis=-1)
+            continue
+        for row, embedding in zip(mask, sequence):
+            if cut_embed:
+                embedding = embedding[: int(np.flatnonzero(row)[-1]) + 1 if row.any() else 0]
+            yield embedding
+
+
+def extract_embeddings(
+    model, texts, poolings=None, vocabs=None, cased=False, batch_size=4, cut_embed=True, output_layer_num=1
+):
+    """`extract_embeddings_generator` as a list."""
+    return list(
+        extract_embeddings_generator(model, texts, poolings, vocabs, cased, batch_size, cut_embed, output_layer_num)
+    )
