@@ -15,8 +15,8 @@ is stricter or follows Google's code, it says so below; the differences:
   (keras-bert leaves the heads of a `training=True` model built by
   `build_model_from_config` unloaded if `load_model_weights_from_checkpoint`
   is told `training=False`; kbert loads what the model has), and bad input
-  raises `kbert.KbertError`s (`ConfigError` and `DataError` are also
-  `ValueError`s, as keras-bert's errors mostly were).
+  raises `kbert.KbertError`s naming the argument (`ConfigError` is also a
+  `ValueError`, like keras-bert's unknown-pooling error).
 * `Tokenizer` is kbert's with keras-bert's rule for unknown pieces (see
   `Tokenizer` below).  It lower-cases a word before stripping accents, as
   Google's code does (keras-bert strips first; they differ on a handful of
@@ -28,8 +28,14 @@ is stricter or follows Google's code, it says so below; the differences:
   `weight_decay_pattern`'s strings, as keras-bert documents (its TF 2
   optimizer decays every weight whatever the pattern); with the default
   None both decay all.
-* `TaskEmbedding`, `get_model`, `compile_model` and `gen_batch_inputs` are
-  not provided (yet).
+* `get_model` builds Google's architecture from keras-bert's sizes: two
+  segment types and no dropout on attention probabilities, as keras-bert;
+  `feed_forward_activation` must be a `hidden_act` name ("gelu" is the
+  tanh form, as keras-bert's), not a function.
+* `gen_batch_inputs` follows keras-bert's recipe and draws from NumPy's
+  global random state, as keras-bert does, but not in the same order: a
+  seed gives a batch of the same kind, not the same batch.
+* `TaskEmbedding` (`use_task_embed=True`) is not provided (yet).
 """
 
 import collections
@@ -41,6 +47,7 @@ import numpy as np
 
 from kbert import tokenization
 from kbert.atomic import read_json
+from kbert.checks import is_int, is_number
 from kbert.config import BertConfig
 from kbert.errors import ConfigError
 from kbert.model import BertModel
@@ -60,11 +67,14 @@ __all__ = [
     "Tokenizer",
     "build_model_from_config",
     "calc_train_steps",
+    "compile_model",
     "extract_embeddings",
     "extract_embeddings_generator",
+    "gen_batch_inputs",
     "get_base_dict",
     "get_checkpoint_paths",
     "get_custom_objects",
+    "get_model",
     "load_model_weights_from_checkpoint",
     "load_trained_model_from_checkpoint",
     "load_vocabulary",
@@ -154,7 +164,7 @@ class AdamWarmup(keras.optimizers.Optimizer):
         # keras-bert's is part of it, so it is kept apart.
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         for field, value in (("decay_steps", decay_steps), ("warmup_steps", warmup_steps)):
-            if not _is_int(value) and not isinstance(value, float) or value < 0:
+            if not is_number(value) or value < 0:
                 raise ConfigError(f"{field} must be a non-negative number of steps, got {value!r}")
         self.decay_steps = decay_steps
         self.warmup_steps = warmup_steps
@@ -174,16 +184,18 @@ class AdamWarmup(keras.optimizers.Optimizer):
         self._velocities = [self.add_variable_from_reference(v, "v") for v in variables]
         if self.amsgrad:
             self._velocity_hats = [self.add_variable_from_reference(v, "vhat") for v in variables]
-
-    def _decays(self, variable):
-        if not self.adam_weight_decay:
-            return False
-        return self.weight_decay_pattern is None or any(p in variable.path for p in self.weight_decay_pattern)
+        # Decided here, on the Keras variables: update_step may be handed the
+        # backend's own variable, which has no Keras path (TensorFlow).
+        patterns = self.weight_decay_pattern
+        self._decayed = [
+            bool(self.adam_weight_decay) and (patterns is None or any(p in v.path for p in patterns))
+            for v in variables
+        ]
 
     def update_step(self, gradient, variable, learning_rate):
         ops = keras.ops
         dtype = variable.dtype
-        rate, gradient = ops.cast(learning_rate, dtype), ops.cast(gradient, dtype)
+        rate = ops.cast(learning_rate, dtype)
         step = ops.cast(self.iterations + 1, dtype)
         min_lr = ops.cast(self.min_lr, dtype)
         warming = rate * step / max(float(self.warmup_steps), 1.0)
@@ -195,14 +207,17 @@ class AdamWarmup(keras.optimizers.Optimizer):
 
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
-        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient))
+        # keras.ops throughout: on TensorFlow an embedding's gradient comes as
+        # IndexedSlices, which they add densely (keras-bert, too, decays the
+        # moments of the rows a batch did not touch).
+        self.assign(m, ops.add(ops.multiply(m, self.beta_1), ops.multiply(gradient, 1.0 - self.beta_1)))
+        self.assign(v, ops.add(ops.multiply(v, self.beta_2), ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
             self.assign(v_hat, ops.maximum(v_hat, v))
             v = v_hat
         direction = m / (ops.sqrt(v) + self.epsilon)
-        if self._decays(variable):
+        if self._decayed[index]:
             direction = direction + self.adam_weight_decay * variable
         self.assign_sub(variable, rate * direction)
 
@@ -222,11 +237,67 @@ class AdamWarmup(keras.optimizers.Optimizer):
         return config
 
 
+def gen_batch_inputs(
+    sentence_pairs,
+    token_dict,
+    token_list,
+    seq_len=512,
+    mask_rate=0.15,
+    mask_mask_rate=0.8,
+    mask_random_rate=0.1,
+    swap_sentence_rate=0.5,
+    force_mask=True,
+):
+    """A random pre-training batch from pairs of token lists, as keras-bert.
+
+    Each pair becomes `[CLS] first [SEP] second [SEP]`, cut or padded to
+    `seq_len`, with segment 0 up to the first `[SEP]` and 1 after it
+    (padding included, as keras-bert).  With probability
+    `swap_sentence_rate` a row joins a shuffle of second sentences; the NSP
+    label is 1 where its second sentence came from another row.  Each
+    ordinary token is chosen for MLM with probability `mask_rate`; a chosen
+    token becomes `[MASK]` with probability `mask_mask_rate`, a random
+    ordinary token of `token_list` with `mask_random_rate`, else stays.
+    `force_mask` chooses position 1 in a row where nothing was chosen.
+
+    Returns `([token_ids, segment_ids, masked], [mlm_targets, nsp_labels])`,
+    the inputs [batch, seq_len] and the targets [batch, seq_len, 1] and
+    [batch, 1] that a `training=True` model and `compile_model` take.
+    """
+    special = set(get_base_dict())
+    unknown = token_dict[TOKEN_UNK]
+    ordinary = [t for t in token_list if t not in special]
+    size = len(sentence_pairs)
+    seconds = list(range(size))
+    swapping = [i for i in range(size) if np.random.random() < swap_sentence_rate]
+    for i, j in zip(swapping, np.random.permutation(swapping)):
+        seconds[i] = int(j)
+    nsp = np.array([[float(seconds[i] != i)] for i in range(size)])
+
+    tokens = np.zeros((size, seq_len), "int64")
+    segments = np.zeros((size, seq_len), "int64")
+    masked = np.zeros((size, seq_len), "int64")
+    targets = np.zeros((size, seq_len), "int64")
+    for row, (first, _) in enumerate(sentence_pairs):
+        words = [TOKEN_CLS, *first, TOKEN_SEP, *sentence_pairs[seconds[row]][1], TOKEN_SEP][:seq_len]
+        words += [TOKEN_PAD] * (seq_len - len(words))
+        segments[row, len(first) + 2 :] = 1
+        for position, word in enumerate(words):
+            targets[row, position] = tokens[row, position] = token_dict.get(word, unknown)
+            if word in special or np.random.random() >= mask_rate:
+                continue
+            masked[row, position] = 1
+            draw = np.random.random()
+            if draw < mask_mask_rate:
+                tokens[row, position] = token_dict[TOKEN_MASK]
+            elif draw < mask_mask_rate + mask_random_rate:
+                tokens[row, position] = token_dict[ordinary[np.random.randint(len(ordinary))]]
+        if force_mask and not masked[row].any():
+            masked[row, 1] = 1
+    return [tokens, segments, masked], [targets[..., None], nsp]
+
+
 # -- models ------------------------------------------------------------------
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _model_options(config, output_layer_num, seq_len, kwargs):
@@ -249,11 +320,76 @@ def _model_options(config, output_layer_num, seq_len, kwargs):
         raise ConfigError(f"unknown keyword argument(s): {', '.join(sorted(kwargs))}")
     # keras-bert takes at most every encoder, and at most every position,
     # rather than refusing more; BertModel checks the rest.
-    if _is_int(output_layer_num):
-        output_layer_num = min(int(output_layer_num), config.num_hidden_layers)
-    if _is_int(seq_len):
-        seq_len = min(int(seq_len), config.max_position_embeddings)
+    if is_int(output_layer_num):
+        output_layer_num = min(output_layer_num, config.num_hidden_layers)
+    if is_int(seq_len):
+        seq_len = min(seq_len, config.max_position_embeddings)
     return config, dict(options, output_layer_num=output_layer_num, seq_len=seq_len)
+
+
+def get_model(
+    token_num,
+    pos_num=512,
+    seq_len=512,
+    embed_dim=768,
+    transformer_num=12,
+    head_num=12,
+    feed_forward_dim=3072,
+    dropout_rate=0.1,
+    attention_activation=None,
+    feed_forward_activation="gelu",
+    training=True,
+    trainable=None,
+    output_layer_num=1,
+    use_task_embed=False,
+    task_num=10,
+):
+    """A `BertModel` with fresh weights from keras-bert's sizes.
+
+    With `training` (the default here) the model with `Input-Masked` and
+    the MLM and NSP heads; otherwise `(inputs, output)`, the tensors to
+    build on, as keras-bert returns them.
+    """
+    if not isinstance(feed_forward_activation, str):
+        raise ConfigError(
+            f"feed_forward_activation must be a hidden_act name such as 'gelu', got {feed_forward_activation!r}"
+        )
+    config = BertConfig.from_dict(
+        {
+            "vocab_size": token_num,
+            "max_position_embeddings": pos_num,
+            "hidden_size": embed_dim,
+            "num_hidden_layers": transformer_num,
+            "num_attention_heads": head_num,
+            "intermediate_size": feed_forward_dim,
+            "hidden_act": feed_forward_activation,
+            "type_vocab_size": 2,
+            "attention_probs_dropout_prob": 0.0,
+        },
+        "get_model",
+    )
+    extra = {"dropout_rate": dropout_rate, "attention_activation": attention_activation,
+             "use_task_embed": use_task_embed, "task_num": task_num}
+    config, options = _model_options(config, output_layer_num, seq_len, extra)
+    model = BertModel(config, training=training, trainable=trainable, **options)
+    if training:
+        return model
+    return model.inputs, model.outputs[0]
+
+
+def compile_model(model, weight_decay=0.01, decay_steps=100000, warmup_steps=10000, learning_rate=1e-4):
+    """Compile for pre-training as keras-bert: `AdamWarmup` (weight decay on
+    embeddings and kernels) and sparse categorical cross-entropy."""
+    model.compile(
+        optimizer=AdamWarmup(
+            decay_steps=decay_steps,
+            warmup_steps=warmup_steps,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            weight_decay_pattern=["embeddings", "kernel"],
+        ),
+        loss=keras.losses.sparse_categorical_crossentropy,
+    )
 
 
 def build_model_from_config(
@@ -374,7 +510,7 @@ def extract_embeddings_generator(
         vocabs = load_vocabulary(paths.vocab)
     elif vocabs is None:
         raise ConfigError("vocabs: a {token: id} dict is needed when model is a built model")
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size, low=1):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(poolings, str):
         poolings = [poolings]

@@ -5,8 +5,13 @@ Run in a subprocess: keras-bert needs `TF_KERAS=1 TF_USE_LEGACY_KERAS=1`
 before TensorFlow is imported, which cannot share a process with Keras 3.
 
     python keras_bert_reference.py CONFIG CHECKPOINT INPUTS.npz OUT.npz NAME [NAME ...]
+
+or, for kbert.keras_bert (see `compat`):
+
+    python keras_bert_reference.py compat SPEC.json OUT_DIR
 """
 
+import json
 import os
 import sys
 
@@ -36,5 +41,110 @@ def main(config, checkpoint, inputs_path, out_path, *names):
     np.savez(out_path, **dict(zip(names, values)))
 
 
+def character_tokenizer(base):
+    """keras-bert's documented subclass for character-level Chinese: every
+    known character a token, a space `[unused1]`, the rest `[UNK]`.  The
+    compat tests define the same subclass on kbert's Tokenizer."""
+
+    class CharacterTokenizer(base):
+        def _tokenize(self, text):
+            out = []
+            for char in text:
+                if char in self._token_dict:
+                    out.append(char)
+                elif self._is_space(char):
+                    out.append("[unused1]")
+                else:
+                    out.append("[UNK]")
+            return out
+
+    return CharacterTokenizer
+
+
+def tokenizer_outputs(tokenizer, texts, pairs, max_len):
+    """What a keras-bert Tokenizer makes of `texts` and `pairs`, as JSON."""
+    out = {"tokenize": [], "encode": [], "decode": []}
+    for first, second in [(t, None) for t in texts] + [tuple(p) for p in pairs]:
+        out["tokenize"].append(tokenizer.tokenize(first, second))
+        for length in (None, max_len):
+            ids, segments = tokenizer.encode(first, second, max_len=length)
+            out["encode"].append([ids, segments])
+            out["decode"].append(tokenizer.decode(ids))
+    return out
+
+
+def compat(spec_path, out_dir):
+    """keras-bert's own results for what `spec_path` (JSON) asks, written to
+    `out_dir` as tokenizers.json and arrays.npz (see test_keras_bert_compat)."""
+    import tensorflow.keras.optimizers as optimizers
+
+    # keras-bert's AdamWarmup was written against TF 2's optimizer base class
+    # (_set_hyper, slots), which tf-keras keeps as optimizers.legacy.
+    optimizers.Optimizer = optimizers.legacy.Optimizer
+    import keras_bert
+
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    results = {}
+    for name, vocab in spec["vocabs"].items():
+        for cased in (False, True):
+            tokenizer = keras_bert.Tokenizer(vocab, cased=cased)
+            results[f"{name}/cased={cased}"] = tokenizer_outputs(
+                tokenizer, spec["texts"], spec["pairs"], spec["max_len"]
+            )
+        subclass = character_tokenizer(keras_bert.Tokenizer)(vocab)
+        results[f"{name}/subclass"] = tokenizer_outputs(subclass, spec["texts"], spec["pairs"], spec["max_len"])
+    results["rematch"] = [
+        keras_bert.Tokenizer.rematch(text, tokens, cased=cased) for text, tokens, cased in spec["rematch"]
+    ]
+    sizes = spec["get_model"]
+    model = keras_bert.get_model(**sizes)
+    results["get_model"] = {
+        "params": {layer.name: layer.count_params() for layer in model.layers if layer.weights},
+        "outputs": [list(o.shape) for o in model.outputs],
+    }
+    _, output = keras_bert.get_model(**sizes, training=False, output_layer_num=2)
+    results["get_model"]["encoder_output"] = list(output.shape)
+    with open(os.path.join(out_dir, "tokenizers.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f)
+
+    checkpoint = spec["checkpoint"]
+    paths = keras_bert.get_checkpoint_paths(checkpoint)
+    texts = [t if isinstance(t, str) else tuple(t) for t in spec["embedding_texts"]]
+    arrays = {}
+    for key, options in spec["extract"].items():
+        for i, e in enumerate(keras_bert.extract_embeddings(checkpoint, texts, **options)):
+            arrays[f"extract/{key}/{i}"] = e
+    model = keras_bert.load_trained_model_from_checkpoint(
+        paths.config, paths.checkpoint, seq_len=None
+    )
+    vocab = keras_bert.load_vocabulary(paths.vocab)
+    built = keras_bert.extract_embeddings(model, texts, poolings=keras_bert.POOL_MAX, vocabs=vocab, batch_size=2)
+    for i, e in enumerate(built):
+        arrays[f"extract/built/{i}"] = e
+    tokens, segments = np.array(spec["tokens"], "int32"), np.array(spec["segments"], "int32")
+    for key, layers in spec["output_layers"].items():
+        model = keras_bert.load_trained_model_from_checkpoint(
+            paths.config, paths.checkpoint, output_layer_num=layers, seq_len=tokens.shape[1]
+        )
+        arrays[f"layers/{key}"] = model.predict([tokens, segments], verbose=0)
+    import tensorflow as tf
+
+    optimizer = spec["optimizer"]
+    for key, options in optimizer["cases"].items():
+        kernel = tf.Variable(np.array(optimizer["kernel"], "float32"), name="kernel")
+        bias = tf.Variable(np.array(optimizer["bias"], "float32"), name="bias")
+        adam = keras_bert.AdamWarmup(**options)
+        steps = []
+        for g_kernel, g_bias in zip(optimizer["kernel_grads"], optimizer["bias_grads"]):
+            adam.apply_gradients([(tf.constant(g_kernel, tf.float32), kernel), (tf.constant(g_bias, tf.float32), bias)])
+            steps.append(np.concatenate([kernel.numpy().ravel(), bias.numpy()]))
+        arrays[f"optimizer/{key}"] = np.stack(steps)
+    np.savez(os.path.join(out_dir, "arrays.npz"), **arrays)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "compat":
+        compat(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

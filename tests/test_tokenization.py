@@ -640,3 +640,26 @@ def test_tokenize_command(tmp_path, capsys):
 
     with pytest.raises(ConfigError, match="use cased=True"):
         command.run(parser.parse_args(["--vocab", str(vocab), "--uncased", "x"]))
+
+
+def test_unknown_piece_rule_and_tokenize_hook(toks):
+    # "piece" (keras-bert's rule) keeps the known pieces of a word and gives
+    # each character nothing starts with a piece of its own, [UNK] as an id.
+    vocab = toks[False].token_dict
+    word = tk.WordpieceTokenizer(vocab, unknown="piece")
+    assert tk.WordpieceTokenizer(vocab).tokenize("hello\u2603x") == ["[UNK]"]
+    assert word.tokenize("hello\u2603x") == ["hello", "##\u2603", "##x"]
+    piece = tk.Tokenizer(vocab, unknown="piece")
+    assert piece.convert_tokens_to_ids(piece.split("hello\u2603x")) == [vocab["hello"], vocab["[UNK]"], vocab["##x"]]
+    with pytest.raises(ConfigError, match="unknown"):
+        tk.WordpieceTokenizer(vocab, unknown="whole")
+
+    class Characters(tk.Tokenizer):
+        def _tokenize(self, text):
+            return [c if c in self._token_dict else "[UNK]" for c in text if not self._is_space(c)]
+
+    chars = Characters(vocab)
+    texts = ["ab c", "hello"]
+    assert chars.tokenize("ab c") == ["[CLS]", "a", "b", "c", "[SEP]"]
+    # The batch path must not hand texts to the Rust engine, which knows no override.
+    assert chars.encode_batch(texts, max_len=8).token_ids.tolist() == [chars.encode(t, max_len=8)[0] for t in texts]

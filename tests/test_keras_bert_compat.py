@@ -1,0 +1,328 @@
+"""kbert.keras_bert against keras-bert itself: same names, same results.
+
+keras-bert runs once per module in a subprocess (tf-keras cannot share a
+process with Keras 3; see keras_bert_reference.compat) and writes its
+tokenizer outputs, spans, embeddings and model outputs; every test here
+compares kbert's with those.  Embeddings agree within 1e-5 (keras-bert's
+LayerNormalization epsilon is 1e-14, kbert's 1e-12, see test_keras_bert).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kbert.keras_bert as keras_bert
+from kbert import tokenization
+from kbert.errors import ConfigError
+from kbert.model import BertModel
+
+pytest.importorskip("keras_bert")
+pytest.importorskip("tf_keras")
+
+HERE = os.path.dirname(__file__)
+
+EXTRA_VOCAB = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", "all", "work", "and", "no", "play",
+    "##s", "##ing", "hello", "world", "caf", "##e", "cafe", ",", ".", "!", "'", "你", "好", "世", "界", "jack",
+]
+TEXTS = [
+    "all work and no play", "allx work", "Héllo, wörld!", "HELLO World", "你好钢世界", "Café playing plays",
+    "  spaces\tand\nnewlines  ", "", "hello\u200bworld", "naïve jack's", "workallx",
+]
+PAIRS = [["all work", "no play"], ["hello world", "你好"], ["all work and no play makes jack a dull boy", "all work"]]
+MAX_LEN = 8
+EMBEDDING_TEXTS = ["all work and no play", "makes jack a dull boy", ["all work", "and no play"], "allx jack boy", "no"]
+EXTRACT = {
+    "pooled": {"poolings": [keras_bert.POOL_NSP, keras_bert.POOL_MAX, keras_bert.POOL_AVE]},
+    "ave": {"poolings": keras_bert.POOL_AVE},
+    "sequence": {},
+    "uncut": {"cut_embed": False},
+    "layers": {"output_layer_num": [-1, -2]},
+    "capped": {"output_layer_num": 5, "poolings": keras_bert.POOL_NSP},
+}
+OUTPUT_LAYERS = {"last_two": [-1, -2], "first_last": [0, -1], "single": [-2], "capped": 7}
+TOKENS = [[2, 5, 6, 7, 8, 3, 9, 10, 3, 0, 0, 0], [2, 11, 12, 13, 14, 3, 0, 0, 0, 0, 0, 0]]
+SEGMENTS = [[0] * 6 + [1] * 3 + [0] * 3, [0] * 12]
+_GRADIENTS = np.random.default_rng(0)
+OPTIMIZER = {
+    "kernel": [[0.5, -1.0], [2.0, 0.1]], "bias": [0.3, -0.2],
+    "kernel_grads": _GRADIENTS.normal(size=(8, 2, 2)).tolist(), "bias_grads": _GRADIENTS.normal(size=(8, 2)).tolist(),
+    "cases": {
+        "decay": dict(decay_steps=6, warmup_steps=2, min_lr=1e-3, learning_rate=0.1, weight_decay=0.01),
+        "amsgrad": dict(decay_steps=5, warmup_steps=0, learning_rate=0.05, amsgrad=True, epsilon=1e-6),
+        "lr": dict(decay_steps=10, warmup_steps=3, lr=0.02, beta_1=0.8, beta_2=0.99),
+    },
+}
+SIZES = dict(token_num=len(EXTRA_VOCAB), pos_num=16, seq_len=8, embed_dim=8, transformer_num=2, head_num=2, feed_forward_dim=16)
+REMATCH = [
+    ["All rights reserved.", ["all", "rights", "re", "##ser", "##ved", "."], False],
+    ["All rights reserved.", ["[UNK]", "rights", "[UNK]", "##ser", "[UNK]", "[UNK]"], False],
+    ["All rights reserved.", ["[UNK]", "righs", "[UNK]", "ser", "[UNK]", "[UNK]"], False],
+    ["All rights reserved.", ["all rights", "reserved", "."], True],
+    ["#hash tag ##", ["#", "hash", "tag", "##"], False],
+    ["嘛呢，吃了吗？", ["[UNK]", "呢", "，", "[UNK]", "了", "吗", "？"], False],
+    ["  吃了吗？    ", ["吃", "了", "吗", "？"], False],
+    ["Héllo, Wörld!", ["hello", ",", "world", "!"], False],
+    ["Héllo, Wörld!", ["Héllo", ",", "W", "##ö", "##rld", "!"], True],
+    ["", [], False],
+]
+
+
+def character_tokenizer(base):
+    """keras-bert's documented subclass for character-level Chinese (the
+    same code the reference runs on keras-bert's Tokenizer)."""
+
+    class CharacterTokenizer(base):
+        def _tokenize(self, text):
+            out = []
+            for char in text:
+                if char in self._token_dict:
+                    out.append(char)
+                elif self._is_space(char):
+                    out.append("[unused1]")
+                else:
+                    out.append("[UNK]")
+            return out
+
+    return CharacterTokenizer
+
+
+def vocabs(fixture_checkpoint):
+    return {
+        "fixture": keras_bert.load_vocabulary(os.path.join(fixture_checkpoint, "vocab.txt")),
+        "extra": {token: i for i, token in enumerate(EXTRA_VOCAB)},
+    }
+
+
+def rematch_cases(fixture_checkpoint):
+    """The fixed cases, plus each text as the compat tokenizer cuts it."""
+    tokenizer = keras_bert.Tokenizer(vocabs(fixture_checkpoint)["extra"])
+    return REMATCH + [[text, tokenizer.tokenize(text)[1:-1], False] for text in TEXTS]
+
+
+@pytest.fixture(scope="module")
+def reference(fixture_checkpoint, tmp_path_factory):
+    """keras-bert's results, computed once per module in a subprocess."""
+    out = tmp_path_factory.mktemp("keras_bert_compat")
+    spec = {
+        "vocabs": vocabs(fixture_checkpoint), "texts": TEXTS, "pairs": PAIRS, "max_len": MAX_LEN,
+        "rematch": rematch_cases(fixture_checkpoint), "checkpoint": str(fixture_checkpoint),
+        "embedding_texts": EMBEDDING_TEXTS, "extract": EXTRACT, "output_layers": OUTPUT_LAYERS,
+        "tokens": TOKENS, "segments": SEGMENTS, "optimizer": OPTIMIZER,
+        "get_model": SIZES,
+    }
+    (out / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    subprocess.run(
+        [sys.executable, os.path.join(HERE, "keras_bert_reference.py"), "compat", str(out / "spec.json"), str(out)],
+        check=True, env=env, capture_output=True, timeout=300,
+    )
+    with open(out / "tokenizers.json", encoding="utf-8") as f:
+        tokenizers = json.load(f)
+    return tokenizers, dict(np.load(out / "arrays.npz"))
+
+
+def tokenizer_outputs(tokenizer):
+    out = {"tokenize": [], "encode": [], "decode": []}
+    for first, second in [(t, None) for t in TEXTS] + [tuple(p) for p in PAIRS]:
+        out["tokenize"].append(tokenizer.tokenize(first, second))
+        for length in (None, MAX_LEN):
+            ids, segments = tokenizer.encode(first, second, max_len=length)
+            out["encode"].append([ids, segments])
+            out["decode"].append(tokenizer.decode(ids))
+    return json.loads(json.dumps(out))  # tuples as JSON lists, as the reference's
+
+
+@pytest.mark.keras_free
+def test_tokenizer_matches_keras_bert(reference, fixture_checkpoint):
+    theirs, _ = reference
+    for name, vocab in vocabs(fixture_checkpoint).items():
+        for cased in (False, True):
+            ours = tokenizer_outputs(keras_bert.Tokenizer(vocab, cased=cased))
+            assert ours == theirs[f"{name}/cased={cased}"], f"{name}, cased={cased}"
+        subclass = character_tokenizer(keras_bert.Tokenizer)(vocab)
+        assert tokenizer_outputs(subclass) == theirs[f"{name}/subclass"], name
+
+
+@pytest.mark.keras_free
+def test_rematch_matches_keras_bert(reference, fixture_checkpoint):
+    theirs, _ = reference
+    cases = rematch_cases(fixture_checkpoint)
+    ours = [keras_bert.Tokenizer.rematch(text, tokens, cased=cased) for text, tokens, cased in cases]
+    assert json.loads(json.dumps(ours)) == theirs["rematch"]
+
+
+@pytest.mark.keras_free
+def test_unknown_pieces(fixture_checkpoint):
+    vocab = vocabs(fixture_checkpoint)["fixture"]
+    # kbert's own rule is Google's: a word with an unknown piece is one [UNK].
+    assert tokenization.Tokenizer(vocab).encode("allx work")[0] == [2, 1, 6, 3]
+    compat = keras_bert.Tokenizer(vocab)
+    assert compat.encode("allx work")[0] == [2, 5, 1, 6, 3]
+    assert compat.tokenize("allx 钢") == ["[CLS]", "all", "##x", "钢", "[SEP]"]
+    with pytest.raises(ConfigError, match="unknown"):
+        tokenization.Tokenizer(vocab, unknown="char")
+
+
+@pytest.mark.keras_free
+@pytest.mark.parametrize(
+    "make", [keras_bert.Tokenizer, character_tokenizer(keras_bert.Tokenizer)], ids=["compat", "subclass"]
+)
+def test_batches_honour_keras_bert_rules(make, fixture_checkpoint):
+    tokenizer = make(vocabs(fixture_checkpoint)["extra"])
+    batch = tokenizer.encode_batch(TEXTS, max_len=MAX_LEN)
+    assert batch.token_ids.tolist() == [tokenizer.encode(t, max_len=MAX_LEN)[0] for t in TEXTS]
+    with pytest.raises(ConfigError, match="fast=True"):
+        tokenizer.encode_batch(TEXTS, fast=True)
+
+
+@pytest.mark.keras_free
+def test_small_helpers():
+    paths = keras_bert.get_checkpoint_paths("model")
+    assert paths._fields == ("config", "checkpoint", "vocab")
+    assert paths == (os.path.join("model", "bert_config.json"), os.path.join("model", "bert_model.ckpt"),
+                     os.path.join("model", "vocab.txt"))
+    assert keras_bert.get_base_dict() == {"": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+    assert keras_bert.calc_train_steps(num_example=1024, batch_size=32, epochs=10) == (320, 32)
+    assert keras_bert.calc_train_steps(1000, 32, 3, warmup_proportion=0.25) == (96, 24)
+
+
+def test_extract_embeddings_match_keras_bert(reference, fixture_checkpoint):
+    _, theirs = reference
+    texts = [t if isinstance(t, str) else tuple(t) for t in EMBEDDING_TEXTS]
+    results = {key: keras_bert.extract_embeddings(str(fixture_checkpoint), texts, **options)
+               for key, options in EXTRACT.items()}
+    model = keras_bert.load_trained_model_from_checkpoint(
+        os.path.join(fixture_checkpoint, "bert_config.json"), os.path.join(fixture_checkpoint, "bert_model.ckpt"),
+        seq_len=None,
+    )
+    vocab = keras_bert.load_vocabulary(os.path.join(fixture_checkpoint, "vocab.txt"))
+    results["built"] = list(keras_bert.extract_embeddings_generator(
+        model, texts, poolings=keras_bert.POOL_MAX, vocabs=vocab, batch_size=2))
+    for key, embeddings in results.items():
+        assert len(embeddings) == len(texts)
+        for i, ours in enumerate(embeddings):
+            expected = theirs[f"extract/{key}/{i}"]
+            assert ours.shape == expected.shape, (key, i)
+            np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0, err_msg=f"{key} #{i}")
+
+
+def test_output_layer_lists_match_keras_bert(reference, fixture_checkpoint):
+    _, theirs = reference
+    paths = keras_bert.get_checkpoint_paths(str(fixture_checkpoint))
+    tokens, segments = np.array(TOKENS, "int32"), np.array(SEGMENTS, "int32")
+    for key, layers in OUTPUT_LAYERS.items():
+        model = keras_bert.load_trained_model_from_checkpoint(
+            paths.config, paths.checkpoint, output_layer_num=layers, seq_len=tokens.shape[1])
+        ours = keras.ops.convert_to_numpy(model([tokens, segments]))
+        np.testing.assert_allclose(ours, theirs[f"layers/{key}"], atol=1e-5, rtol=0, err_msg=key)
+
+
+def test_output_layer_num_errors_and_config(fixture_checkpoint):
+    paths = keras_bert.get_checkpoint_paths(str(fixture_checkpoint))
+    model, config = keras_bert.build_model_from_config(paths.config, output_layer_num=(-1, 0), seq_len=100)
+    assert model.get_config()["output_layer_num"] == [-1, 0]
+    assert config["max_position_embeddings"] == 16 and model.seq_len == 16
+    for bad in ([], [2], [-3], [0.5], 0, "2"):
+        with pytest.raises(ConfigError, match="output_layer_num"):
+            BertModel(model.bert_config, output_layer_num=bad)
+    with pytest.raises(ConfigError, match="use_task_embed"):
+        keras_bert.build_model_from_config(paths.config, use_task_embed=True)
+    with pytest.raises(ConfigError, match="head_num"):
+        keras_bert.build_model_from_config(paths.config, head_num=2)
+
+
+def test_custom_objects_round_trip(fixture_checkpoint, tmp_path):
+    paths = keras_bert.get_checkpoint_paths(str(fixture_checkpoint))
+    model = keras_bert.load_trained_model_from_checkpoint(
+        paths.config, paths.checkpoint, output_layer_num=[-1, -2], seq_len=12)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, custom_objects=keras_bert.get_custom_objects())
+    assert isinstance(loaded, BertModel) and loaded.get_config() == model.get_config()
+    tokens, segments = np.array(TOKENS, "int32"), np.array(SEGMENTS, "int32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded([tokens, segments])),
+                                  keras.ops.convert_to_numpy(model([tokens, segments])))
+
+
+def test_adam_warmup_matches_keras_bert(reference):
+    _, theirs = reference
+    for key, options in OPTIMIZER["cases"].items():
+        kernel = keras.Variable(np.array(OPTIMIZER["kernel"], "float32"), name="kernel")
+        bias = keras.Variable(np.array(OPTIMIZER["bias"], "float32"), name="bias")
+        adam = keras_bert.AdamWarmup(**options)
+        steps = []
+        for g_kernel, g_bias in zip(OPTIMIZER["kernel_grads"], OPTIMIZER["bias_grads"]):
+            adam.apply_gradients([(np.array(g_kernel, "float32"), kernel), (np.array(g_bias, "float32"), bias)])
+            steps.append(np.concatenate([keras.ops.convert_to_numpy(kernel).ravel(), keras.ops.convert_to_numpy(bias)]))
+        # Same formula, operations in another order: float32 rounding (~1e-6
+        # after a few steps of rate 0.1) and nothing else.
+        np.testing.assert_allclose(np.stack(steps), theirs[f"optimizer/{key}"], atol=1e-5, rtol=0, err_msg=key)
+        again = keras_bert.AdamWarmup.from_config(adam.get_config())
+        assert again.get_config() == adam.get_config()
+
+
+def test_adam_warmup_pattern_spares_other_weights():
+    # keras-bert documents weight_decay_pattern (its TF 2 optimizer ignores it).
+    def final_bias(**options):
+        kernel = keras.Variable(np.ones((2, 2), "float32"), name="kernel")
+        bias = keras.Variable(np.ones(2, "float32"), name="bias")
+        adam = keras_bert.AdamWarmup(decay_steps=4, warmup_steps=1, learning_rate=0.1, **options)
+        for _ in range(3):
+            adam.apply_gradients([(np.full((2, 2), 0.5, "float32"), kernel), (np.full(2, 0.5, "float32"), bias)])
+        return keras.ops.convert_to_numpy(kernel), keras.ops.convert_to_numpy(bias)
+
+    plain_kernel, plain_bias = final_bias()
+    kernel, bias = final_bias(weight_decay=0.5, weight_decay_pattern=["kernel"])
+    np.testing.assert_array_equal(bias, plain_bias)
+    assert np.all(kernel < plain_kernel)
+
+
+def test_get_model_has_keras_bert_layers(reference):
+    theirs = reference[0]["get_model"]
+    model = keras_bert.get_model(**SIZES)
+    ours = {layer.name: layer.count_params() for layer in model.layers if layer.weights}
+    # Every keras-bert layer with weights is there, under its name, with as many.
+    assert {name: ours.get(name) for name in theirs["params"]} == theirs["params"]
+    assert [list(o.shape) for o in model.outputs] == theirs["outputs"]
+    _, output = keras_bert.get_model(**SIZES, training=False, output_layer_num=2)
+    assert list(output.shape) == theirs["encoder_output"]
+
+
+def test_compile_model_trains_on_gen_batch_inputs():
+    model = keras_bert.get_model(**SIZES)
+    keras_bert.compile_model(model, decay_steps=10, warmup_steps=2, learning_rate=1e-3)
+    vocab = {token: i for i, token in enumerate(EXTRA_VOCAB)}
+    pairs = [(["all", "work"], ["no", "play"]), (["hello"], ["world", "jack"])] * 2
+    np.random.seed(2)
+    inputs, targets = keras_bert.gen_batch_inputs(pairs, vocab, EXTRA_VOCAB, seq_len=SIZES["seq_len"])
+    loss = model.train_on_batch(inputs, targets)
+    assert np.all(np.isfinite(loss))
+    assert isinstance(model.optimizer, keras_bert.AdamWarmup)
+
+
+@pytest.mark.keras_free
+def test_gen_batch_inputs():
+    vocab = {token: i for i, token in enumerate(EXTRA_VOCAB)}
+    pairs = [(["all", "work"], ["no", "play"]), (["hello"], ["world", "jack", "cafe"]), (["你", "好"], ["世", "界"])]
+    np.random.seed(0)
+    (tokens, segments, masked), (targets, nsp) = keras_bert.gen_batch_inputs(
+        pairs, vocab, EXTRA_VOCAB, seq_len=8, mask_rate=1.0, mask_mask_rate=1.0, swap_sentence_rate=0.0)
+    assert tokens.shape == segments.shape == masked.shape == (3, 8) and targets.shape == (3, 8, 1)
+    assert nsp.tolist() == [[0.0]] * 3
+    assert [vocab.get(t, -1) for t in ["[CLS]", "all", "work", "[SEP]", "no", "play", "[SEP]"]] == targets[0, :7, 0].tolist()
+    assert segments[0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # padding counts as segment 1, as in keras-bert
+    special = np.isin(targets[..., 0], [vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")])
+    assert (masked == ~special).all() and (tokens[~special] == vocab["[MASK]"]).all()
+    (_, _, masked), (_, nsp) = keras_bert.gen_batch_inputs(
+        pairs, vocab, EXTRA_VOCAB, seq_len=8, mask_rate=0.0, swap_sentence_rate=1.0)
+    assert masked.sum(axis=1).tolist() == [1, 1, 1] and masked[:, 1].all()  # force_mask
+    np.random.seed(1)
+    for _ in range(5):
+        (tokens, _, masked), (targets, nsp) = keras_bert.gen_batch_inputs(pairs, vocab, EXTRA_VOCAB, seq_len=8)
+        assert set(nsp.ravel()) <= {0.0, 1.0} and (tokens[masked == 0] == targets[..., 0][masked == 0]).all()
