@@ -222,19 +222,10 @@ class AdamWarmup(keras.optimizers.Optimizer):
         self.assign_sub(variable, rate * direction)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            decay_steps=self.decay_steps,
-            warmup_steps=self.warmup_steps,
-            min_lr=self.min_lr,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            weight_decay=self.adam_weight_decay,
-            weight_decay_pattern=self.weight_decay_pattern,
-            amsgrad=self.amsgrad,
-        )
-        return config
+        names = ("decay_steps", "warmup_steps", "min_lr", "beta_1", "beta_2", "epsilon", "weight_decay_pattern",
+                 "amsgrad")
+        return dict(super().get_config(), weight_decay=self.adam_weight_decay,
+                    **{name: getattr(self, name) for name in names})
 
 
 def gen_batch_inputs(

@@ -21,6 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from keras_bert_shared import character_tokenizer, tokenizer_outputs  # noqa: E402
+
 
 def main(config, checkpoint, inputs_path, out_path, *names):
     from keras_bert import load_trained_model_from_checkpoint
@@ -39,38 +41,6 @@ def main(config, checkpoint, inputs_path, out_path, *names):
     values = probe.predict([tokens, segments, masked], verbose=0)
     values = values if isinstance(values, list) else [values]
     np.savez(out_path, **dict(zip(names, values)))
-
-
-def character_tokenizer(base):
-    """keras-bert's documented subclass for character-level Chinese: every
-    known character a token, a space `[unused1]`, the rest `[UNK]`.  The
-    compat tests define the same subclass on kbert's Tokenizer."""
-
-    class CharacterTokenizer(base):
-        def _tokenize(self, text):
-            out = []
-            for char in text:
-                if char in self._token_dict:
-                    out.append(char)
-                elif self._is_space(char):
-                    out.append("[unused1]")
-                else:
-                    out.append("[UNK]")
-            return out
-
-    return CharacterTokenizer
-
-
-def tokenizer_outputs(tokenizer, texts, pairs, max_len):
-    """What a keras-bert Tokenizer makes of `texts` and `pairs`, as JSON."""
-    out = {"tokenize": [], "encode": [], "decode": []}
-    for first, second in [(t, None) for t in texts] + [tuple(p) for p in pairs]:
-        out["tokenize"].append(tokenizer.tokenize(first, second))
-        for length in (None, max_len):
-            ids, segments = tokenizer.encode(first, second, max_len=length)
-            out["encode"].append([ids, segments])
-            out["decode"].append(tokenizer.decode(ids))
-    return out
 
 
 def compat(spec_path, out_dir):

@@ -20,6 +20,7 @@ import kbert.keras_bert as keras_bert
 from kbert import tokenization
 from kbert.errors import ConfigError
 from kbert.model import BertModel
+from keras_bert_shared import character_tokenizer, tokenizer_outputs
 
 pytest.importorskip("keras_bert")
 pytest.importorskip("tf_keras")
@@ -73,25 +74,6 @@ REMATCH = [
 ]
 
 
-def character_tokenizer(base):
-    """keras-bert's documented subclass for character-level Chinese (the
-    same code the reference runs on keras-bert's Tokenizer)."""
-
-    class CharacterTokenizer(base):
-        def _tokenize(self, text):
-            out = []
-            for char in text:
-                if char in self._token_dict:
-                    out.append(char)
-                elif self._is_space(char):
-                    out.append("[unused1]")
-                else:
-                    out.append("[UNK]")
-            return out
-
-    return CharacterTokenizer
-
-
 def vocabs(fixture_checkpoint):
     return {
         "fixture": keras_bert.load_vocabulary(os.path.join(fixture_checkpoint, "vocab.txt")),
@@ -127,26 +109,15 @@ def reference(fixture_checkpoint, tmp_path_factory):
     return tokenizers, dict(np.load(out / "arrays.npz"))
 
 
-def tokenizer_outputs(tokenizer):
-    out = {"tokenize": [], "encode": [], "decode": []}
-    for first, second in [(t, None) for t in TEXTS] + [tuple(p) for p in PAIRS]:
-        out["tokenize"].append(tokenizer.tokenize(first, second))
-        for length in (None, MAX_LEN):
-            ids, segments = tokenizer.encode(first, second, max_len=length)
-            out["encode"].append([ids, segments])
-            out["decode"].append(tokenizer.decode(ids))
-    return json.loads(json.dumps(out))  # tuples as JSON lists, as the reference's
-
-
 @pytest.mark.keras_free
 def test_tokenizer_matches_keras_bert(reference, fixture_checkpoint):
     theirs, _ = reference
     for name, vocab in vocabs(fixture_checkpoint).items():
         for cased in (False, True):
-            ours = tokenizer_outputs(keras_bert.Tokenizer(vocab, cased=cased))
+            ours = tokenizer_outputs(keras_bert.Tokenizer(vocab, cased=cased), TEXTS, PAIRS, MAX_LEN)
             assert ours == theirs[f"{name}/cased={cased}"], f"{name}, cased={cased}"
         subclass = character_tokenizer(keras_bert.Tokenizer)(vocab)
-        assert tokenizer_outputs(subclass) == theirs[f"{name}/subclass"], name
+        assert tokenizer_outputs(subclass, TEXTS, PAIRS, MAX_LEN) == theirs[f"{name}/subclass"], name
 
 
 @pytest.mark.keras_free
