@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 from kbert import layers, optimization  # noqa: F401  (registers Keras objects)
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
-from kbert.model import BertModel
+from kbert.model import BertModel, attention_probabilities
 from kbert.predict import Classifier, Prediction, load_classifier
 from kbert.presets import PRESETS
 from kbert.student import StudentModel, build_student
@@ -44,6 +44,7 @@ __all__ = [
     "Prediction",
     "StudentModel",
     "Tokenizer",
+    "attention_probabilities",
     "build_student",
     "checkpoint_mapping",
     "export_checkpoint",

@@ -555,3 +555,22 @@ class BertModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def attention_probabilities(model, layer):
+    """A Keras model from `model`'s inputs to encoder `layer`'s attention
+    probabilities [B, heads, queries, keys] (1-based `layer`, as the layer
+    names): keras-bert's attention-map reading, built from the same weights.
+
+    Raises:
+        ConfigError: `model` has no such encoder.
+    """
+    names = {layer.name for layer in model.layers}
+    name = f"Encoder-{layer}-MultiHeadSelfAttention"
+    if name not in names:
+        raise ConfigError(f"the model has no layer {name!r}")
+    source = "Embedding-Norm" if layer == 1 else f"Encoder-{layer - 1}-FeedForward-Norm"
+    probabilities = model.get_layer(name)(
+        model.get_layer(source).output, attention_mask=model.get_layer("Padding-Mask").output,
+        return_probabilities=True)
+    return keras.Model(model.inputs, probabilities, name=f"attention_{layer}")

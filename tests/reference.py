@@ -63,6 +63,7 @@ def forward(w, config, token_ids, segment_ids, *, approximate_gelu=True):
         k = heads(dense(x, f"{p}/attention/self/key"))
         v = heads(dense(x, f"{p}/attention/self/value"))
         scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(h) + adder  # [B, N, F, T]
+        out[f"Encoder-{layer + 1}-Attention-Probabilities"] = softmax(scores)
         context = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(b, t, d)
         attn = dense(context, f"{p}/attention/output/dense")
         x = layer_norm(

@@ -53,7 +53,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         x = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_attention_heads, head_size))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, inputs, attention_mask=None, training=None):
+    def call(self, inputs, attention_mask=None, training=None, return_probabilities=False):
+        # return_probabilities: the softmax over keys [B, N, F, T] instead of
+        # the output, for attention maps (`kbert.attention_probabilities`).
         hidden_size = ops.shape(inputs)[-1]
         head_size = hidden_size // self.num_attention_heads
         query = self._split_heads(self.query(inputs))  # [B, N, F, H]
@@ -70,6 +72,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             mask = ops.cast(attention_mask[:, None, None, :], scores.dtype)  # [B, 1, 1, T]
             scores = scores + (1.0 - mask) * -10000.0
         probs = ops.softmax(scores, axis=-1)  # [B, N, F, T]
+        if return_probabilities:
+            return probs
         probs = self.dropout(probs, training=training)
 
         context = ops.matmul(probs, value)  # [B, N, F, H]
@@ -77,8 +81,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         context = ops.reshape(context, (ops.shape(context)[0], ops.shape(context)[1], hidden_size))
         return self.output_dense(context)  # [B, F, D]
 
-    def compute_output_shape(self, inputs_shape, attention_mask_shape=None):
-        return inputs_shape
+    # No compute_output_shape: the shape depends on `return_probabilities`,
+    # which Keras does not pass to it, so Keras traces `call` symbolically.
 
     def get_config(self):
         config = super().get_config()
