@@ -35,7 +35,9 @@ is stricter or follows Google's code, it says so below; the differences:
 * `gen_batch_inputs` follows keras-bert's recipe and draws from NumPy's
   global random state, as keras-bert does, but not in the same order: a
   seed gives a batch of the same kind, not the same batch.
-* `TaskEmbedding` (`use_task_embed=True`) is not provided (yet).
+* `use_task_embed=True` adds keras-bert's `Input-Task` and `Embedding-Task`
+  (`kbert.layers.TaskEmbedding`, as keras-bert's with `mask_zero=False`);
+  the input is int32 where keras-bert's is float.
 """
 
 import collections
@@ -50,6 +52,7 @@ from kbert.atomic import read_json
 from kbert.checks import is_int, is_number
 from kbert.config import BertConfig
 from kbert.errors import ConfigError
+from kbert.layers import TaskEmbedding
 from kbert.model import BertModel
 from kbert.tokenization import TOKEN_CLS, TOKEN_MASK, TOKEN_SEP, TOKEN_UNK, load_vocab
 from kbert.weights.loading import assign_weights, open_checkpoint
@@ -64,6 +67,7 @@ __all__ = [
     "TOKEN_PAD",
     "TOKEN_SEP",
     "TOKEN_UNK",
+    "TaskEmbedding",
     "Tokenizer",
     "build_model_from_config",
     "calc_train_steps",
@@ -301,9 +305,9 @@ def _model_options(config, output_layer_num, seq_len, kwargs):
         config = BertConfig.from_dict({**config.to_dict(), "hidden_dropout_prob": dropout_rate}, "dropout_rate")
     if kwargs.pop("attention_activation", None) is not None:
         raise ConfigError("attention_activation: kbert's attention is linear, as in BERT; only None is supported")
+    task_num = kwargs.pop("task_num", 10)  # keras-bert's default; only read with use_task_embed
     if kwargs.pop("use_task_embed", False):
-        raise ConfigError("use_task_embed: TaskEmbedding is not supported by kbert.keras_bert")
-    kwargs.pop("task_num", None)  # only read with use_task_embed
+        options["task_num"] = task_num
     for name in ("num_labels", "with_pooler"):  # kbert's own options pass through
         if name in kwargs:
             options[name] = kwargs.pop(name)
@@ -339,7 +343,9 @@ def get_model(
 
     With `training` (the default here) the model with `Input-Masked` and
     the MLM and NSP heads; otherwise `(inputs, output)`, the tensors to
-    build on, as keras-bert returns them.
+    build on, as keras-bert returns them.  `use_task_embed` adds
+    `Input-Task` (one id in 0..task_num-1 per example) after
+    `Input-Segment`, and `Embedding-Task`.
     """
     if not isinstance(feed_forward_activation, str):
         raise ConfigError(

@@ -3,9 +3,10 @@
 The graph and its layer names follow keras-bert, so that code written
 against `model.get_layer("Encoder-3-FeedForward-Norm")` keeps working:
 
-    Input-Token, Input-Segment [, Input-Masked]
+    Input-Token, Input-Segment [, Input-Task] [, Input-Masked]
     Embedding-Token, Embedding-Segment, Embedding-Token-Segment,
-    Embedding-Position, Embedding-Dropout, Embedding-Norm, Padding-Mask
+    Embedding-Position, [Embedding-Task,] Embedding-Dropout, Embedding-Norm,
+    Padding-Mask
     Encoder-{n}-MultiHeadSelfAttention[-Dropout|-Add|-Norm]   n = 1..L
     Encoder-{n}-FeedForward[-Dropout|-Add|-Norm]
     [Encoder-Output]                    (output_layer_num > 1)
@@ -22,7 +23,8 @@ Inputs are checked where they enter, on the host, before Keras traces or
 runs anything: `__call__`, `predict`, `predict_on_batch`, `evaluate`,
 `test_on_batch`, `fit` and `train_on_batch` refuse, with a `DataError`
 naming the input, a token id outside `0..vocab_size-1`, a segment id outside
-`0..type_vocab_size-1`, a non-integral id, a length beyond
+`0..type_vocab_size-1`, a task id outside `0..task_num-1` (or not of
+shape [batch, 1]), a non-integral id, a length beyond
 `max_position_embeddings` (or other than a fixed `seq_len`) and inputs of
 different shapes.  The check reads NumPy arrays, lists and eager tensors;
 batches of a `keras.utils.PyDataset` or a generator are checked one by one
@@ -57,6 +59,7 @@ from kbert.layers import (
     MultiHeadSelfAttention,
     PaddingMask,
     PositionEmbedding,
+    TaskEmbedding,
     TokenEmbedding,
 )
 
@@ -133,12 +136,14 @@ class InputLimits:
     """What a `BertModel` accepts, as plain numbers (picklable, so that
     PyDataset workers can check batches in their own processes)."""
 
-    def __init__(self, config, seq_len, names):
+    def __init__(self, config, seq_len, names, task_num=None):
         self.vocab_size = config.vocab_size
         self.type_vocab_size = config.type_vocab_size
         self.max_position_embeddings = config.max_position_embeddings
         self.seq_len = seq_len
-        self.names = tuple(names)  # "Input-Token", "Input-Segment"[, "Input-Masked"]
+        self.task_num = task_num
+        # "Input-Token", "Input-Segment"[, "Input-Task"][, "Input-Masked"]
+        self.names = tuple(names)
 
     def check(self, inputs):
         """Refuse what `inputs` (the model's input structure) holds outside
@@ -147,7 +152,7 @@ class InputLimits:
         arrays = self._by_name(inputs)
         shape = first = None
         for name, a in arrays.items():
-            if a is None:
+            if a is None or name == "Input-Task":
                 continue
             if a.ndim != 2:
                 raise DataError(f"{name}: expected ids of shape [batch, length], got shape {list(a.shape)}")
@@ -166,8 +171,17 @@ class InputLimits:
                     f"{first}: length {length} exceeds max_position_embeddings "
                     f"{self.max_position_embeddings}"
                 )
+        tasks = arrays.get("Input-Task")
+        if tasks is not None:
+            batch = None if shape is None else shape[0]
+            if tasks.ndim != 2 or tasks.shape[1] != 1 or batch is not None and tasks.shape[0] != batch:
+                raise DataError(f"Input-Task: expected one task id per example, shape [{batch or 'batch'}, 1], "
+                                f"got shape {list(tasks.shape)}")
+            if tasks.dtype.kind not in "iuf":
+                raise DataError(f"Input-Task: expected integer ids, got dtype {tasks.dtype}")
         limits = {"Input-Token": ("vocab_size", self.vocab_size),
-                  "Input-Segment": ("type_vocab_size", self.type_vocab_size)}
+                  "Input-Segment": ("type_vocab_size", self.type_vocab_size),
+                  "Input-Task": ("task_num", self.task_num)}
         for name, (field, limit) in limits.items():
             a = arrays.get(name)
             if a is None or not a.size:
@@ -344,6 +358,9 @@ class BertModel(keras.Model):
         output_layer_num: concatenate the outputs of the last m encoders;
             or a list of encoder indices (0-based, negative counting from
             the end), concatenated in reverse order, as keras-bert does.
+        task_num: add keras-bert's task embedding (`use_task_embed`): an
+            `Input-Task` of one id in 0..task_num-1 per example, whose
+            `Embedding-Task` row is added to every position.
         num_labels: add a classifier on the pooled output with k logits.
         with_pooler: also output the pooled `[CLS]` vector (`NSP-Dense`,
             the original's `bert/pooler`), as `[sequence, pooled]`.
@@ -358,13 +375,14 @@ class BertModel(keras.Model):
         output_layer_num=1,
         num_labels=None,
         with_pooler=False,
+        task_num=None,
         **kwargs,
     ):
         config = bert_config if isinstance(bert_config, BertConfig) else BertConfig.from_dict(bert_config)
         if isinstance(output_layer_num, tuple):
             output_layer_num = list(output_layer_num)  # as get_config's JSON gives it back
         chosen = _encoder_indices(output_layer_num, config.num_hidden_layers)
-        for name, value in (("seq_len", seq_len), ("num_labels", num_labels)):
+        for name, value in (("seq_len", seq_len), ("num_labels", num_labels), ("task_num", task_num)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
         for name, value in (("training", training), ("with_pooler", with_pooler)):
@@ -381,6 +399,8 @@ class BertModel(keras.Model):
                 f"seq_len {seq_len} is outside 1..max_position_embeddings "
                 f"({config.max_position_embeddings})"
             )
+        if task_num is not None and task_num < 1:
+            raise ConfigError(f"task_num must be at least 1, got {task_num}")
         if num_labels is not None and (training or num_labels < 1):
             raise ConfigError(
                 "num_labels needs a positive count and training=False "
@@ -409,6 +429,11 @@ class BertModel(keras.Model):
             initializer_range=config.initializer_range,
             name="Embedding-Position",
         )(x)
+        if task_num is not None:
+            # keras-bert: a float [B, 1] input, cast to int32 by the layer.
+            task_ids = keras.Input(shape=(1,), dtype="int32", name="Input-Task")
+            inputs.append(task_ids)
+            x = TaskEmbedding(task_num, config.hidden_size, name="Embedding-Task")([x, task_ids])
         x = keras.layers.Dropout(config.hidden_dropout_prob, name="Embedding-Dropout")(x)
         x = _norm("Embedding-Norm")(x)
         mask = PaddingMask(name="Padding-Mask")(token_ids)
@@ -459,12 +484,12 @@ class BertModel(keras.Model):
         self.output_layer_num = output_layer_num
         self.num_labels = num_labels
         self.with_pooler = with_pooler
+        self.task_num = task_num
         self.trainable_spec = trainable
         if trainable is None:
             trainable = training or num_labels is not None
         _apply_trainable(self, trainable)
-        names = ["Input-Token", "Input-Segment"] + (["Input-Masked"] if training else [])
-        self.input_limits = InputLimits(config, seq_len, names)
+        self.input_limits = InputLimits(config, seq_len, [i.name for i in inputs], task_num)
 
     # -- the input boundary (see the module docstring) --------------------
 
@@ -550,6 +575,7 @@ class BertModel(keras.Model):
             "output_layer_num": self.output_layer_num,
             "num_labels": self.num_labels,
             "with_pooler": self.with_pooler,
+            "task_num": self.task_num,
         }
 
     @classmethod

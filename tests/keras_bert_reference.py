@@ -75,6 +75,11 @@ def compat(spec_path, out_dir):
     }
     _, output = keras_bert.get_model(**sizes, training=False, output_layer_num=2)
     results["get_model"]["encoder_output"] = list(output.shape)
+    model = keras_bert.get_model(**sizes, use_task_embed=True, task_num=spec["task"]["task_num"])
+    results["get_model"]["task"] = {
+        "params": {layer.name: layer.count_params() for layer in model.layers if layer.weights},
+        "inputs": [t.name.split(":")[0] for t in model.inputs],
+    }
     with open(os.path.join(out_dir, "tokenizers.json"), "w", encoding="utf-8") as f:
         json.dump(results, f)
 
@@ -98,6 +103,12 @@ def compat(spec_path, out_dir):
             paths.config, paths.checkpoint, output_layer_num=layers, seq_len=tokens.shape[1]
         )
         arrays[f"layers/{key}"] = model.predict([tokens, segments], verbose=0)
+    task = spec["task"]
+    model = keras_bert.load_trained_model_from_checkpoint(
+        paths.config, paths.checkpoint, seq_len=tokens.shape[1], use_task_embed=True, task_num=task["task_num"]
+    )
+    model.get_layer("Embedding-Task").set_weights([np.array(task["embeddings"], "float32")])
+    arrays["task"] = model.predict([tokens, segments, np.array(task["ids"], "float32")[:, None]], verbose=0)
     import tensorflow as tf
 
     optimizer = spec["optimizer"]

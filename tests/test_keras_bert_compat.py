@@ -1,6 +1,6 @@
 """kbert.keras_bert against keras-bert itself: same names, same results.
 
-keras-bert runs once per module in a subprocess (tf-keras cannot share a
+keras-bert runs once in a subprocess (tests/reference_cache.py; tf-keras cannot share a
 process with Keras 3; see keras_bert_reference.compat) and writes its
 tokenizer outputs, spans, embeddings and model outputs; every test here
 compares kbert's with those.  Embeddings agree within 1e-5 (keras-bert's
@@ -9,23 +9,22 @@ LayerNormalization epsilon is 1e-14, kbert's 1e-12, see test_keras_bert).
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
+import kbert
 import kbert.keras_bert as keras_bert
 from kbert import tokenization
 from kbert.errors import ConfigError
 from kbert.model import BertModel
 from keras_bert_shared import character_tokenizer, tokenizer_outputs
+from reference_cache import run_reference
 
 pytest.importorskip("keras_bert")
 pytest.importorskip("tf_keras")
 
-HERE = os.path.dirname(__file__)
 
 EXTRA_VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", "all", "work", "and", "no", "play",
@@ -59,6 +58,7 @@ OPTIMIZER = {
         "lr": dict(decay_steps=10, warmup_steps=3, lr=0.02, beta_1=0.8, beta_2=0.99),
     },
 }
+TASK = {"task_num": 3, "ids": [2, 0], "embeddings": np.random.default_rng(1).normal(size=(3, 4)).round(3).tolist()}
 SIZES = dict(token_num=len(EXTRA_VOCAB), pos_num=16, seq_len=8, embed_dim=8, transformer_num=2, head_num=2, feed_forward_dim=16)
 REMATCH = [
     ["All rights reserved.", ["all", "rights", "re", "##ser", "##ved", "."], False],
@@ -96,14 +96,11 @@ def reference(fixture_checkpoint, tmp_path_factory):
         "rematch": rematch_cases(fixture_checkpoint), "checkpoint": str(fixture_checkpoint),
         "embedding_texts": EMBEDDING_TEXTS, "extract": EXTRACT, "output_layers": OUTPUT_LAYERS,
         "tokens": TOKENS, "segments": SEGMENTS, "optimizer": OPTIMIZER,
-        "get_model": SIZES,
+        "get_model": SIZES, "task": TASK,
     }
     (out / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    subprocess.run(
-        [sys.executable, os.path.join(HERE, "keras_bert_reference.py"), "compat", str(out / "spec.json"), str(out)],
-        check=True, env=env, capture_output=True, timeout=300,
-    )
+    run_reference(["compat", out / "spec.json", out], inputs=[out / "spec.json", fixture_checkpoint],
+                  words=["compat"], out_dir=out, outputs=["tokenizers.json", "arrays.npz"])
     with open(out / "tokenizers.json", encoding="utf-8") as f:
         tokenizers = json.load(f)
     return tokenizers, dict(np.load(out / "arrays.npz"))
@@ -202,8 +199,8 @@ def test_output_layer_num_errors_and_config(fixture_checkpoint):
     for bad in ([], [2], [-3], [0.5], 0, "2"):
         with pytest.raises(ConfigError, match="output_layer_num"):
             BertModel(model.bert_config, output_layer_num=bad)
-    with pytest.raises(ConfigError, match="use_task_embed"):
-        keras_bert.build_model_from_config(paths.config, use_task_embed=True)
+    with pytest.raises(ConfigError, match="task_num must be at least 1"):
+        keras_bert.build_model_from_config(paths.config, use_task_embed=True, task_num=0)
     with pytest.raises(ConfigError, match="head_num"):
         keras_bert.build_model_from_config(paths.config, head_num=2)
 
@@ -263,6 +260,29 @@ def test_get_model_has_keras_bert_layers(reference):
     assert [list(o.shape) for o in model.outputs] == theirs["outputs"]
     _, output = keras_bert.get_model(**SIZES, training=False, output_layer_num=2)
     assert list(output.shape) == theirs["encoder_output"]
+
+
+def test_task_embedding_matches_keras_bert(reference, fixture_checkpoint):
+    """`use_task_embed`: keras-bert's Input-Task and Embedding-Task, the same outputs."""
+    theirs = reference[0]["get_model"]["task"]
+    model = keras_bert.get_model(**SIZES, use_task_embed=True, task_num=TASK["task_num"])
+    assert [t.name for t in model.inputs] == theirs["inputs"]
+    ours = {layer.name: layer.count_params() for layer in model.layers if layer.weights}
+    assert {name: ours.get(name) for name in theirs["params"]} == theirs["params"]
+
+    paths = keras_bert.get_checkpoint_paths(fixture_checkpoint)
+    model = keras_bert.load_trained_model_from_checkpoint(
+        paths.config, paths.checkpoint, seq_len=len(TOKENS[0]), use_task_embed=True, task_num=TASK["task_num"])
+    assert model.load_report.initialized == ("Embedding-Task/embeddings",)
+    model.get_layer("Embedding-Task").set_weights([np.array(TASK["embeddings"], "float32")])
+    tasks = np.array(TASK["ids"])[:, None]
+    outputs = model.predict([np.array(TOKENS), np.array(SEGMENTS), tasks], verbose=0)
+    np.testing.assert_allclose(outputs, reference[1]["task"], atol=1e-5)
+    # Another task, another output; an id beyond task_num is refused.
+    other = model.predict([np.array(TOKENS), np.array(SEGMENTS), 1 - np.minimum(tasks, 1)], verbose=0)
+    assert np.abs(other - outputs).max() > 1e-3
+    with pytest.raises(kbert.DataError, match=r"Input-Task: id 3 .* \(task_num 3\)"):
+        model.predict([np.array(TOKENS), np.array(SEGMENTS), tasks + 1], verbose=0)
 
 
 def test_get_model_learns_mlm_and_nsp_from_scratch():

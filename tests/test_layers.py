@@ -15,6 +15,7 @@ from kbert.layers import (
     MultiHeadSelfAttention,
     PaddingMask,
     PositionEmbedding,
+    TaskEmbedding,
     TokenEmbedding,
 )
 import reference
@@ -118,6 +119,21 @@ def test_embedding_similarity(hidden, rng):
     out = keras.ops.convert_to_numpy(layer([hidden, matrix]))
     expected = reference.softmax(hidden.astype("float64") @ matrix.T + layer.bias.numpy())
     np.testing.assert_allclose(out, expected, atol=1e-6)
+    logits = keras.ops.convert_to_numpy(layer([hidden, matrix], logits=True))
+    np.testing.assert_allclose(logits, hidden @ matrix.T + layer.bias.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_task_embedding(hidden, mask_zero):
+    tasks = np.array([[2], [0]], "int32")
+    layer = run_layer_test(TaskEmbedding, {"input_dim": 3, "output_dim": D, "mask_zero": mask_zero},
+                           [hidden, tasks], (B, T, D))
+    table = layer.embeddings.numpy()
+    rows = table[tasks[:, 0]][:, None] * (tasks != 0)[:, :, None] if mask_zero else table[tasks[:, 0]][:, None]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([hidden, tasks])), hidden + rows, atol=1e-6)
+    padding = keras.ops.convert_to_tensor(np.arange(T)[None].repeat(B, 0) < 3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask([hidden, tasks], [padding, None])),
+                                  keras.ops.convert_to_numpy(padding))
 
 
 def test_masked_output(hidden, ids):

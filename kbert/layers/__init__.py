@@ -11,6 +11,7 @@ from kbert.layers.position_embedding import PositionEmbedding
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pool import StudentPool
+from kbert.layers.task_embedding import TaskEmbedding
 from kbert.layers.token_embedding import TokenEmbedding
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "StudentConv",
     "StudentEmbedding",
     "StudentPool",
+    "TaskEmbedding",
     "TokenEmbedding",
 ]
