@@ -19,6 +19,7 @@ COMMANDS = (
     ("tokenize", "tokenize", "tokenize text as the original FullTokenizer does"),
     ("download-glue", "download_glue", "download GLUE tasks into DATA_DIR/TASK/{train,dev,test}.tsv"),
     ("records-to-text", "records_to_text", "print a feature-cache .tf_record as text"),
+    ("pretrain", "pretrain", "continue pre-training (masked LM + next sentence) on plain text"),
     ("finetune", "finetune", "fine-tune a classifier on a GLUE task (the teacher)"),
     ("evaluate", "evaluate", "evaluate a fine-tuned run or a student on dev or a labeled TSV"),
     ("materials", "materials", "run a fine-tuned teacher over a task and store its teaching materials"),

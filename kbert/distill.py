@@ -51,6 +51,7 @@ from kbert.errors import ConfigError, DataError
 from kbert.layers.student_embedding import VARIANTS
 from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
 from kbert.progress import ItemsProgress
+from kbert.seeding import EpochSeed
 from kbert import runs
 from kbert.atomic import atomic_output, read_json, save_model_atomic, write_json
 from kbert.materials import load_materials
@@ -252,29 +253,6 @@ class _EpochEnd(keras.callbacks.Callback):
                 os.remove(os.path.join(self.checkpoint_dir, old))
 
 
-class _EpochSeed(keras.callbacks.Callback):
-    """Each epoch's randomness (dropout) drawn from (seed, epoch) alone.
-
-    A resumed run is a new process: the global RNGs and each dropout
-    layer's seed state are not where the uninterrupted run had them (the
-    .keras file does not keep the global ones, and on PyTorch Keras' dropout
-    draws from torch's global generator).  Reseeding both at every epoch's
-    start makes epoch n the same whether or not the run stopped before it.
-    """
-
-    def __init__(self, seed):
-        super().__init__()
-        self.seed = seed
-
-    def on_epoch_begin(self, epoch, logs=None):
-        rng = np.random.default_rng([self.seed, epoch])
-        keras.utils.set_random_seed(int(rng.integers(2**31 - 1)))
-        for layer in self.model.layers:
-            generator = getattr(layer, "seed_generator", None)
-            if generator is not None:
-                generator.state.assign(np.array([rng.integers(2**31 - 1), 0], dtype=generator.state.dtype))
-
-
 # ---------------------------------------------------------------- distill
 
 
@@ -383,7 +361,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     if state["epoch"] < options.epochs:
         batches = BucketedBatches(x, targets, lengths, batch_size=options.batch_size, seed=options.seed,
                                   epoch=state["epoch"], window=BUCKET_WINDOW if options.length_bucketing else 1)
-        callbacks = [_EpochSeed(options.seed), _EpochEnd(checkpoint_dir, materials.splits[options.dev_split], state)]
+        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, materials.splits[options.dev_split], state)]
         if verbose:  # a tqdm bar counting sentences, so its rate is items/s
             callbacks.append(ItemsProgress(options.batch_size, len(batches), desc="distill"))
         # shuffle=False: BucketedBatches orders each epoch from (seed, epoch)

@@ -6,7 +6,9 @@ format, classifier as run_classifier.py's output_weights/output_bias),
 backup/ while training and features/ (the feature cache).
 
 Resuming (`resume=True`) continues a killed run from its last finished
-epoch, with the same batch order, after checking that the options agree.
+epoch, after checking that the options agree; the batch order and the
+dropout of each epoch come from (seed, epoch) alone, so the resumed run
+ends with the weights an uninterrupted one gives.
 """
 
 import dataclasses
@@ -185,6 +187,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.optimization import create_optimizer
     from kbert.progress import ItemsProgress
+    from kbert.seeding import EpochSeed
     from kbert.tokenization import Tokenizer, validate_case_matches_checkpoint
     from kbert.weights.export import export_checkpoint
     from kbert.weights.loading import load_checkpoint
@@ -252,6 +255,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
         verbose=0,
         callbacks=[
             EpochOrder(batches),
+            EpochSeed(options.seed),
             epochs,
             # The backup outlives fit (delete_checkpoint=False) until run.json
             # says complete: a kill during the final writes then resumes from

@@ -1,18 +1,22 @@
 """The run directory: the one module that reads and writes what a stage leaves.
 
-`kbert finetune` (kind "teacher") and `kbert distill` (kind "student") each
-write one run directory; `kbert evaluate`, `kbert materials`, `kbert run`
+`kbert finetune` (kind "teacher"), `kbert distill` (kind "student") and
+`kbert pretrain` (kind "pretrain") each write one run directory;
+`kbert evaluate`, `kbert materials`, `kbert run`
 and the benchmarks read it back through this module alone.  Its files, and
 the one function that writes and the one that reads each:
 
     file              written by                          read by
     run.json          runs.write_run                      runs.read_run
-    vocab.txt         runs.copy_vocab (teacher),          runs.load_tokenizer
+    vocab.txt         runs.copy_vocab (teacher, pretrain), runs.load_tokenizer
                       runs.write_vocab (student)
     model.keras       runs.save_model (teacher)           runs.load_model
     student.keras     runs.save_model (student)           runs.load_model
-    checkpoint/       teacher: weights.export_checkpoint  kbert.load_checkpoint
+    checkpoint/       teacher, pretrain:                  kbert.load_checkpoint
+                      weights.export_checkpoint
                       student: distill's epoch state      distill (resume)
+    instances.npz     pretraining.Instances.save          pretraining.Instances.load
+    training/         pretraining's saved steps           pretraining (resume)
     eval_results*.txt glue.write_eval_results             people (the original's report)
     backup/           keras BackupAndRestore (finetune)   keras BackupAndRestore
     features/         glue.FeatureCache                   glue.FeatureCache
@@ -34,7 +38,10 @@ from kbert.errors import ConfigError, DataError
 
 RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.txt"
-MODEL_FILES = {"teacher": "model.keras", "student": "student.keras"}
+# A pre-training run's model is its original-format checkpoint/.
+MODEL_FILES = {"teacher": "model.keras", "student": "student.keras", "pretrain": "checkpoint/bert_model.ckpt.index"}
+# Kinds whose complete run is a classifier of a task.
+CLASSIFIERS = ("teacher", "student")
 STATUSES = ("training", "complete")
 FORMAT = "kbert-run"
 FORMAT_VERSION = 2  # 1: the unversioned layouts read by `_from_legacy`
@@ -45,7 +52,8 @@ class RunRecord:
     """What `run.json` says about a run.
 
     Attributes:
-        kind: "teacher" (fine-tuned BERT) or "student" (distilled CNN).
+        kind: "teacher" (fine-tuned BERT), "student" (distilled CNN) or
+            "pretrain" (BERT after more pre-training, no task).
         status: "training" until the model file is written, then "complete".
         options: the stage's options as used (`FinetuneOptions`,
             `DistillOptions` fields), compared when a run resumes.
@@ -200,7 +208,7 @@ def _checked(path, fields):
         raise ConfigError(f"{path}: `global_step` is {step!r}, expected a step count")
     if labels is not None and fields.get("num_labels") is not None and len(labels) != fields["num_labels"]:
         raise ConfigError(f"{path}: {len(labels)} `labels` for `num_labels` {fields['num_labels']}")
-    if fields["status"] == "complete":
+    if fields["status"] == "complete" and fields["kind"] in CLASSIFIERS:
         for name in ("task", "max_seq_len", "num_labels"):
             need(name, fields.get(name) is not None, "set in a complete run")
     if labels is not None:
@@ -229,12 +237,14 @@ def complete_run(run_dir):
 
 def file_hashes(run_dir, kind):
     """{path inside the run: sha256} of the files a complete run is read
-    from: the model file, vocab.txt and, for a teacher, checkpoint/."""
+    from: the model file, vocab.txt and, for a teacher or a pre-training
+    run, checkpoint/."""
     run_dir = os.fspath(run_dir)
     names = [MODEL_FILES[kind], VOCAB_FILE]
     checkpoint = os.path.join(run_dir, "checkpoint")
-    if kind == "teacher" and os.path.isdir(checkpoint):
+    if kind in ("teacher", "pretrain") and os.path.isdir(checkpoint):
         names += [f"checkpoint/{name}" for name in sorted(os.listdir(checkpoint))]
+    names = list(dict.fromkeys(names))
     return {name: file_sha256(os.path.join(run_dir, name)) for name in names}
 
 
@@ -269,6 +279,9 @@ def load_model(run_dir, record=None, *, verify=False):
     import keras
 
     record = record or complete_run(run_dir)
+    if record.kind not in CLASSIFIERS:
+        raise ConfigError(f"{run_dir}: a {record.kind} run holds an original-format checkpoint, not a "
+                          f"classifier; load it with kbert.load_checkpoint({os.fspath(run_dir)!r})")
     if verify:
         verify_files(run_dir, record)
     path = os.path.join(os.fspath(run_dir), record.model_file)

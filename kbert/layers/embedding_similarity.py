@@ -2,7 +2,9 @@
 
 As the original's `cls/predictions`: logits = x @ word_embeddings^T +
 output_bias, then softmax.  The matrix comes in as an input (from
-`Embedding-Token`), so only the bias is this layer's own.
+`Embedding-Token`), so only the bias is this layer's own.  Called with
+`logits=True` it stops before the softmax: pre-training computes its loss
+from logits, which stays exact where a probability underflows.
 """
 
 import keras
@@ -15,11 +17,11 @@ class EmbeddingSimilarity(keras.layers.Layer):
         _, matrix_shape = input_shape
         self.bias = self.add_weight(name="bias", shape=(matrix_shape[0],), initializer="zeros")
 
-    def call(self, inputs):
+    def call(self, inputs, logits=False):
         hidden, matrix = inputs
         # [B, T, D] x [V, D]^T -> [B, T, V]
-        logits = ops.matmul(hidden, ops.transpose(ops.cast(matrix, hidden.dtype))) + self.bias
-        return ops.softmax(logits, axis=-1)
+        scores = ops.matmul(hidden, ops.transpose(ops.cast(matrix, hidden.dtype))) + self.bias
+        return scores if logits else ops.softmax(scores, axis=-1)
 
     def compute_mask(self, inputs, mask=None):
         # Per position: the hidden states' padding mask carries over (keras-bert's too).

@@ -2,7 +2,8 @@
 
 Strict in nanoGPT's way: every model weight comes from the checkpoint (only
 a classifier head that the checkpoint lacks is initialised, as
-`run_classifier.py` would), every shape is checked before anything is read,
+`run_classifier.py` would, and keras-bert's task table; the pre-training
+heads only when asked), every shape is checked before anything is read,
 and every checkpoint variable is accounted for in the `LoadReport`.
 """
 
@@ -95,6 +96,9 @@ def _open(path, config):
     if presets.is_preset(path) and not os.path.exists(path):
         path = presets.preset_path(path)
     path = os.fspath(path)
+    exported = os.path.join(path, "checkpoint")
+    if os.path.isfile(os.path.join(path, "run.json")) and os.path.isfile(os.path.join(exported, "bert_config.json")):
+        path = exported  # a kbert run directory (finetune, pretrain): its original-format export
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "bert_config.json")) or (
             config is not None and _find_prefix(path, required=False)
@@ -221,9 +225,11 @@ def check_config_against_index(checkpoint):
 def _check_shape(reader, row, expected):
     """One checkpoint variable against the Keras shape its slot needs."""
     if row.name not in reader.shapes:
+        heads = any(row.layer in group for group in name_map.PRETRAINING_HEADS)
         raise CheckpointError(
             f"{reader.path}: variable {row.name!r} (for {row.slot}, shape {list(expected)}) "
             "is missing from the checkpoint"
+            + ("; fresh_heads=True starts the pre-training heads it lacks from scratch" if heads else "")
         )
     stored = tuple(reader.shapes[row.name])
     want = tuple(expected)[::-1] if row.transform == name_map.TRANSPOSE else tuple(expected)
@@ -328,7 +334,28 @@ def default_heads(checkpoint):
     }
 
 
-def plan_assignments(model, checkpoint):
+def _fresh_layers(reader, rows, fresh_heads):
+    """The layers that may keep their initial values when the checkpoint
+    lacks them (see `name_map.FRESH_LAYERS`); with `fresh_heads`, the
+    pre-training heads too, each group wholly missing or wholly there."""
+    fresh = set(name_map.FRESH_LAYERS)
+    if not fresh_heads:
+        return fresh
+    for group in name_map.PRETRAINING_HEADS:
+        members = [r for r in rows if r.layer in group]
+        present = [r.name for r in members if r.name in reader.shapes]
+        if present and len(present) < len(members):
+            lacking = [r.name for r in members if r.name not in reader.shapes]
+            raise CheckpointError(
+                f"{reader.path}: half a {'/'.join(group)} head: {', '.join(present)} is there but "
+                f"{', '.join(lacking)} is missing"
+            )
+        if not present:
+            fresh.update(group)
+    return fresh
+
+
+def plan_assignments(model, checkpoint, fresh_heads=False):
     """Match model variables with checkpoint variables; check every shape.
 
     Returns the `LoadReport` (without reading any tensor).
@@ -337,6 +364,7 @@ def plan_assignments(model, checkpoint):
     slots = {v.path: v for v in model.weights}
     classifier = _classifier_rows(reader)
     rows = name_map.expand(reader.table, checkpoint.config.num_hidden_layers)
+    fresh = _fresh_layers(reader, rows, fresh_heads)
     assigned, initialized, heads_not_built = [], [], []
     for row in rows:
         name = classifier.get(row.name) if row.layer == name_map.CLASSIFIER_LAYER else row.name
@@ -346,8 +374,8 @@ def plan_assignments(model, checkpoint):
             continue
         variable = slots.pop(row.slot)
         expected = tuple(variable.shape)
-        if name is None and row.layer == name_map.CLASSIFIER_LAYER:
-            initialized.append(row.slot)  # run_classifier.py's fresh head
+        if row.layer in fresh and (name is None or name not in reader.shapes):
+            initialized.append(row.slot)
             continue
         _check_shape(reader, dataclasses.replace(row, name=name), expected)
         dtype = reader.dtypes[name]
@@ -374,9 +402,9 @@ def plan_assignments(model, checkpoint):
     )
 
 
-def assign_weights(model, checkpoint):
+def assign_weights(model, checkpoint, fresh_heads=False):
     """Read each planned tensor once and assign it; returns the `LoadReport`."""
-    report = plan_assignments(model, checkpoint)
+    report = plan_assignments(model, checkpoint, fresh_heads)
     slots = {v.path: v for v in model.weights}
     for a in report.assigned:
         value = name_map.apply_transform(checkpoint.reader.read(a.name), a.transform)
@@ -428,17 +456,25 @@ def load_checkpoint(
     output_layer_num=1,
     num_labels=None,
     with_pooler=False,
+    task_num=None,
+    fresh_heads=False,
 ):
     """Build a `BertModel` from a checkpoint and assign all its weights.
 
     Args:
         path: a preset name (`"minilm-l6"`), a directory holding
             `bert_config.json` + `bert_model.ckpt.*` (or HF `config.json` +
-            `model.safetensors`), or a checkpoint prefix.
+            `model.safetensors`), a checkpoint prefix, or a kbert run
+            directory (`kbert finetune`, `kbert pretrain`): its checkpoint/.
         config: the `bert_config.json` to use (path, dict or `BertConfig`);
             needed when `path` is a prefix in a directory without one.
         training, trainable, seq_len, output_layer_num, num_labels,
-        with_pooler: see `BertModel`.
+        with_pooler, task_num: see `BertModel`.
+        fresh_heads: let the pre-training heads (MLM, NSP, pooler) that
+            the checkpoint lacks entirely start from their initializers, to
+            continue pre-training a checkpoint saved without them (a
+            sentence encoder such as the `minilm-l6` preset).  The report
+            lists them under `initialized`.
 
     Returns the model; `model.load_report` says what went where and
     `model.vocab_file` is the checkpoint's `vocab.txt` (or None).
@@ -459,8 +495,9 @@ def load_checkpoint(
         output_layer_num=output_layer_num,
         num_labels=num_labels,
         with_pooler=with_pooler,
+        task_num=task_num,
     )
-    model.load_report = assign_weights(model, checkpoint)
+    model.load_report = assign_weights(model, checkpoint, fresh_heads)
     model.vocab_file = checkpoint.vocab_file
     return model
 

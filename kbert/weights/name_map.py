@@ -49,6 +49,8 @@ ORIGINAL = (
     Row("bert/embeddings/position_embeddings",             "Embedding-Position", "embeddings"),
     Row("bert/embeddings/LayerNorm/gamma",                 "Embedding-Norm",     "gamma"),
     Row("bert/embeddings/LayerNorm/beta",                  "Embedding-Norm",     "beta"),
+    # keras-bert's task embedding; kbert's name (Google's code has none).
+    Row("bert/embeddings/task_embeddings",                 "Embedding-Task",     "embeddings"),
     Row(f"{_ENC}/attention/self/query/kernel",             "Encoder-{n}-MultiHeadSelfAttention", "query/kernel"),
     Row(f"{_ENC}/attention/self/query/bias",               "Encoder-{n}-MultiHeadSelfAttention", "query/bias"),
     Row(f"{_ENC}/attention/self/key/kernel",               "Encoder-{n}-MultiHeadSelfAttention", "key/kernel"),
@@ -86,6 +88,7 @@ HUGGING_FACE = (
     Row("embeddings.position_embeddings.weight",           "Embedding-Position", "embeddings"),
     Row("embeddings.LayerNorm.weight",                     "Embedding-Norm",     "gamma"),
     Row("embeddings.LayerNorm.bias",                       "Embedding-Norm",     "beta"),
+    Row("embeddings.task_embeddings.weight",               "Embedding-Task",     "embeddings"),
     Row(f"{_HF}.attention.self.query.weight",              "Encoder-{n}-MultiHeadSelfAttention", "query/kernel", TRANSPOSE),
     Row(f"{_HF}.attention.self.query.bias",                "Encoder-{n}-MultiHeadSelfAttention", "query/bias"),
     Row(f"{_HF}.attention.self.key.weight",                "Encoder-{n}-MultiHeadSelfAttention", "key/kernel", TRANSPOSE),
@@ -121,6 +124,16 @@ HUGGING_FACE = (
 # `bert/loss/`.  The first scope is the one export writes.
 CLASSIFIER_SCOPES = ("", "loss/", "bert/loss/")
 CLASSIFIER_LAYER = "Classifier-Dense"
+
+# Layers a checkpoint may lack, which then keep their initial values (listed
+# in `LoadReport.initialized`): the classifier (run_classifier.py creates it
+# fresh) and the task table (keras-bert's `use_task_embed` on a Google
+# checkpoint, which never has one).
+FRESH_LAYERS = (CLASSIFIER_LAYER, "Embedding-Task")
+# The pre-training heads, fresh only when the caller asks (continuing
+# pre-training from a checkpoint saved without them, such as a sentence
+# encoder's), each group all there or all missing.
+PRETRAINING_HEADS = (("MLM-Dense", "MLM-Norm", "MLM-Sim"), ("NSP",), ("NSP-Dense",))
 
 # Checkpoint variables that are not model weights and are expected to be left
 # over: Adam/AdamWeightDecay slots, step counters, Adam's beta powers.
