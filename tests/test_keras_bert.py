@@ -8,33 +8,27 @@ is ~1e-12 relative, far inside 1e-5, so the tolerance stays 1e-5.
 """
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 from original_checkpoint import random_bert_weights, write_checkpoint
+from reference_cache import run_reference
 from kbert import load_checkpoint
 from test_case import as_list
 
 pytest.importorskip("keras_bert")
 pytest.importorskip("tf_keras")
 
-HERE = os.path.dirname(__file__)
-
 
 def run_keras_bert(directory, prefix, tokens, segments, masked, names, tmp_path):
     inputs = tmp_path / "inputs.npz"
     out = tmp_path / "keras_bert.npz"
     np.savez(inputs, tokens=tokens, segments=segments, masked=masked)
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    subprocess.run(
-        [sys.executable, os.path.join(HERE, "keras_bert_reference.py"),
-         os.path.join(directory, "bert_config.json"), prefix, str(inputs), str(out), *names],
-        check=True, env=env, capture_output=True, timeout=300,
-    )
+    run_reference([os.path.join(directory, "bert_config.json"), prefix, inputs, out, *names],
+                  inputs=[directory, inputs], words=[os.path.basename(prefix), *names],
+                  out_dir=tmp_path, outputs=[out.name])
     return dict(np.load(out))
 
 

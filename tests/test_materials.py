@@ -441,6 +441,7 @@ def test_another_teacher_into_the_same_directory(copy_dir, splits):
 # ---------------------------------------------------------------- int8 teacher
 
 
+@pytest.mark.single_backend  # int8 itself is checked on every backend in test_variants
 def test_int8_teacher_is_close_to_float_recorded_and_never_mixed(materials_dir, splits, tmp_path):
     # A fresh copy of the same teacher: quantize() changes a model in place.
     quantized = make_teacher()
