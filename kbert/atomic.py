@@ -1,18 +1,24 @@
 """Atomic file writes: write beside the target, then `os.replace` onto it.
 
 A reader (or a run killed halfway) then sees either the old file or the
-complete new one, never a torn file that a later run would trust.  The one
-JSON reader lives here too, beside the one JSON writer, and the file hash
+complete new one, never a torn file that a later run would trust.
+Directories (an exported checkpoint or serving artifact) are written beside
+their target and swapped in by `replace_dir`.  The one JSON reader lives
+here too, beside the one JSON writer, and the file hash
 that tells whether a file is still the one that was written.
 """
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def _current_umask() -> int:
@@ -140,3 +146,40 @@ def file_sha256(path, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _aside(target):
+    """Where an existing target waits while its replacement is renamed in."""
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old")
+
+
+def replace_dir(new, target):
+    """Rename `new` to `target`; an existing target is moved aside first and
+    removed only once the new one is in place.  If the second rename fails,
+    the old target is put back; if the process dies between the renames,
+    the next writer (`recover_dir`) puts it back."""
+    old = None
+    if os.path.exists(target):
+        old = _aside(target)
+        shutil.rmtree(old, ignore_errors=True)  # a leftover of an export that finished its swap
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old:
+            os.rename(old, target)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(target):
+    """Undo what a writer killed between `replace_dir`'s two renames left:
+    the old directory aside and no target.  Temporary directories of killed
+    writers (`.NAME.PID.*` beside the target) are removed."""
+    old = _aside(target)
+    if os.path.isdir(old) and not os.path.exists(target):
+        logger.warning("%s: an earlier write was interrupted; the previous directory is put back", target)
+        os.rename(old, target)
+    for stale in stale_temporaries(target):
+        shutil.rmtree(stale, ignore_errors=True)

@@ -25,6 +25,7 @@ COMMANDS = (
     ("materials", "materials", "run a fine-tuned teacher over a task and store its teaching materials"),
     ("distill", "distill", "distill teaching materials into the CNN student"),
     ("predict", "predict", "classify raw text with a fine-tuned teacher or a distilled student"),
+    ("export", "export", "export a teacher or student for serving (TF SavedModel or ONNX)"),
     ("run", "run", "the whole pipeline: fine-tune, evaluate, materials, distill, time, report"),
 )
 

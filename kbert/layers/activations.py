@@ -15,7 +15,9 @@ def gelu_tanh(x):
 
 @keras.saving.register_keras_serializable(package="kbert")
 def gelu_exact(x):
-    return keras.activations.gelu(x, approximate=False)
+    # The erf form, as Hugging Face's; written out because TensorFlow's own
+    # exact gelu uses erfc, which ONNX lacks (tf2onnx writes an invalid graph).
+    return 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))
 
 
 ACTIVATIONS = {

@@ -46,11 +46,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             dense.build(input_shape)
         self.dropout = keras.layers.Dropout(self.attention_probs_dropout_prob)
 
-    def _split_heads(self, x):
-        # [B, T, D] -> [B, N, T, H]
-        hidden_size = ops.shape(x)[-1]
-        head_size = hidden_size // self.num_attention_heads
-        x = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_attention_heads, head_size))
+    def _split_heads(self, x, batch, length):
+        # [B, T, D] -> [B, N, T, H].  B and T are read from the layer's input,
+        # not from `x`: tf2onnx turns a Dense on [B, T, D] into a matmul on
+        # [B*T, D] whose shape it then reports as x's.
+        head_size = ops.shape(x)[-1] // self.num_attention_heads
+        x = ops.reshape(x, (batch, length, self.num_attention_heads, head_size))
         return ops.transpose(x, (0, 2, 1, 3))
 
     def call(self, inputs, attention_mask=None, training=None, return_probabilities=False):
@@ -58,9 +59,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # the output, for attention maps (`kbert.attention_probabilities`).
         hidden_size = ops.shape(inputs)[-1]
         head_size = hidden_size // self.num_attention_heads
-        query = self._split_heads(self.query(inputs))  # [B, N, F, H]
-        key = self._split_heads(self.key(inputs))  # [B, N, T, H]
-        value = self._split_heads(self.value(inputs))  # [B, N, T, H]
+        batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        query = self._split_heads(self.query(inputs), batch, length)  # [B, N, F, H]
+        key = self._split_heads(self.key(inputs), batch, length)  # [B, N, T, H]
+        value = self._split_heads(self.value(inputs), batch, length)  # [B, N, T, H]
 
         # [B, N, F, T]
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
@@ -78,7 +80,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
         context = ops.matmul(probs, value)  # [B, N, F, H]
         context = ops.transpose(context, (0, 2, 1, 3))  # [B, F, N, H]
-        context = ops.reshape(context, (ops.shape(context)[0], ops.shape(context)[1], hidden_size))
+        context = ops.reshape(context, (batch, length, hidden_size))
         return self.output_dense(context)  # [B, F, D]
 
     # No compute_output_shape: the shape depends on `return_probabilities`,

@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-from kbert.atomic import stale_temporaries
+from kbert.atomic import recover_dir, replace_dir
 from kbert.errors import CheckpointError, ConfigError
 from kbert.weights import name_map
 from kbert.weights.loading import Assignment
@@ -62,7 +62,7 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
             f"export_checkpoint needs the model's vocab.txt (got {vocab_file!r}); pass vocab_file="
         )
     directory = os.path.abspath(os.fspath(directory))
-    _recover(directory)
+    recover_dir(directory)
     if os.path.exists(directory) and not overwrite:
         raise CheckpointError(f"{directory}: already exists (pass overwrite=True to replace it)")
     tensors, written = export_tensors(model)
@@ -76,46 +76,9 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
         with open(os.path.join(tmp, "bert_config.json"), "w", encoding="utf-8") as f:
             f.write(config.to_json_string())
         shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
-        _replace_dir(tmp, directory)
+        replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("exported %d variables to %s", len(written), directory)
     return written
-
-
-def _aside(target):
-    """Where an existing target waits while its replacement is renamed in."""
-    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old")
-
-
-def _replace_dir(new, target):
-    """Rename `new` to `target`; an existing target is moved aside first and
-    removed only once the new one is in place.  If the second rename fails,
-    the old target is put back; if the process dies between the renames,
-    the next export (or `_recover`) puts it back."""
-    old = None
-    if os.path.exists(target):
-        old = _aside(target)
-        shutil.rmtree(old, ignore_errors=True)  # a leftover of an export that finished its swap
-        os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except BaseException:
-        if old:
-            os.rename(old, target)
-        raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover(target):
-    """Undo what an export killed between its two renames left: the old
-    checkpoint aside and no target.  Temporary directories of killed exports
-    (`.NAME.*` beside the target) are removed."""
-    old = _aside(target)
-    if os.path.isdir(old) and not os.path.exists(target):
-        logger.warning("%s: an earlier export was interrupted; the previous checkpoint is put back", target)
-        os.rename(old, target)
-    for stale in stale_temporaries(target):
-        shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,183 @@
+"""Export a trained run (teacher or student) for serving: `kbert export`.
+
+    kbert export --model runs/sst2 --output serve/sst2 --format tf_saved_model
+    kbert export --model runs/sst2/student --output serve/student --format onnx
+
+The artifact is written by Keras 3's own `model.export`: it takes the
+model's int32 inputs ([batch, length] token ids, and segment ids for a
+teacher) and returns the logits [batch, num_labels].  Beside it, so that a
+server can tokenize: `vocab.txt` and `serving.json` (the inputs' names and
+shapes, the casing, `max_seq_len`, the label names in logit order, the
+task, and the check below).
+
+Which Keras backend exports which format (Keras 3.15):
+
+    format           tensorflow          jax                          torch
+    tf_saved_model   yes                 yes (jax2tf)                 no (Keras needs torch_xla)
+    onnx             yes (tf2onnx)       yes (jax2onnx), length fixed no (the TorchScript exporter
+                                         at max_seq_len               fails on LayerNormalization)
+
+A run's model loads on any backend, so `KERAS_BACKEND=tensorflow kbert
+export ...` exports a run trained on PyTorch.  Before the artifact is
+moved into place it is run in its own runtime (`tf.saved_model.load`,
+`onnxruntime`) on probe sentences, padded and unpadded, and its logits are
+compared with the Keras model's: an artifact that disagrees by more than
+`TOLERANCE` is refused, never written.  `onnx` needs the `export` extra
+(`pip install 'kbert[export]'`: onnxruntime, tf2onnx, jax2onnx).
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from kbert import runs
+from kbert.atomic import recover_dir, replace_dir, write_json
+from kbert.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("tf_saved_model", "onnx")
+EXPORTED_BY = {"tf_saved_model": ("tensorflow", "jax"), "onnx": ("tensorflow", "jax")}
+ARTIFACTS = {"tf_saved_model": "saved_model", "onnx": "model.onnx"}
+MANIFEST = "serving.json"
+TOLERANCE = 1e-4
+PROBES = [
+    "a gripping , beautifully acted film .",
+    "dull .",
+    "the plot goes nowhere and the jokes fall flat , but the actors seem to be having fun anyway .",
+    "it 's not a masterpiece , yet it earns every one of its quiet , patient moments " * 6,
+]
+
+
+def _signature(model, length):
+    import keras
+
+    specs = [keras.InputSpec(shape=(None, length), dtype="int32", name=tensor.name) for tensor in model.inputs]
+    return [specs] if len(specs) > 1 else specs  # a student takes one tensor, not a list
+
+
+def _jax2tf_options(model):
+    """jax2tf traces one symbolic batch b and length t shared by every input;
+    the position table bounds t, and nothing here needs gradients."""
+    shapes = [["(b, t)"] * len(model.inputs)] if len(model.inputs) > 1 else ["(b, t)"]
+    options = {"polymorphic_shapes": shapes, "with_gradient": False}
+    config = getattr(model, "bert_config", None)
+    if config is not None:
+        options["polymorphic_constraints"] = [f"t <= {config.max_position_embeddings}"]
+    return options
+
+
+def run_artifact(directory, arrays):
+    """Logits of the exported artifact in `directory` (as `export_run`
+    wrote it) on `arrays` (the model's inputs, in order), run in the
+    artifact's own runtime."""
+    from kbert.atomic import read_json
+
+    manifest = read_json(os.path.join(directory, MANIFEST), error=DataError, what="serving manifest")
+    path = os.path.join(directory, manifest["artifact"])
+    if manifest["format"] == "tf_saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(path)  # held: its variables die with it
+        tensors = [tf.constant(a, tf.int32) for a in arrays]
+        return np.asarray(loaded.serve(tensors if len(tensors) > 1 else tensors[0]))
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feed = {spec.name: np.asarray(a, np.int32) for spec, a in zip(session.get_inputs(), arrays)}
+    return session.run(None, feed)[0]
+
+
+def _probe_batches(classifier, length):
+    """Probe inputs as the model takes them: padded to `max_seq_len` and
+    trimmed to the longest row (unless the artifact's length is fixed)."""
+    texts = PROBES if not classifier.pairs else [(a, b) for a, b in zip(PROBES, reversed(PROBES))]
+    firsts = [t if isinstance(t, str) else t[0] for t in texts]
+    seconds = None if not classifier.pairs else [t[1] for t in texts]
+    encoded = classifier.tokenizer.encode_batch(firsts, seconds, max_len=classifier.max_seq_len)
+    arrays = [encoded.token_ids, encoded.segment_ids][: len(classifier.model.inputs)]
+    batches = [arrays]
+    if length is None:
+        width = int(encoded.lengths[:2].max())  # the short ones, unpadded
+        batches.append([a[:2, :width] for a in arrays])
+    return batches
+
+
+def export_run(run_dir, output, format, *, overwrite=False):
+    """Export the complete run in `run_dir` to `output` in `format`.
+
+    Returns the serving manifest (also written as OUTPUT/serving.json).
+
+    Raises:
+        ConfigError: an unknown format, a backend that cannot export it, or
+            an existing `output` without `overwrite`.
+        DataError: the artifact's logits differ from the Keras model's.
+    """
+    import keras
+
+    from kbert.predict import load_classifier
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    backend = keras.backend.backend()
+    if backend not in EXPORTED_BY[format]:
+        raise ConfigError(
+            f"{format}: Keras exports it with KERAS_BACKEND={' or '.join(EXPORTED_BY[format])}, and this "
+            f"process runs {backend}; the run's model loads on any backend, so set KERAS_BACKEND and export again"
+        )
+    output = os.path.abspath(os.fspath(output))
+    recover_dir(output)
+    if os.path.exists(output) and not overwrite:
+        raise ConfigError(f"{output}: already exists (pass --overwrite to replace it)")
+    classifier = load_classifier(run_dir)
+    model, record = classifier.model, classifier.record
+    # jax2onnx names every free dimension on its own, so the two inputs'
+    # lengths could not be tied together: the JAX ONNX artifact takes
+    # inputs padded to max_seq_len.
+    length = record.max_seq_len if (format, backend) == ("onnx", "jax") else None
+    probes = _probe_batches(classifier, length)
+    expected = [np.asarray(model.predict_on_batch(batch)) for batch in probes]
+    model(probes[0])  # Keras exports only a model that has been called
+
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.{os.getpid()}.", dir=parent)
+    try:
+        os.chmod(tmp, 0o755)
+        options = {"input_signature": _signature(model, length)}
+        if (format, backend) == ("tf_saved_model", "jax"):
+            options["jax2tf_kwargs"] = _jax2tf_options(model)
+        model.export(os.path.join(tmp, ARTIFACTS[format]), format=format, verbose=False, **options)
+        shutil.copyfile(runs.vocab_file(run_dir), os.path.join(tmp, "vocab.txt"))
+        manifest = {
+            "format": format,
+            "artifact": ARTIFACTS[format],
+            "exported_by": f"keras {keras.__version__}, backend {backend}",
+            "kind": record.kind,
+            "task": record.task,
+            "inputs": [{"name": t.name, "dtype": "int32", "shape": [None, length]} for t in model.inputs],
+            "output": "logits [batch, num_labels]",
+            "labels": list(classifier.labels),
+            "regression": classifier.is_regression,
+            "num_labels": record.num_labels,
+            "max_seq_len": record.max_seq_len,
+            "cased": record.cased,
+            "vocab": "vocab.txt",
+        }
+        write_json(os.path.join(tmp, MANIFEST), manifest)
+        difference = max(float(np.abs(run_artifact(tmp, batch) - want).max())
+                         for batch, want in zip(probes, expected))
+        if not difference <= TOLERANCE:
+            raise DataError(f"{output}: the {format} artifact's logits differ from the Keras model's by "
+                            f"{difference:.3g} (more than {TOLERANCE}); not written")
+        manifest["max_abs_difference"] = difference
+        write_json(os.path.join(tmp, MANIFEST), manifest)
+        replace_dir(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("exported %s to %s (logits within %.2g of Keras)", run_dir, output, difference)
+    return manifest
