@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 from kbert import layers, optimization  # noqa: F401  (registers Keras objects)
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
+from kbert.hub import to_keras_hub
 from kbert.model import BertModel, attention_probabilities
 from kbert.predict import Classifier, Prediction, load_classifier
 from kbert.presets import PRESETS
@@ -51,4 +52,5 @@ __all__ = [
     "load_checkpoint",
     "load_classifier",
     "load_trained_model_from_checkpoint",
+    "to_keras_hub",
 ]

@@ -117,6 +117,42 @@ HUGGING_FACE = (
     Row("classifier.weight",                               "Classifier-Dense",   "kernel", TRANSPOSE),
     Row("classifier.bias",                                 "Classifier-Dense",   "bias"),
 )
+
+# keras-hub's BertBackbone / BertTextClassifier variable paths (`kbert.to_keras_hub`).
+# Its attention keeps heads apart: SPLIT_HEADS reshapes a [D, D] kernel to
+# [D, heads, D/heads] (a [D] bias to [heads, D/heads]), MERGED_HEADS the
+# output kernel to [heads, D/heads, D]; kbert's heads are the same column
+# blocks, so nothing is permuted.
+SPLIT_HEADS = "split_heads"
+MERGED_HEADS = "merged_heads"
+_KH = "transformer_layer_{i}"
+KERAS_HUB = (
+    Row("token_embedding/embeddings",                      "Embedding-Token",    "embeddings"),
+    Row("position_embedding/embeddings",                   "Embedding-Position", "embeddings"),
+    Row("segment_embedding/embeddings",                    "Embedding-Segment",  "embeddings"),
+    Row("embeddings_layer_norm/gamma",                     "Embedding-Norm",     "gamma"),
+    Row("embeddings_layer_norm/beta",                      "Embedding-Norm",     "beta"),
+    Row(f"{_KH}/self_attention_layer/query/kernel",        "Encoder-{n}-MultiHeadSelfAttention", "query/kernel", SPLIT_HEADS),
+    Row(f"{_KH}/self_attention_layer/query/bias",          "Encoder-{n}-MultiHeadSelfAttention", "query/bias", SPLIT_HEADS),
+    Row(f"{_KH}/self_attention_layer/key/kernel",          "Encoder-{n}-MultiHeadSelfAttention", "key/kernel", SPLIT_HEADS),
+    Row(f"{_KH}/self_attention_layer/key/bias",            "Encoder-{n}-MultiHeadSelfAttention", "key/bias", SPLIT_HEADS),
+    Row(f"{_KH}/self_attention_layer/value/kernel",        "Encoder-{n}-MultiHeadSelfAttention", "value/kernel", SPLIT_HEADS),
+    Row(f"{_KH}/self_attention_layer/value/bias",          "Encoder-{n}-MultiHeadSelfAttention", "value/bias", SPLIT_HEADS),
+    Row(f"{_KH}/self_attention_layer/attention_output/kernel", "Encoder-{n}-MultiHeadSelfAttention", "output/kernel", MERGED_HEADS),
+    Row(f"{_KH}/self_attention_layer/attention_output/bias", "Encoder-{n}-MultiHeadSelfAttention", "output/bias"),
+    Row(f"{_KH}/self_attention_layer_norm/gamma",          "Encoder-{n}-MultiHeadSelfAttention-Norm", "gamma"),
+    Row(f"{_KH}/self_attention_layer_norm/beta",           "Encoder-{n}-MultiHeadSelfAttention-Norm", "beta"),
+    Row(f"{_KH}/feedforward_intermediate_dense/kernel",    "Encoder-{n}-FeedForward", "intermediate/kernel"),
+    Row(f"{_KH}/feedforward_intermediate_dense/bias",      "Encoder-{n}-FeedForward", "intermediate/bias"),
+    Row(f"{_KH}/feedforward_output_dense/kernel",          "Encoder-{n}-FeedForward", "output/kernel"),
+    Row(f"{_KH}/feedforward_output_dense/bias",            "Encoder-{n}-FeedForward", "output/bias"),
+    Row(f"{_KH}/feedforward_layer_norm/gamma",             "Encoder-{n}-FeedForward-Norm", "gamma"),
+    Row(f"{_KH}/feedforward_layer_norm/beta",              "Encoder-{n}-FeedForward-Norm", "beta"),
+    Row("pooled_dense/kernel",                             "NSP-Dense",          "kernel"),
+    Row("pooled_dense/bias",                               "NSP-Dense",          "bias"),
+    Row("logits/kernel",                                   "Classifier-Dense",   "kernel"),
+    Row("logits/bias",                                     "Classifier-Dense",   "bias"),
+)
 # fmt: on
 
 # run_classifier.py creates `output_weights`/`output_bias` at the top level;

@@ -1,0 +1,87 @@
+"""`to_keras_hub`: a kbert `BertModel` as keras-hub's BERT, same weights.
+
+keras-hub reads its own presets but not Google's original checkpoints (nor
+kbert's fine-tuned runs); kbert reads both.  So:
+
+    model = kbert.load_checkpoint("uncased_L-12_H-768_A-12/", num_labels=2)
+    classifier = kbert.to_keras_hub(model)    # keras_hub.models.BertTextClassifier
+    classifier.fit(...); classifier.save_to_preset("my_bert")
+
+A model with a classifier head becomes a `BertTextClassifier` (dropout 0.1
+on the pooled output, then the same `logits` layer, no preprocessor: it
+takes keras-hub's `{"token_ids", "segment_ids", "padding_mask"}`); any
+other model becomes a `BertBackbone`.  The weights are copied through
+`kbert.weights.name_map.KERAS_HUB`.  keras-hub's BERT computes gelu's tanh
+approximation, as Google's BERT does; a model with the exact form (the
+`minilm-l6` preset, from Hugging Face) is refused rather than converted
+into one that answers differently.  Needs `pip install 'kbert[hub]'`.
+"""
+
+import logging
+
+import numpy as np
+
+from kbert.errors import ConfigError
+from kbert.weights import name_map
+
+logger = logging.getLogger(__name__)
+
+
+def _reshape(value, transform, heads):
+    if transform == name_map.SPLIT_HEADS:  # [D, D] -> [D, N, D/N]; [D] -> [N, D/N]
+        return value.reshape(value.shape[:-1] + (heads, value.shape[-1] // heads))
+    if transform == name_map.MERGED_HEADS:  # [D, D] -> [N, D/N, D]
+        return value.reshape((heads, value.shape[0] // heads, value.shape[1]))
+    return value
+
+
+def to_keras_hub(model):
+    """keras-hub's `BertTextClassifier` (a model with `num_labels`) or
+    `BertBackbone` (any other), carrying `model`'s weights.
+
+    Raises:
+        ConfigError: keras-hub is not installed, the model is not a kbert
+            `BertModel`, or its activation is not keras-hub's.
+    """
+    try:
+        import keras_hub
+    except ImportError:
+        raise ConfigError("to_keras_hub needs keras-hub: pip install 'kbert[hub]'") from None
+    config = getattr(model, "bert_config", None)
+    if config is None:
+        raise ConfigError(f"to_keras_hub takes a kbert BertModel, not {type(model).__name__}")
+    if config.activation != "gelu":
+        raise ConfigError(
+            f"keras-hub's BertBackbone computes gelu's tanh approximation; this model's hidden_act is "
+            f"{config.hidden_act!r} ({config.activation}), so keras-hub's outputs would differ from kbert's")
+    if getattr(model, "task_num", None) is not None:
+        raise ConfigError("keras-hub's BERT has no task embedding (the model was built with task_num)")
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=config.vocab_size, num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads, hidden_dim=config.hidden_size,
+        intermediate_dim=config.intermediate_size, dropout=config.hidden_dropout_prob,
+        max_sequence_length=config.max_position_embeddings, num_segments=config.type_vocab_size,
+    )
+    target = backbone
+    if model.num_labels is not None:
+        target = keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=model.num_labels,
+                                                     preprocessor=None, dropout=0.1)
+    ours = {v.path: v for v in model.weights}
+    theirs = {v.path: v for v in target.weights}
+    missing = []
+    for row in name_map.expand(name_map.KERAS_HUB, config.num_hidden_layers):
+        if row.name not in theirs:
+            continue  # the classifier's rows, for a backbone
+        if row.slot not in ours:
+            missing.append(row.slot)
+            continue
+        value = _reshape(np.asarray(ours[row.slot].numpy()), row.transform, config.num_attention_heads)
+        if tuple(value.shape) != tuple(theirs[row.name].shape):
+            raise ConfigError(f"{row.slot} {list(value.shape)} does not fit keras-hub's {row.name} "
+                              f"{list(theirs[row.name].shape)}")
+        theirs[row.name].assign(value)
+    if missing:
+        # A sequence model without the pooler: keras-hub's pooled output is then untrained.
+        logger.warning("the model has no %s; keras-hub's %s keep their initial values",
+                       ", ".join(missing), "pooled_dense weights")
+    return target

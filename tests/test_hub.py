@@ -1,0 +1,60 @@
+"""`kbert.to_keras_hub` (issue 15): keras-hub's BERT carrying kbert's
+weights gives the same outputs, within 1e-5, on every backend."""
+
+import keras
+import numpy as np
+import pytest
+
+import kbert
+from kbert.config import BertConfig
+from kbert.errors import ConfigError
+from kbert.model import BertModel
+
+keras_hub = pytest.importorskip("keras_hub")
+
+CONFIG = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=24, max_position_embeddings=20, hidden_act="gelu")
+
+
+def inputs(rng):
+    ids = rng.integers(5, 40, size=(3, 12)).astype("int32")
+    ids[1, 7:] = 0  # padded
+    segments = np.zeros_like(ids)
+    segments[2, 6:] = 1
+    return ids, segments
+
+
+def randomized(model, rng):
+    """Every weight drawn afresh (initial LayerNorm/bias values would hide a swapped slot)."""
+    for v in model.weights:
+        v.assign(rng.normal(size=v.shape).astype("float32") * 0.3 + (1.0 if v.path.endswith("gamma") else 0.0))
+    return model
+
+
+def test_classifier_and_backbone_match(rng):
+    ids, segments = inputs(rng)
+    hub_inputs = {"token_ids": ids, "segment_ids": segments, "padding_mask": (ids != 0).astype("int32")}
+
+    classifier = randomized(BertModel(CONFIG, num_labels=3), rng)
+    converted = kbert.to_keras_hub(classifier)
+    assert isinstance(converted, keras_hub.models.BertTextClassifier)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(converted(hub_inputs)),
+                               keras.ops.convert_to_numpy(classifier([ids, segments])), atol=1e-5)
+
+    sequence = randomized(BertModel(CONFIG, with_pooler=True), rng)
+    backbone = kbert.to_keras_hub(sequence)
+    assert isinstance(backbone, keras_hub.models.BertBackbone)
+    out = backbone(hub_inputs)
+    ours, pooled = (keras.ops.convert_to_numpy(t) for t in sequence([ids, segments]))
+    real = ids != 0  # keras-hub and kbert differ only where a padded query attends
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out["sequence_output"])[real], ours[real], atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out["pooled_output"]), pooled, atol=1e-5)
+
+
+def test_what_keras_hub_cannot_hold_is_refused():
+    with pytest.raises(ConfigError, match="tanh approximation"):
+        kbert.to_keras_hub(BertModel(BertConfig(**dict(CONFIG.to_dict(), gelu_approximate=False))))
+    with pytest.raises(ConfigError, match="task embedding"):
+        kbert.to_keras_hub(BertModel(CONFIG, task_num=2))
+    with pytest.raises(ConfigError, match="BertModel"):
+        kbert.to_keras_hub(keras.Sequential([keras.layers.Dense(2)]))
