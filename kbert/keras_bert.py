@@ -488,8 +488,21 @@ def _pool(sequence, mask, pooling):
     return (sequence * weights).sum(axis=1) / weights.sum(axis=1)  # POOL_AVE
 
 
+def _combine_windows(pooled, owner, count, poolings, width):
+    """Per text, its windows' pooled vectors combined: the mean for
+    POOL_NSP and POOL_AVE, the max for POOL_MAX."""
+    out = []
+    for index in range(count):
+        rows = pooled[owner == index]
+        parts = [rows[:, k * width:(k + 1) * width] for k in range(len(poolings))]
+        out.append(np.concatenate([p.max(axis=0) if pooling == POOL_MAX else p.mean(axis=0)
+                                   for p, pooling in zip(parts, poolings)]))
+    return out
+
+
 def extract_embeddings_generator(
-    model, texts, poolings=None, vocabs=None, cased=False, batch_size=4, cut_embed=True, output_layer_num=1
+    model, texts, poolings=None, vocabs=None, cased=False, batch_size=4, cut_embed=True, output_layer_num=1,
+    *, long_inputs="truncate", stride=None,
 ):
     """The embedding of each text, one at a time.
 
@@ -500,6 +513,13 @@ def extract_embeddings_generator(
     cut after the last non-padding token when `cut_embed`; with a pooling
     (`POOL_NSP`, `POOL_MAX`, `POOL_AVE`) or a list of them, the pooled
     vectors concatenated in that order.
+
+    kbert's addition (keyword-only): `long_inputs="windows"` reads a
+    single text longer than the model's input whole, as overlapping
+    windows (`Tokenizer.encode_windows`, `stride` pieces apart), and
+    combines each window's pooled vector: the mean for `POOL_NSP` (the
+    windows' [CLS] vectors) and `POOL_AVE`, the max for `POOL_MAX`.  It
+    needs `poolings`.  The default, "truncate", is keras-bert's.
     """
     if isinstance(model, (str, os.PathLike)):
         paths = get_checkpoint_paths(model)
@@ -514,8 +534,15 @@ def extract_embeddings_generator(
     for pooling in poolings or ():
         if pooling not in _POOLINGS:
             raise ConfigError(f"poolings: unknown pooling {pooling!r}; use POOL_NSP, POOL_MAX or POOL_AVE")
+    if long_inputs not in ("truncate", "windows"):
+        raise ConfigError(f"long_inputs must be 'truncate' or 'windows', got {long_inputs!r}")
+    if long_inputs == "windows" and not poolings:
+        raise ConfigError("long_inputs='windows' needs poolings: overlapping windows make no single token sequence")
     seq_len = model.inputs[0].shape[1]
     tokenizer = Tokenizer(vocabs, cased=cased)
+    if long_inputs == "windows":
+        yield from _windowed_embeddings(model, texts, tokenizer, poolings, batch_size, stride)
+        return
 
     def batches():
         batch = []
@@ -548,10 +575,34 @@ def extract_embeddings_generator(
             yield embedding
 
 
+def _windowed_embeddings(model, texts, tokenizer, poolings, batch_size, stride):
+    """`extract_embeddings_generator`'s windows: `batch_size` texts at a time."""
+    seq_len = model.inputs[0].shape[1]
+    max_len = seq_len or model.bert_config.max_position_embeddings
+    texts = list(texts)
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        for i, text in enumerate(chunk):
+            if not isinstance(text, str):
+                raise ConfigError(f"texts[{start + i}]: long_inputs='windows' reads single texts, not pairs")
+        windows = tokenizer.encode_windows(chunk, max_len, stride)
+        tokens, segments = windows.token_ids, windows.segment_ids
+        if seq_len is not None:  # a fixed input length: pad every window to it
+            tokens, segments = (np.pad(a, [(0, 0), (0, seq_len - a.shape[1])]) for a in (tokens, segments))
+        sequence = model.predict([tokens, segments], verbose=0, batch_size=batch_size)
+        if isinstance(sequence, (list, tuple)):
+            sequence = sequence[0]
+        sequence = np.asarray(sequence)
+        pooled = np.concatenate([_pool(sequence, tokens != 0, p) for p in poolings], axis=-1)
+        yield from _combine_windows(pooled, windows.owner, len(chunk), poolings, sequence.shape[-1])
+
+
 def extract_embeddings(
-    model, texts, poolings=None, vocabs=None, cased=False, batch_size=4, cut_embed=True, output_layer_num=1
+    model, texts, poolings=None, vocabs=None, cased=False, batch_size=4, cut_embed=True, output_layer_num=1,
+    *, long_inputs="truncate", stride=None,
 ):
     """`extract_embeddings_generator` as a list."""
     return list(
-        extract_embeddings_generator(model, texts, poolings, vocabs, cased, batch_size, cut_embed, output_layer_num)
+        extract_embeddings_generator(model, texts, poolings, vocabs, cased, batch_size, cut_embed, output_layer_num,
+                                     long_inputs=long_inputs, stride=stride)
     )

@@ -101,6 +101,14 @@ class MaterialsOptions:
             benchmarks/results/teacher-variants-jax.md.  The weights are
             hashed and the embedding matrix read before quantizing, and the
             mode is recorded with the teacher's identity.
+        long_inputs: "truncate" (the default: the teacher sees what it was
+            fine-tuned on, the first max_seq_len pieces) or "windows": a
+            single sentence longer than that is read whole, as overlapping
+            windows `stride` pieces apart (`Tokenizer.encode_windows`), and
+            its logits `y` are the mean of the windows' (recorded with the
+            teacher's identity).  `x` stays the truncated encoding: the
+            student's input.
+        stride: word pieces between windows (None: half a window).
     """
 
     task: str = None
@@ -110,9 +118,15 @@ class MaterialsOptions:
     seed: int = 0
     batch_size: int = 64
     int8: bool = False
+    long_inputs: str = "truncate"
+    stride: int = None
 
     def __post_init__(self):
         check_option_types(self)
+        if self.long_inputs not in ("truncate", "windows"):
+            raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
+        if self.stride is not None and self.stride < 1:
+            raise ConfigError(f"--stride must be at least 1, got {self.stride}")
         if not self.splits:
             raise ConfigError("--splits names no split")
         if self.max_seq_len is not None and self.max_seq_len < 1:
@@ -356,7 +370,22 @@ def _start_manifest(out_dir, identity):
     return manifest
 
 
-def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True):
+def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
+    """Per sentence, the mean of the teacher's logits over its windows."""
+    if sentences.ndim != 1:
+        raise ConfigError("--long-inputs windows reads single sentences; this task's inputs are pairs")
+    windows = tokenizer.encode_windows([str(t) for t in sentences], options.max_seq_len, options.stride)
+    rows = run_teacher(teacher, windows.token_ids, windows.segment_ids, windows.lengths,
+                       batch_size=options.batch_size, desc=desc, verbose=verbose)
+    if rows is None:
+        return None
+    y = np.zeros((len(sentences), rows.shape[1]), np.float64)
+    np.add.at(y, windows.owner, rows.astype(np.float64))
+    return (y / np.bincount(windows.owner, minlength=len(sentences))[:, None]).astype(np.float32)
+
+
+def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
+                       tokenizer=None):
     """Run the teacher over every split and write the materials directory.
 
     Args:
@@ -373,12 +402,16 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         cased: the tokenizer's casing, recorded so that new text can be
             encoded for the student the same way.
         verbose: show a progress bar per split.
+        tokenizer: the teacher's `Tokenizer`, needed (only) for
+            `options.long_inputs == "windows"`.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
     """
     if options.task is None or options.max_seq_len is None:
         raise ConfigError("generate_materials needs options.task and options.max_seq_len set")
+    if options.long_inputs == "windows" and tokenizer is None:
+        raise ConfigError("generate_materials needs the tokenizer for long_inputs='windows'")
     task, max_seq_len = options.task, options.max_seq_len
     os.makedirs(out_dir, exist_ok=True)
     vocab = [str(token) for token in vocab]
@@ -414,6 +447,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         # Recorded only when used, so that float materials keep one identity.
         identity["teacher"]["quantization"] = "int8"
         apply_variant(teacher, "int8")
+    if options.long_inputs == "windows":
+        identity["teacher"]["long_inputs"] = {"windows": True, "stride": options.stride}
     manifest = _start_manifest(out_dir, identity)
     manifest_path = os.path.join(out_dir, MANIFEST)
 
@@ -436,10 +471,13 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         write_json(manifest_path, manifest)
 
         started = time.perf_counter()
-        y = run_teacher(
-            teacher, arrays["x"], arrays["segment"], arrays["length"],
-            batch_size=options.batch_size, desc=f"teacher on {name}", verbose=verbose,
-        )
+        if options.long_inputs == "windows":
+            y = _windowed_logits(teacher, tokenizer, arrays["sentence"], options, f"teacher on {name}", verbose)
+        else:
+            y = run_teacher(
+                teacher, arrays["x"], arrays["segment"], arrays["length"],
+                batch_size=options.batch_size, desc=f"teacher on {name}", verbose=verbose,
+            )
         if y is None:  # an empty split
             y = np.zeros((0, num_labels), np.float32)
         seconds = time.perf_counter() - started
@@ -652,4 +690,4 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
                     len(copies), augmentation.expected_passes(len(firsts), len(copies)))
     vocab = load_vocab_tokens(runs.vocab_file(run_dir))
     return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
-                              options=options, cased=record.cased, verbose=verbose)
+                              options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer)

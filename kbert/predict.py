@@ -126,7 +126,9 @@ class Classifier:
         if long_inputs == "windows":
             if seconds is not None:
                 raise ConfigError("long_inputs='windows' splits single texts; pairs are truncated")
-            token_ids, segment_ids, lengths, owner = self._windows(firsts, stride)
+            if self.max_seq_len < 3:
+                raise ConfigError(f"max_seq_len {self.max_seq_len} leaves no room for a window")
+            token_ids, segment_ids, lengths, owner = self.tokenizer.encode_windows(firsts, self.max_seq_len, stride)
             truncated = np.zeros(len(texts), np.int64)
         else:
             encoded = self.tokenizer.encode_batch(firsts, seconds, max_len=self.max_seq_len)
@@ -144,32 +146,6 @@ class Classifier:
         logits /= counts[:, None]
         return [self._prediction(text, row, int(cut), int(n))
                 for text, row, cut, n in zip(texts, logits, truncated, counts)]
-
-    def _windows(self, firsts, stride):
-        """Every text's windows of word pieces: ([W, T] ids, segments, lengths, owner [W])."""
-        room = self.max_seq_len - 2  # [CLS] and [SEP]
-        if room < 1:
-            raise ConfigError(f"max_seq_len {self.max_seq_len} leaves no room for a window")
-        stride = stride or max(room // 2, 1)
-        if not 0 < stride <= room:
-            raise ConfigError(f"stride must be in 1..{room} (the window's word pieces), got {stride}")
-        pieces = self.tokenizer.split_ids_batch(firsts)
-        cls, sep = self.tokenizer.token_dict["[CLS]"], self.tokenizer.token_dict["[SEP]"]
-        windows, owner = [], []
-        for index, ids in enumerate(pieces):
-            starts = range(0, max(len(ids) - room, 0) + 1, stride)
-            starts = list(starts)
-            if starts[-1] + room < len(ids):  # the last window reaches the end
-                starts.append(len(ids) - room)
-            for start in starts:
-                windows.append([cls, *ids[start:start + room], sep])
-                owner.append(index)
-        width = max(len(w) for w in windows)
-        token_ids = np.zeros((len(windows), width), np.int32)
-        for row, window in enumerate(windows):
-            token_ids[row, :len(window)] = window
-        lengths = np.array([len(w) for w in windows], np.int32)
-        return token_ids, np.zeros_like(token_ids), lengths, np.array(owner)
 
     def _prediction(self, text, logits, truncated, windows):
         if self.is_regression:

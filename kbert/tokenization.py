@@ -1055,6 +1055,50 @@ class Tokenizer:
             segment_ids[i, : len(s)] = s
         return EncodedBatch(token_ids, segment_ids, lengths, removed)
 
+    def encode_windows(self, texts, max_len=128, stride=None, *, fast=None):
+        """Each text's word pieces as overlapping windows, none truncated.
+
+        A window holds up to `max_len - 2` pieces between [CLS] and [SEP];
+        window k starts `k * stride` pieces in (default stride: half a
+        window), and a last window ending at the text's end is added when
+        the stride does not land there.  A text that fits is one window, as
+        `encode_batch` would give it.  Callers combine the windows' outputs
+        per text (`owner`): kbert averages logits (`Classifier.predict`) or
+        pooled vectors (`kbert.keras_bert.extract_embeddings`).
+        """
+        _check_max_len(max_len, False)
+        room = max_len - 2
+        stride = stride or max(room // 2, 1)
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 < stride <= room:
+            raise ConfigError(f"stride must be an int in 1..{room} (a window's word pieces), got {stride!r}")
+        windows, owner = [], []
+        for index, ids in enumerate(self.split_ids_batch(list(texts), fast=fast)):
+            starts = list(range(0, max(len(ids) - room, 0) + 1, stride))
+            if starts[-1] + room < len(ids):  # the last window reaches the end
+                starts.append(len(ids) - room)
+            for start in starts:
+                windows.append(self._pack(list(ids[start:start + room]), None)[0])
+                owner.append(index)
+        lengths = np.fromiter(map(len, windows), dtype=np.int32, count=len(windows))
+        token_ids = np.full((len(windows), int(lengths.max(initial=0))), self._pad_index, dtype=np.int32)
+        for row, window in enumerate(windows):
+            token_ids[row, : len(window)] = window
+        return EncodedWindows(token_ids, np.zeros_like(token_ids), lengths, np.array(owner, dtype=np.int64))
+
+
+class EncodedWindows(NamedTuple):
+    """What `Tokenizer.encode_windows` returns: W windows of N texts."""
+
+    token_ids: np.ndarray
+    """int32 [W, T]: [CLS] a window's word pieces [SEP], then pad ids; T is
+    the longest window."""
+    segment_ids: np.ndarray
+    """int32 [W, T]: zeros."""
+    lengths: np.ndarray
+    """int32 [W]: tokens before padding."""
+    owner: np.ndarray
+    """int64 [W]: the text each window belongs to (ascending; every text has one)."""
+
 
 def _check_max_len(max_len, pair):
     if max_len is None:

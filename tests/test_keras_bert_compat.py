@@ -328,3 +328,32 @@ def test_gen_batch_inputs():
     for _ in range(5):
         (tokens, _, masked), (targets, nsp) = keras_bert.gen_batch_inputs(pairs, vocab, EXTRA_VOCAB, seq_len=8)
         assert set(nsp.ravel()) <= {0.0, 1.0} and (tokens[masked == 0] == targets[..., 0][masked == 0]).all()
+
+
+def test_extract_embeddings_windows_combine_each_windows_pooling(fixture_checkpoint):
+    """kbert's long_inputs="windows": a 30-piece text through a model of 16
+    positions, as the windows' pooled vectors combined by hand here."""
+    paths = keras_bert.get_checkpoint_paths(str(fixture_checkpoint))
+    model = keras_bert.load_trained_model_from_checkpoint(paths.config, paths.checkpoint, seq_len=None)
+    vocab = keras_bert.load_vocabulary(paths.vocab)
+    words = "all work and no play makes jack a dull boy".split()
+    text = " ".join(words * 3)  # 30 pieces; windows of 14, 7 apart: starts 0, 7, 14 and 16
+    short = "jack and play"
+    poolings = [keras_bert.POOL_NSP, keras_bert.POOL_MAX, keras_bert.POOL_AVE]
+    got = keras_bert.extract_embeddings(model, [text, short], poolings=poolings, vocabs=vocab,
+                                        long_inputs="windows", stride=7)
+    ids = [vocab[w] for w in text.split()]
+    windows = [[2, *ids[s:s + 14], 3] for s in (0, 7, 14, 16)]
+    outputs = [keras.ops.convert_to_numpy(model([np.array([w]), np.zeros((1, len(w)), "int32")]))[0]
+               for w in windows]
+    expected = np.concatenate([np.mean([o[0] for o in outputs], axis=0),
+                               np.max([o.max(axis=0) for o in outputs], axis=0),
+                               np.mean([o.mean(axis=0) for o in outputs], axis=0)])
+    np.testing.assert_allclose(got[0], expected, atol=1e-5)
+    # A text that fits is one window: the truncating default's answer.
+    plain = keras_bert.extract_embeddings(model, [short], poolings=poolings, vocabs=vocab)
+    np.testing.assert_allclose(got[1], plain[0], atol=1e-5)
+    with pytest.raises(ConfigError, match="needs poolings"):
+        keras_bert.extract_embeddings(model, [text], vocabs=vocab, long_inputs="windows")
+    with pytest.raises(ConfigError, match="not pairs"):
+        keras_bert.extract_embeddings(model, [(text, short)], poolings=poolings, vocabs=vocab, long_inputs="windows")

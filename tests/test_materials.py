@@ -469,3 +469,36 @@ def test_options_are_frozen_and_checked():
     assert MaterialsOptions(splits=["dev"]).splits == ("dev",)
     with pytest.raises(AttributeError):
         MaterialsOptions().augment = 2
+
+
+def test_windows_give_each_long_sentence_the_mean_of_its_windows_logits(tmp_path):
+    """--long-inputs windows: y of a 20-piece sentence at max_seq_len 10 is
+    the mean of the teacher's logits on windows of 8 pieces, 4 apart,
+    computed here; x stays the truncated encoding."""
+    from kbert.tokenization import Tokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(4, V)]
+    tokenizer = Tokenizer({t: i for i, t in enumerate(vocab)})
+    long_ids = list(range(4, 24))
+    sentences = np.array([" ".join(f"w{i}" for i in long_ids), "w5 w6"])
+    batch = tokenizer.encode_batch(list(sentences), max_len=T)
+    split = EncodedSplit(batch.token_ids, batch.segment_ids, np.array([0, 1]), sentences, batch.lengths)
+    teacher = make_teacher()
+    options = MaterialsOptions(task="SST-2", max_seq_len=T, long_inputs="windows", stride=4)
+    manifest = generate_materials(teacher, {"dev": split}, str(tmp_path), vocab=vocab, teacher_id="t",
+                                  options=options, verbose=False, tokenizer=tokenizer)
+    assert manifest["teacher"]["long_inputs"] == {"windows": True, "stride": 4}
+    got = load_materials(str(tmp_path)).splits["dev"]
+
+    def logits(ids):
+        return keras.ops.convert_to_numpy(teacher([np.array([ids]), np.zeros((1, len(ids)), "int32")]))[0]
+
+    windows = [[2, *long_ids[s:s + 8], 3] for s in (0, 4, 8, 12)]
+    np.testing.assert_allclose(got.y[0], np.mean([logits(w) for w in windows], axis=0), atol=1e-5)
+    np.testing.assert_allclose(got.y[1], logits([2, 5, 6, 3]), atol=1e-5)
+    np.testing.assert_array_equal(got.x, batch.token_ids[:, : got.x.shape[1]])
+    with pytest.raises(kbert.ConfigError, match="pairs"):
+        pairs = EncodedSplit(batch.token_ids, batch.segment_ids, np.array([0, 1]),
+                             np.array([[s, s] for s in sentences]), batch.lengths)
+        generate_materials(teacher, {"dev": pairs}, str(tmp_path / "p"), vocab=vocab, teacher_id="t",
+                           options=options, verbose=False, tokenizer=tokenizer)

@@ -25,6 +25,10 @@ def add_arguments(parser):
     add_option(parser, MaterialsOptions, "int8",
                help="run the teacher int8-quantized (Keras' Model.quantize): faster on JAX, "
                     "same SST-2 dev accuracy in benchmarks/results/teacher-variants-jax.md")
+    add_option(parser, MaterialsOptions, "long_inputs", choices=("truncate", "windows"),
+               help="a sentence longer than max_seq_len: truncated (default), or read whole as overlapping "
+                    "windows whose logits are averaged")
+    add_option(parser, MaterialsOptions, "stride", type=int, help="word pieces between windows (default: half)")
 
 
 def run(args):
