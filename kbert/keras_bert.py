@@ -41,6 +41,7 @@ is stricter or follows Google's code, it says so below; the differences:
 """
 
 import collections
+import logging
 import os
 import sys
 
@@ -56,6 +57,8 @@ from kbert.layers import TaskEmbedding
 from kbert.model import BertModel
 from kbert.tokenization import TOKEN_CLS, TOKEN_MASK, TOKEN_SEP, TOKEN_UNK, load_vocab
 from kbert.weights.loading import assign_weights, open_checkpoint
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AdamWarmup",
@@ -544,11 +547,15 @@ def extract_embeddings_generator(
         yield from _windowed_embeddings(model, texts, tokenizer, poolings, batch_size, stride)
         return
 
+    cut = []
+
     def batches():
         batch = []
         for text in texts:
             pair = (text,) if isinstance(text, str) else (text[0], text[1])
-            batch.append(tokenizer.encode(*pair, max_len=seq_len))
+            tokens, segments, removed = tokenizer.encode(*pair, max_len=seq_len, return_truncated=True)
+            cut.append(removed > 0)
+            batch.append((tokens, segments))
             if len(batch) == batch_size:
                 yield batch
                 batch = []
@@ -573,6 +580,9 @@ def extract_embeddings_generator(
             if cut_embed:
                 embedding = embedding[: int(np.flatnonzero(row)[-1]) + 1 if row.any() else 0]
             yield embedding
+    if any(cut):
+        logger.warning("%d of %d texts were longer than the model's %d positions and truncated "
+                       "(long_inputs='windows' reads them whole)", sum(cut), len(cut), seq_len)
 
 
 def _windowed_embeddings(model, texts, tokenizer, poolings, batch_size, stride):

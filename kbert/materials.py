@@ -147,6 +147,8 @@ class EncodedSplit:
         labels: int [N], gold label ids, -1 where there is none.
         sentences: str [N] (single sentences) or [N, 2] (pairs).
         lengths: int [N], or None to count the non-zero ids.
+        truncated: how many rows the encoding cut to fit max_seq_len
+            (None: not known), recorded in the manifest.
     """
 
     token_ids: np.ndarray
@@ -154,6 +156,7 @@ class EncodedSplit:
     labels: np.ndarray
     sentences: np.ndarray
     lengths: np.ndarray = None
+    truncated: int = None
 
 
 @dataclasses.dataclass
@@ -485,9 +488,11 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             raise DataError(f"split {name!r}: the teacher produced NaN or inf logits")
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
+        cut = getattr(splits[name], "truncated", None)
         manifest["splits"][name] = {
             "file": file_name,
             "complete": True,
+            **({} if cut is None else {"truncated": int(cut), "long_inputs": options.long_inputs}),
             "sha256": file_sha256(path),
             "inputs_sha256": inputs_sha256,
             "count": len(y),
@@ -667,7 +672,7 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         batch = tokenizer.encode_batch(firsts, seconds, max_len=options.max_seq_len)
         sentences = np.asarray(firsts if seconds is None else list(zip(firsts, seconds)), dtype=str)
         return EncodedSplit(batch.token_ids, batch.segment_ids, np.asarray(labels, np.int32), sentences,
-                            batch.lengths)
+                            batch.lengths, batch.num_truncated)
 
     encoded = {}
     for name in options.splits:

@@ -39,7 +39,10 @@ def run(args):
     manifest = materials_from_run(args.model, args.output, options, data_dir=args.data_dir)
     splits = manifest["splits"]
     for name, entry in splits.items():
-        print(f"{name}: {entry['count']} rows, {entry.get('seconds')} s, {entry.get('items_per_second')} it/s")
+        cut = entry.get("truncated")
+        longer = "" if not cut else (f"; {cut} longer than max_seq_len, "
+                                     f"{'read as windows' if entry.get('long_inputs') == 'windows' else 'truncated'}")
+        print(f"{name}: {entry['count']} rows, {entry.get('seconds')} s, {entry.get('items_per_second')} it/s{longer}")
     if "augmented" in splits and "train" in splits:
         extra = splits["augmented"]["count"] / max(splits["train"]["count"], 1)
         print(f"augmented: {splits['augmented']['count']} sentences, {extra:.2f} extra teacher passes over train")
