@@ -96,7 +96,8 @@ def write_report(args, record, sentences, pretrain_seconds, rows, backend):
         "# Domain-adaptive pre-training on SST-2 (MiniLM-L6)",
         "",
         f"Command: `KERAS_BACKEND={backend} python {' '.join(['benchmarks/domain_adaptive.py'] + sys.argv[1:])}`",
-        f"(machine: {platform.machine()}, {os.cpu_count()} cores; nothing else ran during the measurement).",
+        f"(machine: {platform.machine()}, {os.cpu_count()} cores; accuracy does not depend on other jobs, "
+        "the pre-training time does).",
         "",
         f"Pre-training: `kbert pretrain --checkpoint minilm-l6 --corpus sst2-train.txt --max-seq-len "
         f"{args.max_seq_len} --num-train-steps {args.pretrain_steps} --learning-rate {args.pretrain_learning_rate}` "
