@@ -82,7 +82,6 @@ def test_artifacts_agree_with_keras_in_their_runtime(format, glue_dir, tmp_path,
                 "--format", format]) == 2
 
 
-@pytest.mark.single_backend
 def test_an_artifact_that_disagrees_is_never_written(tmp_path, monkeypatch):
     from kbert import serving
 
