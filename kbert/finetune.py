@@ -83,33 +83,6 @@ class FinetuneOptions:
         return dataclasses.replace(self, task=task, **chosen), defaults
 
 
-def _start_run(output, options, defaults, resume):
-    """Create or reopen the run directory; refuse to mix incompatible runs."""
-    if runs.has_run(output):
-        record = runs.read_run(output)
-        if not resume:
-            raise ConfigError(f"{output}: a run already exists here; pass --resume or choose another --output")
-        if record.kind != "teacher":
-            raise ConfigError(f"{output}: holds a {record.kind!r} run, not a teacher fine-tuning run")
-        ours = dataclasses.asdict(options)
-        # A key the run predates is compared as the value runs had then.
-        implied = dict(dataclasses.asdict(FinetuneOptions(task=options.task)), **PREDATING)
-        theirs = {k: record.options.get(k, implied[k]) for k in ours}
-        differ = sorted(k for k in ours if theirs[k] != ours[k])
-        if differ:
-            detail = ", ".join(f"{k}: run has {theirs[k]!r}, asked {ours[k]!r}" for k in differ)
-            raise ConfigError(f"{output}: cannot resume, options differ ({detail})")
-        return record
-    if resume and os.path.isdir(output) and os.listdir(output):
-        raise ConfigError(f"{output}: --resume given but the directory holds no {runs.RUN_FILE}")
-    os.makedirs(output, exist_ok=True)
-    record = runs.RunRecord(kind="teacher", status="training", options=dataclasses.asdict(options),
-                            task=options.task, max_seq_len=options.max_seq_len, cased=options.cased,
-                            defaults=defaults)
-    runs.write_run(output, record)
-    return record
-
-
 class _EpochHistory(keras.callbacks.Callback):
     """Keeps run.json's per-epoch history whole across resumes.
 
@@ -202,7 +175,13 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     processor = get_processor(options.task)
     data_dir = resolve_data_dir(data_dir)
-    record = _start_run(output, options, defaults, resume)
+    # A key a stored run predates is compared as the value runs had then.
+    implied = dict(dataclasses.asdict(FinetuneOptions(task=options.task)), **PREDATING)
+    record = runs.start_run(
+        output,
+        runs.RunRecord(kind="teacher", status="training", options=dataclasses.asdict(options), task=options.task,
+                       max_seq_len=options.max_seq_len, cased=options.cased, defaults=defaults),
+        resume, implied=implied)
     if record.status == "complete":
         logger.info("%s: run already complete", output)
         # A kill after the final run.json, before the backup went, left it.

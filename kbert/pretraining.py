@@ -418,30 +418,6 @@ def _instance_key(options, tokens, corpus_hashes):
     return hashlib.sha256("\0".join(values).encode("utf-8")).hexdigest()
 
 
-def _start_run(output, options, resume):
-    """Create or reopen the run directory; refuse to mix runs."""
-    if runs.has_run(output):
-        record = runs.read_run(output)
-        if record.kind != "pretrain":
-            raise ConfigError(f"{output}: holds a {record.kind!r} run, not a pre-training run")
-        if not resume:
-            raise ConfigError(f"{output}: a run already exists here; pass --resume or choose another --output")
-        ours = dataclasses.asdict(options)
-        ours["corpus"] = list(ours["corpus"])
-        differ = sorted(k for k in ours if record.options.get(k) != ours[k])
-        if differ:
-            detail = ", ".join(f"{k}: run has {record.options.get(k)!r}, asked {ours[k]!r}" for k in differ)
-            raise ConfigError(f"{output}: cannot resume, options differ ({detail})")
-        return record
-    if resume and os.path.isdir(output) and os.listdir(output):
-        raise ConfigError(f"{output}: --resume given but the directory holds no {runs.RUN_FILE}")
-    os.makedirs(output, exist_ok=True)
-    record = runs.RunRecord(kind="pretrain", status="training", options=dataclasses.asdict(options),
-                            max_seq_len=options.max_seq_len, cased=options.cased)
-    runs.write_run(output, record)
-    return record
-
-
 def _instances(output, options, tokenizer, tokens, progress):
     hashes = []
     for path in options.corpus:
@@ -484,7 +460,9 @@ def pretrain(options, output, *, resume=False, progress=True):
     from kbert.weights.loading import load_checkpoint
 
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
-    record = _start_run(output, options, resume)
+    record = runs.start_run(output, runs.RunRecord(kind="pretrain", status="training",
+                                                   options=dataclasses.asdict(options),
+                                                   max_seq_len=options.max_seq_len, cased=options.cased), resume)
     if record.status == "complete":
         logger.info("%s: run already complete", output)
         return record

@@ -28,6 +28,7 @@ options in a `config.json` beside it.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import zipfile
@@ -113,6 +114,38 @@ def has_run(run_dir):
 def write_run(run_dir, record):
     """Write `record` to RUN_DIR/run.json atomically."""
     write_json(run_file(run_dir), record.to_json())
+
+
+def start_run(run_dir, record, resume, *, implied=None):
+    """Create `run_dir` with `record` (status "training"), or reopen the run
+    already there when `resume` and it is of the same kind with the same
+    options (a key the stored run predates is compared as `implied[key]`).
+    Returns the record in force.
+
+    Raises:
+        ConfigError: a run exists and `resume` is false, or it is another
+            kind of run or ran with other options; `resume` on a directory
+            that holds files but no run.
+    """
+    if has_run(run_dir):
+        stored = read_run(run_dir)
+        if not resume:
+            raise ConfigError(f"{run_dir}: a run already exists here; pass --resume or choose another --output")
+        if stored.kind != record.kind:
+            raise ConfigError(f"{run_dir}: holds a {stored.kind!r} run, not a {record.kind!r} run")
+        ours = json.loads(json.dumps(record.options))  # tuples as the stored JSON lists
+        implied = implied or {}
+        theirs = {k: stored.options.get(k, implied.get(k)) for k in ours}
+        differ = sorted(k for k in ours if theirs[k] != ours[k])
+        if differ:
+            detail = ", ".join(f"{k}: run has {theirs[k]!r}, asked {ours[k]!r}" for k in differ)
+            raise ConfigError(f"{run_dir}: cannot resume, options differ ({detail})")
+        return stored
+    if resume and os.path.isdir(run_dir) and os.listdir(run_dir):
+        raise ConfigError(f"{run_dir}: --resume given but the directory holds no {RUN_FILE}")
+    os.makedirs(run_dir, exist_ok=True)
+    write_run(run_dir, record)
+    return record
 
 
 def read_run(run_dir):
