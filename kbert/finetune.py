@@ -27,7 +27,7 @@ from kbert.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 # Options added after runs were written, with the value those runs used.
-PREDATING = {"length_bucketing": True}
+PREDATING = {"length_bucketing": True, "packing": False}
 # Options a checkpoint's recipe fills in when the caller leaves them None.
 RECIPE_FIELDS = ("learning_rate", "epochs")
 
@@ -58,6 +58,12 @@ class FinetuneOptions:
     # padding on SST-2 but 1.3 (SST-2) to 4 (CoLA MCC) points lower dev
     # scores in benchmarks/results/glue-*.md, so speed is opt-in.
     length_bucketing: bool = False
+    # Lay each batch's examples end to end in rows as long as the longest
+    # example (`kbert.packing`): the same batches, logits and gradients as
+    # unpacked, with ~2.7x fewer token slots on SST-2
+    # (benchmarks/results/training-*.md).  None: packed, except that a
+    # resumed run keeps the layout it began with (runs before packing: not).
+    packing: bool = None
 
     def __post_init__(self):
         check_option_types(self)
@@ -80,7 +86,8 @@ class FinetuneOptions:
         recipe = presets.recipe(self.checkpoint, task)
         chosen = {name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
         defaults = {name: recipe["source"] for name in chosen}
-        return dataclasses.replace(self, task=task, **chosen), defaults
+        packing = True if self.packing is None else self.packing
+        return dataclasses.replace(self, task=task, packing=packing, **chosen), defaults
 
 
 class _EpochHistory(keras.callbacks.Callback):
@@ -142,11 +149,16 @@ def _subset(features, limit, seed):
     )
 
 
-def _distribution(enabled, batch_size):
+def _distribution(enabled, batch_size, packing):
     if not enabled:
         return
     if keras.backend.backend() != "jax":
         raise ConfigError("--distribute uses keras.distribution, which needs KERAS_BACKEND=jax")
+    if packing:
+        # DataParallel splits every input along its first axis; packed rows
+        # and the [CLS] indices into them do not split that way.
+        raise ConfigError("--distribute splits batches by rows, which packed batches do not allow: "
+                          "add --no-packing")
     devices = keras.distribution.list_devices()
     if batch_size % len(devices):
         raise ConfigError(f"--batch-size {batch_size} does not split over {len(devices)} devices")
@@ -158,7 +170,9 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     """Fine-tune `options.checkpoint` on `options.task`; returns the `RunRecord`."""
     from kbert.batching import BUCKET_WINDOW, BucketedBatches, EpochOrder
     from kbert.glue import get_processor, resolve_data_dir
-    from kbert.optimization import create_optimizer
+    from kbert.model import packed_classifier
+    from kbert.optimization import create_optimizer, train_jit_compile
+    from kbert.packing import PackedBatches
     from kbert.progress import ItemsProgress
     from kbert.seeding import EpochSeed
     from kbert.tokenization import Tokenizer, validate_case_matches_checkpoint
@@ -168,9 +182,10 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     if resume and runs.has_run(output):
         # Options the caller left to the recipe are those the run used: a
         # run continues as it began, whatever today's recipe says.
-        used = runs.read_run(output).options
+        used = dict(PREDATING, **runs.read_run(output).options)
         options = dataclasses.replace(options, **{
-            name: used[name] for name in RECIPE_FIELDS if getattr(options, name) is None and name in used})
+            name: used[name] for name in RECIPE_FIELDS + ("packing",)
+            if getattr(options, name) is None and name in used})
     options, defaults = options.resolved()
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     processor = get_processor(options.task)
@@ -190,7 +205,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     for name, source in defaults.items():
         logger.info("%s = %s (%s)", name, getattr(options, name), source)
     keras.utils.set_random_seed(options.seed)
-    _distribution(distribute, options.batch_size)
+    _distribution(distribute, options.batch_size, options.packing)
 
     # keras-bert semantics: trainable defaults to `training` (False here).
     model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True)
@@ -204,13 +219,14 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     train = _subset(train, options.max_train_examples, options.seed)
 
     labels = train.labels.astype("float32")[:, None] if processor.is_regression else train.labels
-    batches = BucketedBatches(
-        (train.input_ids, train.segment_ids), labels, train.lengths,
-        batch_size=options.batch_size, seed=options.seed, fill=True,
-        window=BUCKET_WINDOW if options.length_bucketing else 1,
-    )
+    batching = dict(batch_size=options.batch_size, seed=options.seed, fill=True,
+                    window=BUCKET_WINDOW if options.length_bucketing else 1)
+    if options.packing:
+        batches = PackedBatches((train.input_ids, train.segment_ids), labels, train.lengths, **batching)
+    else:
+        batches = BucketedBatches((train.input_ids, train.segment_ids), labels, train.lengths, **batching)
     total_steps = len(batches) * options.epochs
-    model.compile(
+    compiled = dict(
         optimizer=create_optimizer(
             options.learning_rate, total_steps, options.warmup_proportion, options.weight_decay
         ),
@@ -220,14 +236,21 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         ),
         weighted_metrics=[] if processor.is_regression else ["accuracy"],
+        jit_compile=train_jit_compile(),
     )
+    # The packed view trains the model's own layers with the model's own
+    # optimizer, so model.keras holds the optimizer state either way.
+    model.compile(**compiled)
+    trained = packed_classifier(model) if options.packing else model
+    if trained is not model:
+        trained.compile(**compiled)
     # BackupAndRestore needs built weights: one forward pass on a real batch.
-    model(batches[0][0])
+    trained(batches[0][0])
     progress = ItemsProgress(options.batch_size, len(batches))
     epochs = _EpochHistory(output, record)
     backup_dir = os.path.join(output, "backup")
     started = time.perf_counter()
-    model.fit(
+    trained.fit(
         batches,
         epochs=options.epochs,
         shuffle=False,  # BucketedBatches shuffles, seeded per epoch

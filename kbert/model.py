@@ -47,6 +47,7 @@ import keras
 import numpy as np
 
 from kbert.batching import BucketedBatches
+from kbert.packing import PACKED_INPUTS, PackedBatches
 from kbert.config import LAYER_NORM_EPSILON, BertConfig
 from kbert.errors import ConfigError, DataError
 from kbert.layers import activations
@@ -57,6 +58,8 @@ from kbert.layers import (
     FeedForward,
     MaskedOutput,
     MultiHeadSelfAttention,
+    PackingGather,
+    PackingMask,
     PaddingMask,
     PositionEmbedding,
     TaskEmbedding,
@@ -73,29 +76,36 @@ def _norm(name):
     return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
 
 
-def _encoder(x, mask, config, n):
-    """One transformer block, post-LayerNorm as in the original."""
+def _encoder(x, mask, config, n, layer=None):
+    """One transformer block, post-LayerNorm as in the original.  `layer`
+    (name -> an existing layer) reuses a model's blocks on other inputs
+    (`packed_classifier`); by default the layers are made here."""
+
+    def get(name, make):
+        return layer(name) if layer is not None else make(name)
+
     prefix = f"Encoder-{n}-MultiHeadSelfAttention"
-    attention = MultiHeadSelfAttention(
+    attention = get(prefix, lambda name: MultiHeadSelfAttention(
         num_attention_heads=config.num_attention_heads,
         attention_probs_dropout_prob=config.attention_probs_dropout_prob,
         initializer_range=config.initializer_range,
-        name=prefix,
-    )(x, attention_mask=mask)
-    attention = keras.layers.Dropout(config.hidden_dropout_prob, name=f"{prefix}-Dropout")(attention)
-    x = keras.layers.Add(name=f"{prefix}-Add")([x, attention])
-    x = _norm(f"{prefix}-Norm")(x)
+        name=name,
+    ))(x, attention_mask=mask)
+    dropout = lambda name: keras.layers.Dropout(config.hidden_dropout_prob, name=name)  # noqa: E731
+    attention = get(f"{prefix}-Dropout", dropout)(attention)
+    x = get(f"{prefix}-Add", lambda name: keras.layers.Add(name=name))([x, attention])
+    x = get(f"{prefix}-Norm", _norm)(x)
 
     prefix = f"Encoder-{n}-FeedForward"
-    ffn = FeedForward(
+    ffn = get(prefix, lambda name: FeedForward(
         intermediate_size=config.intermediate_size,
         activation=config.activation,
         initializer_range=config.initializer_range,
-        name=prefix,
-    )(x)
-    ffn = keras.layers.Dropout(config.hidden_dropout_prob, name=f"{prefix}-Dropout")(ffn)
-    x = keras.layers.Add(name=f"{prefix}-Add")([x, ffn])
-    return _norm(f"{prefix}-Norm")(x)
+        name=name,
+    ))(x)
+    ffn = get(f"{prefix}-Dropout", dropout)(ffn)
+    x = get(f"{prefix}-Add", lambda name: keras.layers.Add(name=name))([x, ffn])
+    return get(f"{prefix}-Norm", _norm)(x)
 
 
 def _apply_trainable(model, trainable):
@@ -600,3 +610,62 @@ def attention_probabilities(model, layer):
         model.get_layer(source).output, attention_mask=model.get_layer("Padding-Mask").output,
         return_probabilities=True)
     return keras.Model(model.inputs, probabilities, name=f"attention_{layer}")
+
+
+class PackedClassifier(keras.Model):
+    """A `BertModel` classifier's layers (the same objects, so the same
+    variables) over packed rows (`kbert.packing`): inputs each example's
+    `[CLS]` index [N] and token, segment, position and example ids [R, L]
+    (`PACKED_INPUTS`); output the logits [N, labels], equal to the unpacked
+    model's.
+
+    It trains on `PackedBatches`, checked as `BertModel` checks
+    `BucketedBatches` (all rows at once, before the first step).  It is a
+    view for training, not saved: save the `BertModel` itself.
+    """
+
+    def fit(self, x=None, *args, **kwargs):
+        if not isinstance(x, PackedBatches):
+            raise ConfigError(f"a packed classifier trains on PackedBatches, got {type(x).__name__}")
+        limits = self.input_limits
+        limits.check([a[:, : x.widest] for a in x.inputs])  # the unpacked rows: ids and widths
+        if x.pack_len > limits.max_position_embeddings:
+            raise ConfigError(f"pack_len {x.pack_len} exceeds max_position_embeddings "
+                              f"{limits.max_position_embeddings}")
+        with _state_kept_on_error(self):
+            return super().fit(x, *args, **kwargs)
+
+
+def packed_classifier(model):
+    """The `PackedClassifier` view of `model` (a `BertModel` with `num_labels`).
+
+    Raises:
+        ConfigError: `model` is no classifier, or has a task embedding (its
+            ids are per example, not per token).
+    """
+    if not isinstance(model, BertModel) or model.num_labels is None:
+        raise ConfigError("packing needs a BertModel classifier (num_labels set)")
+    if model.task_num is not None:
+        raise ConfigError("packing does not carry task ids (task_num): train this model with --no-packing")
+    cls = keras.Input(shape=(), dtype="int32", name=PACKED_INPUTS[0])
+    token_ids, segment_ids, positions, example_ids = (
+        keras.Input(shape=(None,), dtype="int32", name=name) for name in PACKED_INPUTS[1:])
+    layer = model.get_layer
+    embedded, _ = layer("Embedding-Token")(token_ids)  # [R, L, D]
+    x = layer("Embedding-Token-Segment")([embedded, layer("Embedding-Segment")(segment_ids)])
+    x = layer("Embedding-Position")(x, positions=positions)
+    x = layer("Embedding-Norm")(layer("Embedding-Dropout")(x))
+    mask = PackingMask(name="Packing-Mask")(example_ids)  # [R, L, L]
+    for n in range(1, model.bert_config.num_hidden_layers + 1):
+        x = _encoder(x, mask, model.bert_config, n, layer=layer)
+    pooled = PackingGather(name="Packing-Gather")(x, cls)  # [N, D]
+    pooled = layer("Classifier-Dropout")(layer("NSP-Dense")(pooled))
+    logits = layer("Classifier-Dense")(pooled)  # [N, labels]
+    packed = PackedClassifier(inputs=[cls, token_ids, segment_ids, positions, example_ids], outputs=logits,
+                              name=f"{model.name}_packed")
+    # The same variables in the same order: an optimizer built by one serves
+    # the other (model.keras stores the optimizer's slots by position).
+    if [id(v) for v in packed.trainable_variables] != [id(v) for v in model.trainable_variables]:
+        raise ConfigError(f"{model.name}: the packed view orders the variables differently")
+    packed.input_limits = model.input_limits  # what the shared layers accept
+    return packed

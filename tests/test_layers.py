@@ -13,6 +13,8 @@ from kbert.layers import (
     FeedForward,
     MaskedOutput,
     MultiHeadSelfAttention,
+    PackingGather,
+    PackingMask,
     PaddingMask,
     PositionEmbedding,
     TaskEmbedding,
@@ -47,6 +49,30 @@ def test_position_embedding(hidden):
     layer = run_layer_test(PositionEmbedding, {"max_position_embeddings": 16}, hidden, (B, T, D))
     out = keras.ops.convert_to_numpy(layer(hidden))
     np.testing.assert_allclose(out, hidden + layer.embeddings.numpy()[:T][None], atol=1e-6)
+
+
+def test_position_embedding_with_positions(hidden):
+    # Packed rows: positions restart per example.
+    positions = np.array([[0, 1, 2, 0, 1], [0, 1, 0, 1, 2]], "int32")
+    layer = run_layer_test(PositionEmbedding, {"max_position_embeddings": 16},
+                           {"inputs": hidden, "positions": positions}, (B, T, D))
+    out = keras.ops.convert_to_numpy(layer(hidden, positions=positions))
+    np.testing.assert_allclose(out, hidden + layer.embeddings.numpy()[positions], atol=1e-6)
+
+
+def test_packing_mask():
+    examples = np.array([[1, 1, 2, 2, 0], [1, 2, 2, 2, 3]], "int32")
+    layer = run_layer_test(PackingMask, {}, examples, (B, T, T))
+    expected = (examples[:, :, None] == examples[:, None, :]) & (examples[:, None, :] != 0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(examples)), expected)
+    assert not expected[0, 4].any() and expected[0, 0].tolist() == [True, True, False, False, False]
+
+
+def test_packing_gather(hidden):
+    cls = np.array([0, 3, 5, 7], "int32")  # flat indices row * T + offset
+    layer = run_layer_test(PackingGather, {}, {"inputs": hidden, "cls": cls}, (4, D))
+    out = keras.ops.convert_to_numpy(layer(hidden, cls))
+    np.testing.assert_array_equal(out, hidden.reshape(B * T, D)[cls])
 
 
 def test_position_embedding_rejects_long_input():
@@ -109,6 +135,15 @@ def test_multi_head_self_attention(hidden, ids):
     context = (reference.softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(B, T, D)
     expected = context @ w["output/kernel"] + w["output/bias"]
     out = keras.ops.convert_to_numpy(layer(hidden, attention_mask=mask))
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+    # A per-query mask [B, F, T] (packed rows): block-diagonal by example.
+    examples = np.array([[1, 1, 2, 2, 0], [1, 1, 1, 2, 2]])
+    block = (examples[:, :, None] == examples[:, None, :]) & (examples[:, None, :] != 0)
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(D // 2) + (1.0 - block[:, None]) * -10000.0
+    context = (reference.softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(B, T, D)
+    expected = context @ w["output/kernel"] + w["output/bias"]
+    out = keras.ops.convert_to_numpy(layer(hidden, attention_mask=block))
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 

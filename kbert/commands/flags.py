@@ -10,6 +10,7 @@ spellings keep working and print a warning (`--out` -> `--output`,
 import argparse
 import dataclasses
 import sys
+import typing
 
 # Old spelling -> today's, accepted with a warning so users' scripts keep working.
 DEPRECATED = {"--out": "--output", "--max-len": "--max-seq-len", "--glue-dir": "--data-dir"}
@@ -75,7 +76,9 @@ def add_option(parser, options_class, name, help=None, **kwargs):
     """A flag for the stage option `name`, typed and defaulted by the dataclass."""
     default = field_default(options_class, name)
     flag = "--" + name.replace("_", "-")
-    if isinstance(default, bool):
+    # A bool field defaulting to None ("the stage decides", e.g. a resumed
+    # run's own value) is a --x/--no-x pair too.
+    if isinstance(default, bool) or typing.get_type_hints(options_class)[name] is bool:
         return add_flag(parser, flag, action=bool, default=default, help=help, dest=name, **kwargs)
     if "type" not in kwargs and default is not None:
         kwargs["type"] = type(default)

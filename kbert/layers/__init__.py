@@ -6,6 +6,8 @@ from kbert.layers.extract import Extract
 from kbert.layers.feed_forward import FeedForward
 from kbert.layers.masked_output import MaskedOutput
 from kbert.layers.multi_head_self_attention import MultiHeadSelfAttention
+from kbert.layers.packing_gather import PackingGather
+from kbert.layers.packing_mask import PackingMask
 from kbert.layers.padding_mask import PaddingMask
 from kbert.layers.position_embedding import PositionEmbedding
 from kbert.layers.student_conv import StudentConv
@@ -21,6 +23,8 @@ __all__ = [
     "FeedForward",
     "MaskedOutput",
     "MultiHeadSelfAttention",
+    "PackingGather",
+    "PackingMask",
     "PaddingMask",
     "PositionEmbedding",
     "StudentConv",

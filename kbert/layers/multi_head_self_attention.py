@@ -70,8 +70,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if attention_mask is not None:
             # The original adds -10000 (not -inf) to the scores of padded keys:
             # the exact value matters for outputs at padded query positions
-            # and for rows that are all padding.
-            mask = ops.cast(attention_mask[:, None, None, :], scores.dtype)  # [B, 1, 1, T]
+            # and for rows that are all padding.  A [B, F, T] mask (packed
+            # rows: each query sees its own example's keys) is per query.
+            if len(attention_mask.shape) == 3:
+                mask = ops.cast(attention_mask[:, None, :, :], scores.dtype)  # [B, 1, F, T]
+            else:
+                mask = ops.cast(attention_mask[:, None, None, :], scores.dtype)  # [B, 1, 1, T]
             scores = scores + (1.0 - mask) * -10000.0
         probs = ops.softmax(scores, axis=-1)  # [B, N, F, T]
         if return_probabilities:

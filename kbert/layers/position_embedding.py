@@ -3,7 +3,9 @@
 The table always holds all `max_position_embeddings` rows, as in the
 checkpoint; a shorter input uses the first `T` rows.  So a model built for a
 fixed `seq_len` and one accepting any length share weights and export the
-same checkpoint.
+same checkpoint.  Packed rows (`kbert.packing`) pass `positions` [B, T]
+instead: each example's positions restart at 0, so its rows of the table
+are those it would read alone.
 """
 
 import keras
@@ -27,7 +29,11 @@ class PositionEmbedding(keras.layers.Layer):
             initializer=keras.initializers.TruncatedNormal(stddev=self.initializer_range),
         )
 
-    def call(self, inputs):
+    def call(self, inputs, positions=None):
+        if positions is not None:
+            # [B, T, D] + [B, T, D]
+            table = ops.take(ops.convert_to_tensor(self.embeddings), ops.cast(positions, "int32"), axis=0)
+            return inputs + ops.cast(table, inputs.dtype)
         length = ops.shape(inputs)[1]
         if isinstance(length, int) and length > self.max_position_embeddings:
             raise DataError(
@@ -40,8 +46,8 @@ class PositionEmbedding(keras.layers.Layer):
         # [B, T, D] + [1, T, D]
         return inputs + ops.cast(table[None], inputs.dtype)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def compute_output_shape(self, inputs_shape, positions_shape=None):
+        return inputs_shape
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,207 @@
+"""Exact sequence packing (`kbert.packing`, `kbert.model.packed_classifier`).
+
+The layout is checked by taking packed batches apart again; exactness by
+comparing the packed model's per-example logits and gradients with the
+unpacked model's (the reference: the same weights on one example per row),
+for the MiniLM preset and a random BERT-base config, on every backend.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from kbert.batching import BucketedBatches
+from kbert.errors import ConfigError, DataError, KbertError
+from kbert.model import BertModel, packed_classifier
+from kbert.packing import PackedBatches, first_fit_decreasing, pack
+
+# Sentences (and pairs) of very different lengths, as GLUE batches hold them.
+TEXTS = [
+    ("a gripping , beautifully acted film .", None),
+    ("it 's a bad sign when you 're rooting for the film to end .", None),
+    ("the screenplay sabotages the movie 's strengths at almost every juncture , and the "
+     "characters are so thinly drawn that nobody seems to notice .", None),
+    ("terrible .", None),
+    ("the company said its third-quarter profit rose sharply on higher sales .",
+     "third-quarter earnings at the company rose on strong sales , it said ."),
+    ("he was not there .", "he was absent from the meeting that afternoon , according to two colleagues ."),
+    ("an utterly charming , often hilarious and ultimately moving look at friendship , "
+     "family and the stories we tell ourselves about both .", None),
+]
+
+
+def _encode(tokenizer, max_len=64):
+    ids = np.zeros((len(TEXTS), max_len), np.int32)
+    segments = np.zeros_like(ids)
+    lengths = np.zeros(len(TEXTS), np.int64)
+    for i, (a, b) in enumerate(TEXTS):
+        token_ids, segment_ids = map(np.asarray, tokenizer.encode(a, b, max_len=max_len))
+        n = int(np.count_nonzero(token_ids))
+        ids[i, :n], segments[i, :n], lengths[i] = token_ids[:n], segment_ids[:n], n
+    return ids, segments, lengths
+
+
+def _random_batch(rng, n=9, width=24, vocab=100):
+    lengths = rng.integers(1, width + 1, n)
+    ids = np.zeros((n, width), np.int32)
+    segments = np.zeros_like(ids)
+    for i, length in enumerate(lengths):
+        ids[i, :length] = rng.integers(1, vocab, length)
+        segments[i, length // 2 : length] = 1
+    return ids, segments, lengths
+
+
+def test_first_fit_decreasing_fits_every_example_once(rng):
+    for _ in range(50):
+        lengths = rng.integers(1, 40, rng.integers(1, 40))
+        rows = first_fit_decreasing(lengths, 40)
+        assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+        assert all(lengths[row].sum() <= 40 for row in rows)
+        # No row could take the first example of a later row (first fit).
+        for r, row in enumerate(rows):
+            for later in rows[r + 1 :]:
+                assert lengths[row].sum() + lengths[later[0]] > 40
+
+
+def test_pack_layout_unpacks_to_the_batch(rng):
+    ids, segments, lengths = _random_batch(rng)
+    cls, token, segment, position, example = pack((ids, segments), lengths, 32)
+    assert token.shape == (len(first_fit_decreasing(lengths, 32)), 32)
+    flat = [a.reshape(-1) for a in (token, segment, position, example)]
+    for i, length in enumerate(lengths):
+        span = slice(cls[i], cls[i] + length)
+        np.testing.assert_array_equal(flat[0][span], ids[i, :length])
+        np.testing.assert_array_equal(flat[1][span], segments[i, :length])
+        np.testing.assert_array_equal(flat[2][span], np.arange(length))
+        assert len(set(flat[3][span])) == 1 and flat[3][cls[i]] > 0
+        assert cls[i] // 32 == (cls[i] + length - 1) // 32  # inside one row
+    # Every real token is some example's; empty slots are zero everywhere.
+    assert (example > 0).sum() == lengths.sum()
+    for a in (token, segment, position):
+        assert not a[example == 0].any()
+
+
+def test_packed_batches_are_the_random_batches(rng):
+    ids, segments, lengths = _random_batch(rng, n=40)
+    labels = rng.integers(0, 2, 40)
+    plain = BucketedBatches((ids, segments), labels, lengths, batch_size=8, seed=3, fill=True, window=1)
+    packed = PackedBatches((ids, segments), labels, lengths, pack_len=24, batch_size=8, seed=3, fill=True)
+    assert len(plain) == len(packed)
+    for k in range(len(plain)):
+        (p_ids, _), p_y, p_w = plain[k]
+        (cls, token, _, _, _), y, w = packed[k]
+        np.testing.assert_array_equal(y, p_y)
+        np.testing.assert_array_equal(w, p_w)
+        np.testing.assert_array_equal(token.reshape(-1)[cls], p_ids[:, 0])
+
+
+def test_packed_batches_refuse_what_does_not_fit(rng):
+    ids, segments, lengths = _random_batch(rng, n=5, width=24)
+    with pytest.raises(DataError, match="does not fit packed rows of 1..8"):
+        PackedBatches((ids, segments), np.zeros(5), np.maximum(lengths, 9), pack_len=8, batch_size=2, seed=0)
+    with pytest.raises(ConfigError, match="pack_len"):
+        PackedBatches((ids, segments), np.zeros(5), lengths, pack_len=0, batch_size=2, seed=0)
+
+
+def test_packed_classifier_refuses_other_models():
+    config = dict(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    with pytest.raises(ConfigError, match="classifier"):
+        packed_classifier(BertModel(config))
+    with pytest.raises(ConfigError, match="task ids"):
+        packed_classifier(BertModel(config, num_labels=2, task_num=2))
+
+
+def test_packed_fit_checks_ids(rng):
+    config = dict(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    model = packed_classifier(BertModel(config, num_labels=2))
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids, segments, lengths = _random_batch(rng, n=6, width=10, vocab=50)
+    ids[2, 0] = 77
+    batches = PackedBatches((ids, segments), np.zeros(6, np.int32), lengths, pack_len=16, batch_size=3, seed=0)
+    with pytest.raises(KbertError, match=r"Input-Token: id 77 .*\(vocab_size 50\)"):
+        model.fit(batches, epochs=1, verbose=0)
+
+
+def _gradients(model, inputs, labels):
+    """{variable path: gradient} of the mean cross-entropy, dropout off."""
+    variables = model.trainable_variables
+
+    def loss_of(logits):
+        losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        return keras.ops.mean(losses)
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def f(values):
+            logits, _ = model.stateless_call(values, non_trainable, inputs, training=False)
+            return loss_of(logits)
+
+        grads = jax.grad(f)([v.value for v in variables])
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_of(model(inputs, training=False))
+        grads = tape.gradient(loss, [v.value for v in variables])
+    else:
+        import torch
+
+        loss = loss_of(model(inputs, training=False))
+        grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+    return {v.path: None if g is None else keras.ops.convert_to_numpy(g) for v, g in zip(variables, grads)}
+
+
+def _check_exact(model, ids, segments, lengths, labels, pack_len):
+    width = int(lengths.max())
+    unpacked = [ids[:, :width], segments[:, :width]]
+    expected = keras.ops.convert_to_numpy(model(unpacked, training=False))
+    packed_model = packed_classifier(model)
+    packed = list(pack((ids, segments), lengths, pack_len))
+    assert packed[1].shape[0] < len(ids)  # more than one example shares a row
+    got = keras.ops.convert_to_numpy(packed_model(packed, training=False))
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+    reference = _gradients(model, unpacked, labels)
+    grads = _gradients(packed_model, packed, labels)
+    assert set(grads) == set(reference)
+    # Relative to each variable's largest gradient; a gradient that is zero
+    # by construction (attention's key bias: softmax ignores a constant per
+    # query) is rounding noise in both, checked against the model's scale.
+    noise = 1e-7 * max(np.abs(g).max() for g in reference.values() if g is not None)
+    checked = 0
+    for path, g in reference.items():
+        if g is None:
+            assert grads[path] is None, path
+            continue
+        scale = np.abs(g).max()
+        if scale < noise:
+            assert np.abs(grads[path]).max() < noise, path
+            continue
+        np.testing.assert_allclose(grads[path], g, atol=1e-4 * scale, rtol=0, err_msg=path)
+        checked += 1
+    assert checked > len(reference) // 2
+
+
+@pytest.mark.slow
+def test_packed_minilm_equals_unpacked():
+    from kbert.tokenization import Tokenizer
+    from kbert.weights.loading import load_checkpoint
+
+    keras.utils.set_random_seed(0)
+    model = load_checkpoint("minilm-l6", num_labels=3, trainable=True)
+    ids, segments, lengths = _encode(Tokenizer.from_vocab_file(model.vocab_file, cased=False))
+    _check_exact(model, ids, segments, lengths, np.array([0, 1, 2, 1, 0, 2, 1]), pack_len=64)
+
+
+@pytest.mark.slow
+def test_packed_random_bert_base_equals_unpacked(rng):
+    keras.utils.set_random_seed(1)
+    base = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2)
+    model = BertModel(base, num_labels=2)
+    ids, segments, lengths = _random_batch(rng, n=6, width=40, vocab=30522)
+    _check_exact(model, ids, segments, lengths, rng.integers(0, 2, 6), pack_len=64)
