@@ -7,9 +7,10 @@
 #
 # Each argument is TASK:EPOCHS:LEARNING_RATE[:BATCHING[:SEED]] (batch 32,
 # max_seq_len 128, AdamW with 10% warmup and linear decay: the HF-transformers
-# baseline's recipe).  BATCHING "random" / "bucketed" passes
-# --no-length-bucketing / --length-bucketing explicitly (empty: the default,
-# random); SEED passes --seed (empty: the default, 42), so a learning-rate
+# baseline's recipe).  BATCHING "packed" / "random" / "bucketed" passes
+# --no-length-bucketing --packing / --no-length-bucketing --no-packing /
+# --length-bucketing --no-packing (empty: the default, random batches,
+# packed); SEED passes --seed (empty: the default, 42), so a learning-rate
 # search can also show the spread over seeds:  MRPC:3:3e-5::7
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,9 +25,10 @@ for spec in "$@"; do
        --epochs "$epochs" --learning-rate "$lr" --batch-size 32 --max-seq-len 128 --cache-dir runs/features)
   case "$batching" in
     "") ;;
-    random) cmd+=(--no-length-bucketing) ;;
-    bucketed) cmd+=(--length-bucketing) ;;
-    *) echo "unknown batching '$batching' in $spec (expected: random or bucketed)" >&2; exit 2 ;;
+    packed) cmd+=(--no-length-bucketing --packing) ;;
+    random) cmd+=(--no-length-bucketing --no-packing) ;;
+    bucketed) cmd+=(--length-bucketing --no-packing) ;;
+    *) echo "unknown batching '$batching' in $spec (expected: packed, random or bucketed)" >&2; exit 2 ;;
   esac
   [ -n "$seed" ] && cmd+=(--seed "$seed")
   [ -f "$out/run.json" ] && cmd+=(--resume)

@@ -77,7 +77,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="batches per pass (default 40; --quick 16)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-len", type=int, default=128)
-    parser.add_argument("--pack-len", type=int, default=None, help="slots per packed row (default: max-seq-len)")
+    parser.add_argument("--pack-len", type=int, default=None,
+                        help="slots per packed row (default: kbert's, the longest example rounded up to 8)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", default=None, help="GLUE data (default: $GLUE_DIR)")
     parser.add_argument("--cache-dir", default="runs/features", help="kbert's feature cache")
@@ -86,7 +87,6 @@ def parse_args(argv=None):
     args.backends = args.backends or ("jax" if args.quick else ",".join(BACKENDS))
     args.modes = args.modes or ("packed,random" if args.quick else ",".join(KBERT_MODES))
     args.steps = args.steps or (16 if args.quick else 40)
-    args.pack_len = args.pack_len or args.max_seq_len
     return args
 
 
@@ -99,6 +99,7 @@ def draw_rows(args, task, workdir):
     """The task's features for `steps * batch_size` random training rows, in
     an .npz the workers read."""
     from kbert import presets
+    from kbert.batching import bucket_width
     from kbert.finetune import encode_split
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.tokenization import Tokenizer
@@ -111,8 +112,11 @@ def draw_rows(args, task, workdir):
     n = args.steps * args.batch_size
     rows = np.random.default_rng(args.seed).permutation(len(features.lengths))[:n]
     path = os.path.join(workdir, f"{task}.npz")
+    # kbert finetune packs into rows as long as the whole set's longest example.
+    pack_len = args.pack_len or bucket_width(features.lengths.max(), args.max_seq_len)
     np.savez(path, input_ids=features.input_ids[rows], segment_ids=features.segment_ids[rows],
-             lengths=features.lengths[rows], labels=features.labels[rows], num_labels=processor.num_labels)
+             lengths=features.lengths[rows], labels=features.labels[rows], num_labels=processor.num_labels,
+             pack_len=pack_len)
     return path
 
 
@@ -148,8 +152,11 @@ def repeating(batches):
 
 
 def shapes_of(batches):
-    return len({tuple(np.shape(a) for a in (b[0] if isinstance(b[0], tuple) else (b[0],)))
-                for b in (batches[i] for i in range(len(batches)))})
+    """Distinct input shapes among `batches`: what XLA compiles for."""
+    def shape(x):
+        return tuple(np.shape(a) for a in (x.values() if isinstance(x, dict) else x))
+
+    return len({shape(batches[i][0]) for i in range(len(batches))})
 
 
 def kbert_worker(spec, data):
@@ -167,7 +174,8 @@ def kbert_worker(spec, data):
         inputs = (data["input_ids"], data["segment_ids"])
         common = dict(batch_size=spec["batch_size"], seed=spec["seed"], fill=True)
         if mode == "packed":
-            batches = PackedBatches(inputs, data["labels"], data["lengths"], pack_len=spec["pack_len"], **common)
+            batches = PackedBatches(inputs, data["labels"], data["lengths"], pack_len=int(data["pack_len"]),
+                                    **common)
             trained = packed_classifier(model)
             slots, tokens = batches.slot_counts()
         else:
@@ -176,24 +184,29 @@ def kbert_worker(spec, data):
             trained = model
             slots = sum(b[0][0].shape[0] * b[0][0].shape[1] for b in (batches[i] for i in range(len(batches))))
             tokens = int(data["lengths"].sum())
-        records.append(fit_twice(spec, trained, repeating(batches), mode, slots / tokens))
+        out = fit_twice(spec, trained, repeating(batches), mode, slots / tokens)
+        out.update(shapes=shapes_of(batches), pack_len=batches.pack_len if mode == "packed" else None)
+        records.append(out)
         del model, trained
         keras.backend.clear_session()
     return records
 
 
-def fit_twice(spec, model, batches, mode, slots_per_token):
+def fit_twice(spec, model, batches, mode, slots_per_token, fit=None):
+    """Two passes of `fit` over `batches`; the record.  `fit`: the unbound
+    fit to call (keras-hub's own turns every input into tf.data first)."""
     import keras
 
     from kbert.optimization import create_optimizer
 
+    from kbert.optimization import train_jit_compile
+
     model.compile(optimizer=create_optimizer(LEARNING_RATE, 10 * len(batches)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  weighted_metrics=["accuracy"])
+                  weighted_metrics=["accuracy"], jit_compile=train_jit_compile())
     timer = PassTimer()
-    model.fit(batches, epochs=2, shuffle=False, verbose=0, callbacks=[timer])
-    return record(spec, mode, timer.seconds, len(batches), shapes=shapes_of(batches),
-                  slots_per_token=slots_per_token)
+    (fit or type(model).fit)(model, batches, epochs=2, shuffle=False, verbose=0, callbacks=[timer])
+    return record(spec, mode, timer.seconds, len(batches), slots_per_token=slots_per_token)
 
 
 def keras_hub_worker(spec, data):
@@ -214,8 +227,9 @@ def keras_hub_worker(spec, data):
 
     batches = HubBatches((data["input_ids"], data["segment_ids"]), data["labels"], data["lengths"],
                          batch_size=spec["batch_size"], seed=spec["seed"], fill=True, window=1)
-    out = fit_twice(spec, model, repeating(batches), "random", None)
-    out["shapes"] = len({batches[i][0]["token_ids"].shape for i in range(len(batches))})
+    # keras.Model's fit: the batches are model inputs already (no preprocessor).
+    out = fit_twice(spec, model, repeating(batches), "random", None, fit=keras.Model.fit)
+    out["shapes"] = shapes_of(batches)
     return [out]
 
 
@@ -240,7 +254,7 @@ def transformers_worker(spec, data):
     # The same batches (rows) as kbert's random mode, padded by the peer.
     order = BucketedBatches((data["input_ids"], data["segment_ids"]), data["labels"], data["lengths"],
                             batch_size=spec["batch_size"], seed=spec["seed"], fill=True, window=1)
-    batches = [rows for rows, _ in order._batches]
+    batches = order.batch_rows()
     steps = len(batches)
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, steps, 10 * steps)
     ids, segments, lengths = data["input_ids"], data["segment_ids"], data["lengths"]
@@ -369,7 +383,7 @@ def main(argv=None):
         for impl, backend, task in plan(args):
             print(f"{impl}[{backend}] {task} ...", flush=True)
             spec = {"impl": impl, "backend": backend, "task": task, "data": data[task], "modes": args.modes.split(","),
-                    "batch_size": args.batch_size, "seed": args.seed, "pack_len": args.pack_len}
+                    "batch_size": args.batch_size, "seed": args.seed}
             records.extend(run_worker(spec, workdir))
     text = report(records, args, command, time.perf_counter() - started)
     print(text)

@@ -17,7 +17,8 @@ from kbert import layers, optimization  # noqa: F401  (registers Keras objects)
 from kbert.config import BertConfig
 from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
 from kbert.hub import to_keras_hub
-from kbert.model import BertModel, attention_probabilities
+from kbert.model import BertModel, attention_probabilities, packed_classifier
+from kbert.packing import PackedBatches
 from kbert.predict import Classifier, Prediction, load_classifier
 from kbert.presets import PRESETS
 from kbert.student import StudentModel, build_student
@@ -42,6 +43,7 @@ __all__ = [
     "KbertError",
     "LoadReport",
     "PRESETS",
+    "PackedBatches",
     "Prediction",
     "StudentModel",
     "Tokenizer",
@@ -52,5 +54,6 @@ __all__ = [
     "load_checkpoint",
     "load_classifier",
     "load_trained_model_from_checkpoint",
+    "packed_classifier",
     "to_keras_hub",
 ]

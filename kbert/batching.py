@@ -161,6 +161,10 @@ class BucketedBatches(keras.utils.PyDataset):
     def __len__(self):
         return len(self._batches)
 
+    def batch_rows(self):
+        """The rows (indices into the inputs) of each batch of the epoch, in order."""
+        return [rows for rows, _ in self._batches]
+
     def __getitem__(self, index):
         rows, weights = self._batches[index]
         width = self._width(rows)

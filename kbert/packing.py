@@ -130,6 +130,6 @@ class PackedBatches(BucketedBatches):
 
     def slot_counts(self):
         """(token slots, real tokens) over the epoch's batches."""
-        slots = sum(len(first_fit_decreasing(self.lengths[rows], self.pack_len)) * self.pack_len
-                    for rows, _ in self._batches)
-        return slots, int(sum(self.lengths[rows].sum() for rows, _ in self._batches))
+        batches = self.batch_rows()
+        slots = sum(len(first_fit_decreasing(self.lengths[rows], self.pack_len)) * self.pack_len for rows in batches)
+        return slots, int(sum(self.lengths[rows].sum() for rows in batches))
