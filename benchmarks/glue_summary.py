@@ -25,8 +25,12 @@ def read(path):
         raise SystemExit(f"{path}: first line is not a GLUE result title")
     rest = match["rest"]
     seed = re.search(r"seed (\d+)", rest)
-    # Runs made when length-sorted batches were the default carry "-bucketed" in their file name.
-    batching = "length-sorted" if path.endswith("-bucketed.md") else "random"
+    # Runs made when length-sorted batches were the default carry "-bucketed"
+    # in their file name; "-packed" runs are random batches, packed (runs
+    # from before packing, random or not so named, were unpacked).
+    name = os.path.basename(path)
+    batching = ("length-sorted" if "-bucketed" in name else "random, packed" if "-packed" in name
+                else "random")
     wall = re.search(r"(?:Wall time|Training): (\d+) s", text)
     values = dict(re.findall(r"^eval_(\w+) = ([\d.eE-]+)$", text, re.M))
     return {
