@@ -635,6 +635,11 @@ class PackedClassifier(keras.Model):
         with _state_kept_on_error(self):
             return super().fit(x, *args, **kwargs)
 
+    def predict(self, *args, **kwargs):
+        # Packed batches come in their shuffled training order: outputs
+        # concatenated batch after batch would not line up with the rows.
+        raise ConfigError("a packed classifier trains; predict with the BertModel it was made from")
+
 
 def packed_classifier(model):
     """The `PackedClassifier` view of `model` (a `BertModel` with `num_labels`).

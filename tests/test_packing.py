@@ -120,6 +120,8 @@ def test_packed_fit_checks_ids(rng):
     batches = PackedBatches((ids, segments), np.zeros(6, np.int32), lengths, pack_len=16, batch_size=3, seed=0)
     with pytest.raises(KbertError, match=r"Input-Token: id 77 .*\(vocab_size 50\)"):
         model.fit(batches, epochs=1, verbose=0)
+    with pytest.raises(ConfigError, match="predict with the BertModel"):
+        model.predict(batches)
 
 
 def _gradients(model, inputs, labels):
