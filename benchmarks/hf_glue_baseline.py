@@ -48,6 +48,21 @@ def encode(tokenizer, examples, max_seq_len):
     return tokenizer(first, second, truncation="longest_first", max_length=max_seq_len)
 
 
+def adamw(model, learning_rate):
+    """The peer's optimizer: AdamW, weight decay 0.01 except biases and
+    LayerNorm, transformers' default epsilon 1e-8."""
+    import torch
+
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=learning_rate, eps=1e-8)
+
+
 def batches(encoded, labels, order, batch_size, tokenizer):
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -83,14 +98,7 @@ def main(argv=None):
     train_encoded = encode(tokenizer, train, args.max_seq_len)
     dev_encoded = encode(tokenizer, dev, args.max_seq_len)
 
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, eps=1e-8)
+    optimizer = adamw(model, args.learning_rate)
     steps = math.ceil(len(train) / args.batch_size) * args.epochs
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
 

@@ -164,7 +164,6 @@ def kbert_worker(spec, data):
 
     from kbert.batching import BUCKET_WINDOW, BucketedBatches
     from kbert.model import packed_classifier
-    from kbert.optimization import create_optimizer
     from kbert.packing import PackedBatches
     from kbert.weights.loading import load_checkpoint
 
@@ -237,20 +236,14 @@ def transformers_worker(spec, data):
     import torch
     import transformers
 
+    from benchmarks.hf_glue_baseline import adamw
     from kbert import presets
     from kbert.batching import BucketedBatches
 
     path = presets.preset_path(MODEL)
     tokenizer = transformers.BertTokenizerFast.from_pretrained(path)
     model = transformers.BertForSequenceClassification.from_pretrained(path, num_labels=int(data["num_labels"]))
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE, eps=1e-8)
+    optimizer = adamw(model, LEARNING_RATE)  # benchmarks/hf_glue_baseline.py's
     # The same batches (rows) as kbert's random mode, padded by the peer.
     order = BucketedBatches((data["input_ids"], data["segment_ids"]), data["labels"], data["lengths"],
                             batch_size=spec["batch_size"], seed=spec["seed"], fill=True, window=1)
