@@ -60,11 +60,15 @@ def check_rows(arrays, lengths, targets=None):
     return lengths
 
 
-def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=None):
+def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=None, packing=True):
     """`model` outputs for rows of `arrays` ([N, T] each), in the rows' order.
 
     `lengths` default to the non-zero ids of `arrays[0]`; `progress`: a tqdm
-    bar to advance by rows (or None).
+    bar to advance by rows (or None).  A `BertModel` classifier reads the
+    rows packed (`kbert.packing`: the same logits from fewer padded slots,
+    one compiled shape per pass) where that computes at most 0.9 of the
+    slots of length-sorted batches, unless `packing` is False; otherwise,
+    and for any other model, length-sorted batches of `batch_size` rows.
     """
     if not is_int(batch_size, 1):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -72,6 +76,12 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
     if lengths is None and arrays and arrays[0].ndim == 2:
         lengths = (arrays[0] != 0).sum(axis=1)
     lengths = check_rows(arrays, lengths)
+    if packing:
+        from kbert.packing import inference_plan, predict_packed
+
+        plan = inference_plan(model, arrays, lengths, batch_size)
+        if plan is not None:
+            return predict_packed(model, arrays, lengths, plan, progress=progress)
     # A model that checks its inputs (BertModel) sees every batch as NumPy
     # through predict_on_batch: ids and widths are checked there, batch by batch.
     n = len(lengths)

@@ -35,12 +35,14 @@ def _loss(logits, labels, regression):
 
 
 def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_BATCH_SIZE, verbose=True,
-             verify=False):
+             verify=False, packing=True):
     """Evaluate the run in `model_dir` on the task's dev set or on `file`.
 
     Writes `eval_results.txt` (or `eval_results_<file stem>.txt`) into
     `model_dir` and returns the results dict.  `verify=True` checks the
-    run's files against the hashes run.json records first.
+    run's files against the hashes run.json records first; `packing=False`
+    reads a BERT classifier's rows in length-sorted batches instead of
+    packed where packing pays (the same logits: `predict_bucketed`).
     """
     from tqdm.auto import tqdm
 
@@ -64,7 +66,8 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_
     arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
     started = time.perf_counter()
     with tqdm(total=len(examples), desc="evaluate", unit="ex", disable=not verbose) as bar:
-        logits = predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, progress=bar)
+        logits = predict_bucketed(model, arrays, encoded.lengths, batch_size=batch_size, progress=bar,
+                                  packing=packing)
     seconds = time.perf_counter() - started
     loss = _loss(logits, labels, processor.is_regression)
     metrics = compute_metrics(processor.name, labels, logits)

@@ -109,6 +109,8 @@ class MaterialsOptions:
             teacher's identity).  `x` stays the truncated encoding: the
             student's input.
         stride: word pieces between windows (None: half a window).
+        packing: read the teacher's rows packed where that pays
+            (`kbert.batching.predict_bucketed`; the same logits).
     """
 
     task: str = None
@@ -120,6 +122,7 @@ class MaterialsOptions:
     int8: bool = False
     long_inputs: str = "truncate"
     stride: int = None
+    packing: bool = True
 
     def __post_init__(self):
         check_option_types(self)
@@ -228,12 +231,14 @@ def _write_npz(path, arrays):
 # ---------------------------------------------------------------- batching
 
 
-def run_teacher(teacher, token_ids, segment_ids, lengths, *, batch_size=64, desc=None, verbose=True):
-    """Teacher logits float32 [N, C] in the rows' order, via length buckets."""
+def run_teacher(teacher, token_ids, segment_ids, lengths, *, batch_size=64, packing=True, desc=None,
+                verbose=True):
+    """Teacher logits float32 [N, C] in the rows' order (packed or length-sorted)."""
     from tqdm.auto import tqdm
 
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
-        return predict_bucketed(teacher, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar)
+        return predict_bucketed(teacher, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar,
+                                packing=packing)
 
 
 # ---------------------------------------------------------------- generation
@@ -379,7 +384,7 @@ def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
         raise ConfigError("--long-inputs windows reads single sentences; this task's inputs are pairs")
     windows = tokenizer.encode_windows([str(t) for t in sentences], options.max_seq_len, options.stride)
     rows = run_teacher(teacher, windows.token_ids, windows.segment_ids, windows.lengths,
-                       batch_size=options.batch_size, desc=desc, verbose=verbose)
+                       batch_size=options.batch_size, packing=options.packing, desc=desc, verbose=verbose)
     if rows is None:
         return None
     y = np.zeros((len(sentences), rows.shape[1]), np.float64)
@@ -479,7 +484,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         else:
             y = run_teacher(
                 teacher, arrays["x"], arrays["segment"], arrays["length"],
-                batch_size=options.batch_size, desc=f"teacher on {name}", verbose=verbose,
+                batch_size=options.batch_size, packing=options.packing, desc=f"teacher on {name}", verbose=verbose,
             )
         if y is None:  # an empty split
             y = np.zeros((0, num_labels), np.float32)

@@ -23,9 +23,12 @@ jit-compiling backend compiles once per distinct R (a handful: SST-2 with
 batches of 32 in rows of 128 needs 3 to 6).
 """
 
+import weakref
+
+import keras
 import numpy as np
 
-from kbert.batching import BucketedBatches, bucket_width, check_rows
+from kbert.batching import BucketedBatches, bucket_width, check_rows, length_buckets
 from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
 
@@ -54,33 +57,67 @@ def first_fit_decreasing(lengths, pack_len):
     return rows
 
 
-def pack(arrays, lengths, pack_len):
-    """The packed inputs of one batch: `arrays` (token ids, segment ids),
-    each [N, T], `lengths` [N] (each 1..pack_len).
+def best_fit_decreasing(lengths, pack_len):
+    """Rows as `first_fit_decreasing` fills them, for a whole dataset:
+    longest first, each into the row with the least room that holds it
+    (rows kept by their room, so O(N * pack_len) rather than O(N * rows))."""
+    lengths = np.asarray(lengths)
+    rows = []
+    by_room = [[] for _ in range(pack_len + 1)]  # by_room[k]: rows with k free slots
+    for i in np.argsort(-lengths, kind="stable"):
+        length = int(lengths[i])
+        for room in range(length, pack_len + 1):
+            if by_room[room]:
+                r = by_room[room].pop()
+                break
+        else:
+            r, room = len(rows), pack_len
+            rows.append([])
+        rows[r].append(int(i))
+        by_room[room - length].append(r)
+    return rows
 
-    Returns (cls [N], token [R, L], segment [R, L], position [R, L],
-    example [R, L]), in `PACKED_INPUTS` order: cls[i] is the flat index
-    (row * L + offset) of example i's first token, and example ids count
-    1, 2, ... within a row (0 = empty slot).
+
+def layout(arrays, lengths, rows, pack_len):
+    """Packed inputs of the examples that `rows` (lists of example indices)
+    place: (cls, token, segment, position, example) in `PACKED_INPUTS`
+    order, cls listing the rows' members in order: cls[k] is the flat index
+    (row * L + offset) of their k-th member's first token; example ids count
+    1, 2, ... within a row (0 = empty slot, and a row with no members is
+    all empty).  `arrays` (token ids, segment ids) [N, T], `lengths` [N].
     """
     token_ids, segment_ids = arrays
-    n = len(lengths)
-    rows = first_fit_decreasing(lengths, pack_len)
     shape = (len(rows), pack_len)
     token, segment, position, example = (np.zeros(shape, np.int32) for _ in range(4))
-    cls = np.zeros(n, np.int32)
+    cls = np.zeros(sum(len(members) for members in rows), np.int32)
+    k = 0
     for r, members in enumerate(rows):
         offset = 0
-        for k, i in enumerate(members, start=1):
+        for number, i in enumerate(members, start=1):
             length = int(lengths[i])
             span = slice(offset, offset + length)
             token[r, span] = token_ids[i, :length]
             segment[r, span] = segment_ids[i, :length]
             position[r, span] = np.arange(length)
-            example[r, span] = k
-            cls[i] = r * pack_len + offset
+            example[r, span] = number
+            cls[k] = r * pack_len + offset
             offset += length
+            k += 1
     return cls, token, segment, position, example
+
+
+def pack(arrays, lengths, pack_len):
+    """The packed inputs of one batch: `arrays` (token ids, segment ids),
+    each [N, T], `lengths` [N] (each 1..pack_len), first-fit decreasing.
+
+    Returns `layout`'s (cls [N], token, segment, position, example [R, L]),
+    with cls[i] example i's: in the batch's order.
+    """
+    rows = first_fit_decreasing(lengths, pack_len)
+    placed, *packed = layout(arrays, lengths, rows, pack_len)
+    cls = np.zeros(len(lengths), np.int32)
+    cls[[i for members in rows for i in members]] = placed
+    return (cls, *packed)
 
 
 def check_pack_len(pack_len, lengths):
@@ -133,3 +170,79 @@ class PackedBatches(BucketedBatches):
         batches = self.batch_rows()
         slots = sum(len(first_fit_decreasing(self.lengths[rows], self.pack_len)) * self.pack_len for rows in batches)
         return slots, int(sum(self.lengths[rows].sum() for rows in batches))
+
+
+# ---------------------------------------------------------------- inference
+
+# The packed view of each model `predict_packed` has read (it shares the
+# model's layers and holds no reference to the model itself), so that
+# repeated calls reuse one view and its compiled predict function.
+_VIEWS = weakref.WeakKeyDictionary()
+
+
+# Packing pays when it computes at most this fraction of the token slots of
+# length-sorted batches: a packed slot costs a little more (rows as long as
+# the longest example, where most sorted batches are shorter).  Measured
+# (benchmarks/results/teacher-passes.md, MiniLM): MRPC at 0.96 of the slots
+# ran no faster packed; SST-2 at 0.87 and less, 1.03x to 1.23x faster.
+PACKING_PAYS = 0.9
+
+
+def packed_plan(lengths, width, batch_size):
+    """(pack_len, calls) of a packed pass over rows of these `lengths` (each
+    1..`width`): `best_fit_decreasing` over all of them in rows of the
+    longest one rounded up to 8, cut into equal calls (lists of rows, each
+    a list of example indices) of about as many rows as hold `batch_size`
+    examples of mean length (so a call costs about what a length-sorted
+    batch does)."""
+    pack_len = bucket_width(lengths.max(), width)
+    rows = best_fit_decreasing(lengths, pack_len)
+    calls = -(-len(rows) // max(1, int(np.ceil(batch_size * float(np.mean(lengths)) / pack_len))))
+    per_call = -(-len(rows) // calls)
+    return pack_len, [rows[start : start + per_call] for start in range(0, len(rows), per_call)]
+
+
+def inference_plan(model, arrays, lengths, batch_size):
+    """`packed_plan`'s calls for these rows, or None where packing does not
+    apply (`model` must be a `BertModel` classifier with no task ids and no
+    fixed seq_len, over (token ids, segment ids), and every row must hold a
+    `[CLS]`) or does not pay (`PACKING_PAYS`)."""
+    from kbert.model import BertModel
+
+    if not (isinstance(model, BertModel) and model.num_labels is not None and model.task_num is None
+            and model.seq_len is None and len(arrays) == 2 and len(lengths) and lengths.min() >= 1):
+        return None
+    width = arrays[0].shape[1]
+    pack_len, plan = packed_plan(lengths, width, batch_size)
+    sorted_slots = sum(len(batch) * w for batch, w in length_buckets(lengths, batch_size, width))
+    return plan if len(plan) * len(plan[0]) * pack_len <= PACKING_PAYS * sorted_slots else None
+
+
+def predict_packed(model, arrays, lengths, plan, *, progress=None):
+    """Logits [N, labels] of a `BertModel` classifier for rows of `arrays`
+    (token ids, segment ids [N, T]; `lengths` [N]), in the rows' order, read
+    through `plan` (`inference_plan`'s calls): every call the same shape
+    (its rows and its [CLS] count padded to the pass's largest), so a
+    jit-compiling backend compiles once per pass.  Equal to the unpacked
+    model's logits (tests/test_packing.py).
+    """
+    from kbert.model import packed_classifier
+
+    pack_len = bucket_width(lengths.max(), arrays[0].shape[1])
+    # The unpacked rows are checked as BertModel checks its inputs: ids and widths.
+    model.input_limits.check([a[:, :pack_len] for a in arrays])
+    view = _VIEWS.get(model)
+    if view is None:
+        view = _VIEWS[model] = packed_classifier(model)
+    rows_per_call = len(plan[0])
+    examples_per_call = max(sum(len(members) for members in call) for call in plan)
+    out = np.zeros((len(lengths), model.num_labels), np.float32)
+    for call in plan:
+        members = [i for row in call for i in row]
+        cls, *packed = layout(arrays, lengths, call + [[]] * (rows_per_call - len(call)), pack_len)
+        cls = np.pad(cls, (0, examples_per_call - len(cls)))  # extra [CLS] reads of slot 0, dropped
+        logits = view.predict_on_batch([cls, *packed])
+        out[members] = np.asarray(keras.ops.convert_to_numpy(logits), np.float32)[: len(members)]
+        if progress is not None:
+            progress.update(len(members))
+    return out

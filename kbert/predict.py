@@ -102,7 +102,7 @@ class Classifier:
         return firsts, (seconds if self.pairs else None)
 
     def predict(self, texts, *, batch_size=PREDICT_BATCH_SIZE, long_inputs="truncate", stride=None,
-                progress=None):
+                progress=None, packing=True):
         """A `Prediction` per input, in input order.
 
         Args:
@@ -112,6 +112,8 @@ class Classifier:
                 "windows" (single texts only): see the module docstring.
             stride: word pieces between window starts (default: half a window).
             progress: a tqdm-like bar to `update(n)` as rows finish.
+            packing: a BERT classifier reads the rows packed where that
+                pays (`kbert.batching.predict_bucketed`; the same logits).
         """
         from kbert.batching import predict_bucketed
 
@@ -138,7 +140,8 @@ class Classifier:
                 logger.info("%d of %d inputs were truncated to %d word pieces", encoded.num_truncated,
                             len(texts), self.max_seq_len)
         arrays = [token_ids, segment_ids][: len(self.model.inputs)]
-        rows = predict_bucketed(self.model, arrays, lengths, batch_size=batch_size, progress=progress)
+        rows = predict_bucketed(self.model, arrays, lengths, batch_size=batch_size, progress=progress,
+                                packing=packing)
         # Mean of the windows' logits per input (one window each when truncating).
         counts = np.bincount(owner, minlength=len(texts))
         logits = np.zeros((len(texts), rows.shape[1]), np.float64)

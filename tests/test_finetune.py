@@ -163,6 +163,10 @@ def test_evaluate_any_labeled_file(glue_dir, cache_dir, tiny_checkpoint, tmp_pat
     logits = keras.ops.convert_to_numpy(model([enc.token_ids, enc.segment_ids]))
     expected = np.mean(logits.argmax(-1) == np.array(labels, int))
     assert result["metrics"]["eval_accuracy"] == pytest.approx(expected, abs=1e-6)
+    # Length-sorted batches instead of packed rows: the same evaluation.
+    sorted_batches = evaluate(str(tmp_path / "run"), file=str(labeled), verbose=False, packing=False)
+    assert sorted_batches["metrics"] == result["metrics"]
+    assert sorted_batches["eval_loss"] == pytest.approx(result["eval_loss"], abs=1e-6)
 
 
 @pytest.mark.single_backend

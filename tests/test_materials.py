@@ -147,9 +147,11 @@ def test_bucketed_teacher_runs_keep_the_order(teacher):
     encoded = make_split(rng, 10)
     encoded.token_ids[:, 8:] = 0  # short rows: the batches get trimmed to width 8
     encoded.lengths = (encoded.token_ids != 0).sum(1)
-    got = run_teacher(teacher, encoded.token_ids, encoded.segment_ids, encoded.lengths, batch_size=5, verbose=False)
     direct = keras.ops.convert_to_numpy(teacher.predict_on_batch([encoded.token_ids, encoded.segment_ids]))
-    np.testing.assert_allclose(got, direct, atol=1e-5)
+    for packing in (True, False):
+        got = run_teacher(teacher, encoded.token_ids, encoded.segment_ids, encoded.lengths, batch_size=5,
+                          packing=packing, verbose=False)
+        np.testing.assert_allclose(got, direct, atol=1e-5)
 
 
 def test_npz_loads_without_pickle(materials_dir):

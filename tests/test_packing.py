@@ -10,10 +10,14 @@ import keras
 import numpy as np
 import pytest
 
-from kbert.batching import BucketedBatches
+import gc
+import weakref
+
+from kbert.batching import BucketedBatches, predict_bucketed
 from kbert.errors import ConfigError, DataError, KbertError
 from kbert.model import BertModel, packed_classifier
-from kbert.packing import PackedBatches, first_fit_decreasing, pack
+from kbert.packing import (PackedBatches, best_fit_decreasing, first_fit_decreasing, inference_plan, pack, packed_plan,
+                          predict_packed)
 
 # Sentences (and pairs) of very different lengths, as GLUE batches hold them.
 TEXTS = [
@@ -61,6 +65,24 @@ def test_first_fit_decreasing_fits_every_example_once(rng):
         for r, row in enumerate(rows):
             for later in rows[r + 1 :]:
                 assert lengths[row].sum() + lengths[later[0]] > 40
+
+
+def test_best_fit_decreasing_matches_a_plain_best_fit(rng):
+    for _ in range(30):
+        lengths = rng.integers(1, 33, rng.integers(1, 200))
+        rows = best_fit_decreasing(lengths, 32)
+        assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+        # The reference: each example, longest first, into the fullest row
+        # that holds it, searching every row.  Rows of equal room are
+        # interchangeable, so the fills agree whichever one is taken.
+        fills = []
+        for length in sorted(lengths, reverse=True):
+            fits = [r for r, fill in enumerate(fills) if fill + length <= 32]
+            if fits:
+                fills[max(fits, key=lambda r: fills[r])] += length
+            else:
+                fills.append(length)
+        assert sorted(lengths[row].sum() for row in rows) == sorted(fills)
 
 
 def test_pack_layout_unpacks_to_the_batch(rng):
@@ -124,6 +146,72 @@ def test_packed_fit_checks_ids(rng):
         model.predict(batches)
 
 
+def _small_classifier(**kwargs):
+    config = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                  max_position_embeddings=64)
+    return BertModel(config, num_labels=3, **kwargs)
+
+
+def test_packed_inference_equals_unpacked(rng):
+    keras.utils.set_random_seed(2)
+    model = _small_classifier()
+    ids, segments, lengths = _random_batch(rng, n=57, width=40, vocab=60)
+
+    class Bar:
+        done = 0
+
+        def update(self, n):
+            self.done += n
+
+    bar = Bar()
+    # Small calls: several of them, the last padded with empty rows.
+    got = predict_bucketed(model, [ids, segments], lengths, batch_size=8, progress=bar)
+    plan = inference_plan(model, [ids, segments], lengths, 8)
+    assert plan is not None and len(plan) > 2 and bar.done == 57
+    expected = predict_bucketed(model, [ids, segments], lengths, batch_size=8, packing=False)
+    reference = keras.ops.convert_to_numpy(model([ids, segments], training=False))
+    np.testing.assert_allclose(expected, reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got, reference, atol=1e-5, rtol=0)
+    # Equal calls (one shape per pass), every example once.
+    assert all(len(call) <= len(plan[0]) for call in plan) and len(plan[-1]) > len(plan[0]) - len(plan)
+    assert sorted(i for call in plan for row in call for i in row) == list(range(57))
+    # Where sorted batches waste nothing, packing does not pay: not used.
+    same = np.full(57, 8)
+    assert inference_plan(model, [ids, segments], same, 8) is None
+    assert len(packed_plan(same, 40, 8)[1]) > 0
+    # Out-of-vocabulary ids are refused by name before any call.
+    ids[5, 1] = 61
+    with pytest.raises(DataError, match=r"Input-Token: id 61"):
+        predict_bucketed(model, [ids, segments], lengths)
+
+
+def test_packed_inference_keeps_no_model_alive(rng):
+    model = _small_classifier()
+    ids, segments, lengths = _random_batch(rng, n=5, width=12, vocab=60)
+    predict_bucketed(model, [ids, segments], lengths)
+    dead = weakref.ref(model)
+    del model
+    gc.collect()
+    assert dead() is None
+
+
+def test_inference_falls_back_to_length_sorted_batches(rng):
+    ids, segments, lengths = _random_batch(rng, n=6, width=12, vocab=60)
+    keras.utils.set_random_seed(3)
+    config = dict(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    # A task embedding (per example, not per token), a fixed seq_len and an
+    # empty row cannot be packed; their outputs are the model's own.
+    for model, arrays, task in (
+        (BertModel(config, num_labels=2, task_num=2), [ids, segments, np.ones((6, 1), np.int32)], True),
+        (BertModel(config, num_labels=2, seq_len=12), [ids, segments], False),
+        (BertModel(config, num_labels=2), [np.where(np.arange(6)[:, None] == 4, 0, ids), segments], False),
+    ):
+        lengths = (arrays[0] != 0).sum(axis=1)
+        got = predict_bucketed(model, arrays, lengths if not task else None)
+        expected = keras.ops.convert_to_numpy(model(arrays, training=False))
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
 def _gradients(model, inputs, labels):
     """{variable path: gradient} of the mean cross-entropy, dropout off."""
     variables = model.trainable_variables
@@ -166,6 +254,10 @@ def _check_exact(model, ids, segments, lengths, labels, pack_len):
     assert packed[1].shape[0] < len(ids)  # more than one example shares a row
     got = keras.ops.convert_to_numpy(packed_model(packed, training=False))
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    # Teacher passes (materials, predict, evaluate) read the rows packed too.
+    plan = packed_plan(lengths, ids.shape[1], batch_size=2)[1]
+    passed = predict_packed(model, [ids, segments], lengths, plan)
+    np.testing.assert_allclose(passed, expected, atol=1e-5, rtol=0)
 
     reference = _gradients(model, unpacked, labels)
     grads = _gradients(packed_model, packed, labels)

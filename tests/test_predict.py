@@ -70,6 +70,12 @@ def test_predict_gives_label_names_probabilities_and_logits_in_input_order(sst2_
         assert p.label == ["0", "1"][int(np.argmax(logits))]
         np.testing.assert_allclose([p.probabilities["0"], p.probabilities["1"]], softmax(logits), atol=1e-6)
     assert [p.truncated > 0 for p in predictions] == [False, False, False, True]
+    # Many inputs of mixed lengths: read packed (or not), the same logits.
+    many = [" ".join(texts[k % 4].split()[: 1 + k % 9]) for k in range(48)]
+    expected = by_hand(sst2_run, many)
+    for packing in (True, False):
+        got = load_classifier(sst2_run).predict(many, batch_size=8, packing=packing)
+        np.testing.assert_allclose([p.logits for p in got], expected, atol=1e-5)
 
 
 def test_pairs_regression_and_students(tmp_path):
@@ -124,6 +130,9 @@ def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys,
     assert [line["text"] for line in lines] == ["a fine moving film", "boring"]
     assert set(lines[0]) == {"text", "label", "probabilities", "logits", "truncated"}
     expected = by_hand(sst2_run, ["a fine moving film", "boring"])
+    np.testing.assert_allclose([line["logits"] for line in lines], expected, atol=1e-5)
+    assert cli(["predict", "--model", str(sst2_run), "--no-packing", "a fine moving film", "boring"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     np.testing.assert_allclose([line["logits"] for line in lines], expected, atol=1e-5)
 
     plain = tmp_path / "inputs.txt"

@@ -12,6 +12,8 @@ def add_arguments(parser):
     add_flag(parser, "--file", help="any labeled TSV in the task's dev format")
     add_flag(parser, "--data-dir", help="GLUE data (default: $GLUE_DIR)")
     add_flag(parser, "--batch-size", type=int, default=EVAL_BATCH_SIZE)
+    add_flag(parser, "--packing", action=bool, default=True,
+             help="read a BERT classifier's rows packed where that pays: the same logits (default: yes)")
     add_flag(parser, "--verify", action=bool,
              help="check the run's files against the sha256 hashes run.json records before loading")
 
@@ -20,7 +22,7 @@ def run(args):
     from kbert.evaluation import evaluate
 
     result = evaluate(args.model, args.task, file=args.file, data_dir=args.data_dir, batch_size=args.batch_size,
-                      verify=args.verify)
+                      verify=args.verify, packing=args.packing)
     print(result["report"], end="")
     print(f"({result['examples']} examples, {result['truncated']} truncated, "
           f"{result['items_per_second']:.0f} ex/s; written to {result['path']})")

@@ -25,6 +25,8 @@ def add_arguments(parser):
     add_flag(parser, "--batch-size", type=int, default=PREDICT_BATCH_SIZE)
     add_flag(parser, "--long-inputs", choices=LONG_INPUTS, default=LONG_INPUTS[0],
              help="truncate to the run's max_seq_len (default), or average overlapping windows")
+    add_flag(parser, "--packing", action=bool, default=True,
+             help="read a BERT classifier's rows packed where that pays: the same logits (default: yes)")
     add_flag(parser, "--verify", action=bool, help="check the run's files against their recorded hashes first")
 
 
@@ -86,7 +88,7 @@ def run(args):
     started = time.perf_counter()
     with tqdm(total=len(texts), desc="predict", unit="ex", disable=not args.file, file=sys.stderr) as bar:
         predictions = classifier.predict(texts, batch_size=args.batch_size, long_inputs=args.long_inputs,
-                                         progress=bar)
+                                         progress=bar, packing=args.packing)
     seconds = time.perf_counter() - started
     if args.format == "json":
         for p in predictions:
