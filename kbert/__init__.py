@@ -21,7 +21,7 @@ from kbert.model import BertModel, attention_probabilities, packed_classifier
 from kbert.packing import PackedBatches
 from kbert.predict import Classifier, Prediction, load_classifier
 from kbert.presets import PRESETS
-from kbert.student import StudentModel, build_student
+from kbert.student import BiLSTMStudent, StudentModel, build_student
 from kbert.tokenization import Tokenizer
 from kbert.weights.export import export_checkpoint
 from kbert.weights.loading import (
@@ -35,6 +35,7 @@ from kbert.weights.loading import (
 __all__ = [
     "BertConfig",
     "BertModel",
+    "BiLSTMStudent",
     "CheckpointError",
     "CheckpointWarning",
     "Classifier",

@@ -1,4 +1,5 @@
-"""Distilling the teacher into the CNN student (Tang et al. 2019).
+"""Distilling the teacher into a student (Tang et al. 2019): Kim's CNN or
+Tang et al.'s BiLSTM (`kbert.student`).
 
 The student learns to reproduce the teacher's logits z_T:
 
@@ -23,10 +24,15 @@ The loss itself does reuse Keras' distillation code:
 stored logits, so the temperature and T^2 conventions are Keras' own.
 
 `distill` trains in length-bucketed batches (sentences of similar length
-together, each batch trimmed to its longest row), keeps the epoch with the
-best dev accuracy against gold labels (agreement with the teacher where
-the dev split has no gold labels), checkpoints every epoch, and resumes
-from the last checkpoint with `resume=True`.
+together, each batch trimmed to its longest row), checkpoints every epoch,
+and resumes from the last checkpoint with `resume=True`.  It keeps the
+epoch with the best accuracy against gold labels (agreement with the
+teacher where there are none) on a held-out slice of the training split
+(`holdout`, 5% by default): those rows, and the augmented rows made from
+them, are not trained on.  The dev split is then scored once, for the kept
+epoch only, so the reported dev number played no part in choosing it.
+With `holdout=0` the dev split picks the epoch, as runs before the
+holdout did (and such runs resume that way).
 
 The output is a run directory of kind "student" (`kbert.runs` owns its
 layout): student.keras (the best epoch's student, uncompiled, any backend),
@@ -55,12 +61,16 @@ from kbert.seeding import EpochSeed
 from kbert import runs
 from kbert.atomic import atomic_output, read_json, save_model_atomic, write_json
 from kbert.materials import load_materials
-from kbert.student import StudentModel, build_student
+from kbert.layers.student_bilstm import POOLINGS
+from kbert.student import STUDENTS, build_student
 
 logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "kl")
 STATE_FILE = "state.json"
+# What a run recorded before an option existed used, where that differs
+# from today's default: runs before the holdout picked epochs on dev.
+PREDATING = {"holdout": 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +84,20 @@ class DistillOptions:
         alpha: weight of the gold-label cross-entropy (0 = logits only).
         loss: "mse" (logit regression, Tang et al.) or "kl" (softened outputs).
         temperature: the KL's temperature (ignored by "mse").
+        student: "cnn" (Kim's CNN) or "bilstm" (Tang et al.'s BiLSTM).
+        units: the BiLSTM's state width per direction.
+        pooling: the BiLSTM's sentence vector, "last" states or "max" over
+            its outputs.
         variant: the student's embedding, "static", "non-static" or "multichannel".
         embedding_dim: None keeps the teacher's width; smaller projects it.
         seed: seeds initialisation, dropout and batch order.
         train_splits: materials splits to train on; those absent are skipped
             (so "augmented" is used when present).
-        dev_split: the split that picks the best epoch.
+        dev_split: the split reported (and, with holdout 0, the one that
+            picks the best epoch).
+        holdout: the share of the "train" split held out to pick the best
+            epoch (with the augmented rows made from it left out of
+            training); 0 picks it on `dev_split`.
         length_bucketing: batches of similar length (little padding) or, if
             False, random batches (each still trimmed to its longest row).
     """
@@ -90,21 +108,33 @@ class DistillOptions:
     alpha: float = 0.0
     loss: str = "mse"
     temperature: float = 1.0
+    student: str = "cnn"
+    units: int = 150
+    pooling: str = "last"
     variant: str = "non-static"
     embedding_dim: int = None
     seed: int = 0
     train_splits: tuple = ("train", "augmented")
     dev_split: str = "dev"
+    holdout: float = 0.05
     length_bucketing: bool = True
 
     def __post_init__(self):
         check_option_types(self)
+        if not 0.0 <= self.holdout < 1.0:
+            raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.student not in STUDENTS:
+            raise ConfigError(f"student must be one of {STUDENTS}, got {self.student!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.units < 1:
+            raise ConfigError(f"units must be >= 1, got {self.units}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         for name in ("epochs", "batch_size"):
@@ -215,24 +245,25 @@ def _dev_scores(model, split):
 class _EpochEnd(keras.callbacks.Callback):
     """Scores dev, keeps the best weights, checkpoints; the state file commits."""
 
-    def __init__(self, checkpoint_dir, dev, state):
+    def __init__(self, checkpoint_dir, select, state):
         super().__init__()
-        self.checkpoint_dir, self.dev, self.state = checkpoint_dir, dev, state
+        self.checkpoint_dir, self.select, self.state = checkpoint_dir, select, state
         self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        accuracy, agreement = _dev_scores(self.model, self.dev)
+        name, split = self.select
+        accuracy, agreement = _dev_scores(self.model, split)
         score = agreement if accuracy is None else accuracy
         record = {key: float(value) for key, value in (logs or {}).items()}
-        record.update(epoch=epoch + 1, dev_accuracy=accuracy, dev_agreement=agreement,
-                      seconds=round(time.perf_counter() - self.started, 3),
-                      global_step=int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
-        logger.info("epoch %d: dev accuracy %s, dev agreement %.4f", epoch + 1, accuracy, agreement)
+        record.update({"epoch": epoch + 1, f"{name}_accuracy": accuracy, f"{name}_agreement": agreement,
+                       "seconds": round(time.perf_counter() - self.started, 3),
+                       "global_step": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))})
+        logger.info("epoch %d: %s accuracy %s, agreement %.4f", epoch + 1, name, accuracy, agreement)
         if logs is not None:  # the progress bar, called after this callback, shows them
-            logs.update({"dev_agreement": agreement} if accuracy is None else {"dev_accuracy": accuracy})
+            logs.update({f"{name}_agreement": agreement} if accuracy is None else {f"{name}_accuracy": accuracy})
 
         # Files are named by epoch and state.json, written last, says which
         # are current: a crash in between leaves the previous state whole.
@@ -256,11 +287,51 @@ class _EpochEnd(keras.callbacks.Callback):
 # ---------------------------------------------------------------- distill
 
 
-def _training_rows(materials, options):
-    names = [name for name in options.train_splits if name in materials.splits]
-    if not sum(len(materials.splits[name]) for name in names):
+def _subset(split, keep):
+    return dataclasses.replace(split, **{f.name: getattr(split, f.name)[keep] for f in dataclasses.fields(split)
+                                         if getattr(split, f.name) is not None})
+
+
+def _held_out(materials, options):
+    """(training splits with the holdout removed, the holdout split or None).
+
+    The holdout: `options.holdout` of the "train" rows, drawn by the seed;
+    augmented rows made from a held-out row are dropped with it.
+    """
+    splits = {name: materials.splits[name] for name in options.train_splits if name in materials.splits}
+    if not sum(len(split) for split in splits.values()):
         raise DataError(f"{materials.directory}: no rows in the training splits {list(options.train_splits)}")
-    splits = [materials.splits[name] for name in names]
+    if not options.holdout:
+        return splits, None
+    if "train" not in splits:
+        raise ConfigError(f"{materials.directory}: holdout draws from the train split, which is not trained on "
+                          "here; pass --holdout 0 to pick epochs on dev")
+    n = len(splits["train"])
+    held = np.zeros(n, bool)
+    # At least one row, however small the split.
+    held[np.random.default_rng([options.seed, 17]).permutation(n)[: max(1, int(round(options.holdout * n)))]] = True
+    if held.all():
+        raise ConfigError(f"{materials.directory}: a holdout of {options.holdout} leaves no train rows to train on "
+                          f"({n} train rows); pass --holdout 0 to pick epochs on dev")
+    holdout = _subset(splits["train"], held)
+    splits["train"] = _subset(splits["train"], ~held)
+    if "augmented" in splits:
+        augmented = splits["augmented"]
+        if augmented.source is None:
+            raise ConfigError(f"{materials.directory}: the augmented split does not record its source rows "
+                              "(materials made before kbert recorded them): regenerate the materials, or pass "
+                              "--holdout 0 to pick epochs on dev")
+        if len(augmented) and augmented.source.max() >= n:
+            raise DataError(f"{materials.directory}: augmented rows name source row {augmented.source.max()}, "
+                            f"but train has {n}")
+        splits["augmented"] = _subset(augmented, ~held[augmented.source])
+    logger.info("holding out %d of %d train rows to pick the best epoch", int(held.sum()), n)
+    return splits, holdout
+
+
+def _training_rows(splits):
+    names = list(splits)
+    splits = list(splits.values())
     width = max(split.x.shape[1] for split in splits)
     x = np.concatenate([np.pad(s.x, [(0, 0), (0, width - s.x.shape[1])]) for s in splits])
     targets = np.concatenate([pack_targets(s.label, s.y) for s in splits])
@@ -308,7 +379,8 @@ def _resume_state(checkpoint_dir, options, identity, resume):
     if state["identity"]["teacher"] != identity["teacher"]:
         raise DataError(f"{path}: the student was trained on materials of another teacher")
     # A setting the run predates is compared as its default.
-    earlier = dict(DistillOptions().to_dict(), **state["config"])
+    earlier = dict(DistillOptions().to_dict(), **PREDATING)
+    earlier.update(state["config"])
     earlier["epochs"] = options.epochs
     if earlier != options.to_dict():
         raise ConfigError(f"{path}: the run used other settings ({state['config']}); only epochs may change on resume")
@@ -316,7 +388,7 @@ def _resume_state(checkpoint_dir, options, identity, resume):
 
 
 def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
-    """Train the CNN student on stored teaching materials.
+    """Train a student on stored teaching materials.
 
     Args:
         materials_dir: written by `kbert.materials.generate_materials`.
@@ -327,13 +399,14 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         verbose: show a progress bar (items/s) per epoch.
 
     Returns:
-        The student's `RunRecord`; `results` holds best_epoch,
-        dev_accuracy, dev_agreement, epochs, global_step and history.
+        The student's `RunRecord`; `results` holds best_epoch (and
+        selected_on: "holdout" or the dev split), dev_accuracy and
+        dev_agreement of the kept epoch, epochs, global_step and history.
     """
     options = options or DistillOptions()
     materials = load_materials(materials_dir)
     if options.dev_split not in materials.splits or not len(materials.splits[options.dev_split]):
-        raise DataError(f"{materials_dir}: no complete, non-empty {options.dev_split!r} split to pick the best epoch")
+        raise DataError(f"{materials_dir}: no complete, non-empty {options.dev_split!r} split to report")
     if materials.num_labels < 2:
         raise ConfigError(f"{materials_dir}: {materials.num_labels} label(s); the student distils classifiers only")
     identity = _identity(materials)
@@ -347,8 +420,10 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     if state is None:
         state = {"epoch": 0, "best_score": None, "best_epoch": None, "best_weights": None, "checkpoint": None,
                  "history": [], "config": options.to_dict(), "identity": identity}
-        model = build_student(materials.embedding, materials.num_labels,
-                              variant=options.variant, embedding_dim=options.embedding_dim)
+        model = build_student(materials.embedding, materials.num_labels, student=options.student,
+                              variant=options.variant, embedding_dim=options.embedding_dim,
+                              **({"units": options.units, "pooling": options.pooling}
+                                 if options.student == "bilstm" else {}))
         _compile(model, options)
     else:
         logger.info("resuming after epoch %d", state["epoch"])
@@ -357,11 +432,14 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     record = _record(identity, options, status="training")
     runs.write_run(out_dir, record)
 
-    x, targets, lengths = _training_rows(materials, options)
+    splits, holdout = _held_out(materials, options)
+    x, targets, lengths = _training_rows(splits)
+    dev = materials.splits[options.dev_split]
+    select = (options.dev_split, dev) if holdout is None else ("holdout", holdout)
     if state["epoch"] < options.epochs:
         batches = BucketedBatches(x, targets, lengths, batch_size=options.batch_size, seed=options.seed,
                                   epoch=state["epoch"], window=BUCKET_WINDOW if options.length_bucketing else 1)
-        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, materials.splits[options.dev_split], state)]
+        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, select, state)]
         if verbose:  # a tqdm bar counting sentences, so its rate is items/s
             callbacks.append(ItemsProgress(options.batch_size, len(batches), desc="distill"))
         # shuffle=False: BucketedBatches orders each epoch from (seed, epoch)
@@ -370,7 +448,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         # run it continues, so the resumed epochs would diverge.
         model.fit(batches, epochs=options.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0,
                   shuffle=False)
-    return _finish(out_dir, model, record, state, materials.vocab)
+    return _finish(out_dir, model, record, state, materials.vocab, dev, select[0])
 
 
 def _record(identity, options, **fields):
@@ -384,17 +462,20 @@ def _record(identity, options, **fields):
                           cased=identity["cased"], **fields)
 
 
-def _finish(out_dir, model, record, state, vocab):
-    """Write the best epoch's student, uncompiled, and the run record."""
-    best = StudentModel.from_config(model.get_config())
+def _finish(out_dir, model, record, state, vocab, dev, selected_on):
+    """Write the best epoch's student, uncompiled, and the run record, with
+    its dev scores: computed here, once, for the kept epoch."""
+    best = type(model).from_config(model.get_config())
     best.load_weights(os.path.join(out_dir, "checkpoint", state["best_weights"]))
     runs.save_model(out_dir, best, "student")
     runs.write_vocab(out_dir, vocab)
     kept = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
+    accuracy, agreement = _dev_scores(best, dev)
     record = record.replace(status="complete", files=runs.file_hashes(out_dir, "student"), results={
         "best_epoch": state["best_epoch"],
-        "dev_accuracy": kept["dev_accuracy"],
-        "dev_agreement": kept["dev_agreement"],
+        "selected_on": selected_on,
+        "dev_accuracy": accuracy,
+        "dev_agreement": agreement,
         "epochs": state["epoch"],
         # Optimizer steps up to the kept epoch: eval_results.txt's global_step.
         "global_step": kept.get("global_step", 0),

@@ -23,6 +23,8 @@ never Python objects)::
         ysm             float32 [N, C]  softmax(y)
         label           int32   [N]     gold label id, -1 where the split has none
         sentence        unicode [N] or [N, 2]  the raw sentence (or pair)
+        source          int32   [N]     (augmented split only) the train row
+                                        each sentence was made from
 
 `manifest.json`::
 
@@ -82,6 +84,9 @@ SPLIT_ARRAYS = {
     "label": ("int32", 1),
     "sentence": ("unicode", None),
 }
+# Arrays a split may hold: the augmented split's source rows, which let
+# `kbert distill` hold train rows out together with what was made from them.
+OPTIONAL_ARRAYS = {"source": ("int32", 1)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +157,8 @@ class EncodedSplit:
         lengths: int [N], or None to count the non-zero ids.
         truncated: how many rows the encoding cut to fit max_seq_len
             (None: not known), recorded in the manifest.
+        sources: int [N], for augmented rows the train row each was made
+            from (None: not recorded).
     """
 
     token_ids: np.ndarray
@@ -160,6 +167,7 @@ class EncodedSplit:
     sentences: np.ndarray
     lengths: np.ndarray = None
     truncated: int = None
+    sources: np.ndarray = None
 
 
 @dataclasses.dataclass
@@ -173,6 +181,7 @@ class MaterialsSplit:
     ysm: np.ndarray
     label: np.ndarray
     sentence: np.ndarray
+    source: np.ndarray = None
 
     def __len__(self):
         return len(self.x)
@@ -274,13 +283,19 @@ def _check_encoded(name, split, max_seq_len):
         raise DataError(f"split {name!r}: sentences must be [{n}] or [{n}, k], got {sentences.shape}")
     # Store only as wide as the longest row: most GLUE sentences are short.
     trim = max(int(lengths.max(initial=0)), 1)
-    return {
+    arrays = {
         "x": token_ids[:, :trim].astype(np.int32),
         "segment": segment_ids[:, :trim].astype(np.int32),
         "length": lengths.astype(np.int32),
         "label": labels.astype(np.int32),
         "sentence": sentences,
     }
+    if split.sources is not None:
+        sources = np.asarray(split.sources)
+        if sources.shape != (n,) or not np.issubdtype(sources.dtype, np.integer) or (n and sources.min() < 0):
+            raise DataError(f"split {name!r}: sources must be row indices [{n}], got {sources.dtype} {sources.shape}")
+        arrays["source"] = sources.astype(np.int32)
+    return arrays
 
 
 def _is_file_name(value):
@@ -468,7 +483,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         write_json(manifest_path, manifest)
 
     for name, arrays in encoded.items():
-        inputs_sha256 = _arrays_sha256(arrays["x"], arrays["segment"], arrays["label"], arrays["sentence"])
+        inputs_sha256 = _arrays_sha256(arrays["x"], arrays["segment"], arrays["label"], arrays["sentence"],
+                                       *([arrays["source"]] if "source" in arrays else []))
         if _reusable(manifest, name, out_dir, inputs_sha256):
             logger.info("split %s: complete already, skipped", name)
             continue
@@ -512,8 +528,9 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
 # ---------------------------------------------------------------- loading
 
 
-def _open_npz(path, names):
-    """Read the named arrays of an .npz, or raise DataError naming the file."""
+def _open_npz(path, names, optional=()):
+    """Read the named arrays of an .npz (and those of `optional` it holds),
+    or raise DataError naming the file."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: missing, or not a file")
     try:
@@ -521,7 +538,7 @@ def _open_npz(path, names):
             missing = sorted(set(names) - set(archive.files))
             if missing:
                 raise DataError(f"{path}: not kbert materials, missing arrays {missing}")
-            return {name: archive[name] for name in names}
+            return {name: archive[name] for name in (*names, *optional) if name in archive.files}
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
@@ -545,12 +562,13 @@ def _load_split(directory, name, entry, manifest):
     path = os.path.join(directory, entry["file"])
     if os.path.isfile(path) and file_sha256(path) != entry["sha256"]:
         raise DataError(f"{path}: the file changed since it was written (hash differs from {MANIFEST})")
-    arrays = _open_npz(path, SPLIT_ARRAYS)
-    for array_name, (kind, ndim) in SPLIT_ARRAYS.items():
-        _check_array(path, array_name, arrays[array_name], kind, ndim)
+    arrays = _open_npz(path, SPLIT_ARRAYS, OPTIONAL_ARRAYS)
+    checks = dict(SPLIT_ARRAYS, **OPTIONAL_ARRAYS)
+    for array_name in arrays:
+        _check_array(path, array_name, arrays[array_name], *checks[array_name])
     split = MaterialsSplit(**arrays)
     n = len(split.x)
-    for array_name in SPLIT_ARRAYS:
+    for array_name in arrays:
         if len(arrays[array_name]) != n:
             raise DataError(f"{path}: `{array_name}` has {len(arrays[array_name])} rows, `x` has {n}")
     if entry.get("count") != n:
@@ -690,12 +708,14 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     if options.augment:
         firsts, seconds = train
         sources = firsts if seconds is None else list(zip(firsts, seconds))
-        copies = [text for _, text in augmentation.augment(sources, options.augment, options.seed)]
+        drawn = augmentation.augment(sources, options.augment, options.seed)
+        copies = [text for _, text in drawn]
         encoded["augmented"] = encode(
             [c if seconds is None else c[0] for c in copies],
             None if seconds is None else [c[1] for c in copies],
             [-1] * len(copies),
         )
+        encoded["augmented"].sources = np.array([index for index, _ in drawn], np.int64)
         logger.info("augmented: %d sentences, %.2f extra teacher passes over train",
                     len(copies), augmentation.expected_passes(len(firsts), len(copies)))
     vocab = load_vocab_tokens(runs.vocab_file(run_dir))

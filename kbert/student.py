@@ -1,4 +1,7 @@
-"""`StudentModel`: Kim (2014)'s sentence CNN as named Keras layers.
+"""The students, as named Keras layers: `StudentModel`, Kim (2014)'s
+sentence CNN, and `BiLSTMStudent`, Tang et al. (2019)'s BiLSTM.
+
+The CNN:
 
     Student-Input-Token    int32 [B, T], token id 0 = padding
     Student-Embedding      [B, T, D * channels]   (teacher's word-piece vectors)
@@ -7,7 +10,17 @@
     Student-Dropout        rate 0.5
     Student-Logits         [B, C]                 (max-norm 3 on each column, Kim's l2 constraint)
 
-The student reads the teacher's token ids ([CLS] ... [SEP], both sentences
+The BiLSTM (Tang et al.: one layer, the two directions' last states
+concatenated, a ReLU layer, the logits):
+
+    Student-Input-Token    int32 [B, T]
+    Student-Embedding      [B, T, D * channels]
+    Student-BiLSTM         [B, 2 units]           (`pooling` "last" or "max")
+    Student-Hidden         [B, hidden]            (ReLU)
+    Student-Dropout
+    Student-Logits         [B, C]
+
+A student reads the teacher's token ids ([CLS] ... [SEP], both sentences
 of a pair with their [SEP] between them) and ignores segment ids.  Like
 `BertModel`, it is a functional model whose `get_config()` returns exactly
 its constructor's arguments, so a `.keras` file reloads on any backend.
@@ -25,11 +38,20 @@ import keras
 import numpy as np
 
 from kbert.errors import ConfigError
+from kbert.layers.student_bilstm import POOLINGS, StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import VARIANTS, StudentEmbedding
 from kbert.layers.student_pool import StudentPool
 
 logger = logging.getLogger(__name__)
+
+STUDENTS = ("cnn", "bilstm")
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"student `{name}` must be a positive integer, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -63,10 +85,7 @@ class StudentModel(keras.Model):
     ):
         if variant not in VARIANTS:
             raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
-        for name, value in (("vocab_size", vocab_size), ("num_labels", num_labels),
-                            ("embedding_dim", embedding_dim), ("filters", filters)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"student `{name}` must be a positive integer, got {value!r}")
+        _check_positive(vocab_size=vocab_size, num_labels=num_labels, embedding_dim=embedding_dim, filters=filters)
         kernel_sizes = tuple(int(w) for w in kernel_sizes)
         if not kernel_sizes or min(kernel_sizes) < 1:
             raise ConfigError(f"student `kernel_sizes` must be positive widths, got {kernel_sizes}")
@@ -111,6 +130,48 @@ class StudentModel(keras.Model):
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package="kbert")
+class BiLSTMStudent(keras.Model):
+    """Tang et al. (2019)'s BiLSTM student.
+
+    Args:
+        vocab_size, num_labels, embedding_dim, variant: as `StudentModel`.
+        units: state width of each LSTM direction.
+        hidden: width of the ReLU layer on the pooled states.
+        pooling: "last" (Tang et al.) or "max" over the outputs.
+        dropout: rate of `Student-Dropout`.
+        seq_len: fix the input length (None accepts any).
+    """
+
+    def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=150, hidden=200,
+                 pooling="last", dropout=0.2, seq_len=None, **kwargs):
+        if variant not in VARIANTS:
+            raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"student pooling must be one of {POOLINGS}, got {pooling!r}")
+        _check_positive(vocab_size=vocab_size, num_labels=num_labels, embedding_dim=embedding_dim, units=units,
+                        hidden=hidden)
+        token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
+        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(token_ids)
+        states = StudentBiLSTM(units, pooling, name="Student-BiLSTM")([token_ids, vectors])
+        x = keras.layers.Dense(hidden, activation="relu", name="Student-Hidden")(states)
+        x = keras.layers.Dropout(dropout, name="Student-Dropout")(x)
+        logits = keras.layers.Dense(num_labels, name="Student-Logits")(x)
+        super().__init__(inputs=token_ids, outputs=logits, **kwargs)
+        self.vocab_size, self.num_labels, self.embedding_dim = vocab_size, num_labels, embedding_dim
+        self.variant, self.units, self.hidden, self.pooling = variant, units, hidden, pooling
+        self.dropout, self.seq_len = dropout, seq_len
+
+    def get_config(self):
+        return {"name": self.name, "vocab_size": self.vocab_size, "num_labels": self.num_labels,
+                "embedding_dim": self.embedding_dim, "variant": self.variant, "units": self.units,
+                "hidden": self.hidden, "pooling": self.pooling, "dropout": self.dropout, "seq_len": self.seq_len}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 def project_embeddings(matrix, dim):
     """[V, H] -> [V, dim]: the rows' coordinates on their top `dim` principal axes.
 
@@ -132,22 +193,27 @@ def project_embeddings(matrix, dim):
     return (centred @ axes[:dim].T).astype(np.float32)
 
 
-def build_student(embedding, num_labels, *, variant="non-static", embedding_dim=None, **kwargs):
-    """A `StudentModel` whose `Student-Embedding` starts from the teacher's matrix.
+def build_student(embedding, num_labels, *, student="cnn", variant="non-static", embedding_dim=None, **kwargs):
+    """A student whose `Student-Embedding` starts from the teacher's matrix.
 
     Args:
-        embedding: the teacher's `Embedding-Token` matrix [V, H] (NumPy).
+        embedding: the starting vectors [V, H] (NumPy): the teacher's
+            `Embedding-Token` matrix, or the materials' static vectors.
         num_labels: number of logits C.
+        student: "cnn" (`StudentModel`) or "bilstm" (`BiLSTMStudent`).
         variant: "static", "non-static" or "multichannel".
         embedding_dim: None keeps H; smaller projects the matrix (see
             `project_embeddings`).
-        **kwargs: the other `StudentModel` arguments.
+        **kwargs: the other arguments of the student's class.
     """
+    if student not in STUDENTS:
+        raise ConfigError(f"student must be one of {STUDENTS}, got {student!r}")
     embedding = np.asarray(embedding)
     if embedding.ndim != 2:
         raise ConfigError(f"the teacher's embedding matrix must be [V, H], got shape {embedding.shape}")
     dim = embedding.shape[1] if embedding_dim is None else int(embedding_dim)
     matrix = project_embeddings(embedding, dim)
-    model = StudentModel(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
+    model_class = StudentModel if student == "cnn" else BiLSTMStudent
+    model = model_class(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
     model.get_layer("Student-Embedding").set_matrix(matrix)
     return model

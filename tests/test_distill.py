@@ -12,7 +12,7 @@ from kbert.distill import DistillOptions, StoredLogitsLoss, distill, pack_target
 from kbert.errors import ConfigError, DataError
 from kbert.layers.token_embedding import TokenEmbedding
 from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
-from kbert.student import StudentModel, build_student
+from kbert.student import BiLSTMStudent, StudentModel, build_student
 
 V, H, C, T = 60, 16, 2, 8  # T = 8: one batch width, so JAX compiles each step once
 VOCAB = ["[PAD]"] + [f"w{i}" for i in range(1, V)]
@@ -116,18 +116,20 @@ def agreement(model, split):
     return float((predict_logits(model, split.x).argmax(1) == split.y.argmax(1)).mean())
 
 
-def test_student_learns_the_teacher(materials_dir, tmp_path):
+@pytest.mark.parametrize("kind", ["cnn", "bilstm"])
+def test_student_learns_the_teacher(materials_dir, tmp_path, kind):
     from kbert.materials import load_materials
 
     dev = load_materials(materials_dir).splits["dev"]
     majority = np.bincount(dev.y.argmax(1), minlength=C).max() / len(dev)
-    untrained = build_student(load_materials(materials_dir).embedding, C, filters=32)
+    untrained = build_student(load_materials(materials_dir).embedding, C, student=kind,
+                              **({"filters": 32} if kind == "cnn" else {}))
 
     record = distill(materials_dir, str(tmp_path), DistillOptions(epochs=6, batch_size=25, learning_rate=3e-3,
-                                                                  seed=1), verbose=0)
+                                                                  seed=1, student=kind), verbose=0)
     summary = record.results
     student = keras.saving.load_model(tmp_path / "student.keras")
-    assert isinstance(student, StudentModel)
+    assert isinstance(student, StudentModel if kind == "cnn" else BiLSTMStudent)
     learned = agreement(student, dev)
     # Chance is the majority label's share; the student must clearly beat it.
     assert learned >= max(majority, agreement(untrained, dev)) + 0.15, (learned, majority)
@@ -137,15 +139,17 @@ def test_student_learns_the_teacher(materials_dir, tmp_path):
     assert stored == record and stored.kind == "student" and stored.status == "complete"
     history = stored.results["history"]
     assert [epoch["epoch"] for epoch in history] == list(range(1, 7))
-    best = max(history, key=lambda epoch: epoch["dev_accuracy"])
-    assert summary["best_epoch"] == best["epoch"]
+    # The epoch is picked on the held-out train rows (no gold labels there:
+    # agreement with the teacher); dev is scored once, for that epoch only.
+    assert all("dev_accuracy" not in epoch for epoch in history)
+    best = max(history, key=lambda epoch: epoch["holdout_agreement"])
+    assert summary["best_epoch"] == best["epoch"] and summary["selected_on"] == "holdout"
     np.testing.assert_allclose(summary["dev_accuracy"], learned)  # gold dev labels are the teacher's
     assert stored.options["epochs"] == 6 and summary["materials"]["teacher"]["id"] == "bag-of-words"
     assert (stored.task, stored.max_seq_len, stored.num_labels) == ("BOW", T, C)
     assert (tmp_path / "vocab.txt").read_text().splitlines() == VOCAB
     # global_step counts the optimizer's steps up to the kept epoch.
-    splits = load_materials(materials_dir).splits
-    rows = sum(len(splits[name]) for name in ("train", "augmented") if name in splits)
+    rows = len(load_materials(materials_dir).splits["train"]) - 25  # 5% of 500 held out
     steps_per_epoch = -(-rows // 25)
     assert [r["global_step"] for r in history] == [steps_per_epoch * e for e in range(1, 7)]
     assert stored.global_step == best["global_step"]
@@ -176,6 +180,12 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     state_path = tmp_path / "checkpoint" / "state.json"
     state = json.loads(state_path.read_text())
     del state["config"]["length_bucketing"]
+    # A run from before the holdout picked epochs on dev: its holdout is 0.
+    del state["config"]["holdout"]
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match="other settings"):
+        distill(materials_dir, str(tmp_path), options(epochs=2), resume=True, verbose=0)
+    state["config"]["holdout"] = 0.05
     state_path.write_text(json.dumps(state))
 
     record = distill(materials_dir, str(tmp_path), options(epochs=2), resume=True, verbose=0)
@@ -234,3 +244,35 @@ def test_a_resumed_distillation_is_bit_for_bit_the_uninterrupted_one(materials_d
     for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(wa.value), keras.ops.convert_to_numpy(wb.value),
                                       err_msg=wa.path)
+
+
+def test_holdout_leaves_out_its_rows_and_their_augmented_copies(tmp_path):
+    from kbert.materials import load_materials
+
+    rng = np.random.default_rng(4)
+    teacher = bag_of_words_teacher()
+    train = random_split(rng, 40)
+    augmented = random_split(rng, 120, labeled=False)
+    augmented.sources = np.repeat(np.arange(40), 3)
+    out = tmp_path / "materials"
+    generate_materials(teacher, {"train": train, "dev": random_split(rng, 10), "augmented": augmented}, str(out),
+                       vocab=VOCAB, teacher_id="bag-of-words",
+                       options=MaterialsOptions(task="BOW", max_seq_len=T, batch_size=100), verbose=False)
+    materials = load_materials(str(out))
+    np.testing.assert_array_equal(materials.splits["augmented"].source, augmented.sources)
+    record = distill(str(out), str(tmp_path / "s"), DistillOptions(epochs=1, batch_size=1, holdout=0.25, seed=3),
+                     verbose=0)
+    # 10 of 40 train rows held out, with their 30 augmented copies: 30 + 90 rows trained on.
+    assert record.results["global_step"] == 120 and record.results["selected_on"] == "holdout"
+    assert "holdout_accuracy" in record.results["history"][0]
+
+    # Materials whose augmented rows do not name their sources cannot hold out.
+    old = tmp_path / "old"
+    augmented.sources = None
+    generate_materials(teacher, {"train": train, "dev": random_split(rng, 10), "augmented": augmented}, str(old),
+                       vocab=VOCAB, teacher_id="bag-of-words",
+                       options=MaterialsOptions(task="BOW", max_seq_len=T, batch_size=100), verbose=False)
+    with pytest.raises(ConfigError, match="source rows"):
+        distill(str(old), str(tmp_path / "s2"), DistillOptions(epochs=1), verbose=0)
+    record = distill(str(old), str(tmp_path / "s3"), DistillOptions(epochs=1, holdout=0.0), verbose=0)
+    assert record.results["selected_on"] == "dev" and "dev_accuracy" in record.results["history"][0]

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from kbert.errors import ConfigError
+from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pool import StudentPool
-from kbert.student import StudentModel, build_student, project_embeddings
+from kbert.student import BiLSTMStudent, StudentModel, build_student, project_embeddings
 from test_case import run_layer_test, run_model_test
 
 V, H, C = 30, 8, 3
@@ -223,3 +224,79 @@ def test_keras_file_reloads_on_another_backend(matrix, rng, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"reloaded on {other}" in done.stdout
+
+
+# ---------------------------------------------------------------- the BiLSTM student
+
+
+def numpy_bilstm(layer, ids, vectors):
+    """Both directions step by step over each sentence's own tokens only
+    (no padding at all), Keras' gate order i, f, g, o."""
+    kernel, recurrent, bias = (to_numpy(w).astype(np.float64) for w in
+                               (layer.kernel, layer.recurrent_kernel, layer.bias))
+    units = layer.units
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    out = []
+    for row, x in zip(ids, vectors.astype(np.float64)):
+        tokens = x[row != 0]
+        pooled = []
+        for d, order in ((0, tokens), (1, tokens[::-1])):
+            h, c, seen = np.zeros(units), np.zeros(units), []
+            for v in order:
+                z = v @ kernel[:, d * 4 * units : (d + 1) * 4 * units] + h @ recurrent[d] + bias[d]
+                i, f, g, o = np.split(z, 4)
+                c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+                h = sigmoid(o) * np.tanh(c)
+                seen.append(h)
+            if layer.pooling == "last":
+                pooled.append(h)
+            else:
+                pooled.append(np.max(seen, axis=0) if seen else np.zeros(units))
+        out.append(np.concatenate(pooled))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_student_bilstm_layer_matches_numpy(rng, pooling):
+    ids = token_batch(rng, [1, 3, 9, 5, 0], 9)
+    vectors = rng.normal(size=(5, 9, 6)).astype(np.float32)
+    layer = run_layer_test(StudentBiLSTM, {"units": 4, "pooling": pooling, "name": "Student-BiLSTM"},
+                           [ids, vectors], (5, 8))
+    # Random bias too: the forget-gate start of 1 would hide a gate-order mistake.
+    layer.bias.assign(rng.normal(size=(2, 16)).astype(np.float32))
+    got = keras.ops.convert_to_numpy(layer([ids, vectors]))
+    np.testing.assert_allclose(got, numpy_bilstm(layer, ids, vectors), atol=1e-5)
+    # The same sentences in a wider batch (more padding): the same outputs.
+    wider = keras.ops.convert_to_numpy(layer([np.pad(ids, [(0, 0), (0, 4)]), np.pad(vectors, [(0, 0), (0, 4), (0, 0)])]))
+    np.testing.assert_allclose(wider, got, atol=1e-6)
+
+
+def test_bilstm_student_model(rng):
+    x = token_batch(rng, [1, 2, 4, 7, 9], 9)
+    run_model_test(
+        BiLSTMStudent,
+        {"vocab_size": V, "num_labels": C, "embedding_dim": H, "variant": "multichannel", "units": 3, "hidden": 5,
+         "pooling": "max"},
+        x,
+        (5, C),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        targets=np.array([0, 1, 2, 1, 0]),
+    )
+
+
+def test_build_bilstm_student_from_teacher_vectors(matrix, rng):
+    model = build_student(matrix, C, student="bilstm", units=4, hidden=6)
+    assert isinstance(model, BiLSTMStudent)
+    np.testing.assert_allclose(to_numpy(model.get_layer("Student-Embedding").embeddings), matrix)
+    x = token_batch(rng, [2, 5, 3], 6)
+    layer = model.get_layer("Student-BiLSTM")
+    vectors = matrix[x] * (x != 0)[..., None]
+    states = numpy_bilstm(layer, x, vectors)
+    hidden = np.maximum(states @ to_numpy(model.get_layer("Student-Hidden").kernel)
+                        + to_numpy(model.get_layer("Student-Hidden").bias), 0)
+    logits = hidden @ to_numpy(model.get_layer("Student-Logits").kernel) + to_numpy(model.get_layer("Student-Logits").bias)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), logits, atol=1e-4)
+    with pytest.raises(ConfigError, match="student must be one of"):
+        build_student(matrix, C, student="transformer")
+    with pytest.raises(ConfigError, match="pooling"):
+        build_student(matrix, C, student="bilstm", pooling="mean")

@@ -1,7 +1,9 @@
-"""`kbert distill --materials DIR --output DIR`: train the CNN student on teaching materials."""
+"""`kbert distill --materials DIR --output DIR [--student cnn|bilstm]`: train a student on teaching materials."""
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
 from kbert.distill import LOSSES, DistillOptions
+from kbert.layers.student_bilstm import POOLINGS
+from kbert.student import STUDENTS
 from kbert.layers.student_embedding import VARIANTS
 
 AUGMENTED = "augmented"
@@ -18,12 +20,20 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "loss", choices=LOSSES,
                help="mse: between logits (Tang et al.); kl: between temperature-softened outputs")
     add_option(parser, DistillOptions, "temperature", help="for --loss kl")
+    add_option(parser, DistillOptions, "student", choices=STUDENTS,
+               help="cnn: Kim's CNN (default); bilstm: Tang et al.'s BiLSTM")
+    add_option(parser, DistillOptions, "units", help="the BiLSTM's state width per direction")
+    add_option(parser, DistillOptions, "pooling", choices=POOLINGS,
+               help="the BiLSTM's sentence vector: its last states (Tang et al.) or the max over its outputs")
     add_option(parser, DistillOptions, "variant", choices=VARIANTS, help="Kim's embedding variants")
     add_option(parser, DistillOptions, "embedding_dim", type=int,
                help="project the teacher's word vectors to this width (default: keep them)")
     add_flag(parser, "--augmented", action=bool,
              default=AUGMENTED in field_default(DistillOptions, "train_splits"),
              help="train on the augmented split too, when the materials have one")
+    add_option(parser, DistillOptions, "holdout",
+               help="share of the train rows held out (with their augmented copies) to pick the best epoch; "
+                    "dev is then scored once (0: pick it on dev)")
     add_option(parser, DistillOptions, "seed")
     add_option(parser, DistillOptions, "length_bucketing",
                help="length-sorted batches (default), or random ones (each still trimmed to its longest row)")
@@ -39,7 +49,8 @@ def run(args):
     results = record.results
     accuracy = results["dev_accuracy"]
     print(
-        f"best epoch {results['best_epoch']} of {results['epochs']}: dev accuracy "
+        f"best epoch {results['best_epoch']} of {results['epochs']} (picked on {results['selected_on']}): "
+        f"dev accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, agreement with the teacher "
         f"{results['dev_agreement']:.4f}\nstudent: {args.output}"
     )

@@ -10,6 +10,7 @@ from kbert.layers.packing_gather import PackingGather
 from kbert.layers.packing_mask import PackingMask
 from kbert.layers.padding_mask import PaddingMask
 from kbert.layers.position_embedding import PositionEmbedding
+from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pool import StudentPool
@@ -27,6 +28,7 @@ __all__ = [
     "PackingMask",
     "PaddingMask",
     "PositionEmbedding",
+    "StudentBiLSTM",
     "StudentConv",
     "StudentEmbedding",
     "StudentPool",

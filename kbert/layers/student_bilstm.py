@@ -1,0 +1,119 @@
+"""`Student-BiLSTM`: the bidirectional LSTM of Tang et al. (2019)'s student.
+
+Shape legend: B = batch, T = tokens, E = input width, H = units per
+direction, G = 4 H (the gates i, f, g, o, in Keras' order).
+
+Takes the token ids (0 = padding) and their vectors.  Both directions run
+in one `keras.ops.scan` over time: the input projections of every step are
+computed before the scan in one matmul ([B, T, E] x [E, 2G]), so each step
+only multiplies the recurrent state.  The backward direction reads the
+sequence reversed.  A padding step leaves the state as it was, so batch
+padding (always on the right) changes nothing: the forward state stops at
+the sentence's last token, and the backward one starts from zeros at it.
+A sentence's output is therefore the same in any batch, as `Student-Pool`
+makes it for the CNN.
+
+Output, by `pooling`:
+    "last"  [B, 2H]: the forward direction's state after the last token and
+            the backward one's after the first, concatenated (Tang et al.)
+    "max"   [B, 2H]: the max over the sentence's tokens of each step's
+            outputs (padding steps left out; a sentence of only padding
+            gives zeros)
+"""
+
+import keras
+from keras import ops
+
+POOLINGS = ("last", "max")
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class StudentBiLSTM(keras.layers.Layer):
+    """[token_ids [B, T], vectors [B, T, E]] -> [B, 2 units].
+
+    Args:
+        units: state width H of each direction.
+        pooling: "last" or "max" (see the module docstring).
+    """
+
+    def __init__(self, units=150, pooling="last", **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.units = units
+        self.pooling = pooling
+
+    def build(self, input_shape):
+        width, gates = input_shape[1][-1], 4 * self.units
+        # Both directions' input kernels side by side: [E, 2G].
+        self.kernel = self.add_weight(name="kernel", shape=(width, 2 * gates),
+                                      initializer="glorot_uniform")
+        # One recurrent kernel per direction: [2, H, G].
+        self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(2, self.units, gates),
+                                                initializer=_Orthogonal())
+        # Keras' unit_forget_bias: the forget gates start at 1.
+        self.bias = self.add_weight(name="bias", shape=(2, gates), initializer=_ForgetBias(self.units))
+
+    def call(self, inputs):
+        token_ids, vectors = inputs
+        batch, units = ops.shape(vectors)[0], self.units
+        real = ops.not_equal(token_ids, 0)  # [B, T]
+        projected = ops.matmul(vectors, self.kernel)  # [B, T, 2G]
+        projected = ops.reshape(projected, (batch, -1, 2, 4 * units))  # [B, T, 2, G]
+        # Time first; direction 1 reads the sentence backwards.
+        forward = ops.transpose(projected[:, :, 0], (1, 0, 2))  # [T, B, G]
+        backward = ops.flip(ops.transpose(projected[:, :, 1], (1, 0, 2)), axis=0)  # [T, B, G]
+        steps = ops.stack([forward, backward], axis=1) + self.bias[None, :, None, :]  # [T, 2, B, G]
+        mask = ops.transpose(real, (1, 0))  # [T, B]
+        masks = ops.stack([mask, ops.flip(mask, axis=0)], axis=1)[..., None]  # [T, 2, B, 1]
+        recurrent = self.recurrent_kernel
+
+        # The carry is one tensor, (h, c) stacked: [2, 2, B, H].  (TensorFlow's
+        # scan in Keras 3.15 wants outputs structured like the carry.)
+        def step(carry, xs):
+            h, c = carry[0], carry[1]  # [2, B, H] each
+            x, m = xs
+            z = x + ops.einsum("dbh,dhg->dbg", h, recurrent)  # [2, B, G]
+            i, f, g, o = ops.split(z, 4, axis=-1)
+            c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+            h_new = ops.sigmoid(o) * ops.tanh(c_new)
+            carry = ops.stack([ops.where(m, h_new, h), ops.where(m, c_new, c)])
+            return carry, ops.stack([h_new, h_new])
+
+        zeros = ops.zeros((2, 2, batch, units), dtype=vectors.dtype)
+        carry, outputs = ops.scan(step, zeros, (steps, masks))
+        h, outputs = carry[0], outputs[:, 0]  # outputs: [T, 2, B, H]
+        if self.pooling == "last":
+            return ops.concatenate([h[0], h[1]], axis=-1)
+        # outputs [T, 2, B, H]: the backward ones back in sentence order.
+        outputs = ops.concatenate([outputs[:, 0], ops.flip(outputs[:, 1], axis=0)], axis=-1)  # [T, B, 2H]
+        valid = mask[..., None]
+        best = ops.max(ops.where(valid, outputs, ops.cast(-3.0e38, outputs.dtype)), axis=0)
+        return ops.where(ops.any(valid, axis=0), best, ops.zeros_like(best))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 2 * self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, pooling=self.pooling)
+        return config
+
+
+class _Orthogonal(keras.initializers.Initializer):
+    """Keras' orthogonal initializer for each direction's [H, G] kernel."""
+
+    def __call__(self, shape, dtype=None):
+        return ops.stack([keras.initializers.Orthogonal()(shape[1:], dtype=dtype) for _ in range(shape[0])])
+
+
+class _ForgetBias(keras.initializers.Initializer):
+    def __init__(self, units):
+        self.units = units
+
+    def __call__(self, shape, dtype=None):
+        gates = ops.concatenate([ops.zeros((self.units,)), ops.ones((self.units,)), ops.zeros((2 * self.units,))])
+        return ops.cast(ops.tile(gates[None], (shape[0], 1)), dtype or "float32")
+
+    def get_config(self):
+        return {"units": self.units}
