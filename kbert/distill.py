@@ -62,11 +62,12 @@ from kbert import runs
 from kbert.atomic import atomic_output, read_json, save_model_atomic, write_json
 from kbert.materials import load_materials
 from kbert.layers.student_bilstm import POOLINGS
-from kbert.student import STUDENTS, build_student
+from kbert.student import STUDENTS, build_student, static_start
 
 logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "kl")
+EMBEDDINGS = ("teacher", "static")
 STATE_FILE = "state.json"
 # What a run recorded before an option existed used, where that differs
 # from today's default: runs before the holdout picked epochs on dev.
@@ -90,6 +91,11 @@ class DistillOptions:
             its outputs.
         variant: the student's embedding, "static", "non-static" or "multichannel".
         embedding_dim: None keeps the teacher's width; smaller projects it.
+        embedding: the student's starting vectors: "teacher" (its
+            `Embedding-Token` rows) or "static" (the materials' static
+            vectors, `kbert materials --static-embedding`, through
+            `kbert.student.static_start`: PCA, then frequency weighting by
+            the training rows' token counts).
         seed: seeds initialisation, dropout and batch order.
         train_splits: materials splits to train on; those absent are skipped
             (so "augmented" is used when present).
@@ -113,6 +119,7 @@ class DistillOptions:
     pooling: str = "last"
     variant: str = "non-static"
     embedding_dim: int = None
+    embedding: str = "teacher"
     seed: int = 0
     train_splits: tuple = ("train", "augmented")
     dev_split: str = "dev"
@@ -137,6 +144,8 @@ class DistillOptions:
             raise ConfigError(f"units must be >= 1, got {self.units}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.embedding not in EMBEDDINGS:
+            raise ConfigError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if value < 1:
@@ -329,6 +338,19 @@ def _held_out(materials, options):
     return splits, holdout
 
 
+def _start(materials, options, splits):
+    """The student's starting vectors (see `DistillOptions.embedding`)."""
+    if options.embedding == "teacher":
+        return materials.embedding
+    if materials.static is None:
+        raise ConfigError(f"{materials.directory}: no static vectors; make the materials with --static-embedding")
+    counts = sum(np.bincount(split.x[split.x > 0], minlength=len(materials.vocab)) for split in splits.values())
+    dim = options.embedding_dim or materials.static.shape[1]
+    if not 1 <= dim <= materials.static.shape[1]:
+        raise ConfigError(f"embedding_dim {dim} is outside 1..{materials.static.shape[1]}")
+    return static_start(materials.static, counts, dim)
+
+
 def _training_rows(splits):
     names = list(splits)
     splits = list(splits.values())
@@ -417,10 +439,11 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     os.makedirs(checkpoint_dir, exist_ok=True)
     state = _resume_state(checkpoint_dir, options, identity, resume)
     keras.utils.set_random_seed(options.seed)
+    splits, holdout = _held_out(materials, options)
     if state is None:
         state = {"epoch": 0, "best_score": None, "best_epoch": None, "best_weights": None, "checkpoint": None,
                  "history": [], "config": options.to_dict(), "identity": identity}
-        model = build_student(materials.embedding, materials.num_labels, student=options.student,
+        model = build_student(_start(materials, options, splits), materials.num_labels, student=options.student,
                               variant=options.variant, embedding_dim=options.embedding_dim,
                               **({"units": options.units, "pooling": options.pooling}
                                  if options.student == "bilstm" else {}))
@@ -432,7 +455,6 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     record = _record(identity, options, status="training")
     runs.write_run(out_dir, record)
 
-    splits, holdout = _held_out(materials, options)
     x, targets, lengths = _training_rows(splits)
     dev = materials.splits[options.dev_split]
     select = (options.dev_split, dev) if holdout is None else ("holdout", holdout)

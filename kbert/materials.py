@@ -116,6 +116,10 @@ class MaterialsOptions:
         stride: word pieces between windows (None: half a window).
         packing: read the teacher's rows packed where that pays
             (`kbert.batching.predict_bucketed`; the same logits).
+        static_embedding: also store Model2Vec-style static vectors
+            (`static_vectors`: each vocabulary token through the teacher)
+            in shared.npz, a student embedding start (`kbert distill
+            --embedding static`).
     """
 
     task: str = None
@@ -128,6 +132,7 @@ class MaterialsOptions:
     long_inputs: str = "truncate"
     stride: int = None
     packing: bool = True
+    static_embedding: bool = False
 
     def __post_init__(self):
         check_option_types(self)
@@ -196,6 +201,7 @@ class Materials:
     vocab: list
     embedding: np.ndarray
     splits: dict
+    static: np.ndarray = None
 
     @property
     def num_labels(self):
@@ -248,6 +254,37 @@ def run_teacher(teacher, token_ids, segment_ids, lengths, *, batch_size=64, pack
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
         return predict_bucketed(teacher, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar,
                                 packing=packing)
+
+
+def static_vectors(teacher, vocab, *, batch_size=64, verbose=True):
+    """Model2Vec-style static vectors [V, H] float32 from a `BertModel`
+    teacher: each vocabulary token alone between `[CLS]` and `[SEP]`,
+    through every encoder layer; its row is the last layer's output at the
+    token.  (PCA to the student's width and frequency weighting follow in
+    `kbert.student.static_start`, where the width and the training text are
+    known.)"""
+    from tqdm.auto import tqdm
+
+    from kbert.model import BertModel
+
+    if not isinstance(teacher, BertModel):
+        raise ConfigError("static vectors need a BertModel teacher (its encoder layers)")
+    for special in ("[CLS]", "[SEP]"):
+        if special not in vocab:
+            raise DataError(f"the vocabulary has no {special} token for static vectors")
+    last = teacher.get_layer(f"Encoder-{teacher.bert_config.num_hidden_layers}-FeedForward-Norm").output
+    encoder = keras.Model(teacher.inputs[:2], last)
+    ids = np.zeros((len(vocab), 3), np.int32)
+    ids[:, 0], ids[:, 1], ids[:, 2] = vocab.index("[CLS]"), np.arange(len(vocab)), vocab.index("[SEP]")
+    out = np.zeros((len(vocab), last.shape[-1]), np.float32)
+    step = max(batch_size, 256)  # 3-token rows: larger calls are cheap
+    with tqdm(total=len(vocab), desc="static vectors", unit="token", disable=not verbose) as bar:
+        for start in range(0, len(vocab), step):
+            rows = ids[start : start + step]
+            hidden = encoder.predict_on_batch([rows, np.zeros_like(rows)])  # [b, 3, H]
+            out[start : start + len(rows)] = keras.ops.convert_to_numpy(hidden)[:, 1]
+            bar.update(len(rows))
+    return out
 
 
 # ---------------------------------------------------------------- generation
@@ -477,9 +514,14 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
 
     shared_path = os.path.join(out_dir, SHARED)
     shared = manifest.get("shared")
-    if not (shared and os.path.isfile(shared_path) and file_sha256(shared_path) == shared.get("sha256")):
-        _write_npz(shared_path, {"embedding": matrix, "vocab": np.asarray(vocab, dtype=str)})
-        manifest["shared"] = {"file": SHARED, "sha256": file_sha256(shared_path)}
+    if not (shared and os.path.isfile(shared_path) and file_sha256(shared_path) == shared.get("sha256")
+            and (shared.get("static") or not options.static_embedding)):
+        arrays = {"embedding": matrix, "vocab": np.asarray(vocab, dtype=str)}
+        if options.static_embedding:
+            arrays["static"] = static_vectors(teacher, vocab, batch_size=options.batch_size, verbose=verbose)
+        _write_npz(shared_path, arrays)
+        manifest["shared"] = {"file": SHARED, "sha256": file_sha256(shared_path),
+                              **({"static": True} if options.static_embedding else {})}
         write_json(manifest_path, manifest)
 
     for name, arrays in encoded.items():
@@ -635,7 +677,11 @@ def load_materials(directory, *, splits=None, vocab=None):
     shared_path = os.path.join(directory, shared_entry["file"])
     if os.path.isfile(shared_path) and file_sha256(shared_path) != shared_entry["sha256"]:
         raise DataError(f"{shared_path}: the file changed since it was written (hash differs from {MANIFEST})")
-    shared = _open_npz(shared_path, ("embedding", "vocab"))
+    shared = _open_npz(shared_path, ("embedding", "vocab"), ("static",))
+    if "static" in shared:
+        _check_array(shared_path, "static", shared["static"], "float32", 2)
+        if shared["static"].shape[0] != size or not np.isfinite(shared["static"]).all():
+            raise DataError(f"{shared_path}: `static` must be {size} finite rows, got {shared['static'].shape}")
     _check_array(shared_path, "embedding", shared["embedding"], "float32", 2)
     _check_array(shared_path, "vocab", shared["vocab"], "unicode", 1)
     if shared["embedding"].shape[0] != len(shared["vocab"]) or len(shared["vocab"]) != size:
@@ -659,7 +705,7 @@ def load_materials(directory, *, splits=None, vocab=None):
             if name not in entries or not entries[name]["complete"]:
                 raise DataError(f"{manifest_path}: split {name!r} is missing or incomplete")
     loaded = {name: _load_split(directory, name, entries[name], manifest) for name in names}
-    return Materials(directory, manifest, tokens, shared["embedding"], loaded)
+    return Materials(directory, manifest, tokens, shared["embedding"], loaded, shared.get("static"))
 
 
 # ---------------------------------------------------------------- from a run

@@ -193,6 +193,21 @@ def project_embeddings(matrix, dim):
     return (centred @ axes[:dim].T).astype(np.float32)
 
 
+def static_start(vectors, counts, dim, sif=1e-3):
+    """Model2Vec's recipe for a student's starting vectors, from the static
+    vectors the teacher gave each token (`kbert.materials.static_vectors`):
+    PCA to `dim`, then frequency weighting, each row scaled by
+    sif / (sif + p(token)) (the smooth inverse frequency of Arora et al.
+    2017, which Model2Vec uses), p from `counts` [V] (the token's
+    occurrences in the training text): frequent tokens ("the", ",") shrink,
+    rare and unseen ones keep their length."""
+    counts = np.asarray(counts, np.float64)
+    if counts.shape != (len(vectors),):
+        raise ConfigError(f"token counts have shape {counts.shape}, the vectors {len(vectors)} rows")
+    p = counts / max(counts.sum(), 1.0)
+    return (project_embeddings(vectors, dim) * (sif / (sif + p))[:, None]).astype(np.float32)
+
+
 def build_student(embedding, num_labels, *, student="cnn", variant="non-static", embedding_dim=None, **kwargs):
     """A student whose `Student-Embedding` starts from the teacher's matrix.
 

@@ -276,3 +276,14 @@ def test_holdout_leaves_out_its_rows_and_their_augmented_copies(tmp_path):
         distill(str(old), str(tmp_path / "s2"), DistillOptions(epochs=1), verbose=0)
     record = distill(str(old), str(tmp_path / "s3"), DistillOptions(epochs=1, holdout=0.0), verbose=0)
     assert record.results["selected_on"] == "dev" and "dev_accuracy" in record.results["history"][0]
+
+
+def test_static_embedding_start(materials_dir, tmp_path):
+    from kbert.materials import load_materials
+
+    # These materials hold no static vectors: refused by name.
+    with pytest.raises(ConfigError, match="--static-embedding"):
+        distill(materials_dir, str(tmp_path / "s"), DistillOptions(epochs=1, embedding="static"), verbose=0)
+    with pytest.raises(ConfigError, match="embedding must be one of"):
+        DistillOptions(embedding="random")
+    assert load_materials(materials_dir).static is None

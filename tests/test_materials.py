@@ -504,3 +504,37 @@ def test_windows_give_each_long_sentence_the_mean_of_its_windows_logits(tmp_path
                              np.array([[s, s] for s in sentences]), batch.lengths)
         generate_materials(teacher, {"dev": pairs}, str(tmp_path / "p"), vocab=vocab, teacher_id="t",
                            options=options, verbose=False, tokenizer=tokenizer)
+
+
+def test_static_vectors_are_each_tokens_last_layer_output(splits, tmp_path):
+    from kbert.student import static_start
+
+    teacher = make_teacher(seed=5)
+    vocab = ["[PAD]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(3, V)]
+    options = MaterialsOptions(task="SST-2", max_seq_len=T, static_embedding=True)
+    generate_materials(teacher, {"dev": splits["dev"]}, str(tmp_path), vocab=vocab, teacher_id="t", options=options,
+                       verbose=False)
+    static = load_materials(str(tmp_path)).static
+    assert static.shape == (V, 16)
+    # The reference: a headless BertModel with the teacher's weights, copied by
+    # layer name, on "[CLS] token [SEP]", read at the token.
+    plain = BertModel(teacher.bert_config)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(teacher.get_layer(layer.name).get_weights())
+    for token in (1, 7, V - 1):
+        hidden = keras.ops.convert_to_numpy(plain([np.array([[1, token, 2]]), np.zeros((1, 3), np.int32)]))
+        np.testing.assert_allclose(static[token], hidden[0, 1], atol=1e-5)
+
+    # PCA to 4 columns, then each row times 1e-3 / (1e-3 + p(token)).
+    counts = np.arange(V, dtype=np.float64)
+    start = static_start(static, counts, 4)
+    centred = static - static.mean(0)
+    _, _, axes = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    projected = centred @ axes[:4].T
+    weights = 1e-3 / (1e-3 + counts / counts.sum())
+    # Principal axes are defined up to sign: compare column by column.
+    for k in range(4):
+        column = projected[:, k] * weights
+        sign = np.sign(column @ start[:, k])
+        np.testing.assert_allclose(start[:, k], sign * column, atol=1e-4)

@@ -29,6 +29,9 @@ def add_arguments(parser):
                help="a sentence longer than max_seq_len: truncated (default), or read whole as overlapping "
                     "windows whose logits are averaged")
     add_option(parser, MaterialsOptions, "stride", type=int, help="word pieces between windows (default: half)")
+    add_option(parser, MaterialsOptions, "static_embedding",
+               help="also store Model2Vec-style static vectors (each vocabulary token through the teacher) as a "
+                    "student embedding start: kbert distill --embedding static")
     add_option(parser, MaterialsOptions, "packing",
                help="read the teacher's rows packed where that computes under 0.9 of length-sorted batches' "
                     "token slots: the same logits (default: yes)")
