@@ -17,8 +17,12 @@ so the output is deterministic and needs no global random state.
 
 Tang et al. also replace words by others of the same part of speech
 (p_pos = 0.1).  That needs a POS tagger and tagged word lists; no
-well-kept offline POS resource is installed with kbert's dependencies, so
-that step is left out (its probability mass simply keeps the word).
+well-kept offline POS resource is installed with kbert's dependencies.  In
+its place, optionally (`neighbours`), an unmasked word becomes, with
+probability `p_neighbour`, one of its nearest neighbours among the
+teacher's whole-word tokens (`nearest_neighbours`: cosine similarity of
+the teacher's own vectors), as TinyBERT's augmentation does with GloVe and
+BERT's predictions.  Without neighbours the draws are those of before.
 
 Cost: every augmented sentence is one more teacher forward pass, and the
 teacher passes are the expensive part (a draw takes about 8 us: 10 s for
@@ -53,9 +57,41 @@ P_NG = 0.25
 MAX_N = 5
 
 
-def augment_words(words, rng, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N, mask_token=MASK):
+P_NEIGHBOUR = 0.1
+
+
+def nearest_neighbours(vectors, tokens, k, *, block=2048):
+    """{token: its k nearest other tokens}, by cosine similarity of
+    `vectors` [V, H], over the whole-word tokens of `tokens` (alphabetic:
+    no "##" pieces, punctuation or [SPECIAL] tokens)."""
+    words = np.array([i for i, t in enumerate(tokens) if t.isalpha()])
+    if k < 1 or len(words) <= k:
+        raise ValueError(f"need k in 1..{len(words) - 1} neighbours among {len(words)} whole-word tokens, got {k}")
+    unit = np.asarray(vectors, np.float32)[words]
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    out = {}
+    for start in range(0, len(words), block):
+        similarity = unit[start : start + block] @ unit.T  # [b, W]
+        similarity[np.arange(len(similarity)), np.arange(start, start + len(similarity))] = -np.inf  # not itself
+        top = np.argpartition(-similarity, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+        for row, picks in enumerate(np.take_along_axis(top, order, axis=1)):
+            out[tokens[words[start + row]]] = tuple(tokens[words[j]] for j in picks)
+    return out
+
+
+def augment_words(words, rng, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N, mask_token=MASK, neighbours=None,
+                  p_neighbour=P_NEIGHBOUR):
     """One augmentation draw of a word list (see the module docstring)."""
     masked = rng.random(len(words)) < p_mask
+    if neighbours:
+        swapped = rng.random(len(words)) < p_neighbour
+        picks = rng.integers(0, 1 << 30, len(words))
+        replaced = []
+        for w, m, s, pick in zip(words, masked, swapped, picks):
+            candidates = None if m or not s else neighbours.get(w) or neighbours.get(w.lower())
+            replaced.append(candidates[pick % len(candidates)] if candidates else w)
+        words = replaced
     words = [mask_token if m else w for w, m in zip(words, masked)]
     if words and rng.random() < p_ng:
         n = int(rng.integers(1, max_n + 1))
@@ -77,13 +113,18 @@ def _normalise(sentence):
     return tuple(" ".join(part.split()) for part in sentence)
 
 
-def augment(sentences, n_copies, seed, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N, mask_token=MASK):
+def augment(sentences, n_copies, seed, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N, mask_token=MASK, neighbours=None,
+            p_neighbour=P_NEIGHBOUR):
     """Up to `n_copies` new sentences per sentence, without duplicates.
 
     Args:
         sentences: strings, or tuples of strings for sentence pairs.
         n_copies: draws per sentence (Tang et al.'s n_iter).
         seed: integer seed; the same seed gives the same output.
+        neighbours: {word: candidate replacements} (`nearest_neighbours`),
+            or None for Tang et al.'s two steps alone.
+        p_neighbour: the chance that an unmasked word with neighbours is
+            replaced by one of them.
 
     Returns:
         A list of (index of the source sentence, new sentence), grouped by
@@ -91,7 +132,8 @@ def augment(sentences, n_copies, seed, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N,
     """
     if n_copies < 0:
         raise ValueError(f"n_copies must be >= 0, got {n_copies}")
-    options = dict(p_mask=p_mask, p_ng=p_ng, max_n=max_n, mask_token=mask_token)
+    options = dict(p_mask=p_mask, p_ng=p_ng, max_n=max_n, mask_token=mask_token, neighbours=neighbours,
+                   p_neighbour=p_neighbour)
     canonical = [s if isinstance(s, str) else tuple(s) for s in sentences]
     # Whitespace is normalised by the split/join, so compare originals the same way.
     seen = {_normalise(s) for s in canonical}

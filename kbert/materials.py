@@ -99,6 +99,11 @@ class MaterialsOptions:
         max_seq_len: the encoding's maximum length (None: the run's).
         augment: up to this many Tang et al. copies per training sentence
             (`kbert.augment`) become the "augmented" split.
+        neighbours: with augment, also replace words by one of their this
+            many nearest neighbours (0: not; TinyBERT uses 15), from the
+            static vectors when they are made, else the teacher's
+            `Embedding-Token` rows (`kbert.augment.nearest_neighbours`).
+        p_neighbour: the chance that a word is so replaced.
         seed: the augmentation's seed.
         batch_size: teacher batch size.
         int8: run the teacher int8-quantized (Keras' `Model.quantize`):
@@ -126,6 +131,8 @@ class MaterialsOptions:
     splits: tuple = SPLITS
     max_seq_len: int = None
     augment: int = 0
+    neighbours: int = 0
+    p_neighbour: float = 0.1
     seed: int = 0
     batch_size: int = 64
     int8: bool = False
@@ -146,6 +153,10 @@ class MaterialsOptions:
             raise ConfigError(f"--max-seq-len must be at least 1, got {self.max_seq_len}")
         if self.augment < 0:
             raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
+        if self.neighbours < 0 or self.neighbours and not self.augment:
+            raise ConfigError(f"--neighbours must be 0 or more and needs --augment, got {self.neighbours}")
+        if not 0.0 <= self.p_neighbour <= 1.0:
+            raise ConfigError(f"--p-neighbour must be in [0, 1], got {self.p_neighbour}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
 
@@ -445,7 +456,7 @@ def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
 
 
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
-                       tokenizer=None):
+                       tokenizer=None, static=None):
     """Run the teacher over every split and write the materials directory.
 
     Args:
@@ -464,6 +475,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         verbose: show a progress bar per split.
         tokenizer: the teacher's `Tokenizer`, needed (only) for
             `options.long_inputs == "windows"`.
+        static: the teacher's `static_vectors`, if already computed (with
+            `options.static_embedding`).
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -518,7 +531,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             and (shared.get("static") or not options.static_embedding)):
         arrays = {"embedding": matrix, "vocab": np.asarray(vocab, dtype=str)}
         if options.static_embedding:
-            arrays["static"] = static_vectors(teacher, vocab, batch_size=options.batch_size, verbose=verbose)
+            arrays["static"] = static if static is not None else static_vectors(
+                teacher, vocab, batch_size=options.batch_size, verbose=verbose)
         _write_npz(shared_path, arrays)
         manifest["shared"] = {"file": SHARED, "sha256": file_sha256(shared_path),
                               **({"static": True} if options.static_embedding else {})}
@@ -751,10 +765,20 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         encoded[name] = encode(firsts, seconds, labels)
         if name == "train":
             train = (firsts, seconds)
+    vocab = load_vocab_tokens(runs.vocab_file(run_dir))
+    static = None
+    if options.static_embedding:
+        static = static_vectors(teacher, vocab, batch_size=options.batch_size, verbose=verbose)
     if options.augment:
         firsts, seconds = train
         sources = firsts if seconds is None else list(zip(firsts, seconds))
-        drawn = augmentation.augment(sources, options.augment, options.seed)
+        neighbours = None
+        if options.neighbours:
+            vectors = static if static is not None else keras.ops.convert_to_numpy(
+                teacher.get_layer("Embedding-Token").embeddings.value)
+            neighbours = augmentation.nearest_neighbours(vectors, vocab, options.neighbours)
+        drawn = augmentation.augment(sources, options.augment, options.seed, neighbours=neighbours,
+                                     p_neighbour=options.p_neighbour)
         copies = [text for _, text in drawn]
         encoded["augmented"] = encode(
             [c if seconds is None else c[0] for c in copies],
@@ -764,6 +788,6 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         encoded["augmented"].sources = np.array([index for index, _ in drawn], np.int64)
         logger.info("augmented: %d sentences, %.2f extra teacher passes over train",
                     len(copies), augmentation.expected_passes(len(firsts), len(copies)))
-    vocab = load_vocab_tokens(runs.vocab_file(run_dir))
     return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
-                              options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer)
+                              options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer,
+                              static=static)

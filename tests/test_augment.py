@@ -67,3 +67,35 @@ def test_zero_copies_and_cost():
     with pytest.raises(ValueError):
         augment(SENTENCES, -1, seed=0)
     assert expected_passes(100, 250) == 2.5
+
+
+def test_nearest_neighbours_by_cosine_among_whole_words():
+    from kbert.augment import nearest_neighbours
+
+    rng = np.random.default_rng(0)
+    tokens = ["[PAD]", "[CLS]", "good", "great", "##ly", ",", "bad", "awful", "film", "movie", "fine"]
+    vectors = rng.normal(size=(len(tokens), 6)).astype(np.float32)
+    got = nearest_neighbours(vectors, tokens, 3, block=3)
+    words = [i for i, t in enumerate(tokens) if t.isalpha()]
+    assert set(got) == {tokens[i] for i in words}
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for i in words:
+        others = sorted((j for j in words if j != i), key=lambda j: -(unit[i] @ unit[j]))
+        assert got[tokens[i]] == tuple(tokens[j] for j in others[:3])
+
+
+def test_neighbour_replacement_draws_from_the_candidates():
+    neighbours = {"fine": ("great", "good"), "film": ("movie",)}
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(200):
+        words = augment_words(["a", "fine", "film"], rng, p_mask=0.0, p_ng=0.0, neighbours=neighbours,
+                              p_neighbour=1.0)
+        assert words[0] == "a" and words[1] in ("great", "good") and words[2] == "movie"
+        seen.add(words[1])
+    assert seen == {"great", "good"}
+    # Masked words are not replaced; p_neighbour 0 changes nothing.
+    words = augment_words(["a", "fine", "film"], rng, p_mask=1.0, p_ng=0.0, neighbours=neighbours, p_neighbour=1.0)
+    assert words == [MASK] * 3
+    plain = augment(SENTENCES, 5, seed=2)
+    assert augment(SENTENCES, 5, seed=2, neighbours=None) == plain

@@ -109,3 +109,39 @@ def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     ids = Tokenizer.from_vocab_file(str(run_dir / "vocab.txt")).encode_batch(DEV, max_len=12).token_ids
     expected = np.mean(np.argmax(student.predict(ids, verbose=0), -1) == np.arange(len(DEV)) % 2)
     assert result["metrics"]["eval_accuracy"] == pytest.approx(expected)
+
+
+def test_static_vectors_neighbours_and_a_bilstm_student(run_dir, glue_dir, tmp_path, capsys):
+    """`--static-embedding --neighbours K`: the static vectors are stored, the
+    augmented sentences swap words only for their neighbours, and a BiLSTM
+    student starts from the static vectors."""
+    from kbert.augment import nearest_neighbours
+
+    out = tmp_path / "materials"
+    materials_command.run(parse(materials_command, [
+        "--model", str(run_dir), "--output", str(out), "--data-dir", str(glue_dir), "--splits", "train,dev",
+        "--augment", "6", "--seed", "1", "--static-embedding", "--neighbours", "2", "--p-neighbour", "0.5",
+    ]))
+    materials = load_materials(str(out), vocab=VOCAB)
+    assert materials.static.shape == (len(VOCAB), 8)
+    neighbours = nearest_neighbours(materials.static, VOCAB, 2)
+    swapped = 0
+    for sentence, source in zip(materials.splits["augmented"].sentence, materials.splits["augmented"].source):
+        original = TRAIN[source].split()
+        # Without n-gram sampling a copy keeps its source's length; compare those word by word.
+        if len(sentence.split()) == len(original):
+            for new, old in zip(sentence.split(), original):
+                assert new in (old, "[MASK]") or new in neighbours[old]
+                swapped += new not in (old, "[MASK]")
+    assert swapped > 0
+
+    student_dir = tmp_path / "student"
+    distill_command.run(parse(distill_command, [
+        "--materials", str(out), "--output", str(student_dir), "--epochs", "1", "--batch-size", "8",
+        "--student", "bilstm", "--units", "3", "--embedding", "static", "--embedding-dim", "4", "--holdout", "0.2",
+    ]))
+    assert "picked on holdout" in capsys.readouterr().out
+    student = keras.saving.load_model(student_dir / "student.keras")
+    assert student.get_config()["units"] == 3
+    run = json.loads((student_dir / "run.json").read_text())
+    assert run["options"]["embedding"] == "static" and run["results"]["selected_on"] == "holdout"

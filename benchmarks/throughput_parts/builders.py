@@ -7,8 +7,8 @@ host arrays; `info` holds the record fields the implementation adds
     kbert          `BertModel`: bert-base and bert-large with random weights,
                    minilm-l6 the real checkpoint (`load_checkpoint`); the
                    variant applied by `kbert.variants.apply_variant`
-    kbert-student  the Kim (2014) CNN student (`kbert.build_student`) on a
-                   random 30522 x 384 embedding
+    kbert-student  the students (`kbert.build_student`): Kim (2014)'s CNN and
+                   Tang et al.'s BiLSTM, on a random 30522 x 384 embedding
     transformers   Hugging Face `BertModel` (PyTorch, eval mode,
                    `torch.no_grad()`, no pooler), the same configs with random
                    init; minilm-l6 from the preset's directory
@@ -46,8 +46,9 @@ def build_kbert(model, variant):
 def build_kbert_student(model, variant):
     spec = STUDENT_MODELS[model]
     matrix = np.random.default_rng(0).uniform(-0.25, 0.25, (VOCAB_SIZE, spec["embedding_dim"]))
-    net = build_student(matrix.astype(np.float32), spec["num_labels"], variant=spec["variant"],
-                        filters=spec["filters"], kernel_sizes=spec["kernel_sizes"])
+    shape = {k: spec[k] for k in ("filters", "kernel_sizes", "units", "hidden") if k in spec}
+    net = build_student(matrix.astype(np.float32), spec["num_labels"], student=spec.get("student", "cnn"),
+                        variant=spec["variant"], **shape)
     return keras_predict(net, lambda ids, segs: ids), {"weights": "random"}
 
 

@@ -44,9 +44,12 @@ STUDENT_MODELS = {
     # embedding side by side, so the convolutions read twice the width.
     "cnn-student-multichannel": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2,
                                      variant="multichannel"),
+    # Tang et al.'s BiLSTM (`kbert distill --student bilstm`'s defaults).
+    "bilstm-student": dict(student="bilstm", embedding_dim=384, units=150, hidden=200, num_labels=2,
+                           variant="non-static"),
 }
 MODELS = tuple(BERT_MODELS) + tuple(STUDENT_MODELS)
-DEFAULT_MODELS = ("bert-base", "bert-large", MINILM, "cnn-student")
+DEFAULT_MODELS = ("bert-base", "bert-large", MINILM, "cnn-student", "bilstm-student")
 
 # The `bert_config.json` fields that fix a model's shape: what the builders
 # of every implementation and the FLOP count read.
@@ -70,10 +73,16 @@ def bert_flops(width, *, hidden_size, num_hidden_layers, intermediate_size, **_)
     return num_hidden_layers * t * (8 * h * h + 4 * h * i + 4 * t * h)
 
 
-def student_flops(width, *, embedding_dim, filters, kernel_sizes, num_labels, variant="non-static"):
-    """Forward FLOPs of the CNN student on one sentence at `width` tokens."""
+def student_flops(width, *, embedding_dim, num_labels, variant="non-static", student="cnn", filters=None,
+                  kernel_sizes=None, units=None, hidden=None):
+    """Forward FLOPs of a student on one sentence at `width` tokens."""
     t = int(width)
     channels = 2 if variant == "multichannel" else 1
+    if student == "bilstm":
+        # Per token and direction: the input projection and the recurrent
+        # matmul into 4 gates; then the ReLU layer and the logits.
+        gates = 4 * units
+        return 2 * t * 2 * gates * (embedding_dim * channels + units) + 2 * 2 * units * hidden + 2 * hidden * num_labels
     conv = sum((t + w - 1) * 2 * w * embedding_dim * channels * filters for w in kernel_sizes)
     return conv + 2 * filters * len(kernel_sizes) * num_labels
 

@@ -20,6 +20,10 @@ def add_arguments(parser):
     add_option(parser, MaterialsOptions, "max_seq_len", type=int, help="default: the run's")
     add_option(parser, MaterialsOptions, "augment", metavar="N",
                help="up to N augmented copies per training sentence, each one more teacher pass")
+    add_option(parser, MaterialsOptions, "neighbours", metavar="K",
+               help="with --augment, also replace words by one of their K nearest neighbours among the teacher's "
+                    "whole-word tokens (TinyBERT: 15)")
+    add_option(parser, MaterialsOptions, "p_neighbour", help="the chance that a word is so replaced")
     add_option(parser, MaterialsOptions, "seed", help="augmentation seed")
     add_option(parser, MaterialsOptions, "batch_size", help="teacher batch size")
     add_option(parser, MaterialsOptions, "int8",
