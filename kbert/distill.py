@@ -72,6 +72,8 @@ STATE_FILE = "state.json"
 # What a run recorded before an option existed used, where that differs
 # from today's default: runs before the holdout picked epochs on dev.
 PREDATING = {"holdout": 0.0}
+# The holdout of a new run (`DistillOptions.holdout` None).
+HOLDOUT = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +105,8 @@ class DistillOptions:
             picks the best epoch).
         holdout: the share of the "train" split held out to pick the best
             epoch (with the augmented rows made from it left out of
-            training); 0 picks it on `dev_split`.
+            training); 0 picks it on `dev_split`.  None: 0.05 for a new
+            run; a resumed run keeps its own (runs before the holdout: 0).
         length_bucketing: batches of similar length (little padding) or, if
             False, random batches (each still trimmed to its longest row).
     """
@@ -123,12 +126,12 @@ class DistillOptions:
     seed: int = 0
     train_splits: tuple = ("train", "augmented")
     dev_split: str = "dev"
-    holdout: float = 0.05
+    holdout: float = None
     length_bucketing: bool = True
 
     def __post_init__(self):
         check_option_types(self)
-        if not 0.0 <= self.holdout < 1.0:
+        if self.holdout is not None and not 0.0 <= self.holdout < 1.0:
             raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
@@ -252,7 +255,8 @@ def _dev_scores(model, split):
 
 
 class _EpochEnd(keras.callbacks.Callback):
-    """Scores dev, keeps the best weights, checkpoints; the state file commits."""
+    """Scores the selection split (holdout or dev), keeps the best weights,
+    checkpoints; the state file commits."""
 
     def __init__(self, checkpoint_dir, select, state):
         super().__init__()
@@ -384,10 +388,12 @@ def _compile(model, options):
 
 
 def _resume_state(checkpoint_dir, options, identity, resume):
-    """The saved state of an earlier run in this directory, or None to start afresh."""
+    """(the saved state of an earlier run in this directory or None to start
+    afresh, `options` with an unset holdout resolved: the run's own, else
+    `HOLDOUT`)."""
     path = os.path.join(checkpoint_dir, STATE_FILE)
     if not os.path.exists(path):
-        return None
+        return None, options if options.holdout is not None else dataclasses.replace(options, holdout=HOLDOUT)
     if not resume:
         raise ConfigError(
             f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory"
@@ -404,9 +410,11 @@ def _resume_state(checkpoint_dir, options, identity, resume):
     earlier = dict(DistillOptions().to_dict(), **PREDATING)
     earlier.update(state["config"])
     earlier["epochs"] = options.epochs
+    if options.holdout is None:
+        options = dataclasses.replace(options, holdout=earlier["holdout"])
     if earlier != options.to_dict():
         raise ConfigError(f"{path}: the run used other settings ({state['config']}); only epochs may change on resume")
-    return state
+    return state, options
 
 
 def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
@@ -437,7 +445,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         raise ConfigError(f"{out_dir}: holds a {runs.read_run(out_dir).kind} run; give the student its own directory")
     checkpoint_dir = os.path.join(out_dir, "checkpoint")
     os.makedirs(checkpoint_dir, exist_ok=True)
-    state = _resume_state(checkpoint_dir, options, identity, resume)
+    state, options = _resume_state(checkpoint_dir, options, identity, resume)
     keras.utils.set_random_seed(options.seed)
     splits, holdout = _held_out(materials, options)
     if state is None:

@@ -1,7 +1,7 @@
 """The main job: the seed's whole pipeline in one call.
 
     fine-tune the teacher -> evaluate it -> teaching materials ->
-    distill the CNN student -> evaluate it -> time both -> report
+    distill the student -> evaluate it -> time both -> report
 
 Every stage writes into one directory and is skipped when its output is
 already complete, so an interrupted run picks up where it stopped.  The
@@ -39,6 +39,7 @@ FINETUNE = {
     "full": {"max_seq_len": 128},
 }
 DISTILL_EPOCHS = {"demo": 4, "full": 10}
+STUDENT_NAMES = {"cnn": "CNN student", "bilstm": "BiLSTM student"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,11 @@ class PipelineOptions:
             recipe, instead of the demo's 8000-example, one-epoch subset.
         seed: seeds fine-tuning, augmentation and distillation.
         augment: augmented copies per training sentence for distillation.
+        neighbours, p_neighbour: nearest-neighbour word replacement in
+            the augmentation (`MaterialsOptions`).
+        student: "cnn" or "bilstm" (`DistillOptions`).
+        embedding: the student's start, "teacher" or "static" (the
+            materials then store static vectors).
     """
 
     task: str = "SST-2"
@@ -59,15 +65,29 @@ class PipelineOptions:
     full: bool = False
     seed: int = 42
     augment: int = 0
+    neighbours: int = 0
+    p_neighbour: float = 0.1
+    student: str = "cnn"
+    embedding: str = "teacher"
 
     def __post_init__(self):
         check_option_types(self)
+        # The stages' own checks, before anything runs.
+        self.materials_options()
+        self.distill_options(1)
         if self.augment < 0:
             raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
 
     @property
     def mode(self):
         return "full" if self.full else "demo"
+
+    def materials_options(self):
+        return MaterialsOptions(augment=self.augment, seed=self.seed, neighbours=self.neighbours,
+                                p_neighbour=self.p_neighbour, static_embedding=self.embedding == "static")
+
+    def distill_options(self, epochs):
+        return DistillOptions(seed=self.seed, epochs=epochs, student=self.student, embedding=self.embedding)
 
 
 @dataclasses.dataclass
@@ -110,7 +130,7 @@ def run_pipeline(options, output="runs/demo", *, data_dir=None):
 
     processor = get_processor(options.task)
     if processor.is_regression:
-        raise ConfigError(f"{processor.name} is a regression task; the pipeline's CNN student distils classifiers only")
+        raise ConfigError(f"{processor.name} is a regression task; the pipeline's students distil classifiers only")
     data_dir = resolve_data_dir(data_dir)
     os.makedirs(output, exist_ok=True)
     teacher_options = FinetuneOptions(task=processor.name, checkpoint=options.checkpoint, seed=options.seed,
@@ -125,9 +145,9 @@ def run_pipeline(options, output="runs/demo", *, data_dir=None):
                      cache_dir=os.path.join(output, "features"), resume=True)
     teacher_eval = _timed(stages, "evaluate teacher", evaluate, teacher_dir, data_dir=data_dir)
     _timed(stages, "materials", materials_from_run, teacher_dir, materials_dir,
-           MaterialsOptions(augment=options.augment, seed=options.seed), data_dir=data_dir)
+           options.materials_options(), data_dir=data_dir)
     _timed(stages, "distill", distill, materials_dir, student_dir,
-           DistillOptions(seed=options.seed, epochs=DISTILL_EPOCHS[options.mode]), resume=True)
+           options.distill_options(DISTILL_EPOCHS[options.mode]), resume=True)
     student_eval = _timed(stages, "evaluate student", evaluate, student_dir, data_dir=data_dir)
     teacher_rate = _timed(stages, "time teacher", measure_items_per_second, teacher_dir, processor.name, data_dir)
     student_rate = _timed(stages, "time student", measure_items_per_second, student_dir, processor.name, data_dir)
@@ -146,6 +166,7 @@ def _report(processor, options, teacher, teacher_eval, student_eval, teacher_rat
         "mode": options.mode,
         "backend": keras.backend.backend(),
         "teacher": options.checkpoint,
+        "student": options.student,
         "finetune_options": teacher.options,
         "teacher_accuracy": teacher_eval["metrics"].get(metric),
         "student_accuracy": student_eval["metrics"].get(metric),
@@ -180,7 +201,7 @@ def _write_report(output, report):
         "|---|---|" + "---|" * len(extra) + "---|",
         row(f"teacher ({report['teacher']})", report["teacher_accuracy"], report["teacher_metrics"],
             report["teacher_items_per_second"]),
-        row("CNN student", report["student_accuracy"], report["student_metrics"], report["student_items_per_second"]),
+        row(STUDENT_NAMES[report.get("student", "cnn")], report["student_accuracy"], report["student_metrics"], report["student_items_per_second"]),
         row("seed BERT-base (reference, SST-2)", SEED_BERT_BASE["accuracy"], None, SEED_BERT_BASE["items_per_second"]),
         "",
         f"Student speed-up over the teacher: {report['student_speedup']:.1f}x.",
@@ -204,7 +225,7 @@ def _plot(output, report):
 
     points = [
         ("teacher", report["teacher_items_per_second"], report["teacher_accuracy"]),
-        ("CNN student", report["student_items_per_second"], report["student_accuracy"]),
+        (STUDENT_NAMES[report.get("student", "cnn")], report["student_items_per_second"], report["student_accuracy"]),
         ("seed BERT-base", SEED_BERT_BASE["items_per_second"], SEED_BERT_BASE["accuracy"]),
     ]
     fig, ax = plt.subplots(figsize=(6, 4))

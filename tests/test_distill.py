@@ -180,11 +180,12 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     state_path = tmp_path / "checkpoint" / "state.json"
     state = json.loads(state_path.read_text())
     del state["config"]["length_bucketing"]
-    # A run from before the holdout picked epochs on dev: its holdout is 0.
+    # A run from before the holdout picked epochs on dev: its holdout is 0,
+    # which an unset holdout keeps on resume, and another one is refused.
     del state["config"]["holdout"]
     state_path.write_text(json.dumps(state))
     with pytest.raises(ConfigError, match="other settings"):
-        distill(materials_dir, str(tmp_path), options(epochs=2), resume=True, verbose=0)
+        distill(materials_dir, str(tmp_path), options(epochs=2, holdout=0.05), resume=True, verbose=0)
     state["config"]["holdout"] = 0.05
     state_path.write_text(json.dumps(state))
 
@@ -287,3 +288,11 @@ def test_static_embedding_start(materials_dir, tmp_path):
     with pytest.raises(ConfigError, match="embedding must be one of"):
         DistillOptions(embedding="random")
     assert load_materials(materials_dir).static is None
+
+
+def test_an_unset_holdout_is_the_resumed_runs_own(materials_dir, tmp_path):
+    distill(materials_dir, str(tmp_path), DistillOptions(epochs=1, batch_size=100, holdout=0.0), verbose=0)
+    record = distill(materials_dir, str(tmp_path), DistillOptions(epochs=2, batch_size=100), resume=True, verbose=0)
+    assert record.options["holdout"] == 0.0 and record.results["selected_on"] == "dev"
+    fresh = distill(materials_dir, str(tmp_path / "new"), DistillOptions(epochs=1, batch_size=100), verbose=0)
+    assert fresh.options["holdout"] == 0.05 and fresh.results["selected_on"] == "holdout"

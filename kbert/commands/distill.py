@@ -34,9 +34,9 @@ def add_arguments(parser):
     add_flag(parser, "--augmented", action=bool,
              default=AUGMENTED in field_default(DistillOptions, "train_splits"),
              help="train on the augmented split too, when the materials have one")
-    add_option(parser, DistillOptions, "holdout",
+    add_option(parser, DistillOptions, "holdout", type=float,
                help="share of the train rows held out (with their augmented copies) to pick the best epoch; "
-                    "dev is then scored once (0: pick it on dev)")
+                    "dev is then scored once (default 0.05; a resumed run keeps its own; 0: pick it on dev)")
     add_option(parser, DistillOptions, "seed")
     add_option(parser, DistillOptions, "length_bucketing",
                help="length-sorted batches (default), or random ones (each still trimmed to its longest row)")

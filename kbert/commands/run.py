@@ -12,6 +12,12 @@ def add_arguments(parser):
                help="all training data and the checkpoint's full recipe instead of the demo's subset")
     add_flag(parser, "--data-dir", help="GLUE data (default: $GLUE_DIR)")
     add_option(parser, PipelineOptions, "augment", help="augmented copies per training sentence")
+    add_option(parser, PipelineOptions, "neighbours", metavar="K",
+               help="with --augment, also replace words by one of their K nearest neighbours")
+    add_option(parser, PipelineOptions, "p_neighbour", help="the chance that a word is so replaced")
+    add_option(parser, PipelineOptions, "student", choices=("cnn", "bilstm"), help="the student (default: cnn)")
+    add_option(parser, PipelineOptions, "embedding", choices=("teacher", "static"),
+               help="the student's starting vectors: the teacher's Embedding-Token rows, or static vectors")
     add_option(parser, PipelineOptions, "seed")
 
 
