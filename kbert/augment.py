@@ -51,6 +51,8 @@ tokenizes the text around it and puts the mask id in between.
 
 import numpy as np
 
+from kbert.errors import ConfigError
+
 MASK = "[MASK]"
 P_MASK = 0.1
 P_NG = 0.25
@@ -66,7 +68,8 @@ def nearest_neighbours(vectors, tokens, k, *, block=2048):
     no "##" pieces, punctuation or [SPECIAL] tokens)."""
     words = np.array([i for i, t in enumerate(tokens) if t.isalpha()])
     if k < 1 or len(words) <= k:
-        raise ValueError(f"need k in 1..{len(words) - 1} neighbours among {len(words)} whole-word tokens, got {k}")
+        raise ConfigError(f"--neighbours {k}: needs 1..{len(words) - 1} among the vocabulary's {len(words)} "
+                          "whole-word tokens")
     unit = np.asarray(vectors, np.float32)[words]
     unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
     out = {}

@@ -99,3 +99,11 @@ def test_neighbour_replacement_draws_from_the_candidates():
     assert words == [MASK] * 3
     plain = augment(SENTENCES, 5, seed=2)
     assert augment(SENTENCES, 5, seed=2, neighbours=None) == plain
+
+
+def test_too_many_neighbours_are_refused_by_name():
+    from kbert.augment import nearest_neighbours
+    from kbert.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--neighbours 3"):
+        nearest_neighbours(np.eye(4, dtype=np.float32), ["a", "b", "c", "##d"], 3)
