@@ -62,7 +62,7 @@ from kbert import runs
 from kbert.atomic import atomic_output, read_json, save_model_atomic, write_json
 from kbert.materials import load_materials
 from kbert.layers.student_bilstm import POOLINGS
-from kbert.student import STUDENTS, build_student, static_start
+from kbert.student import STUDENTS, BiLSTMStudent, StudentModel, build_student, static_start
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class DistillOptions:
             vectors, `kbert materials --static-embedding`, through
             `kbert.student.static_start`: PCA, then frequency weighting by
             the training rows' token counts).
+        pooled_weight: the weight of a second loss, the mean squared error
+            between the teacher's pooled `[CLS]` vectors (`kbert materials
+            --pooled`) and a learned projection of the student's sentence
+            vector (0: logits only).
         seed: seeds initialisation, dropout and batch order.
         train_splits: materials splits to train on; those absent are skipped
             (so "augmented" is used when present).
@@ -123,6 +127,7 @@ class DistillOptions:
     variant: str = "non-static"
     embedding_dim: int = None
     embedding: str = "teacher"
+    pooled_weight: float = 0.0
     seed: int = 0
     train_splits: tuple = ("train", "augmented")
     dev_split: str = "dev"
@@ -147,6 +152,8 @@ class DistillOptions:
             raise ConfigError(f"units must be >= 1, got {self.units}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.pooled_weight < 0:
+            raise ConfigError(f"pooled_weight must be 0 or more, got {self.pooled_weight}")
         if self.embedding not in EMBEDDINGS:
             raise ConfigError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         for name in ("epochs", "batch_size"):
@@ -188,16 +195,27 @@ class StoredLogitsLoss(keras.losses.Loss):
     targets on every backend.
     """
 
-    def __init__(self, alpha=0.0, loss="mse", temperature=1.0, name="stored_logits_loss", **kwargs):
+    def __init__(self, alpha=0.0, loss="mse", temperature=1.0, pooled_weight=0.0, num_labels=None,
+                 name="stored_logits_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.alpha = float(alpha)
         self.loss = loss
         self.temperature = float(temperature)
+        self.pooled_weight = float(pooled_weight)
+        self.num_labels = num_labels
+        if self.pooled_weight and not num_labels:
+            raise ConfigError("a pooled-representation loss needs num_labels (where the logits end)")
         self._distillation = logits_distillation(loss, self.temperature)
 
     def call(self, y_true, y_pred):
         gold = keras.ops.cast(y_true[:, 0], "int32")
         teacher = keras.ops.cast(y_true[:, 1:], y_pred.dtype)
+        pooled = None
+        if self.pooled_weight:
+            # y_true [B, 1 + C + H], y_pred [B, C + H]: the pooled vectors follow the logits.
+            c = self.num_labels
+            teacher, pooled = teacher[:, :c], teacher[:, c:]
+            y_pred, projected = y_pred[:, :c], y_pred[:, c:]
         total = keras.ops.zeros((), dtype=y_pred.dtype)
         if self.alpha > 0.0:
             has_gold = keras.ops.cast(gold >= 0, y_pred.dtype)
@@ -208,24 +226,33 @@ class StoredLogitsLoss(keras.losses.Loss):
             total = total + self.alpha * ce
         if self.alpha < 1.0:
             total = total + (1.0 - self.alpha) * self._distillation.compute_loss(teacher, y_pred)
+        if pooled is not None:
+            total = total + self.pooled_weight * keras.ops.mean(keras.ops.square(projected - pooled))
         return total
 
     def get_config(self):
         config = super().get_config()
-        config.update(alpha=self.alpha, loss=self.loss, temperature=self.temperature)
+        config.update(alpha=self.alpha, loss=self.loss, temperature=self.temperature,
+                      pooled_weight=self.pooled_weight, num_labels=self.num_labels)
         return config
 
 
 @keras.saving.register_keras_serializable(package="kbert")
-def teacher_agreement(y_true, y_pred):
-    """Share of rows where the student's top label is the teacher's."""
-    teacher = keras.ops.argmax(y_true[:, 1:], axis=-1)
-    return keras.ops.cast(keras.ops.equal(teacher, keras.ops.argmax(y_pred, axis=-1)), "float32")
+def teacher_agreement(y_true, y_pred, num_labels=None):
+    """Share of rows where the student's top label is the teacher's (the
+    first `num_labels` columns of both, when pooled vectors follow)."""
+    teacher, student = y_true[:, 1:], y_pred
+    if num_labels:
+        teacher, student = teacher[:, :num_labels], student[:, :num_labels]
+    return keras.ops.cast(keras.ops.equal(keras.ops.argmax(teacher, axis=-1), keras.ops.argmax(student, axis=-1)),
+                          "float32")
 
 
-def pack_targets(labels, logits):
-    """[N] gold labels and [N, C] teacher logits -> float32 [N, 1 + C] targets."""
-    return np.concatenate([np.asarray(labels, np.float32)[:, None], np.asarray(logits, np.float32)], axis=1)
+def pack_targets(labels, logits, pooled=None):
+    """[N] gold labels, [N, C] teacher logits (and [N, H] pooled vectors)
+    -> float32 [N, 1 + C (+ H)] targets."""
+    parts = [np.asarray(labels, np.float32)[:, None], np.asarray(logits, np.float32)]
+    return np.concatenate(parts + ([] if pooled is None else [np.asarray(pooled, np.float32)]), axis=1)
 
 
 # ---------------------------------------------------------------- batches
@@ -246,7 +273,8 @@ def _save_weights(model, path):
 
 def _dev_scores(model, split):
     """(accuracy vs gold or None, agreement with the teacher) on a materials split."""
-    logits = predict_logits(model, split.x, split.length)
+    # A trainer with a pooled projection outputs [logits, projection]: the first C columns.
+    logits = predict_logits(model, split.x, split.length)[:, : split.y.shape[1]]
     predicted = logits.argmax(axis=1)
     agreement = float((predicted == split.y.argmax(axis=1)).mean())
     has_gold = split.label >= 0
@@ -355,12 +383,17 @@ def _start(materials, options, splits):
     return static_start(materials.static, counts, dim)
 
 
-def _training_rows(splits):
+def _training_rows(directory, splits, pooled):
     names = list(splits)
+    if pooled:
+        missing = [name for name, split in splits.items() if split.pooled is None]
+        if missing:
+            raise ConfigError(f"{directory}: the splits {missing} hold no pooled vectors; make the materials with "
+                              "--pooled for --pooled-weight")
     splits = list(splits.values())
     width = max(split.x.shape[1] for split in splits)
     x = np.concatenate([np.pad(s.x, [(0, 0), (0, width - s.x.shape[1])]) for s in splits])
-    targets = np.concatenate([pack_targets(s.label, s.y) for s in splits])
+    targets = np.concatenate([pack_targets(s.label, s.y, s.pooled if pooled else None) for s in splits])
     lengths = np.concatenate([s.length for s in splits])
     logger.info("training on %s: %d rows", "+".join(names), len(x))
     return x, targets, lengths
@@ -376,14 +409,28 @@ def _identity(materials):
         "teacher": manifest["teacher"],
         "vocab": manifest["vocab"],
         "num_labels": manifest["num_labels"],
+        "embedding_dim": manifest["embedding"]["dim"],
     }
 
 
-def _compile(model, options):
+def _trainer(student, width):
+    """The student with a learned projection of its sentence vector (what
+    `Student-Dropout` reads) to the teacher's pooled width, output after
+    its logits: [B, C + width].  What trains with a pooled-representation
+    loss; the student alone is saved."""
+    features = student.get_layer("Student-Dropout").input
+    projected = keras.layers.Dense(width, name="Student-Pooled-Projection")(features)
+    outputs = keras.layers.Concatenate(name="Student-Trainer-Outputs")([student.output, projected])
+    return keras.Model(student.input, outputs, name="student_trainer")
+
+
+def _compile(model, options, num_labels):
+    pooled = dict(pooled_weight=options.pooled_weight, num_labels=num_labels) if options.pooled_weight else {}
     model.compile(
         optimizer=keras.optimizers.Adam(options.learning_rate),
-        loss=StoredLogitsLoss(options.alpha, options.loss, options.temperature),
-        metrics=[teacher_agreement],
+        loss=StoredLogitsLoss(options.alpha, options.loss, options.temperature, **pooled),
+        metrics=[keras.metrics.MeanMetricWrapper(teacher_agreement, name="teacher_agreement",
+                                                 num_labels=num_labels)],
     )
 
 
@@ -455,7 +502,11 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
                               variant=options.variant, embedding_dim=options.embedding_dim,
                               **({"units": options.units, "pooling": options.pooling}
                                  if options.student == "bilstm" else {}))
-        _compile(model, options)
+        # What _finish rebuilds the student from, when a trainer wraps it.
+        state["student"] = {"class": type(model).__name__, "config": model.get_config()}
+        if options.pooled_weight:
+            model = _trainer(model, identity["embedding_dim"])
+        _compile(model, options, materials.num_labels)
     else:
         logger.info("resuming after epoch %d", state["epoch"])
         model = keras.saving.load_model(os.path.join(checkpoint_dir, state["checkpoint"]))
@@ -463,7 +514,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     record = _record(identity, options, status="training")
     runs.write_run(out_dir, record)
 
-    x, targets, lengths = _training_rows(splits)
+    x, targets, lengths = _training_rows(materials.directory, splits, options.pooled_weight > 0)
     dev = materials.splits[options.dev_split]
     select = (options.dev_split, dev) if holdout is None else ("holdout", holdout)
     if state["epoch"] < options.epochs:
@@ -495,8 +546,17 @@ def _record(identity, options, **fields):
 def _finish(out_dir, model, record, state, vocab, dev, selected_on):
     """Write the best epoch's student, uncompiled, and the run record, with
     its dev scores: computed here, once, for the kept epoch."""
-    best = type(model).from_config(model.get_config())
-    best.load_weights(os.path.join(out_dir, "checkpoint", state["best_weights"]))
+    weights = os.path.join(out_dir, "checkpoint", state["best_weights"])
+    if isinstance(model, (StudentModel, BiLSTMStudent)):
+        best = type(model).from_config(model.get_config())
+        best.load_weights(weights)
+    else:  # a trainer: the student's own layers, by name
+        classes = {cls.__name__: cls for cls in (StudentModel, BiLSTMStudent)}
+        best = classes[state["student"]["class"]].from_config(state["student"]["config"])
+        model.load_weights(weights)
+        for layer in best.layers:
+            if layer.weights:
+                layer.set_weights(model.get_layer(layer.name).get_weights())
     runs.save_model(out_dir, best, "student")
     runs.write_vocab(out_dir, vocab)
     kept = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])

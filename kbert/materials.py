@@ -25,6 +25,8 @@ never Python objects)::
         sentence        unicode [N] or [N, 2]  the raw sentence (or pair)
         source          int32   [N]     (augmented split only) the train row
                                         each sentence was made from
+        pooled          float16 [N, H]  (with --pooled) the teacher's pooled
+                                        [CLS] vector (`NSP-Dense`'s output)
 
 `manifest.json`::
 
@@ -86,7 +88,8 @@ SPLIT_ARRAYS = {
 }
 # Arrays a split may hold: the augmented split's source rows, which let
 # `kbert distill` hold train rows out together with what was made from them.
-OPTIONAL_ARRAYS = {"source": ("int32", 1)}
+# And the teacher's pooled vectors, for `kbert distill --pooled-weight`.
+OPTIONAL_ARRAYS = {"source": ("int32", 1), "pooled": ("float16", 2)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +124,9 @@ class MaterialsOptions:
         stride: word pieces between windows (None: half a window).
         packing: read the teacher's rows packed where that pays
             (`kbert.batching.predict_bucketed`; the same logits).
+        pooled: also store each row's pooled `[CLS]` vector (the
+            teacher's `NSP-Dense` output, float16), which `kbert distill
+            --pooled-weight` matches; one more teacher pass per split.
         static_embedding: also store Model2Vec-style static vectors
             (`static_vectors`: each vocabulary token through the teacher)
             in shared.npz, a student embedding start (`kbert distill
@@ -140,6 +146,7 @@ class MaterialsOptions:
     stride: int = None
     packing: bool = True
     static_embedding: bool = False
+    pooled: bool = False
 
     def __post_init__(self):
         check_option_types(self)
@@ -155,6 +162,8 @@ class MaterialsOptions:
             raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
         if self.neighbours < 0 or self.neighbours and not self.augment:
             raise ConfigError(f"--neighbours must be 0 or more and needs --augment, got {self.neighbours}")
+        if self.pooled and self.long_inputs == "windows":
+            raise ConfigError("--pooled stores one vector per row; it does not combine with --long-inputs windows")
         if not 0.0 <= self.p_neighbour <= 1.0:
             raise ConfigError(f"--p-neighbour must be in [0, 1], got {self.p_neighbour}")
         if self.batch_size < 1:
@@ -198,6 +207,7 @@ class MaterialsSplit:
     label: np.ndarray
     sentence: np.ndarray
     source: np.ndarray = None
+    pooled: np.ndarray = None
 
     def __len__(self):
         return len(self.x)
@@ -296,6 +306,22 @@ def static_vectors(teacher, vocab, *, batch_size=64, verbose=True):
             out[start : start + len(rows)] = keras.ops.convert_to_numpy(hidden)[:, 1]
             bar.update(len(rows))
     return out
+
+
+def pooled_vectors(teacher, token_ids, segment_ids, lengths, *, batch_size=64, desc=None, verbose=True):
+    """The teacher's pooled `[CLS]` vectors (`NSP-Dense`'s output, the input
+    of its classifier) float16 [N, H], in length-sorted batches."""
+    from tqdm.auto import tqdm
+
+    from kbert.model import BertModel
+
+    if not isinstance(teacher, BertModel) or teacher.num_labels is None:
+        raise ConfigError("pooled vectors need a BertModel classifier teacher (its NSP-Dense pooler)")
+    pooler = keras.Model(teacher.inputs[:2], teacher.get_layer("NSP-Dense").output)
+    with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
+        pooled = predict_bucketed(pooler, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar)
+    width = teacher.bert_config.hidden_size
+    return np.zeros((0, width), np.float16) if pooled is None else pooled.astype(np.float16)
 
 
 # ---------------------------------------------------------------- generation
@@ -541,7 +567,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
     for name, arrays in encoded.items():
         inputs_sha256 = _arrays_sha256(arrays["x"], arrays["segment"], arrays["label"], arrays["sentence"],
                                        *([arrays["source"]] if "source" in arrays else []))
-        if _reusable(manifest, name, out_dir, inputs_sha256):
+        if _reusable(manifest, name, out_dir, inputs_sha256) and (
+                manifest["splits"][name].get("pooled") or not options.pooled):
             logger.info("split %s: complete already, skipped", name)
             continue
         file_name = f"{name}.npz"
@@ -560,9 +587,13 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             )
         if y is None:  # an empty split
             y = np.zeros((0, num_labels), np.float32)
-        seconds = time.perf_counter() - started
         if not np.isfinite(y).all():
             raise DataError(f"split {name!r}: the teacher produced NaN or inf logits")
+        if options.pooled:
+            arrays = dict(arrays, pooled=pooled_vectors(teacher, arrays["x"], arrays["segment"], arrays["length"],
+                                                        batch_size=options.batch_size, desc=f"pooled on {name}",
+                                                        verbose=verbose))
+        seconds = time.perf_counter() - started
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
         cut = getattr(splits[name], "truncated", None)
@@ -570,6 +601,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             "file": file_name,
             "complete": True,
             **({} if cut is None else {"truncated": int(cut), "long_inputs": options.long_inputs}),
+            **({"pooled": True} if options.pooled else {}),
             "sha256": file_sha256(path),
             "inputs_sha256": inputs_sha256,
             "count": len(y),
@@ -636,6 +668,8 @@ def _load_split(directory, name, entry, manifest):
         raise DataError(f"{path}: logits are {split.y.shape} / {split.ysm.shape}, {MANIFEST} says {c} labels")
     if not (np.isfinite(split.y).all() and np.isfinite(split.ysm).all()):
         raise DataError(f"{path}: NaN or inf in the teacher's logits")
+    if split.pooled is not None and not np.isfinite(split.pooled).all():
+        raise DataError(f"{path}: NaN or inf in the teacher's pooled vectors")
     if split.x.size and (split.x.min() < 0 or split.x.max() >= manifest["vocab"]["size"]):
         raise DataError(f"{path}: token ids outside the vocabulary of {manifest['vocab']['size']}")
     # Ids are non-zero exactly before each row's length: 0-padding on the right.

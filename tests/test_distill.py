@@ -296,3 +296,17 @@ def test_an_unset_holdout_is_the_resumed_runs_own(materials_dir, tmp_path):
     assert record.options["holdout"] == 0.0 and record.results["selected_on"] == "dev"
     fresh = distill(materials_dir, str(tmp_path / "new"), DistillOptions(epochs=1, batch_size=100), verbose=0)
     assert fresh.options["holdout"] == 0.05 and fresh.results["selected_on"] == "holdout"
+
+
+def test_loss_with_pooled_vectors(rng):
+    c, h = 3, 4
+    teacher, student = numpy_logits(rng, 6), numpy_logits(rng, 6)
+    pooled, projected = rng.normal(size=(6, h)).astype(np.float32), rng.normal(size=(6, h)).astype(np.float32)
+    y_true = pack_targets(np.full(6, -1), teacher, pooled)
+    y_pred = np.concatenate([student, projected], axis=1)
+    loss = StoredLogitsLoss(alpha=0.0, pooled_weight=0.5, num_labels=c)
+    expected = ((teacher - student) ** 2).mean() + 0.5 * ((projected - pooled) ** 2).mean()
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), expected, rtol=1e-5)
+    assert StoredLogitsLoss.from_config(loss.get_config()).get_config() == loss.get_config()
+    with pytest.raises(ConfigError, match="num_labels"):
+        StoredLogitsLoss(pooled_weight=1.0)

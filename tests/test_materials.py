@@ -538,3 +538,44 @@ def test_static_vectors_are_each_tokens_last_layer_output(splits, tmp_path):
         column = projected[:, k] * weights
         sign = np.sign(column @ start[:, k])
         np.testing.assert_allclose(start[:, k], sign * column, atol=1e-4)
+
+
+def test_pooled_vectors_and_a_student_that_matches_them(splits, tmp_path):
+    from kbert.distill import DistillOptions, distill
+    from kbert.student import StudentModel
+
+    teacher = make_teacher(seed=6)
+    options = MaterialsOptions(task="SST-2", max_seq_len=T, pooled=True)
+    generate_materials(teacher, {"train": splits["train"], "dev": splits["dev"]}, str(tmp_path / "m"), vocab=VOCAB,
+                       teacher_id="t", options=options, verbose=False)
+    materials = load_materials(str(tmp_path / "m"))
+    train = materials.splits["train"]
+    assert train.pooled.dtype == np.float16 and train.pooled.shape == (len(train), 16)
+    # The reference: a headless BertModel with the pooler, the teacher's weights copied by name.
+    plain = BertModel(teacher.bert_config, with_pooler=True)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(teacher.get_layer(layer.name).get_weights())
+    for i in (0, 7, len(train) - 1):
+        n = int(train.length[i])
+        _, pooled = plain([train.x[i : i + 1, :n], train.segment[i : i + 1, :n]])
+        np.testing.assert_allclose(train.pooled[i], keras.ops.convert_to_numpy(pooled)[0], atol=2e-3)  # float16
+
+    # Trained one epoch, then resumed (the trainer reloads from its checkpoint) for a second.
+    distill(str(tmp_path / "m"), str(tmp_path / "s"),
+            DistillOptions(epochs=1, batch_size=20, pooled_weight=1.0, holdout=0.0, seed=1), verbose=0)
+    record = distill(str(tmp_path / "m"), str(tmp_path / "s"),
+                     DistillOptions(epochs=2, batch_size=20, pooled_weight=1.0, holdout=0.0, seed=1), resume=True,
+                     verbose=0)
+    assert [h["epoch"] for h in record.results["history"]] == [1, 2]
+    student = keras.saving.load_model(tmp_path / "s" / "student.keras")
+    assert isinstance(student, StudentModel) and student.output.shape[-1] == 2  # the projection is not kept
+    logits = keras.ops.convert_to_numpy(student(materials.splits["dev"].x))
+    agreement = float((logits.argmax(1) == materials.splits["dev"].y.argmax(1)).mean())
+    assert record.results["dev_agreement"] == pytest.approx(agreement, abs=1e-6)
+    # Materials without pooled vectors are refused by name.
+    generate_materials(teacher, {"train": splits["train"], "dev": splits["dev"]}, str(tmp_path / "plain"),
+                       vocab=VOCAB, teacher_id="t", options=MaterialsOptions(task="SST-2", max_seq_len=T),
+                       verbose=False)
+    with pytest.raises(kbert.ConfigError, match="--pooled"):
+        distill(str(tmp_path / "plain"), str(tmp_path / "s2"), DistillOptions(epochs=1, pooled_weight=1.0), verbose=0)

@@ -29,6 +29,9 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "embedding", choices=EMBEDDINGS,
                help="starting vectors: the teacher's Embedding-Token rows (default), or the materials' static "
                     "vectors (kbert materials --static-embedding), PCA'd and frequency-weighted (Model2Vec)")
+    add_option(parser, DistillOptions, "pooled_weight",
+               help="weight of a loss matching the teacher's pooled [CLS] vectors (kbert materials --pooled) "
+                    "through a learned projection of the student's sentence vector (default 0: off)")
     add_option(parser, DistillOptions, "embedding_dim", type=int,
                help="project the teacher's word vectors to this width (default: keep them)")
     add_flag(parser, "--augmented", action=bool,

@@ -36,6 +36,9 @@ def add_arguments(parser):
     add_option(parser, MaterialsOptions, "static_embedding",
                help="also store Model2Vec-style static vectors (each vocabulary token through the teacher) as a "
                     "student embedding start: kbert distill --embedding static")
+    add_option(parser, MaterialsOptions, "pooled",
+               help="also store each row's pooled [CLS] vector (one more teacher pass) for kbert distill "
+                    "--pooled-weight")
     add_option(parser, MaterialsOptions, "packing",
                help="read the teacher's rows packed where that computes under 0.9 of length-sorted batches' "
                     "token slots: the same logits (default: yes)")
