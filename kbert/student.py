@@ -143,7 +143,7 @@ class BiLSTMStudent(keras.Model):
         seq_len: fix the input length (None accepts any).
     """
 
-    def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=150, hidden=200,
+    def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=100, hidden=200,
                  pooling="last", dropout=0.2, seq_len=None, **kwargs):
         if variant not in VARIANTS:
             raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")

@@ -45,7 +45,7 @@ STUDENT_MODELS = {
     "cnn-student-multichannel": dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2,
                                      variant="multichannel"),
     # Tang et al.'s BiLSTM (`kbert distill --student bilstm`'s defaults).
-    "bilstm-student": dict(student="bilstm", embedding_dim=384, units=150, hidden=200, num_labels=2,
+    "bilstm-student": dict(student="bilstm", embedding_dim=384, units=100, hidden=200, num_labels=2,
                            variant="non-static"),
 }
 MODELS = tuple(BERT_MODELS) + tuple(STUDENT_MODELS)

@@ -4,8 +4,8 @@ Shape legend: B = batch, T = tokens, E = input width, H = units per
 direction, G = 4 H (the gates i, f, g, o, in Keras' order).
 
 Takes the token ids (0 = padding) and their vectors.  Both directions run
-in one `keras.ops.scan` over time: the input projections of every step are
-computed before the scan in one matmul ([B, T, E] x [E, 2G]), so each step
+in one `keras.ops.fori_loop` over time: the input projections of every step are
+computed before the loop in one matmul ([B, T, E] x [E, 2G]), so each step
 only multiplies the recurrent state.  The backward direction reads the
 sequence reversed.  A padding step leaves the state as it was, so batch
 padding (always on the right) changes nothing: the forward state stops at
@@ -36,7 +36,7 @@ class StudentBiLSTM(keras.layers.Layer):
         pooling: "last" or "max" (see the module docstring).
     """
 
-    def __init__(self, units=150, pooling="last", **kwargs):
+    def __init__(self, units=100, pooling="last", **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -68,28 +68,29 @@ class StudentBiLSTM(keras.layers.Layer):
         masks = ops.stack([mask, ops.flip(mask, axis=0)], axis=1)[..., None]  # [T, 2, B, 1]
         recurrent = self.recurrent_kernel
 
-        # The carry is one tensor, (h, c) stacked: [2, 2, B, H].  (TensorFlow's
-        # scan in Keras 3.15 wants outputs structured like the carry.)
-        def step(carry, xs):
-            h, c = carry[0], carry[1]  # [2, B, H] each
-            x, m = xs
+        # One step of both directions: the state (h, c) moves only at a real
+        # token; `best` keeps the running max of the outputs at real tokens.
+        # A fori_loop, not a scan: with static bounds JAX lowers it to a scan
+        # (so it differentiates), and TensorFlow's while_loop takes a width
+        # known only at run time (a graph traced for any width; Keras 3.15's
+        # TensorFlow scan does not).
+        def step(t, carry):
+            h, c, best = carry  # [2, B, H] each
+            x, m = steps[t], masks[t]  # [2, B, G], [2, B, 1]
             z = x + ops.einsum("dbh,dhg->dbg", h, recurrent)  # [2, B, G]
             i, f, g, o = ops.split(z, 4, axis=-1)
             c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
             h_new = ops.sigmoid(o) * ops.tanh(c_new)
-            carry = ops.stack([ops.where(m, h_new, h), ops.where(m, c_new, c)])
-            return carry, ops.stack([h_new, h_new])
+            return (ops.where(m, h_new, h), ops.where(m, c_new, c),
+                    ops.where(m, ops.maximum(best, h_new), best))
 
-        zeros = ops.zeros((2, 2, batch, units), dtype=vectors.dtype)
-        carry, outputs = ops.scan(step, zeros, (steps, masks))
-        h, outputs = carry[0], outputs[:, 0]  # outputs: [T, 2, B, H]
-        if self.pooling == "last":
-            return ops.concatenate([h[0], h[1]], axis=-1)
-        # outputs [T, 2, B, H]: the backward ones back in sentence order.
-        outputs = ops.concatenate([outputs[:, 0], ops.flip(outputs[:, 1], axis=0)], axis=-1)  # [T, B, 2H]
-        valid = mask[..., None]
-        best = ops.max(ops.where(valid, outputs, ops.cast(-3.0e38, outputs.dtype)), axis=0)
-        return ops.where(ops.any(valid, axis=0), best, ops.zeros_like(best))
+        zeros = ops.zeros((2, batch, units), dtype=vectors.dtype)
+        lowest = ops.full((2, batch, units), -3.0e38, dtype=vectors.dtype)
+        h, _, best = ops.fori_loop(0, ops.shape(steps)[0], step, (zeros, zeros, lowest))
+        if self.pooling == "max":
+            # A sentence of only padding has no output: zeros, not -3e38.
+            h = ops.where(ops.any(real, axis=1)[None, :, None], best, ops.zeros_like(best))
+        return ops.concatenate([h[0], h[1]], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], 2 * self.units)
