@@ -188,7 +188,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker_main(args.worker)
-    from kbert.atomic import write_text_atomic
+    from benchmarks.training import publish
 
     command = " ".join(["python", "benchmarks/teacher_passes.py", *(sys.argv[1:] if argv is None else argv)])
     started = time.perf_counter()
@@ -198,12 +198,7 @@ def main(argv=None):
         for backend in args.backends.split(","):
             print(f"{backend} ...", flush=True)
             records.extend(run_worker(backend, args, data, workdir))
-    text = report(records, args, command, time.perf_counter() - started)
-    print(text)
-    if args.json:
-        write_text_atomic(args.json, json.dumps(records, indent=1) + "\n")
-    if args.markdown:
-        write_text_atomic(args.markdown, text)
+    publish(report(records, args, command, time.perf_counter() - started), records, args)
     return 0
 
 

@@ -362,11 +362,21 @@ def report(records, args, command, wall):
     return "\n".join(lines) + "\n"
 
 
+def publish(text, records, args):
+    """Print the report and write it (--markdown) and the records (--json)."""
+    from kbert.atomic import write_text_atomic
+
+    print(text)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(records, indent=1) + "\n")
+    if args.markdown:
+        write_text_atomic(args.markdown, text)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker_main(args.worker)
-    from kbert.atomic import write_text_atomic
 
     command = " ".join(["python", "benchmarks/training.py", *(sys.argv[1:] if argv is None else argv)])
     started = time.perf_counter()
@@ -378,12 +388,7 @@ def main(argv=None):
             spec = {"impl": impl, "backend": backend, "task": task, "data": data[task], "modes": args.modes.split(","),
                     "batch_size": args.batch_size, "seed": args.seed}
             records.extend(run_worker(spec, workdir))
-    text = report(records, args, command, time.perf_counter() - started)
-    print(text)
-    if args.json:
-        write_text_atomic(args.json, json.dumps(records, indent=1) + "\n")
-    if args.markdown:
-        write_text_atomic(args.markdown, text)
+    publish(report(records, args, command, time.perf_counter() - started), records, args)
     return 0
 
 
