@@ -21,12 +21,15 @@ def row(run_dir):
     options, results = run["options"], run["results"]
     kept = next(h for h in results["history"] if h["epoch"] == results["best_epoch"])
     picked = results.get("selected_on", "dev")
+    metric = results.get("selection_metric", "accuracy")
+    # CoLA's students are picked and reported by MCC as well.
+    other = f" (MCC {results['dev_mcc']:.4f})" if "dev_mcc" in results else ""
     seconds = sum(h.get("seconds", 0.0) for h in results["history"])
     splits = "+".join(options["train_splits"])
     return (f"| {os.path.basename(os.path.normpath(run_dir))} | {options.get('student', 'cnn')} "
             f"| {options.get('embedding', 'teacher')} | {splits} | {results['epochs']} "
-            f"| {results['best_epoch']} ({picked} {kept.get(picked + '_accuracy') or 0:.4f}) "
-            f"| **{results['dev_accuracy']:.4f}** | {results['dev_agreement']:.4f} | {seconds:.0f} |")
+            f"| {results['best_epoch']} ({picked} {metric} {kept.get(f'{picked}_{metric}') or 0:.4f}) "
+            f"| **{results['dev_accuracy']:.4f}**{other} | {results['dev_agreement']:.4f} | {seconds:.0f} |")
 
 
 def main(argv):

@@ -26,8 +26,9 @@ stored logits, so the temperature and T^2 conventions are Keras' own.
 `distill` trains in length-bucketed batches (sentences of similar length
 together, each batch trimmed to its longest row), checkpoints every epoch,
 and resumes from the last checkpoint with `resume=True`.  It keeps the
-epoch with the best accuracy against gold labels (agreement with the
-teacher where there are none) on a held-out slice of the training split
+epoch with the best score against gold labels (the task's selection
+metric: accuracy, CoLA's MCC; agreement with the teacher where there are
+no labels) on a held-out slice of the training split
 (`holdout`, 5% by default): those rows, and the augmented rows made from
 them, are not trained on.  The dev split is then scored once, for the kept
 epoch only, so the reported dev number played no part in choosing it.
@@ -273,24 +274,39 @@ def _save_weights(model, path):
         model.save_weights(tmp)
 
 
-def _dev_scores(model, split):
-    """(accuracy vs gold or None, agreement with the teacher) on a materials split."""
+def _selection_metric(task):
+    """The metric that picks the epoch: the GLUE task's (CoLA: MCC), else accuracy."""
+    from kbert.glue import TASKS, get_processor
+
+    return get_processor(task).selection_metric if task in TASKS else "accuracy"
+
+
+def _dev_scores(model, split, task):
+    """({metric: score} vs gold, empty without gold; agreement with the teacher)
+    on a materials split: accuracy, and the task's selection metric."""
+    from kbert.glue.metrics import compute_metrics
+
     # A trainer with a pooled projection outputs [logits, projection]: the first C columns.
     logits = predict_logits(model, split.x, split.length)[:, : split.y.shape[1]]
     predicted = logits.argmax(axis=1)
     agreement = float((predicted == split.y.argmax(axis=1)).mean())
     has_gold = split.label >= 0
-    accuracy = float((predicted[has_gold] == split.label[has_gold]).mean()) if has_gold.any() else None
-    return accuracy, agreement
+    if not has_gold.any():
+        return {}, agreement
+    scores = {"accuracy": float((predicted[has_gold] == split.label[has_gold]).mean())}
+    metric = _selection_metric(task)
+    if metric not in scores:
+        scores[metric] = compute_metrics(task, split.label[has_gold], predicted[has_gold])[metric]
+    return scores, agreement
 
 
 class _EpochEnd(keras.callbacks.Callback):
     """Scores the selection split (holdout or dev), keeps the best weights,
     checkpoints; the state file commits."""
 
-    def __init__(self, checkpoint_dir, select, state):
+    def __init__(self, checkpoint_dir, select, state, task):
         super().__init__()
-        self.checkpoint_dir, self.select, self.state = checkpoint_dir, select, state
+        self.checkpoint_dir, self.select, self.state, self.task = checkpoint_dir, select, state, task
         self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -298,15 +314,17 @@ class _EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         name, split = self.select
-        accuracy, agreement = _dev_scores(self.model, split)
-        score = agreement if accuracy is None else accuracy
+        scores, agreement = _dev_scores(self.model, split, self.task)
+        score = scores.get(_selection_metric(self.task), agreement)
         record = {key: float(value) for key, value in (logs or {}).items()}
-        record.update({"epoch": epoch + 1, f"{name}_accuracy": accuracy, f"{name}_agreement": agreement,
-                       "seconds": round(time.perf_counter() - self.started, 3),
+        record.update({"epoch": epoch + 1, f"{name}_accuracy": scores.get("accuracy"),
+                       **{f"{name}_{metric}": value for metric, value in scores.items() if metric != "accuracy"},
+                       f"{name}_agreement": agreement, "seconds": round(time.perf_counter() - self.started, 3),
                        "global_step": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))})
-        logger.info("epoch %d: %s accuracy %s, agreement %.4f", epoch + 1, name, accuracy, agreement)
+        logger.info("epoch %d: %s %s, agreement %.4f", epoch + 1, name, scores, agreement)
         if logs is not None:  # the progress bar, called after this callback, shows them
-            logs.update({f"{name}_agreement": agreement} if accuracy is None else {f"{name}_accuracy": accuracy})
+            logs.update({f"{name}_{metric}": value for metric, value in scores.items()} or
+                        {f"{name}_agreement": agreement})
 
         # Files are named by epoch and state.json, written last, says which
         # are current: a crash in between leaves the previous state whole.
@@ -479,8 +497,10 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
 
     Returns:
         The student's `RunRecord`; `results` holds best_epoch (and
-        selected_on: "holdout" or the dev split), dev_accuracy and
-        dev_agreement of the kept epoch, epochs, global_step and history.
+        selected_on: "holdout" or the dev split; selection_metric: the
+        task's, CoLA's MCC or accuracy), dev_accuracy (CoLA: and dev_mcc)
+        and dev_agreement of the kept epoch, epochs, global_step and
+        history.
     """
     options = options or DistillOptions()
     materials = load_materials(materials_dir)
@@ -522,7 +542,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     if state["epoch"] < options.epochs:
         batches = BucketedBatches(x, targets, lengths, batch_size=options.batch_size, seed=options.seed,
                                   epoch=state["epoch"], window=BUCKET_WINDOW if options.length_bucketing else 1)
-        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, select, state)]
+        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, select, state, identity["task"])]
         if verbose:  # a tqdm bar counting sentences, so its rate is items/s
             callbacks.append(ItemsProgress(options.batch_size, len(batches), desc="distill"))
         # shuffle=False: BucketedBatches orders each epoch from (seed, epoch)
@@ -562,11 +582,13 @@ def _finish(out_dir, model, record, state, vocab, dev, selected_on):
     runs.save_model(out_dir, best, "student")
     runs.write_vocab(out_dir, vocab)
     kept = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
-    accuracy, agreement = _dev_scores(best, dev)
+    scores, agreement = _dev_scores(best, dev, record.task)
     record = record.replace(status="complete", files=runs.file_hashes(out_dir, "student"), results={
         "best_epoch": state["best_epoch"],
         "selected_on": selected_on,
-        "dev_accuracy": accuracy,
+        "selection_metric": _selection_metric(record.task),
+        "dev_accuracy": scores.get("accuracy"),
+        **{f"dev_{metric}": value for metric, value in scores.items() if metric != "accuracy"},
         "dev_agreement": agreement,
         "epochs": state["epoch"],
         # Optimizer steps up to the kept epoch: eval_results.txt's global_step.

@@ -467,6 +467,22 @@ def _start_manifest(out_dir, identity):
     return manifest
 
 
+def _stored_static(out_dir, teacher, vocab):
+    """The static vectors an earlier call stored in `out_dir` for this very
+    teacher and vocabulary, else None: a resumed or extended call then skips
+    the pass over every vocabulary token."""
+    shared_path = os.path.join(out_dir, SHARED)
+    if not (os.path.exists(os.path.join(out_dir, MANIFEST)) and os.path.isfile(shared_path)):
+        return None
+    manifest = _read_manifest(out_dir)
+    shared = manifest.get("shared") or {}
+    if not (shared.get("static") and file_sha256(shared_path) == shared.get("sha256")
+            and (manifest.get("teacher") or {}).get("sha256") == teacher_sha256(teacher)
+            and (manifest.get("vocab") or {}).get("sha256") == vocab_sha256(vocab)):
+        return None
+    return _open_npz(shared_path, ("static",))["static"]
+
+
 def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
     """Per sentence, the mean of the teacher's logits over its windows."""
     if sentences.ndim != 1:
@@ -802,7 +818,9 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     vocab = load_vocab_tokens(runs.vocab_file(run_dir))
     static = None
     if options.static_embedding:
-        static = static_vectors(teacher, vocab, batch_size=options.batch_size, verbose=verbose)
+        static = _stored_static(out_dir, teacher, vocab)
+        if static is None:
+            static = static_vectors(teacher, vocab, batch_size=options.batch_size, verbose=verbose)
     if options.augment:
         firsts, seconds = train
         sources = firsts if seconds is None else list(zip(firsts, seconds))

@@ -279,6 +279,34 @@ def test_holdout_leaves_out_its_rows_and_their_augmented_copies(tmp_path):
     assert record.results["selected_on"] == "dev" and "dev_accuracy" in record.results["history"][0]
 
 
+def numpy_mcc(labels, predicted):
+    tp = np.sum((labels == 1) & (predicted == 1)); tn = np.sum((labels == 0) & (predicted == 0))
+    fp = np.sum((labels == 0) & (predicted == 1)); fn = np.sum((labels == 1) & (predicted == 0))
+    denominator = np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    return 0.0 if denominator == 0 else (tp * tn - fp * fn) / denominator
+
+
+def test_cola_students_are_picked_and_reported_by_mcc(tmp_path):
+    """GLUE scores CoLA by MCC: the epoch is kept by the holdout's MCC, and
+    dev's MCC is reported beside its accuracy."""
+    rng = np.random.default_rng(5)
+    teacher = bag_of_words_teacher()
+    splits = {"train": random_split(rng, 200), "dev": random_split(rng, 60)}
+    generate_materials(teacher, splits, str(tmp_path / "m"), vocab=VOCAB, teacher_id="bag-of-words",
+                       options=MaterialsOptions(task="CoLA", max_seq_len=T, batch_size=100), verbose=False)
+    record = distill(str(tmp_path / "m"), str(tmp_path / "s"),
+                     DistillOptions(epochs=3, batch_size=20, holdout=0.25, seed=2), verbose=0)
+    results, history = record.results, record.results["history"]
+    assert results["selection_metric"] == "mcc" and results["selected_on"] == "holdout"
+    assert results["best_epoch"] == max(history, key=lambda epoch: epoch["holdout_mcc"])["epoch"]
+    assert all("holdout_accuracy" in epoch for epoch in history)
+    student = keras.saving.load_model(tmp_path / "s" / "student.keras")
+    dev = splits["dev"]
+    predicted = predict_logits(student, dev.token_ids, dev.lengths).argmax(1)
+    np.testing.assert_allclose(results["dev_mcc"], numpy_mcc(dev.labels, predicted), atol=1e-9)
+    np.testing.assert_allclose(results["dev_accuracy"], np.mean(predicted == dev.labels))
+
+
 def test_static_embedding_start(materials_dir, tmp_path):
     from kbert.materials import load_materials
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kbert.commands import distill as distill_command
+from kbert import materials as materials_module
 from kbert.commands import materials as materials_command
 from kbert.config import BertConfig
 from kbert.materials import load_materials
@@ -111,7 +112,7 @@ def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     assert result["metrics"]["eval_accuracy"] == pytest.approx(expected)
 
 
-def test_static_vectors_neighbours_and_a_bilstm_student(run_dir, glue_dir, tmp_path, capsys):
+def test_static_vectors_neighbours_and_a_bilstm_student(run_dir, glue_dir, tmp_path, capsys, monkeypatch):
     """`--static-embedding --neighbours K`: the static vectors are stored, the
     augmented sentences swap words only for their neighbours, and a BiLSTM
     student starts from the static vectors."""
@@ -134,6 +135,15 @@ def test_static_vectors_neighbours_and_a_bilstm_student(run_dir, glue_dir, tmp_p
                 assert new in (old, "[MASK]") or new in neighbours[old]
                 swapped += new not in (old, "[MASK]")
     assert swapped > 0
+
+    # A second call into the same directory reuses the stored static vectors
+    # (the same teacher and vocabulary) instead of running every token again.
+    monkeypatch.setattr(materials_module, "static_vectors", lambda *a, **k: pytest.fail("recomputed"))
+    materials_command.run(parse(materials_command, [
+        "--model", str(run_dir), "--output", str(out), "--data-dir", str(glue_dir), "--splits", "train,dev",
+        "--augment", "6", "--seed", "1", "--static-embedding", "--neighbours", "2", "--p-neighbour", "0.5",
+    ]))
+    np.testing.assert_array_equal(load_materials(str(out), vocab=VOCAB).static, materials.static)
 
     student_dir = tmp_path / "student"
     distill_command.run(parse(distill_command, [

@@ -53,10 +53,11 @@ def run(args):
     record = distill(args.materials, args.output, options_from_args(DistillOptions, args, train_splits=splits),
                      resume=args.resume)
     results = record.results
-    accuracy = results["dev_accuracy"]
+    metric = results.get("selection_metric", "accuracy")
+    scores = ", ".join(f"dev {name} {results['dev_' + name]:.4f}" for name in dict.fromkeys(("accuracy", metric))
+                       if results.get("dev_" + name) is not None) or "dev accuracy n/a"
     print(
-        f"best epoch {results['best_epoch']} of {results['epochs']} (picked on {results['selected_on']}): "
-        f"dev accuracy "
-        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, agreement with the teacher "
+        f"best epoch {results['best_epoch']} of {results['epochs']} (picked on {results['selected_on']} {metric}): "
+        f"{scores}, agreement with the teacher "
         f"{results['dev_agreement']:.4f}\nstudent: {args.output}"
     )

@@ -66,12 +66,14 @@ class TaskProcessor:
         name: the canonical GLUE spelling, also the directory name.
         labels: the label strings in id order; empty for regression.
         metric_names: the keys `kbert.glue.metrics.compute_metrics` returns.
+        selection_metric: the one of them that picks a student's epoch.
         labeled_layout / test_layout: column positions of the two layouts.
     """
 
     name: str = ""
     labels: tuple = ()
     metric_names: tuple = ("accuracy",)
+    selection_metric: str = "accuracy"
     labeled_layout: Layout
     test_layout: Layout
 
@@ -220,6 +222,9 @@ class ColaProcessor(TaskProcessor):
     name = "CoLA"
     labels = ("0", "1")
     metric_names = ("accuracy", "mcc")
+    # GLUE scores CoLA by MCC alone: 70% of its sentences are acceptable, so
+    # accuracy favours an epoch that says "acceptable" to everything.
+    selection_metric = "mcc"
     labeled_layout = Layout(num_columns=4, has_header=False, text_a=3, label=1)
     test_layout = Layout(num_columns=2, has_header=True, text_a=1)
 
