@@ -69,6 +69,7 @@ logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "kl")
 EMBEDDINGS = ("teacher", "static")
+PAIRS = ("joint", "siamese")
 STATE_FILE = "state.json"
 # What a run recorded before an option existed used, where that differs
 # from today's default: runs before the holdout picked epochs on dev.
@@ -92,6 +93,10 @@ class DistillOptions:
         units: the BiLSTM's state width per direction.
         pooling: the BiLSTM's sentence vector, "last" states or "max" over
             its outputs.
+        pairs: how the BiLSTM reads a sentence pair: "joint", as one
+            sequence with [SEP] between, or "siamese", each sentence alone
+            through the same layers, matched as [a, b, a * b, |a - b|]
+            (Tang et al.).
         variant: the student's embedding, "static", "non-static" or "multichannel".
         embedding_dim: None keeps the teacher's width; smaller projects it.
         embedding: the student's starting vectors: "teacher" (its
@@ -127,6 +132,7 @@ class DistillOptions:
     # MiniLM teacher, benchmarks/results/throughput-students.md) needs it.
     units: int = 100
     pooling: str = "last"
+    pairs: str = "joint"
     variant: str = "non-static"
     embedding_dim: int = None
     embedding: str = "teacher"
@@ -153,6 +159,10 @@ class DistillOptions:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.units < 1:
             raise ConfigError(f"units must be >= 1, got {self.units}")
+        if self.pairs not in PAIRS:
+            raise ConfigError(f"pairs must be one of {PAIRS}, got {self.pairs!r}")
+        if self.pairs == "siamese" and self.student != "bilstm":
+            raise ConfigError("--pairs siamese is a way of the BiLSTM student (--student bilstm)")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.pooled_weight < 0:
@@ -522,7 +532,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
                  "history": [], "config": options.to_dict(), "identity": identity}
         model = build_student(_start(materials, options, splits), materials.num_labels, student=options.student,
                               variant=options.variant, embedding_dim=options.embedding_dim,
-                              **({"units": options.units, "pooling": options.pooling}
+                              **({"units": options.units, "pooling": options.pooling,
+                                  "separator_id": _separator_id(materials, options)}
                                  if options.student == "bilstm" else {}))
         # What _finish rebuilds the student from, when a trainer wraps it.
         state["student"] = {"class": type(model).__name__, "config": model.get_config()}
@@ -552,6 +563,18 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         model.fit(batches, epochs=options.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0,
                   shuffle=False)
     return _finish(out_dir, model, record, state, materials.vocab, dev, select[0])
+
+
+def _separator_id(materials, options):
+    """[SEP]'s id for a siamese reading of pairs (`options.pairs`), else None."""
+    if options.pairs == "joint":
+        return None
+    if materials.splits[options.dev_split].sentence.ndim != 2:
+        raise ConfigError(f"{materials.directory}: --pairs siamese reads sentence pairs; these materials hold "
+                          "single sentences")
+    if "[SEP]" not in materials.vocab:
+        raise DataError(f"{materials.directory}: the vocabulary has no [SEP] token to split pairs at")
+    return materials.vocab.index("[SEP]")
 
 
 def _record(identity, options, **fields):

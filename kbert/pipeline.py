@@ -56,6 +56,8 @@ class PipelineOptions:
         neighbours, p_neighbour: nearest-neighbour word replacement in
             the augmentation (`MaterialsOptions`).
         student: "cnn" or "bilstm" (`DistillOptions`).
+        pairs: the BiLSTM's reading of sentence pairs, "joint" or
+            "siamese" (`DistillOptions`).
         embedding: the student's start, "teacher" or "static" (the
             materials then store static vectors).
     """
@@ -68,6 +70,7 @@ class PipelineOptions:
     neighbours: int = 0
     p_neighbour: float = 0.1
     student: str = "cnn"
+    pairs: str = "joint"
     embedding: str = "teacher"
 
     def __post_init__(self):
@@ -87,7 +90,8 @@ class PipelineOptions:
                                 p_neighbour=self.p_neighbour, static_embedding=self.embedding == "static")
 
     def distill_options(self, epochs):
-        return DistillOptions(seed=self.seed, epochs=epochs, student=self.student, embedding=self.embedding)
+        return DistillOptions(seed=self.seed, epochs=epochs, student=self.student, pairs=self.pairs,
+                              embedding=self.embedding)
 
 
 @dataclasses.dataclass

@@ -17,6 +17,15 @@ concatenated, a ReLU layer, the logits):
     Student-Embedding      [B, T, D * channels]
     Student-BiLSTM         [B, 2 units]           (`pooling` "last" or "max")
     Student-Hidden         [B, hidden]            (ReLU)
+
+and for sentence pairs read apart (`separator_id` set; Tang et al.'s
+siamese reading), each side alone through the same layers, then matched:
+
+    Student-Pair-Split     [2B, T]                (side a's ids, then side b's)
+    Student-Embedding      [2B, T, D * channels]
+    Student-BiLSTM         [2B, 2 units]
+    Student-Pair-Match     [B, 8 units]           ([a, b, a * b, |a - b|])
+    Student-Hidden ...
     Student-Dropout
     Student-Logits         [B, C]
 
@@ -41,6 +50,8 @@ from kbert.errors import ConfigError
 from kbert.layers.student_bilstm import POOLINGS, StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import VARIANTS, StudentEmbedding
+from kbert.layers.student_pair_match import StudentPairMatch
+from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
 
 logger = logging.getLogger(__name__)
@@ -141,31 +152,40 @@ class BiLSTMStudent(keras.Model):
         pooling: "last" (Tang et al.) or "max" over the outputs.
         dropout: rate of `Student-Dropout`.
         seq_len: fix the input length (None accepts any).
+        separator_id: None reads a pair as one sequence, [SEP] between;
+            the id of [SEP] reads its two sentences apart and matches them
+            (see the module docstring).
     """
 
     def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=100, hidden=200,
-                 pooling="last", dropout=0.2, seq_len=None, **kwargs):
+                 pooling="last", dropout=0.2, seq_len=None, separator_id=None, **kwargs):
         if variant not in VARIANTS:
             raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
         if pooling not in POOLINGS:
             raise ConfigError(f"student pooling must be one of {POOLINGS}, got {pooling!r}")
         _check_positive(vocab_size=vocab_size, num_labels=num_labels, embedding_dim=embedding_dim, units=units,
                         hidden=hidden)
+        if separator_id is not None and not 0 < separator_id < vocab_size:
+            raise ConfigError(f"student `separator_id` must be a token id in 1..{vocab_size - 1}, got {separator_id!r}")
         token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
-        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(token_ids)
-        states = StudentBiLSTM(units, pooling, name="Student-BiLSTM")([token_ids, vectors])
+        ids = token_ids if separator_id is None else StudentPairSplit(separator_id, name="Student-Pair-Split")(token_ids)
+        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(ids)
+        states = StudentBiLSTM(units, pooling, name="Student-BiLSTM")([ids, vectors])
+        if separator_id is not None:
+            states = StudentPairMatch(name="Student-Pair-Match")(states)
         x = keras.layers.Dense(hidden, activation="relu", name="Student-Hidden")(states)
         x = keras.layers.Dropout(dropout, name="Student-Dropout")(x)
         logits = keras.layers.Dense(num_labels, name="Student-Logits")(x)
         super().__init__(inputs=token_ids, outputs=logits, **kwargs)
         self.vocab_size, self.num_labels, self.embedding_dim = vocab_size, num_labels, embedding_dim
         self.variant, self.units, self.hidden, self.pooling = variant, units, hidden, pooling
-        self.dropout, self.seq_len = dropout, seq_len
+        self.dropout, self.seq_len, self.separator_id = dropout, seq_len, separator_id
 
     def get_config(self):
         return {"name": self.name, "vocab_size": self.vocab_size, "num_labels": self.num_labels,
                 "embedding_dim": self.embedding_dim, "variant": self.variant, "units": self.units,
-                "hidden": self.hidden, "pooling": self.pooling, "dropout": self.dropout, "seq_len": self.seq_len}
+                "hidden": self.hidden, "pooling": self.pooling, "dropout": self.dropout, "seq_len": self.seq_len,
+                "separator_id": self.separator_id}
 
     @classmethod
     def from_config(cls, config):

@@ -307,6 +307,37 @@ def test_cola_students_are_picked_and_reported_by_mcc(tmp_path):
     np.testing.assert_allclose(results["dev_accuracy"], np.mean(predicted == dev.labels))
 
 
+def test_siamese_pairs(materials_dir, tmp_path):
+    """--pairs siamese: a BiLSTM reading each sentence of a pair apart, split at [SEP]."""
+    rng = np.random.default_rng(6)
+    teacher = bag_of_words_teacher()
+    vocab = VOCAB[:1] + ["[CLS]", "[SEP]"] + VOCAB[3:]
+    splits = {}
+    for name, n in (("train", 60), ("dev", 20)):
+        split = random_split(rng, n)
+        split.token_ids[:, 0] = 1  # [CLS]
+        for row, length in zip(split.token_ids, split.lengths):
+            row[length - 1] = 2  # [SEP] ends the pair
+            row[length // 2] = 2  # ... and separates its sentences
+        split.sentences = np.array([[f"a{i}", f"b{i}"] for i in range(n)])
+        splits[name] = split
+    generate_materials(teacher, splits, str(tmp_path / "m"), vocab=vocab, teacher_id="bag-of-words",
+                       options=MaterialsOptions(task="BOW", max_seq_len=T, batch_size=100), verbose=False)
+    record = distill(str(tmp_path / "m"), str(tmp_path / "s"),
+                     DistillOptions(epochs=1, batch_size=10, student="bilstm", units=3, pairs="siamese"), verbose=0)
+    student = keras.saving.load_model(tmp_path / "s" / "student.keras")
+    assert student.get_config()["separator_id"] == 2 and record.options["pairs"] == "siamese"
+    assert student.get_layer("Student-Pair-Match").output.shape[-1] == 4 * 2 * 3
+
+    with pytest.raises(ConfigError, match="single sentences"):
+        distill(materials_dir, str(tmp_path / "single"), DistillOptions(epochs=1, student="bilstm", pairs="siamese"),
+                verbose=0)
+    with pytest.raises(ConfigError, match="--student bilstm"):
+        DistillOptions(pairs="siamese")
+    with pytest.raises(ConfigError, match="pairs must be one of"):
+        DistillOptions(student="bilstm", pairs="cross")
+
+
 def test_static_embedding_start(materials_dir, tmp_path):
     from kbert.materials import load_materials
 

@@ -300,3 +300,82 @@ def test_build_bilstm_student_from_teacher_vectors(matrix, rng):
         build_student(matrix, C, student="transformer")
     with pytest.raises(ConfigError, match="pooling"):
         build_student(matrix, C, student="bilstm", pooling="mean")
+
+
+# ---------------------------------------------------------------- pairs read apart (siamese)
+
+CLS, SEP = 1, 2
+
+
+def pair_batch(rng, sides, width):
+    """[CLS] a [SEP] b [SEP], right-padded, words in 3..V-1; `sides`: (len a, len b) per row."""
+    x = np.zeros((len(sides), width), np.int32)
+    for i, (n, m) in enumerate(sides):
+        row = [CLS, *rng.integers(3, V, n), SEP, *rng.integers(3, V, m), SEP]
+        x[i, : len(row)] = row
+    return x
+
+
+def numpy_sides(x):
+    """Each row's two sentences as left-aligned id rows (the tokens between [CLS] and the [SEP]s)."""
+    a, b = np.zeros_like(x), np.zeros_like(x)
+    for i, row in enumerate(x):
+        first, second = np.flatnonzero(row == SEP)[:2]
+        a[i, : first - 1] = row[1:first]
+        b[i, : second - first - 1] = row[first + 1 : second]
+    return a, b
+
+
+def test_student_pair_split_layer(rng):
+    from kbert.layers import StudentPairSplit
+
+    x = pair_batch(rng, [(1, 1), (3, 2), (2, 5), (4, 0)], 12)
+    layer = run_layer_test(StudentPairSplit, {"separator_id": SEP, "name": "Student-Pair-Split"}, x, (8, 12))
+    got = keras.ops.convert_to_numpy(layer(x))
+    a, b = numpy_sides(x)
+    # Each side keeps its tokens in place; left-aligning them gives numpy_sides' rows.
+    for half, expected in ((got[:4], a), (got[4:], b)):
+        aligned = np.array([np.pad(r[r != 0], (0, 12 - np.count_nonzero(r))) for r in half])
+        np.testing.assert_array_equal(aligned, expected)
+    assert not np.isin(got, [CLS, SEP]).any()
+
+
+def test_student_pair_match_layer(rng):
+    from kbert.layers import StudentPairMatch
+
+    states = rng.normal(size=(6, 5)).astype(np.float32)
+    layer = run_layer_test(StudentPairMatch, {"name": "Student-Pair-Match"}, states, (3, 20))
+    a, b = states[:3], states[3:]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(states)),
+                               np.concatenate([a, b, a * b, np.abs(a - b)], axis=1), atol=1e-6)
+
+
+def test_siamese_bilstm_student_reads_each_sentence_alone(matrix, rng):
+    model = build_student(matrix, C, student="bilstm", units=4, hidden=6, separator_id=SEP)
+    layer = model.get_layer("Student-BiLSTM")
+    layer.bias.assign(rng.normal(size=(2, 16)).astype(np.float32))
+    x = pair_batch(rng, [(2, 3), (5, 1), (1, 4)], 11)
+    a, b = numpy_sides(x)
+    # Each sentence alone, left-aligned, through the NumPy LSTM; then Tang's matching features.
+    sa = numpy_bilstm(layer, a, matrix[a] * (a != 0)[..., None])
+    sb = numpy_bilstm(layer, b, matrix[b] * (b != 0)[..., None])
+    features = np.concatenate([sa, sb, sa * sb, np.abs(sa - sb)], axis=1)
+    hidden = np.maximum(features @ to_numpy(model.get_layer("Student-Hidden").kernel)
+                        + to_numpy(model.get_layer("Student-Hidden").bias), 0)
+    logits = hidden @ to_numpy(model.get_layer("Student-Logits").kernel) + to_numpy(model.get_layer("Student-Logits").bias)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), logits, atol=1e-4)
+    # Batch padding changes nothing.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(np.pad(x, [(0, 0), (0, 5)]))), logits, atol=1e-4)
+    with pytest.raises(ConfigError, match="separator_id"):
+        build_student(matrix, C, student="bilstm", separator_id=V)
+
+
+def test_siamese_bilstm_student_model(rng):
+    run_model_test(
+        BiLSTMStudent,
+        {"vocab_size": V, "num_labels": C, "embedding_dim": H, "units": 3, "hidden": 5, "separator_id": SEP},
+        pair_batch(rng, [(1, 2), (3, 3), (2, 1), (4, 2)], 10),
+        (4, C),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        targets=np.array([0, 1, 2, 1]),
+    )

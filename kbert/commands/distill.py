@@ -1,7 +1,7 @@
 """`kbert distill --materials DIR --output DIR [--student cnn|bilstm]`: train a student on teaching materials."""
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
-from kbert.distill import EMBEDDINGS, LOSSES, DistillOptions
+from kbert.distill import EMBEDDINGS, LOSSES, PAIRS, DistillOptions
 from kbert.layers.student_bilstm import POOLINGS
 from kbert.student import STUDENTS
 from kbert.layers.student_embedding import VARIANTS
@@ -25,6 +25,9 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "units", help="the BiLSTM's state width per direction")
     add_option(parser, DistillOptions, "pooling", choices=POOLINGS,
                help="the BiLSTM's sentence vector: its last states (Tang et al.) or the max over its outputs")
+    add_option(parser, DistillOptions, "pairs", choices=PAIRS,
+               help="how the BiLSTM reads a sentence pair: as one sequence (joint, default), or each sentence "
+                    "alone, matched as [a, b, a*b, |a-b|] (siamese, Tang et al.)")
     add_option(parser, DistillOptions, "variant", choices=VARIANTS, help="Kim's embedding variants")
     add_option(parser, DistillOptions, "embedding", choices=EMBEDDINGS,
                help="starting vectors: the teacher's Embedding-Token rows (default), or the materials' static "

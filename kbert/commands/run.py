@@ -1,6 +1,7 @@
 """`kbert run --task SST-2 [--full]`: the whole pipeline (what `make demo` runs)."""
 
 from kbert.commands.flags import add_flag, add_option, options_from_args
+from kbert.distill import PAIRS
 from kbert.pipeline import PipelineOptions
 
 
@@ -16,6 +17,8 @@ def add_arguments(parser):
                help="with --augment, also replace words by one of their K nearest neighbours")
     add_option(parser, PipelineOptions, "p_neighbour", help="the chance that a word is so replaced")
     add_option(parser, PipelineOptions, "student", choices=("cnn", "bilstm"), help="the student (default: cnn)")
+    add_option(parser, PipelineOptions, "pairs", choices=PAIRS,
+               help="the BiLSTM's reading of sentence pairs: one sequence (default) or each sentence alone")
     add_option(parser, PipelineOptions, "embedding", choices=("teacher", "static"),
                help="the student's starting vectors: the teacher's Embedding-Token rows, or static vectors")
     add_option(parser, PipelineOptions, "seed")

@@ -13,6 +13,8 @@ from kbert.layers.position_embedding import PositionEmbedding
 from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
+from kbert.layers.student_pair_match import StudentPairMatch
+from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
 from kbert.layers.task_embedding import TaskEmbedding
 from kbert.layers.token_embedding import TokenEmbedding
@@ -31,6 +33,8 @@ __all__ = [
     "StudentBiLSTM",
     "StudentConv",
     "StudentEmbedding",
+    "StudentPairMatch",
+    "StudentPairSplit",
     "StudentPool",
     "TaskEmbedding",
     "TokenEmbedding",

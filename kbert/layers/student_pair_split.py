@@ -1,0 +1,49 @@
+"""`Student-Pair-Split`: a sentence pair's token ids as its two sentences.
+
+Shape legend: B = batch, T = tokens.
+
+The teacher's ids of a pair are `[CLS] a1 .. an [SEP] b1 .. bm [SEP]` and
+then padding (id 0).  The layer returns [2B, T]: rows 0 .. B-1 hold side
+a's ids and rows B .. 2B-1 side b's, each left where it was, with every
+other position (the [CLS], the [SEP]s, the other side, padding) set to 0.
+`Student-BiLSTM` leaves its state alone at id 0 wherever it occurs, so
+each side reads exactly as it would alone; one call of the layers after
+it then reads both sides with the same weights (Tang et al. 2019's
+siamese BiLSTM for sentence pairs).
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class StudentPairSplit(keras.layers.Layer):
+    """token_ids [B, T] -> [2B, T]: side a's rows, then side b's.
+
+    Args:
+        separator_id: the vocabulary id of [SEP].
+    """
+
+    def __init__(self, separator_id, **kwargs):
+        super().__init__(**kwargs)
+        self.separator_id = separator_id
+
+    def call(self, token_ids):
+        separator = ops.cast(ops.equal(token_ids, self.separator_id), "int32")  # [B, T]
+        before = ops.cumsum(separator, axis=1) - separator  # [B, T]: separators strictly before
+        words = ops.logical_and(ops.not_equal(token_ids, 0), ops.equal(separator, 0))  # [B, T]
+        # Position 0 is [CLS]: a cumsum of ones, not arange, so the width may be unknown.
+        after_cls = ops.cumsum(ops.ones_like(token_ids), axis=1) > 1  # [B, T]
+        side_a = ops.logical_and(ops.logical_and(words, after_cls), ops.equal(before, 0))
+        side_b = ops.logical_and(words, ops.equal(before, 1))
+        zeros = ops.zeros_like(token_ids)
+        return ops.concatenate([ops.where(side_a, token_ids, zeros), ops.where(side_b, token_ids, zeros)], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        batch = None if input_shape[0] is None else 2 * input_shape[0]
+        return (batch, *input_shape[1:])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(separator_id=self.separator_id)
+        return config
