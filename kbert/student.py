@@ -21,9 +21,9 @@ concatenated, a ReLU layer, the logits):
 and for sentence pairs read apart (`separator_id` set; Tang et al.'s
 siamese reading), each side alone through the same layers, then matched:
 
-    Student-Pair-Split     [2B, T]                (side a's ids, then side b's)
-    Student-Embedding      [2B, T, D * channels]
-    Student-BiLSTM         [2B, 2 units]
+    Student-Pair-Split     2 x [B, T]             (side a's ids, side b's)
+    Student-Embedding      2 x [B, T, D * channels]   (one layer, called on each side)
+    Student-BiLSTM         2 x [B, 2 units]           (one layer, called on each side)
     Student-Pair-Match     [B, 8 units]           ([a, b, a * b, |a - b|])
     Student-Hidden ...
     Student-Dropout
@@ -168,11 +168,12 @@ class BiLSTMStudent(keras.Model):
         if separator_id is not None and not 0 < separator_id < vocab_size:
             raise ConfigError(f"student `separator_id` must be a token id in 1..{vocab_size - 1}, got {separator_id!r}")
         token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
-        ids = token_ids if separator_id is None else StudentPairSplit(separator_id, name="Student-Pair-Split")(token_ids)
-        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(ids)
-        states = StudentBiLSTM(units, pooling, name="Student-BiLSTM")([ids, vectors])
-        if separator_id is not None:
-            states = StudentPairMatch(name="Student-Pair-Match")(states)
+        sides = ([token_ids] if separator_id is None
+                 else StudentPairSplit(separator_id, name="Student-Pair-Split")(token_ids))
+        embedding = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")
+        bilstm = StudentBiLSTM(units, pooling, name="Student-BiLSTM")
+        states = [bilstm([ids, embedding(ids)]) for ids in sides]  # the same weights on both sides of a pair
+        states = states[0] if separator_id is None else StudentPairMatch(name="Student-Pair-Match")(states)
         x = keras.layers.Dense(hidden, activation="relu", name="Student-Hidden")(states)
         x = keras.layers.Dropout(dropout, name="Student-Dropout")(x)
         logits = keras.layers.Dense(num_labels, name="Student-Logits")(x)

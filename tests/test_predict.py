@@ -22,11 +22,13 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + [",", "."]
 
 
 def make_run(directory, task, num_labels, labels, *, student=False, max_seq_len=12):
+    """A complete run directory; `student`: False (a BERT teacher), True (a
+    CNN student) or `build_student` arguments."""
     directory.mkdir()
     keras.utils.set_random_seed(0)
     if student:
         model = build_student(np.random.default_rng(0).normal(size=(len(VOCAB), 8)).astype("float32"),
-                              num_labels, filters=4)
+                              num_labels, **({"filters": 4} if student is True else student))
     else:
         config = BertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                             intermediate_size=16, max_position_embeddings=32)

@@ -15,7 +15,7 @@ from kbert.errors import ConfigError, DataError
 from kbert.glue import get_processor
 from kbert.serving import EXPORTED_BY
 from kbert.tokenization import Tokenizer
-from test_predict import make_run
+from test_predict import VOCAB, make_run
 
 BACKEND = keras.backend.backend()
 
@@ -77,6 +77,12 @@ def test_artifacts_agree_with_keras_in_their_runtime(format, glue_dir, tmp_path,
     assert cli(["export", "--model", str(student), "--output", str(tmp_path / "student-out"),
                 "--format", format]) == 0
     check_artifact(student, tmp_path / "student-out", texts)
+    # The BiLSTM student reading a pair's sentences apart (its loop, the split at [SEP]).
+    siamese = make_run(tmp_path / "siamese", "MRPC", 2, ("0", "1"), max_seq_len=16,
+                       student={"student": "bilstm", "units": 3, "separator_id": VOCAB.index("[SEP]")})
+    assert cli(["export", "--model", str(siamese), "--output", str(tmp_path / "siamese-out"),
+                "--format", format]) == 0
+    check_artifact(siamese, tmp_path / "siamese-out", texts, pairs=True)
     # An existing artifact stays unless asked.
     assert cli(["export", "--model", str(student), "--output", str(tmp_path / "student-out"),
                 "--format", format]) == 2

@@ -330,11 +330,12 @@ def test_student_pair_split_layer(rng):
     from kbert.layers import StudentPairSplit
 
     x = pair_batch(rng, [(1, 1), (3, 2), (2, 5), (4, 0)], 12)
-    layer = run_layer_test(StudentPairSplit, {"separator_id": SEP, "name": "Student-Pair-Split"}, x, (8, 12))
-    got = keras.ops.convert_to_numpy(layer(x))
+    layer = run_layer_test(StudentPairSplit, {"separator_id": SEP, "name": "Student-Pair-Split"}, x,
+                           [(4, 12), (4, 12)])
+    got = [keras.ops.convert_to_numpy(side) for side in layer(x)]
     a, b = numpy_sides(x)
     # Each side keeps its tokens in place; left-aligning them gives numpy_sides' rows.
-    for half, expected in ((got[:4], a), (got[4:], b)):
+    for half, expected in ((got[0], a), (got[1], b)):
         aligned = np.array([np.pad(r[r != 0], (0, 12 - np.count_nonzero(r))) for r in half])
         np.testing.assert_array_equal(aligned, expected)
     assert not np.isin(got, [CLS, SEP]).any()
@@ -343,10 +344,9 @@ def test_student_pair_split_layer(rng):
 def test_student_pair_match_layer(rng):
     from kbert.layers import StudentPairMatch
 
-    states = rng.normal(size=(6, 5)).astype(np.float32)
-    layer = run_layer_test(StudentPairMatch, {"name": "Student-Pair-Match"}, states, (3, 20))
-    a, b = states[:3], states[3:]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(states)),
+    a, b = rng.normal(size=(2, 3, 5)).astype(np.float32)
+    layer = run_layer_test(StudentPairMatch, {"name": "Student-Pair-Match"}, [a, b], (3, 20))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer([a, b])),
                                np.concatenate([a, b, a * b, np.abs(a - b)], axis=1), atol=1e-6)
 
 

@@ -74,19 +74,24 @@ class StudentBiLSTM(keras.layers.Layer):
         # (so it differentiates), and TensorFlow's while_loop takes a width
         # known only at run time (a graph traced for any width; Keras 3.15's
         # TensorFlow scan does not).
+        # The inputs ride in the carry, unchanged, rather than in the
+        # closure: jax2onnx turns closed-over values into constants, which
+        # a traced (batch-dependent) tensor cannot be.
         def step(t, carry):
-            h, c, best = carry  # [2, B, H] each
+            h, c, best, steps, masks = carry  # [2, B, H] x 3, [T, 2, B, G], [T, 2, B, 1]
             x, m = steps[t], masks[t]  # [2, B, G], [2, B, 1]
             z = x + ops.einsum("dbh,dhg->dbg", h, recurrent)  # [2, B, G]
             i, f, g, o = ops.split(z, 4, axis=-1)
             c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
             h_new = ops.sigmoid(o) * ops.tanh(c_new)
             return (ops.where(m, h_new, h), ops.where(m, c_new, c),
-                    ops.where(m, ops.maximum(best, h_new), best))
+                    ops.where(m, ops.maximum(best, h_new), best), steps, masks)
 
-        zeros = ops.zeros((2, batch, units), dtype=vectors.dtype)
-        lowest = ops.full((2, batch, units), -3.0e38, dtype=vectors.dtype)
-        h, _, best = ops.fori_loop(0, ops.shape(steps)[0], step, (zeros, zeros, lowest))
+        # Taken from a tensor, not built from its shape: an exported graph's
+        # batch is symbolic, and jax2tf refuses ops.zeros/ops.full of it.
+        zeros = ops.zeros_like(steps[0][..., :units])  # [2, B, H]
+        lowest = zeros - 3.0e38
+        h, _, best, _, _ = ops.fori_loop(0, ops.shape(steps)[0], step, (zeros, zeros, lowest, steps, masks))
         if self.pooling == "max":
             # A sentence of only padding has no output: zeros, not -3e38.
             h = ops.where(ops.any(real, axis=1)[None, :, None], best, ops.zeros_like(best))

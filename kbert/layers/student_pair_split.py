@@ -3,13 +3,14 @@
 Shape legend: B = batch, T = tokens.
 
 The teacher's ids of a pair are `[CLS] a1 .. an [SEP] b1 .. bm [SEP]` and
-then padding (id 0).  The layer returns [2B, T]: rows 0 .. B-1 hold side
-a's ids and rows B .. 2B-1 side b's, each left where it was, with every
-other position (the [CLS], the [SEP]s, the other side, padding) set to 0.
+then padding (id 0).  The layer returns two [B, T] id tensors, side a's
+and side b's, each token left where it was, with every other position
+(the [CLS], the [SEP]s, the other side, padding) set to 0.
 `Student-BiLSTM` leaves its state alone at id 0 wherever it occurs, so
-each side reads exactly as it would alone; one call of the layers after
-it then reads both sides with the same weights (Tang et al. 2019's
-siamese BiLSTM for sentence pairs).
+each side reads exactly as it would alone; the same layers then read both
+sides (Tang et al. 2019's siamese BiLSTM for sentence pairs).  Two
+tensors, not one of 2B rows: an exported graph's batch is symbolic, and
+jax2onnx cannot carry "twice the batch" from one layer to the next.
 """
 
 import keras
@@ -18,7 +19,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentPairSplit(keras.layers.Layer):
-    """token_ids [B, T] -> [2B, T]: side a's rows, then side b's.
+    """token_ids [B, T] -> [side a's ids [B, T], side b's ids [B, T]].
 
     Args:
         separator_id: the vocabulary id of [SEP].
@@ -37,11 +38,10 @@ class StudentPairSplit(keras.layers.Layer):
         side_a = ops.logical_and(ops.logical_and(words, after_cls), ops.equal(before, 0))
         side_b = ops.logical_and(words, ops.equal(before, 1))
         zeros = ops.zeros_like(token_ids)
-        return ops.concatenate([ops.where(side_a, token_ids, zeros), ops.where(side_b, token_ids, zeros)], axis=0)
+        return [ops.where(side_a, token_ids, zeros), ops.where(side_b, token_ids, zeros)]
 
     def compute_output_shape(self, input_shape):
-        batch = None if input_shape[0] is None else 2 * input_shape[0]
-        return (batch, *input_shape[1:])
+        return [tuple(input_shape), tuple(input_shape)]
 
     def get_config(self):
         config = super().get_config()
