@@ -77,15 +77,18 @@ def test_artifacts_agree_with_keras_in_their_runtime(format, glue_dir, tmp_path,
     assert cli(["export", "--model", str(student), "--output", str(tmp_path / "student-out"),
                 "--format", format]) == 0
     check_artifact(student, tmp_path / "student-out", texts)
-    # The BiLSTM student reading a pair's sentences apart (its loop, the split at [SEP]).
+    # An existing artifact stays unless asked.
+    assert cli(["export", "--model", str(student), "--output", str(tmp_path / "student-out"),
+                "--format", format]) == 2
+    # The BiLSTM student reading a pair's sentences apart (its loop, the split at [SEP]);
+    # ONNX only, the format whose JAX exporter needed the layers changed (suite time).
+    if format != "onnx":
+        return
     siamese = make_run(tmp_path / "siamese", "MRPC", 2, ("0", "1"), max_seq_len=16,
                        student={"student": "bilstm", "units": 3, "separator_id": VOCAB.index("[SEP]")})
     assert cli(["export", "--model", str(siamese), "--output", str(tmp_path / "siamese-out"),
                 "--format", format]) == 0
     check_artifact(siamese, tmp_path / "siamese-out", texts, pairs=True)
-    # An existing artifact stays unless asked.
-    assert cli(["export", "--model", str(student), "--output", str(tmp_path / "student-out"),
-                "--format", format]) == 2
 
 
 def test_an_artifact_that_disagrees_is_never_written(tmp_path, monkeypatch):
