@@ -88,7 +88,8 @@ class StudentBiLSTM(keras.layers.Layer):
                     ops.where(m, ops.maximum(best, h_new), best), steps, masks)
 
         # Taken from a tensor, not built from its shape: an exported graph's
-        # batch is symbolic, and jax2tf refuses ops.zeros/ops.full of it.
+        # batch is symbolic, and JAX's ONNX export refuses ops.zeros/ops.full
+        # of a symbolic shape (InconclusiveDimensionOperation).
         zeros = ops.zeros_like(steps[0][..., :units])  # [2, B, H]
         lowest = zeros - 3.0e38
         h, _, best, _, _ = ops.fori_loop(0, ops.shape(steps)[0], step, (zeros, zeros, lowest, steps, masks))
