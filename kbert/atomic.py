@@ -3,7 +3,9 @@
 A reader (or a run killed halfway) then sees either the old file or the
 complete new one, never a torn file that a later run would trust.
 Directories (an exported checkpoint or serving artifact) are written beside
-their target and swapped in by `replace_dir`.  The one JSON reader lives
+their target and swapped in by `replace_dir` (`atomic_directory`), which
+refuses a destination that is, contains or lies inside an input, and
+replaces only a directory kbert wrote.  The one JSON reader lives
 here too, beside the one JSON writer, and the file hash
 that tells whether a file is still the one that was written.
 """
@@ -148,6 +150,77 @@ def file_sha256(path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _resolved(path):
+    return os.path.realpath(os.path.abspath(os.fspath(path)))
+
+
+def refuse_overlap(destination, inputs, *, flag, error):
+    """Refuse a `destination` that is, contains or lies inside one of
+    `inputs` (paths, resolved: `..`, symlinks and symlink loops followed as
+    far as they go), so that writing or replacing it can never remove or
+    change what it reads.  `flag` names the destination in the message
+    ("--output"); `error` is the KbertError class to raise."""
+    target = _resolved(destination)
+    for source in inputs:
+        if source is None:
+            continue
+        where = _resolved(source)
+        if target == where:
+            raise error(f"{flag} {destination}: is the input {source} itself; write somewhere else")
+        if os.path.commonpath([target, where]) == target:
+            raise error(f"{flag} {destination}: contains the input {source}, which writing it would "
+                        f"remove; write somewhere else")
+        if os.path.commonpath([target, where]) == where:
+            raise error(f"{flag} {destination}: lies inside the input {source}; write somewhere else")
+
+
+@contextlib.contextmanager
+def atomic_directory(target, *, overwrite, marker, inputs=(), flag, error):
+    """Yield a temporary directory beside `target` to fill; on success it
+    replaces `target` (`replace_dir`); on any failure it is removed and
+    `target` is as it was.
+
+    Refused with `error` (a KbertError class) naming `flag` and the path: a
+    target that is, contains or lies inside one of `inputs`
+    (`refuse_overlap`); an existing target without `overwrite`; an existing
+    target that kbert did not write (not a directory holding `marker`, the
+    file every such directory of kbert's holds), which it never removes;
+    and a place where no directory can be made (an OSError's reason).
+    """
+    refuse_overlap(target, inputs, flag=flag, error=error)
+    target = os.path.abspath(os.fspath(target))
+    with _os_errors(target, flag, error):
+        recover_dir(target)
+    if os.path.lexists(target):
+        if not overwrite:
+            raise error(f"{flag} {target}: already exists (pass --overwrite, or overwrite=True, to replace it)")
+        if not os.path.isdir(target) or os.path.islink(target) or not os.path.isfile(os.path.join(target, marker)):
+            raise error(f"{flag} {target}: exists and is not a directory kbert wrote (no {marker} in it); "
+                        f"kbert replaces only its own output, so remove it yourself or write somewhere else")
+    parent = os.path.dirname(target)
+    with _os_errors(target, flag, error):
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.{os.getpid()}.", dir=parent)
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; what is written here is not
+        yield tmp
+        with _os_errors(target, flag, error):
+            replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def _os_errors(target, flag, error):
+    """An OSError of the file system (no permission, a parent that is a file,
+    a read-only or full disk) as `error`, naming the destination."""
+    try:
+        yield
+    except OSError as e:
+        raise error(f"{flag} {target}: cannot write there: {e.strerror or e}") from None
+
+
 def _aside(target):
     """Where an existing target waits while its replacement is renamed in."""
     return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old")
@@ -159,9 +232,9 @@ def replace_dir(new, target):
     the old target is put back; if the process dies between the renames,
     the next writer (`recover_dir`) puts it back."""
     old = None
-    if os.path.exists(target):
+    if os.path.lexists(target):
         old = _aside(target)
-        shutil.rmtree(old, ignore_errors=True)  # a leftover of an export that finished its swap
+        _remove_tree(old)  # a leftover of an export that finished its swap
         os.rename(target, old)
     try:
         os.rename(new, target)
@@ -170,7 +243,16 @@ def replace_dir(new, target):
             os.rename(old, target)
         raise
     if old:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_tree(old)
+
+
+def _remove_tree(path):
+    """Remove what `replace_dir` set aside: a directory, or a file or link
+    (which `shutil.rmtree` would leave, silently, to block the next swap)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        remove_quietly(path)
 
 
 def recover_dir(target):

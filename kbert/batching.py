@@ -33,18 +33,37 @@ def length_buckets(lengths, batch_size, width_limit, multiple=WIDTH_MULTIPLE):
         yield rows, bucket_width(lengths[rows].max(), width_limit, multiple)
 
 
+def id_lengths(token_ids):
+    """Each row's extent [N]: one past its last non-zero id (0 = `[PAD]`)."""
+    token_ids = np.asarray(token_ids)
+    nonzero = token_ids != 0
+    return np.where(nonzero.any(axis=1), token_ids.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+
+
+def padded_inside(token_ids, lengths):
+    """Rows whose first `lengths` ids hold a 0 (`[PAD]`): a padding mask
+    drops it, so only unpacked batches read such rows as the model does."""
+    token_ids = np.asarray(token_ids)
+    inside = (token_ids == 0) & (np.arange(token_ids.shape[1])[None, :] < np.asarray(lengths)[:, None])
+    return np.flatnonzero(inside.any(axis=1))
+
+
 def check_rows(arrays, lengths, targets=None):
-    """`lengths` as an array, once `arrays` ([N, T] each), `lengths` ([N],
-    0..T) and `targets` (N rows) are found to line up; else a `DataError`."""
+    """`lengths` as an array, once `arrays` ([N, T] each, token ids first),
+    `lengths` ([N], 0..T, each at least its row's `id_lengths`: a shorter
+    one would cut real tokens off) and `targets` (N rows) are found to line
+    up; else a `DataError`."""
     if not arrays:
         raise DataError("no input arrays given")
     for k, a in enumerate(arrays):
-        if a.ndim != 2:
-            raise DataError(f"input array {k} must be [rows, length], got shape {list(a.shape)}")
-        if a.shape[0] != arrays[0].shape[0]:
-            raise DataError(
-                f"input array {k} has {a.shape[0]} rows but input array 0 has {arrays[0].shape[0]}"
-            )
+        if a.ndim != 2 or a.dtype.kind not in "iuf":
+            raise DataError(f"input array {k} must be ids [rows, length], got shape {list(a.shape)} "
+                            f"of {a.dtype}")
+        # Each input is [rows, length] as the token ids are, or [rows, 1]
+        # (keras-bert's task ids: one per row).
+        if a.shape[0] != arrays[0].shape[0] or a.shape[1] not in (arrays[0].shape[1], 1):
+            raise DataError(f"input array {k} has shape {list(a.shape)} but input array 0 (the token ids) "
+                            f"has {list(arrays[0].shape)}")
     lengths = np.asarray(lengths)
     n, width = arrays[0].shape
     if lengths.shape != (n,):
@@ -55,6 +74,11 @@ def check_rows(arrays, lengths, targets=None):
         if not numeric or bad.any():
             value = lengths[bad][0] if numeric else lengths.flat[0]
             raise DataError(f"lengths must be integers in 0..{width}, got {value!r}")
+        short = np.flatnonzero(lengths < id_lengths(arrays[0]))
+        if len(short):
+            row = int(short[0])
+            raise DataError(f"lengths: row {row} has length {lengths[row]}, but its token ids run to "
+                            f"position {int(id_lengths(arrays[0][row:row + 1])[0])}")
     if targets is not None and len(targets) != n:
         raise DataError(f"targets have {len(targets)} rows but the input arrays {n}")
     return lengths
@@ -63,7 +87,7 @@ def check_rows(arrays, lengths, targets=None):
 def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=None, packing=True):
     """`model` outputs for rows of `arrays` ([N, T] each), in the rows' order.
 
-    `lengths` default to the non-zero ids of `arrays[0]`; `progress`: a tqdm
+    `lengths` default to `id_lengths(arrays[0])`; `progress`: a tqdm
     bar to advance by rows (or None).  A `BertModel` classifier reads the
     rows packed (`kbert.packing`: the same logits from fewer padded slots,
     one compiled shape per pass) where that computes at most 0.9 of the
@@ -74,14 +98,19 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     arrays = [np.asarray(a) for a in arrays]
     if lengths is None and arrays and arrays[0].ndim == 2:
-        lengths = (arrays[0] != 0).sum(axis=1)
+        lengths = id_lengths(arrays[0])
     lengths = check_rows(arrays, lengths)
     if packing:
         from kbert.packing import inference_plan, predict_packed
 
-        plan = inference_plan(model, arrays, lengths, batch_size)
+        # Packed rows hold each row's real tokens, as the token ids say: a
+        # longer `lengths` would pack padding as tokens (the padding mask
+        # drops them unpacked), and a [PAD] inside a row can only be read
+        # unpacked.
+        real = id_lengths(arrays[0])
+        plan = None if len(padded_inside(arrays[0], real)) else inference_plan(model, arrays, real, batch_size)
         if plan is not None:
-            return predict_packed(model, arrays, lengths, plan, progress=progress)
+            return predict_packed(model, arrays, real, plan, progress=progress)
     # A model that checks its inputs (BertModel) sees every batch as NumPy
     # through predict_on_batch: ids and widths are checked there, batch by batch.
     n = len(lengths)
@@ -127,8 +156,14 @@ class BucketedBatches(keras.utils.PyDataset):
                  window=BUCKET_WINDOW):
         super().__init__()
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        if targets is None or not hasattr(targets, "__len__"):
+            raise DataError(f"targets: training batches need one target per row, got {type(targets).__name__}")
         self.targets = targets
         self.lengths = check_rows([np.asarray(a) for a in self.inputs], lengths, targets)
+        if not len(self.lengths):
+            raise DataError("no rows to batch: the input arrays are empty")
+        if not is_int(batch_size, 1) or not is_int(window, 1):
+            raise ConfigError(f"batch_size and window must be positive integers, got {batch_size!r}, {window!r}")
         self.batch_size, self.seed, self.fill, self.window = batch_size, seed, fill, window
         self.set_epoch(epoch)
 

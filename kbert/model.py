@@ -193,28 +193,62 @@ class InputLimits:
                   "Input-Segment": ("type_vocab_size", self.type_vocab_size),
                   "Input-Task": ("task_num", self.task_num)}
         for name, (field, limit) in limits.items():
-            a = arrays.get(name)
-            if a is None or not a.size:
-                continue
-            if a.dtype.kind == "f":
-                fractional = a != np.floor(a)  # NaN too
-                if fractional.any():
-                    where = np.argwhere(fractional)[0]
-                    raise DataError(f"{name}: id {a[tuple(where)]} at {where.tolist()} is not an integer")
-            low, high = a.min(), a.max()
-            if low < 0 or high >= limit:
-                bad = low if low < 0 else high
-                where = np.argwhere(a == bad)[0]
-                raise DataError(
-                    f"{name}: id {bad.item()} at {where.tolist()} is outside 0..{limit - 1} "
-                    f"({field} {limit})"
-                )
+            if arrays.get(name) is not None:
+                _refuse_outside(name, arrays[name], limit, field)
         return all(a is not None for a in arrays.values())
+
+    def check_packed(self, inputs):
+        """Refuse packed inputs (`kbert.packing.PACKED_INPUTS`: [CLS] flat
+        indices [N], token, segment, position and example ids [R, L]) that
+        the shared layers would read outside their tables: the same id
+        limits as `check`, positions in 0..max_position_embeddings-1, rows
+        no longer than max_position_embeddings, example ids >= 0 and [CLS]
+        indices inside the R * L slots.  (Out of range, a gather reads
+        zeros or NaN instead of failing, and one training step turns every
+        weight into NaN.)  Returns True if every input was concrete."""
+        if isinstance(inputs, dict):
+            if set(inputs) != set(PACKED_INPUTS):
+                raise DataError(f"a packed model takes inputs {', '.join(PACKED_INPUTS)}; "
+                                f"got {', '.join(map(str, inputs))}")
+            inputs = [inputs[name] for name in PACKED_INPUTS]
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(PACKED_INPUTS):
+            raise DataError(f"a packed model takes {len(PACKED_INPUTS)} inputs, [{', '.join(PACKED_INPUTS)}], "
+                            f"got {_describe(inputs)}")
+        arrays = [_host_array(v, name) for name, v in zip(PACKED_INPUTS, inputs)]
+        if any(a is None for a in arrays):
+            return False
+        (cls_name, *row_names), (cls, *rows) = PACKED_INPUTS, arrays
+        for name, a in zip(PACKED_INPUTS, arrays):
+            if a.dtype.kind not in "iuf":
+                raise DataError(f"{name}: expected integer ids, got dtype {a.dtype}")
+        if cls.ndim != 1:
+            raise DataError(f"{cls_name}: expected one flat index per example, shape [examples], "
+                            f"got shape {list(cls.shape)}")
+        for name, a in zip(row_names, rows):
+            if a.ndim != 2 or a.shape != rows[0].shape:
+                raise DataError(f"{name}: expected shape [rows, length] as {row_names[0]} "
+                                f"{list(rows[0].shape)}, got {list(a.shape)}")
+        length = rows[0].shape[1]
+        if length > self.max_position_embeddings:
+            raise DataError(f"{row_names[0]}: packed rows of {length} slots exceed max_position_embeddings "
+                            f"{self.max_position_embeddings}")
+        limits = (("vocab_size", self.vocab_size), ("type_vocab_size", self.type_vocab_size),
+                  ("max_position_embeddings", self.max_position_embeddings), (None, None))
+        for name, a, (field, limit) in zip(row_names, rows, limits):
+            _refuse_outside(name, a, limit, field)
+        _refuse_outside(cls_name, cls, rows[0].size, "rows x slots")
+        return True
 
     def check_batch(self, batch):
         """A batch as a PyDataset or a generator yields it: (x[, y[, w]])."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
         self.check(x)
+        return batch
+
+    def check_packed_batch(self, batch):
+        """`check_batch` for a packed model's batches."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        self.check_packed(x)
         return batch
 
     def _by_name(self, inputs):
@@ -230,6 +264,25 @@ class InputLimits:
             f"the model takes {len(self.names)} inputs, [{', '.join(self.names)}], "
             f"got {_describe(inputs)}"
         )
+
+
+def _refuse_outside(name, a, limit, field):
+    """Refuse ids in `a` that are not integers in 0..limit-1 (`limit` None:
+    any non-negative integer), naming the input, the first bad id and where
+    it is."""
+    if not a.size:
+        return
+    if a.dtype.kind == "f":
+        fractional = a != np.floor(a)  # NaN too
+        if fractional.any():
+            where = np.argwhere(fractional)[0]
+            raise DataError(f"{name}: id {a[tuple(where)]} at {where.tolist()} is not an integer")
+    low, high = a.min(), a.max()
+    if low < 0 or limit is not None and high >= limit:
+        bad = low if low < 0 else high
+        where = np.argwhere(a == bad)[0]
+        allowed = f"0..{limit - 1} ({field} {limit})" if limit is not None else "0 or more"
+        raise DataError(f"{name}: id {bad.item()} at {where.tolist()} is outside {allowed}")
 
 
 def _describe(value):
@@ -273,15 +326,17 @@ def _host_array(value, name):
 
 
 class _CheckedBatches(keras.utils.PyDataset):
-    """A PyDataset whose batches are checked as they are produced."""
+    """A PyDataset whose batches are checked, by `check_batch` (a bound
+    method of `InputLimits`: picklable for worker processes), as they are
+    produced."""
 
-    def __init__(self, inner, limits):
+    def __init__(self, inner, check_batch):
         super().__init__(
             workers=inner.workers,
             use_multiprocessing=inner.use_multiprocessing,
             max_queue_size=inner.max_queue_size,
         )
-        self.inner, self.limits = inner, limits
+        self.inner, self.check_batch = inner, check_batch
 
     def __len__(self):
         return len(self.inner)
@@ -291,7 +346,7 @@ class _CheckedBatches(keras.utils.PyDataset):
         return self.inner.num_batches
 
     def __getitem__(self, index):
-        return self.limits.check_batch(self.inner[index])
+        return self.check_batch(self.inner[index])
 
     def on_epoch_begin(self):
         self.inner.on_epoch_begin()
@@ -353,8 +408,86 @@ def _state_kept_on_error(model):
         raise
 
 
+class _InputBoundary:
+    """The input boundary of a model (see the module docstring): every
+    entry point checks concrete inputs on the host before Keras traces or
+    runs anything.  A subclass says how one input structure is checked
+    (`_check`) and what batch objects it checks whole (`_checked_whole`)."""
+
+    def _check(self, x):
+        raise NotImplementedError
+
+    def _check_batch(self, batch):
+        raise NotImplementedError
+
+    def _checked_whole(self, x):
+        """True once a batch object of this model's own kind was checked in
+        full, None if `x` is none."""
+        return None
+
+    def _checked_data(self, x):
+        """(x, fully checked): arrays checked now, batches as they come."""
+        whole = self._checked_whole(x)
+        if whole is not None:
+            return x, whole
+        if isinstance(x, keras.utils.PyDataset):
+            return _CheckedBatches(x, self._check_batch), True
+        if isinstance(x, types.GeneratorType):
+            return (self._check_batch(batch) for batch in x), True
+        if x is None or not isinstance(x, (list, tuple, dict, np.ndarray)) and _host_array(x, "x") is None:
+            return x, False  # tf.data, DataLoader, ...: not checked (see the module docstring)
+        return x, self._check(x)
+
+    @contextlib.contextmanager
+    def _boundary(self, checked):
+        with _inside_boundary(self, checked), _state_kept_on_error(self):
+            yield
+
+    def __call__(self, *args, **kwargs):
+        inputs = args[0] if args else kwargs.get("inputs")
+        if inputs is not None and not _is_inside_boundary(self):
+            self._check(inputs)
+        return super().__call__(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        x, checked = self._checked_data(x)
+        with self._boundary(checked):
+            return super().predict(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        checked = self._check(x)
+        with self._boundary(checked):
+            return super().predict_on_batch(x)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        x, checked = self._checked_data(x)
+        with self._boundary(checked):
+            return super().evaluate(x, *args, **kwargs)
+
+    def test_on_batch(self, x, *args, **kwargs):
+        checked = self._check(x)
+        with self._boundary(checked):
+            return super().test_on_batch(x, *args, **kwargs)
+
+    def train_on_batch(self, x, *args, **kwargs):
+        checked = self._check(x)
+        with self._boundary(checked):
+            return super().train_on_batch(x, *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        x, checked = self._checked_data(x)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)):
+            self._check(validation[0])
+        elif validation is not None:
+            kwargs["validation_data"], checked_validation = self._checked_data(validation)
+            checked = checked and checked_validation
+        with self._boundary(checked):
+            return super().fit(x, *args, **kwargs)
+
+
 @keras.saving.register_keras_serializable(package="kbert")
-class BertModel(keras.Model):
+class BertModel(_InputBoundary, keras.Model):
     """BERT with keras-bert's layer names.
 
     Args:
@@ -501,69 +634,20 @@ class BertModel(keras.Model):
         _apply_trainable(self, trainable)
         self.input_limits = InputLimits(config, seq_len, [i.name for i in inputs], task_num)
 
-    # -- the input boundary (see the module docstring) --------------------
+    # -- the input boundary (`_InputBoundary`, the module docstring) ------
 
-    def _checked_data(self, x):
-        """(x, fully checked): arrays checked now, batches as they come."""
-        limits = self.input_limits
-        if isinstance(x, BucketedBatches):
-            width = x.widest
-            limits.check([a[:, :width] for a in x.inputs] if len(x.inputs) > 1 else x.inputs[0][:, :width])
-            return x, True
-        if isinstance(x, keras.utils.PyDataset):
-            return _CheckedBatches(x, limits), True
-        if isinstance(x, types.GeneratorType):
-            return (limits.check_batch(batch) for batch in x), True
-        if x is None or not isinstance(x, (list, tuple, dict, np.ndarray)) and _host_array(x, "x") is None:
-            return x, False  # tf.data, DataLoader, ...: not checked (see the module docstring)
-        return x, limits.check(x)
+    def _check(self, x):
+        return self.input_limits.check(x)
 
-    @contextlib.contextmanager
-    def _boundary(self, checked):
-        with _inside_boundary(self, checked), _state_kept_on_error(self):
-            yield
+    def _check_batch(self, batch):
+        return self.input_limits.check_batch(batch)
 
-    def __call__(self, *args, **kwargs):
-        inputs = args[0] if args else kwargs.get("inputs")
-        if inputs is not None and not _is_inside_boundary(self):
-            self.input_limits.check(inputs)
-        return super().__call__(*args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        x, checked = self._checked_data(x)
-        with self._boundary(checked):
-            return super().predict(x, *args, **kwargs)
-
-    def predict_on_batch(self, x):
-        checked = self.input_limits.check(x)
-        with self._boundary(checked):
-            return super().predict_on_batch(x)
-
-    def evaluate(self, x=None, *args, **kwargs):
-        x, checked = self._checked_data(x)
-        with self._boundary(checked):
-            return super().evaluate(x, *args, **kwargs)
-
-    def test_on_batch(self, x, *args, **kwargs):
-        checked = self.input_limits.check(x)
-        with self._boundary(checked):
-            return super().test_on_batch(x, *args, **kwargs)
-
-    def train_on_batch(self, x, *args, **kwargs):
-        checked = self.input_limits.check(x)
-        with self._boundary(checked):
-            return super().train_on_batch(x, *args, **kwargs)
-
-    def fit(self, x=None, *args, **kwargs):
-        x, checked = self._checked_data(x)
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)):
-            self.input_limits.check(validation[0])
-        elif validation is not None:
-            kwargs["validation_data"], checked_validation = self._checked_data(validation)
-            checked = checked and checked_validation
-        with self._boundary(checked):
-            return super().fit(x, *args, **kwargs)
+    def _checked_whole(self, x):
+        if not isinstance(x, BucketedBatches) or isinstance(x, PackedBatches):
+            return None
+        width = x.widest
+        self.input_limits.check([a[:, :width] for a in x.inputs] if len(x.inputs) > 1 else x.inputs[0][:, :width])
+        return True
 
     @staticmethod
     def _pooler(x, config):
@@ -612,28 +696,40 @@ def attention_probabilities(model, layer):
     return keras.Model(model.inputs, probabilities, name=f"attention_{layer}")
 
 
-class PackedClassifier(keras.Model):
+class PackedClassifier(_InputBoundary, keras.Model):
     """A `BertModel` classifier's layers (the same objects, so the same
     variables) over packed rows (`kbert.packing`): inputs each example's
     `[CLS]` index [N] and token, segment, position and example ids [R, L]
     (`PACKED_INPUTS`); output the logits [N, labels], equal to the unpacked
     model's.
 
-    It trains on `PackedBatches`, checked as `BertModel` checks
-    `BucketedBatches` (all rows at once, before the first step).  It is a
-    view for training, not saved: save the `BertModel` itself.
+    Its inputs are checked on the host at every entry point, as
+    `BertModel`'s are (`InputLimits.check_packed`): arrays at once,
+    `PackedBatches` whole (their unpacked rows) before the first step,
+    other batch objects as they come.  `predict` is refused: packed batches
+    come shuffled, so its outputs would not line up with any rows
+    (`predict_on_batch` serves `kbert.packing.predict_packed`).  It is a
+    view, not saved: save the `BertModel` itself.
     """
 
-    def fit(self, x=None, *args, **kwargs):
+    def _check(self, x):
+        return self.input_limits.check_packed(x)
+
+    def _check_batch(self, batch):
+        return self.input_limits.check_packed_batch(batch)
+
+    def _checked_whole(self, x):
+        if isinstance(x, BucketedBatches) and not isinstance(x, PackedBatches):
+            raise DataError(f"a packed classifier reads PackedBatches, got {type(x).__name__}: "
+                            f"use the BertModel it was made from")
         if not isinstance(x, PackedBatches):
-            raise ConfigError(f"a packed classifier trains on PackedBatches, got {type(x).__name__}")
+            return None
         limits = self.input_limits
         limits.check([a[:, : x.widest] for a in x.inputs])  # the unpacked rows: ids and widths
         if x.pack_len > limits.max_position_embeddings:
-            raise ConfigError(f"pack_len {x.pack_len} exceeds max_position_embeddings "
-                              f"{limits.max_position_embeddings}")
-        with _state_kept_on_error(self):
-            return super().fit(x, *args, **kwargs)
+            raise DataError(f"pack_len {x.pack_len} exceeds max_position_embeddings "
+                            f"{limits.max_position_embeddings}")
+        return True
 
     def predict(self, *args, **kwargs):
         # Packed batches come in their shuffled training order: outputs

@@ -28,7 +28,7 @@ import weakref
 import keras
 import numpy as np
 
-from kbert.batching import BucketedBatches, bucket_width, check_rows, length_buckets
+from kbert.batching import BucketedBatches, bucket_width, check_rows, id_lengths, length_buckets, padded_inside
 from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
 
@@ -152,9 +152,21 @@ class PackedBatches(BucketedBatches):
                  window=1):
         if not isinstance(inputs, tuple) or len(inputs) != 2:
             raise ConfigError("packed batches take (token ids, segment ids)")
-        lengths = check_rows([np.asarray(a) for a in inputs], lengths, targets)
+        arrays = [np.asarray(a) for a in inputs]
+        check_rows(arrays, lengths, targets)
+        if arrays[1].shape != arrays[0].shape:
+            raise DataError(f"segment ids have shape {list(arrays[1].shape)} but token ids {list(arrays[0].shape)}")
+        # The real tokens, as the ids say (`lengths` may be longer than that:
+        # packed, the padding between would be read as tokens).
+        lengths = id_lengths(inputs[0])
+        if not len(lengths):
+            raise DataError("no rows to batch: the input arrays are empty")
+        inside = padded_inside(inputs[0], lengths)
+        if len(inside):
+            raise DataError(f"row {int(inside[0])}: a [PAD] id (0) among its tokens, which the padding mask "
+                            f"drops; packing cannot (train with --no-packing, packing=False)")
         if pack_len is None:
-            pack_len = bucket_width(lengths.max() if len(lengths) else 1, inputs[0].shape[1])
+            pack_len = bucket_width(lengths.max(), inputs[0].shape[1])
         check_pack_len(pack_len, lengths)
         self.pack_len = pack_len
         super().__init__(inputs, targets, lengths, batch_size=batch_size, seed=seed, epoch=epoch,

@@ -29,13 +29,12 @@ compared with the Keras model's: an artifact that disagrees by more than
 import logging
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
 from kbert import runs
-from kbert.atomic import recover_dir, replace_dir, write_json
-from kbert.errors import ConfigError, DataError
+from kbert.atomic import atomic_directory, read_json, write_json
+from kbert.errors import ConfigError, DataError, KbertError
 
 logger = logging.getLogger(__name__)
 
@@ -73,22 +72,59 @@ def _jax2tf_options(model):
 def run_artifact(directory, arrays):
     """Logits of the exported artifact in `directory` (as `export_run`
     wrote it) on `arrays` (the model's inputs, in order), run in the
-    artifact's own runtime."""
-    from kbert.atomic import read_json
+    artifact's own runtime.
 
-    manifest = read_json(os.path.join(directory, MANIFEST), error=DataError, what="serving manifest")
-    path = os.path.join(directory, manifest["artifact"])
-    if manifest["format"] == "tf_saved_model":
+    Raises:
+        DataError: `serving.json` is missing or names no format and artifact
+            that `export_run` writes (its artifact is always the fixed name
+            inside `directory`, so no path in it leads elsewhere), or the
+            runtime cannot load or run the artifact.
+    """
+    manifest_file = os.path.join(directory, MANIFEST)
+    manifest = read_json(manifest_file, error=DataError, what="serving manifest")
+    format = manifest.get("format")
+    if format not in FORMATS:
+        raise DataError(f"{manifest_file}: format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if manifest.get("artifact") != ARTIFACTS[format]:
+        raise DataError(f"{manifest_file}: artifact must be {ARTIFACTS[format]!r} for {format}, "
+                        f"got {manifest.get('artifact')!r}")
+    path = os.path.join(directory, ARTIFACTS[format])
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such {format} artifact")
+    arrays = [np.asarray(a, np.int32) for a in arrays]
+    if format == "tf_saved_model":
         import tensorflow as tf
 
-        loaded = tf.saved_model.load(path)  # held: its variables die with it
-        tensors = [tf.constant(a, tf.int32) for a in arrays]
-        return np.asarray(loaded.serve(tensors if len(tensors) > 1 else tensors[0]))
-    import onnxruntime
+        def run():
+            loaded = tf.saved_model.load(path)  # held: its variables die with it
+            tensors = [tf.constant(a) for a in arrays]
+            return np.asarray(loaded.serve(tensors if len(tensors) > 1 else tensors[0]))
+    else:
+        def run():
+            import onnxruntime
 
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = {spec.name: np.asarray(a, np.int32) for spec, a in zip(session.get_inputs(), arrays)}
-    return session.run(None, feed)[0]
+            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            feed = {spec.name: a for spec, a in zip(session.get_inputs(), arrays)}
+            return session.run(None, feed)[0]
+    return _exporter_step(f"{path}: the {format} runtime", run)
+
+
+def _exporter_step(what, step, hint=""):
+    """`step()`, with a failure of the exporter or runtime underneath (they
+    raise their own types: TensorFlow's InvalidArgumentError, onnxruntime's
+    Fail and NoSuchFile, jax2onnx's) as a DataError saying which one failed
+    and its first line."""
+    try:
+        return step()
+    except KbertError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a third-party boundary: report, never pass through
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        # TensorFlow's graph errors open with "Graph execution error:"; the
+        # cause is the last line that says "error: ..." (MLIR's diagnostics).
+        causes = [line for line in lines if "error:" in line.lower() and not line.lower().endswith("error:")]
+        first = causes[-1] if causes else lines[0] if lines else ""
+        raise DataError(f"{what} failed: {type(e).__name__}: {first[:300]}{hint}") from e
 
 
 def _probe_batches(classifier, length):
@@ -111,10 +147,17 @@ def export_run(run_dir, output, format, *, overwrite=False):
 
     Returns the serving manifest (also written as OUTPUT/serving.json).
 
+    `output` must not be, contain or lie inside `run_dir`; with `overwrite`
+    it may be an earlier export (a directory holding `serving.json`), which
+    is replaced only once the new artifact has passed its check.  Nothing
+    else is ever removed.
+
     Raises:
-        ConfigError: an unknown format, a backend that cannot export it, or
-            an existing `output` without `overwrite`.
-        DataError: the artifact's logits differ from the Keras model's.
+        ConfigError: an unknown format, a backend that cannot export it, an
+            `output` that overlaps the run, exists (without `overwrite`, or
+            is not an earlier export) or cannot be written.
+        DataError: the exporter failed, or the artifact fails in its own
+            runtime or gives logits that differ from the Keras model's.
     """
     import keras
 
@@ -129,28 +172,27 @@ def export_run(run_dir, output, format, *, overwrite=False):
             f"process runs {backend}; the run's model loads on any backend, so set KERAS_BACKEND and export again"
         )
     output = os.path.abspath(os.fspath(output))
-    recover_dir(output)
-    if os.path.exists(output) and not overwrite:
-        raise ConfigError(f"{output}: already exists (pass --overwrite to replace it)")
-    classifier = load_classifier(run_dir)
-    model, record = classifier.model, classifier.record
-    # jax2onnx names every free dimension on its own, so the two inputs'
-    # lengths could not be tied together: the JAX ONNX artifact takes
-    # inputs padded to max_seq_len.
-    length = record.max_seq_len if (format, backend) == ("onnx", "jax") else None
-    probes = _probe_batches(classifier, length)
-    expected = [np.asarray(model.predict_on_batch(batch)) for batch in probes]
-    model(probes[0])  # Keras exports only a model that has been called
-
-    parent = os.path.dirname(output)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.{os.getpid()}.", dir=parent)
-    try:
-        os.chmod(tmp, 0o755)
+    # The destination is judged before the run is read: one that is,
+    # contains or lies inside the run is refused (an --overwrite of it would
+    # remove the run), and only an earlier export is ever replaced.
+    with atomic_directory(output, overwrite=overwrite, marker=MANIFEST, inputs=[run_dir], flag="--output",
+                          error=ConfigError) as tmp:
+        classifier = load_classifier(run_dir)
+        model, record = classifier.model, classifier.record
+        # jax2onnx names every free dimension on its own, so the two inputs'
+        # lengths could not be tied together: the JAX ONNX artifact takes
+        # inputs padded to max_seq_len.
+        length = record.max_seq_len if (format, backend) == ("onnx", "jax") else None
+        probes = _probe_batches(classifier, length)
+        expected = [np.asarray(model.predict_on_batch(batch)) for batch in probes]
+        model(probes[0])  # Keras exports only a model that has been called
+        other = [b for b in EXPORTED_BY[format] if b != backend]
+        hint = f" (nothing was written; KERAS_BACKEND={other[0]} may export it)" if other else ""
         options = {"input_signature": _signature(model, length)}
         if (format, backend) == ("tf_saved_model", "jax"):
             options["jax2tf_kwargs"] = _jax2tf_options(model)
-        model.export(os.path.join(tmp, ARTIFACTS[format]), format=format, verbose=False, **options)
+        _exporter_step(f"Keras' {format} exporter (backend {backend})", lambda: model.export(
+            os.path.join(tmp, ARTIFACTS[format]), format=format, verbose=False, **options), hint)
         shutil.copyfile(runs.vocab_file(run_dir), os.path.join(tmp, "vocab.txt"))
         manifest = {
             "format": format,
@@ -168,16 +210,19 @@ def export_run(run_dir, output, format, *, overwrite=False):
             "vocab": "vocab.txt",
         }
         write_json(os.path.join(tmp, MANIFEST), manifest)
-        difference = max(float(np.abs(run_artifact(tmp, batch) - want).max())
-                         for batch, want in zip(probes, expected))
+        # An artifact its own runtime cannot run (the StableHLO that JAX 0.10
+        # writes for erf is newer than TensorFlow 2.21 reads) is refused like
+        # one that disagrees: running it is the only proof an artifact works.
+        try:
+            got = [run_artifact(tmp, batch) for batch in probes]
+        except DataError as e:
+            reason = str(e).replace(tmp, output)  # the temporary directory is gone by now
+            raise DataError(f"{output}: the artifact exported on {backend} does not run: {reason}{hint}") from e
+        difference = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
         if not difference <= TOLERANCE:
             raise DataError(f"{output}: the {format} artifact's logits differ from the Keras model's by "
                             f"{difference:.3g} (more than {TOLERANCE}); not written")
         manifest["max_abs_difference"] = difference
         write_json(os.path.join(tmp, MANIFEST), manifest)
-        replace_dir(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("exported %s to %s (logits within %.2g of Keras)", run_dir, output, difference)
     return manifest

@@ -99,7 +99,7 @@ def test_overwrite_survives_a_failing_second_rename(tmp_path, rng, monkeypatch):
         real_rename(src, dst)
 
     monkeypatch.setattr(export.os, "rename", second_fails)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(CheckpointError, match="target: cannot write there: injected"):
         export_checkpoint(b, tmp_path / "target", overwrite=True)
     monkeypatch.undo()
     after = read_checkpoint(tmp_path / "target")  # the old checkpoint is whole, under its own name

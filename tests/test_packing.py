@@ -299,3 +299,109 @@ def test_packed_random_bert_base_equals_unpacked(rng):
     model = BertModel(base, num_labels=2)
     ids, segments, lengths = _random_batch(rng, n=6, width=40, vocab=30522)
     _check_exact(model, ids, segments, lengths, rng.integers(0, 2, 6), pack_len=64)
+
+
+# ---------------------------------------------------------------- the packed view's boundary (issue 24)
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
+
+
+def _packed_inputs(rng, vocab=60):
+    ids, segments, lengths = _random_batch(rng, n=6, width=12, vocab=vocab)
+    return list(pack((ids, segments), lengths, 16)), np.arange(6) % 3
+
+
+BAD_PACKED = {
+    "token id outside the vocabulary": (1, lambda a: a.__setitem__((0, 0), 999), r"Input-Token: id 999"),
+    "segment id 5": (2, lambda a: a.__setitem__((0, 1), 5), r"Input-Segment: id 5 .*type_vocab_size"),
+    "position beyond the table": (3, lambda a: a.__setitem__((0, 2), 64), r"Input-Position: id 64"),
+    "negative example id": (4, lambda a: a.__setitem__((0, 0), -1), r"Input-Example: id -1"),
+    "[CLS] index outside the rows": (0, lambda a: a.__setitem__(0, 10_000), r"Input-Cls: id 10000"),
+}
+
+
+@pytest.mark.parametrize("entry", ["train_on_batch", "test_on_batch", "predict_on_batch", "call", "fit",
+                                   "evaluate"])
+@pytest.mark.parametrize("bad", list(BAD_PACKED))
+def test_the_packed_view_checks_its_inputs_at_every_entry_point(rng, entry, bad):
+    """The audit: token id 999 through train_on_batch made every weight of
+    the shared model NaN; segment 5, long rows or a [CLS] index out of range
+    gave NaN logits.  Each is refused by name, the weights untouched."""
+    model = _small_classifier()
+    view = packed_classifier(model)
+    view.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _packed_inputs(rng)
+    index, spoil, message = BAD_PACKED[bad]
+    spoil(x[index])
+    before = _weights(model)
+    call = {"train_on_batch": lambda: view.train_on_batch(x, y), "test_on_batch": lambda: view.test_on_batch(x, y),
+            "predict_on_batch": lambda: view.predict_on_batch(x), "call": lambda: view(x),
+            "fit": lambda: view.fit(x, y, batch_size=len(y), epochs=1, verbose=0, shuffle=False),
+            "evaluate": lambda: view.evaluate(x, y, batch_size=len(y), verbose=0)}[entry]
+    with pytest.raises(DataError, match=message):
+        call()
+    assert all(np.array_equal(a, b) for a, b in zip(before, _weights(model), strict=True))
+
+
+def test_the_packed_view_refuses_rows_longer_than_the_positions(rng):
+    model = _small_classifier()  # max_position_embeddings 64
+    ids, segments, lengths = _random_batch(rng, n=6, width=12, vocab=60)
+    x = list(pack((ids, segments), lengths, 72))
+    with pytest.raises(DataError, match="packed rows of 72 slots exceed max_position_embeddings 64"):
+        packed_classifier(model).predict_on_batch(x)
+
+
+def test_packed_evaluate_checks_packed_batches_whole(rng):
+    model = _small_classifier()
+    view = packed_classifier(model)
+    view.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids, segments, lengths = _random_batch(rng, n=6, width=10, vocab=60)
+    ids[4, 0] = 60
+    batches = PackedBatches((ids, segments), np.zeros(6, np.int32), lengths, pack_len=16, batch_size=3, seed=0)
+    with pytest.raises(DataError, match=r"Input-Token: id 60 .*\(vocab_size 60\)"):
+        view.evaluate(batches, verbose=0)
+    # A valid packed batch passes the same boundary and gives the unpacked logits.
+    ids[4, 0] = 7
+    x = list(pack((ids, segments), lengths, 16))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(view.predict_on_batch(x)),
+                               keras.ops.convert_to_numpy(model([ids, segments])), atol=1e-5, rtol=0)
+
+
+def test_packing_reads_the_token_ids_not_lengths(rng):
+    """The audit: lengths + 3 changed packed logits by 0.019 while the
+    unpacked path ignored them.  Packed rows now hold each row's real
+    tokens as its ids say; a length that would cut tokens off is refused."""
+    model = _small_classifier()
+    ids, segments, lengths = _random_batch(rng, n=40, width=40, vocab=60)
+    lengths = np.minimum(lengths, 30)
+    ids[:, 30:], segments[:, 30:] = 0, 0
+    assert inference_plan(model, [ids, segments], lengths, 8) is not None  # the packed path is the one run
+    reference = keras.ops.convert_to_numpy(model([ids, segments], training=False))
+    for given in (None, lengths, lengths + 3):
+        np.testing.assert_allclose(predict_bucketed(model, [ids, segments], given, batch_size=8), reference,
+                                   atol=1e-5, rtol=0)
+    with pytest.raises(DataError, match="lengths: row 0 has length"):
+        predict_bucketed(model, [ids, segments], lengths - 1)
+    # A [PAD] inside a row: the padding mask drops it, so the rows are read unpacked.
+    ids[3, 1] = 0
+    reference = keras.ops.convert_to_numpy(model([ids, segments], training=False))
+    np.testing.assert_allclose(predict_bucketed(model, [ids, segments], batch_size=8), reference, atol=1e-5, rtol=0)
+    with pytest.raises(DataError, match="row 3: a \\[PAD\\] id"):
+        PackedBatches((ids, segments), np.zeros(40), lengths, batch_size=4, seed=0)
+
+
+@pytest.mark.parametrize("case", ["targets None", "narrow segments", "zero rows", "float lengths"])
+def test_packed_batches_refuse_malformed_inputs_by_name(rng, case):
+    ids, segments, lengths = _random_batch(rng, n=5, width=12)
+    targets = np.zeros(5, np.int32)
+    if case == "targets None":
+        targets, match = None, "targets"
+    elif case == "narrow segments":
+        segments, match = segments[:, :6], "input array 1 has shape"
+    elif case == "zero rows":
+        ids, segments, lengths, targets, match = ids[:0], segments[:0], lengths[:0], targets[:0], "no rows"
+    else:
+        lengths, match = lengths + 0.5, "lengths must be integers"
+    with pytest.raises(DataError, match=match):
+        PackedBatches((ids, segments), targets, lengths, batch_size=2, seed=0)

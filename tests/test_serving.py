@@ -11,8 +11,10 @@ import pytest
 
 from kbert import runs
 from kbert.cli import main as cli
+from kbert.config import BertConfig
 from kbert.errors import ConfigError, DataError
 from kbert.glue import get_processor
+from kbert.model import BertModel
 from kbert.serving import EXPORTED_BY
 from kbert.tokenization import Tokenizer
 from test_predict import VOCAB, make_run
@@ -104,3 +106,114 @@ def test_an_artifact_that_disagrees_is_never_written(tmp_path, monkeypatch):
     assert not os.path.exists(tmp_path / "out") and os.listdir(tmp_path) == ["sst2"]
     with pytest.raises(ConfigError, match="--format"):
         serving.export_run(run, tmp_path / "out", "torchscript")
+
+
+# ---------------------------------------------------------------- destinations (issue 24)
+
+needs_export = pytest.mark.skipif(BACKEND not in EXPORTED_BY["onnx"], reason=f"{BACKEND} exports nothing")
+
+
+def tree(path):
+    """{relative path: bytes} of every file under `path`: what a refusal must leave alone."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            out[os.path.relpath(full, path)] = open(full, "rb").read()
+    return out
+
+
+@needs_export
+@pytest.mark.parametrize("where", ["run", "parent", "inside", "symlink to run", "symlink to parent"])
+def test_export_never_writes_over_or_into_its_own_run(tmp_path, capsys, where):
+    (tmp_path / "runs").mkdir()
+    run = make_run(tmp_path / "runs" / "sst2", "SST-2", 2, ("0", "1"))
+    before = tree(tmp_path)
+    output = {"run": run, "parent": run.parent, "inside": run / "serve"}.get(where)
+    if output is None:
+        output = tmp_path / "link"
+        os.symlink(run if where == "symlink to run" else run.parent, output)
+        before = tree(tmp_path)
+    code = cli(["export", "--model", str(run), "--output", str(output), "--format", "onnx", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--output" in err and err.count("\n") == 1, err
+    assert tree(tmp_path) == before  # the run whole, nothing added beside or inside it
+    runs.load_model(run, verify=False)
+
+
+@needs_export
+def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
+    run = make_run(tmp_path / "sst2", "SST-2", 2, ("0", "1"))
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir" / "notes.txt").write_text("mine too")
+    before = tree(tmp_path)
+    for target in ("afile", "adir"):
+        assert cli(["export", "--model", str(run), "--output", str(tmp_path / target), "--format", "onnx",
+                    "--overwrite"]) == 2
+        assert "not a directory kbert wrote" in capsys.readouterr().err
+    # The audit's stray: an overwrite of a file once left .afile.old behind.
+    assert tree(tmp_path) == before and sorted(os.listdir(tmp_path)) == ["adir", "afile", "sst2"]
+    serve = tmp_path / "serve"
+    for _ in range(2):  # an earlier export is replaced, with nothing left beside it
+        assert cli(["export", "--model", str(run), "--output", str(serve), "--format", "onnx", "--overwrite"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["adir", "afile", "serve", "sst2"]
+    assert json.load(open(serve / "serving.json"))["format"] == "onnx"
+
+
+@needs_export
+@pytest.mark.parametrize("output", ["/sys/kernel/kbert-export", "/proc/kbert-export", "FILE/child"])
+def test_an_unwritable_destination_is_one_clear_error(tmp_path, capsys, output):
+    run = make_run(tmp_path / "sst2", "SST-2", 2, ("0", "1"))
+    (tmp_path / "FILE").write_text("a file, not a directory")
+    output = output.replace("FILE", str(tmp_path / "FILE"))
+    assert cli(["export", "--model", str(run), "--output", output, "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write there" in err and err.count("\n") == 1, err
+
+
+def test_an_artifact_its_runtime_cannot_run_is_refused(tmp_path):
+    """JAX 0.10 writes erf (the exact gelu of Hugging Face's checkpoints,
+    MiniLM's among them) as StableHLO that TensorFlow 2.21 cannot read: the
+    export must say so, not raise TensorFlow's InvalidArgumentError.  On
+    TensorFlow the same run exports, and agrees with Keras."""
+    from kbert import serving
+
+    if BACKEND not in EXPORTED_BY["tf_saved_model"]:
+        pytest.skip(f"{BACKEND} exports no tf_saved_model")
+    directory = tmp_path / "gelu"
+    directory.mkdir()
+    keras.utils.set_random_seed(0)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=32, gelu_approximate=False)
+    runs.save_model(directory, BertModel(config, num_labels=2), "teacher")
+    runs.write_vocab(directory, VOCAB)
+    runs.write_run(directory, runs.RunRecord(kind="teacher", status="complete", options={}, task="SST-2",
+                                             labels=("0", "1"), num_labels=2, max_seq_len=12))
+    try:
+        manifest = serving.export_run(directory, tmp_path / "out", "tf_saved_model")
+    except DataError as e:
+        assert BACKEND == "jax" and "StableHLO" in str(e) and "KERAS_BACKEND=tensorflow" in str(e), e
+        assert sorted(os.listdir(tmp_path)) == ["gelu"]
+    else:
+        assert manifest["max_abs_difference"] <= serving.TOLERANCE
+
+
+@pytest.mark.parametrize("change", [{"artifact": "../outside/model.onnx"}, {"format": "pickle"}, {"format": None},
+                                    {"artifact": "model.onnx"}, "no manifest", "no artifact"])
+def test_run_artifact_reads_only_what_export_wrote(tmp_path, change):
+    from kbert.serving import MANIFEST, run_artifact
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "model.onnx").write_bytes(b"not read")
+    served = tmp_path / "served"
+    (served / "saved_model").mkdir(parents=True)
+    manifest = {"format": "tf_saved_model", "artifact": "saved_model"}
+    if change == "no artifact":
+        os.rmdir(served / "saved_model")
+    elif isinstance(change, dict):
+        manifest.update(change)
+    if change != "no manifest":
+        (served / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="serving.json|no such|artifact"):
+        run_artifact(served, [np.zeros((1, 4), np.int32)])

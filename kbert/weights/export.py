@@ -10,11 +10,10 @@ an interrupted export never leaves a half checkpoint under the target name.
 import logging
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
-from kbert.atomic import recover_dir, replace_dir
+from kbert.atomic import atomic_directory
 from kbert.errors import CheckpointError, ConfigError
 from kbert.weights import name_map
 from kbert.weights.loading import Assignment
@@ -49,9 +48,17 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
         directory: the checkpoint directory to create.
         vocab_file: the `vocab.txt` to copy; defaults to the one the model
             was loaded with.
-        overwrite: replace an existing `directory`.
+        overwrite: replace an existing `directory`, if it is a checkpoint
+            directory (it holds a `bert_config.json`); anything else is
+            never removed.
 
     Returns the list of `Assignment`s written (original name <- Keras slot).
+
+    Raises:
+        CheckpointError: `directory` exists (without `overwrite`, or is no
+            checkpoint directory), is, contains or lies inside the checkpoint
+            or vocabulary the model was loaded from, or cannot be written.
+        ConfigError: `model` is no kbert model, or has no vocabulary.
     """
     config = getattr(model, "bert_config", None)
     if config is None:
@@ -61,24 +68,14 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
         raise ConfigError(
             f"export_checkpoint needs the model's vocab.txt (got {vocab_file!r}); pass vocab_file="
         )
-    directory = os.path.abspath(os.fspath(directory))
-    recover_dir(directory)
-    if os.path.exists(directory) and not overwrite:
-        raise CheckpointError(f"{directory}: already exists (pass overwrite=True to replace it)")
     tensors, written = export_tensors(model)
-
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.{os.getpid()}.", dir=parent)
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is not
+    # What the model was loaded from is never replaced, nor written into.
+    source = getattr(getattr(model, "load_report", None), "path", None)
+    with atomic_directory(directory, overwrite=overwrite, marker="bert_config.json",
+                          inputs=[vocab_file, source], flag="checkpoint directory", error=CheckpointError) as tmp:
         write_original_checkpoint(os.path.join(tmp, "bert_model.ckpt"), tensors)
         with open(os.path.join(tmp, "bert_config.json"), "w", encoding="utf-8") as f:
             f.write(config.to_json_string())
         shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
-        replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("exported %d variables to %s", len(written), directory)
     return written
