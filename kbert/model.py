@@ -297,8 +297,13 @@ def _host_array(value, name):
     eager tensor), or None when it is symbolic or traced."""
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, keras.KerasTensor) or value is None:
+    if isinstance(value, keras.KerasTensor):
         return None
+    if value is None or isinstance(value, (str, bytes, dict, set)):
+        raise DataError(f"{name}: expected an array of ids, got {type(value).__name__} {str(value)[:40]!r}")
+    if isinstance(value, (list, tuple)) and not len(value):
+        # Keras flattens an empty list away: the model would see one input fewer.
+        raise DataError(f"{name}: an empty list, not an array of ids")
     if isinstance(value, (list, tuple, int, float, np.generic)):
         try:
             return np.asarray(value)
