@@ -2,6 +2,7 @@
 original names, bit-exact on reload, atomic."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -121,3 +122,21 @@ def test_an_export_killed_between_its_renames_is_recovered(tmp_path, rng):
     export_checkpoint(b, tmp_path / "target", overwrite=True)
     assert not any(np.array_equal(read_checkpoint(tmp_path / "target")[k], before[k]) for k in before
                    if "embeddings" in k)
+
+
+def test_convert_never_replaces_or_writes_into_its_source(fixture_checkpoint, tmp_path, capsys):
+    """`kbert convert SRC SRC --overwrite` would have removed the source
+    checkpoint: a target that is, contains or lies inside what the model was
+    read from is refused, and a user's directory is never replaced."""
+    source = tmp_path / "src"
+    shutil.copytree(fixture_checkpoint, source)
+    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    for target, message in ((source, "contains the input"), (tmp_path, "contains the input"),
+                            (source / "out", "lies inside the input"), (tmp_path / "mine", "not a directory kbert wrote")):
+        assert cli(["convert", str(source), str(target), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in source.iterdir()} == before
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
