@@ -71,6 +71,8 @@ def export_checkpoint(model, directory, *, vocab_file=None, overwrite=False):
     tensors, written = export_tensors(model)
     # What the model was loaded from is never replaced, nor written into.
     source = getattr(getattr(model, "load_report", None), "path", None)
+    if source is not None and not os.path.isdir(source):
+        source = os.path.dirname(os.path.abspath(source))  # an original checkpoint's prefix: its directory
     with atomic_directory(directory, overwrite=overwrite, marker="bert_config.json",
                           inputs=[vocab_file, source], flag="checkpoint directory", error=CheckpointError) as tmp:
         write_original_checkpoint(os.path.join(tmp, "bert_model.ckpt"), tensors)
