@@ -35,13 +35,26 @@ preset (a sentence encoder), starts them fresh.  The MLM output matrix is
 `Embedding-Token`'s, as in BERT.
 
 The run directory (see `kbert.runs`) holds run.json (kind "pretrain"),
-vocab.txt, instances.npz (made once), training/ (weights and optimizer
-state every `save_every` steps, until the run is complete) and, when
+vocab.txt, instances.npz (made once), training/ (every `save_every` steps:
+state-STEP.weights.h5, the weights and optimizer state, then state.json,
+which names the step and commits it; until the run is complete) and, when
 done, checkpoint/: the original
 format with the MLM and NSP heads, which `load_checkpoint`, `kbert
 finetune --checkpoint RUN` and Google's code read.  A killed run resumes
 from its last save and replays the same batches and the same dropout, so
 the result is the one an uninterrupted run gives.
+
+Every input is checked before the first write (the options, the
+checkpoint, its vocabulary and positions, the corpus and the instances it
+gives), so a refused command leaves no run behind and the corrected one
+starts as if it had been the first.  A resumed run reads only what it has
+checked: state.json's fields against the run's options and instances, its
+checksum, and the sha256 it records of the weights file and of the
+instances.  A damaged state.json or weights file is a DataError naming it
+(training/ may then be removed to train again from step 0).
+instances.npz is a cache: made again exactly from the corpus and seed
+when it is damaged, with a warning, and checked against the sha256 the
+run recorded before it is trained on.
 
 Shapes: B batch, T sequence length, P max_predictions_per_seq, H hidden
 size, V vocabulary size.
@@ -49,17 +62,20 @@ size, V vocabulary size.
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import random
+import re
 import shutil
 import time
+import zipfile
 
 import numpy as np
 
 from kbert import runs
-from kbert.atomic import atomic_output, file_sha256, read_json, write_json
-from kbert.checks import check_option_types
+from kbert.atomic import atomic_output, file_sha256, read_json, remove_quietly, write_json
+from kbert.checks import check_option_types, is_int, is_number
 from kbert.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -67,7 +83,12 @@ logger = logging.getLogger(__name__)
 INSTANCES_FILE = "instances.npz"
 TRAINING_DIR = "training"
 STATE_FILE = "state.json"
-WEIGHTS_FILE = "state.weights.h5"
+# Each save writes its own weights file, and state.json, written after it,
+# names the step: a kill between the two writes leaves the previous save
+# whole (one file name for every save would pair the old step with the
+# new weights).
+WEIGHTS_FILE = "state-{step}.weights.h5"
+WEIGHTS_NAME = re.compile(r"state-\d+\.weights\.h5")
 # Options that decide the instances; the rest decide only the training.
 INSTANCE_FIELDS = ("max_seq_len", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
                    "dupe_factor", "whole_word_mask", "cased", "seed")
@@ -116,10 +137,15 @@ class PretrainOptions:
         for name in ("masked_lm_prob", "short_seq_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:  # NumPy's seeds; Keras seeds its RNGs from this one
+            raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed}")
         if not self.learning_rate > 0:
             raise ConfigError("--learning-rate must be positive")
         if not 0 <= self.warmup_proportion < 1:
             raise ConfigError("--warmup-proportion must be in [0, 1)")
+        # Finite already (a number); negative decay would grow the weights.
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"--weight-decay must be at least 0, got {self.weight_decay}")
 
 
 # -- the corpus ---------------------------------------------------------------
@@ -190,42 +216,111 @@ class Instances:
         with atomic_output(path, suffix=".npz") as tmp:
             np.savez(tmp, key=np.array(key), **dataclasses.asdict(self))
 
+    def sha256(self):
+        """sha256 of every array's name, dtype, shape and bytes: what a
+        resumed run checks it trains on (the .npz file's own bytes hold a
+        time stamp, so instances made again exactly hash differently)."""
+        digest = hashlib.sha256()
+        for field in dataclasses.fields(self):
+            array = np.ascontiguousarray(getattr(self, field.name))
+            digest.update(f"{field.name} {array.dtype.str} {array.shape}\n".encode("utf-8"))
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
     @classmethod
-    def load(cls, path, key):
-        """The instances stored at `path` for `key`, or None (none, or others)."""
-        if not os.path.isfile(path):
+    def load(cls, path, key, options, vocab_size):
+        """The instances stored at `path` for `key`, or None when there are
+        none or they are another corpus's or options'.
+
+        Raises:
+            DataError: naming the file, when it is not a whole .npz of
+                instances for `options` (an array missing, of another
+                dtype or shape, or holding ids outside `vocab_size`).
+        """
+        if not os.path.lexists(path):
             return None
         try:
-            with np.load(path) as data:
-                if str(data["key"]) != key:
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):  # an .npy file
+                raise DataError(f"{path}: not an .npz archive")
+            with archive:
+                if "key" not in archive.files:
+                    raise DataError(f"{path}: no `key` array; not pre-training instances")
+                if str(archive["key"]) != key:
                     return None
-                return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
-        except (OSError, ValueError, KeyError) as e:
-            logger.warning("%s: unreadable (%s); making the instances again", path, e)
-            return None
+                missing = [f.name for f in dataclasses.fields(cls) if f.name not in archive.files]
+                if missing:
+                    raise DataError(f"{path}: missing arrays {missing}")
+                instances = cls(**{f.name: archive[f.name] for f in dataclasses.fields(cls)})
+        except DataError:
+            raise
+        # Truncated or bit-flipped zips (BadZipFile, EOFError, a CRC or
+        # header ValueError), unsupported or "encrypted" entries
+        # (RuntimeError) and files that are no zip at all end here.
+        except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: unreadable .npz ({type(e).__name__}: {e})") from None
+        instances._check(path, options, vocab_size)
+        return instances
+
+    def _check(self, path, options, vocab_size):
+        """Raise DataError (naming `path`) unless the arrays are instances
+        `create_instances` could have made for `options`."""
+        n = len(self.lengths) if self.lengths.ndim == 1 else None  # None: no shape matches
+        t, p = options.max_seq_len, options.max_predictions_per_seq
+        shapes = dict(input_ids=(n, t), segment_ids=(n, t), lengths=(n,), masked_lm_positions=(n, p),
+                      masked_lm_ids=(n, p), masked_lm_weights=(n, p), next_sentence_labels=(n,))
+        for name, shape in shapes.items():
+            array = getattr(self, name)
+            dtype = np.float32 if name == "masked_lm_weights" else np.int32
+            if array.dtype != dtype or array.shape != shape:
+                raise DataError(f"{path}: `{name}` is {array.dtype} {array.shape}, "
+                                f"expected {np.dtype(dtype)} {shape}")
+        if not n:
+            raise DataError(f"{path}: no instance")
+        if self.lengths.min() < 1 or self.lengths.max() > t:
+            raise DataError(f"{path}: `lengths` outside 1..{t}")
+        padding = np.arange(t) >= self.lengths[:, None]
+        if self.input_ids.min() < 0 or self.input_ids.max() >= vocab_size or self.masked_lm_ids.min() < 0 or \
+                self.masked_lm_ids.max() >= vocab_size:
+            raise DataError(f"{path}: token ids outside the vocabulary of {vocab_size}")
+        if self.input_ids[padding].any() or self.segment_ids[padding].any():
+            raise DataError(f"{path}: non-zero ids beyond a row's `lengths`")
+        for name in ("segment_ids", "next_sentence_labels", "masked_lm_weights"):
+            if not np.isin(getattr(self, name), (0, 1)).all():
+                raise DataError(f"{path}: `{name}` holds values other than 0 and 1")
+        # Unused slots hold position 0: every position indexes the row's pieces.
+        if self.masked_lm_positions.min() < 0 or (self.masked_lm_positions >= self.lengths[:, None]).any():
+            raise DataError(f"{path}: `masked_lm_positions` outside their rows")
 
 
 class _Vocabulary:
-    """What instance making needs of the vocabulary, by id."""
+    """What instance making needs of the vocabulary, by id; `source` names
+    it in the DataError for a missing special token."""
 
-    def __init__(self, tokens):
+    def __init__(self, tokens, source="the vocabulary"):
         index = {token: i for i, token in enumerate(tokens)}
         for token in ("[CLS]", "[SEP]", "[MASK]"):
             if token not in index:
-                raise DataError(f"the vocabulary has no {token}, which pre-training needs")
+                raise DataError(f"{source} has no {token}, which pre-training needs")
         self.cls, self.sep, self.mask = index["[CLS]"], index["[SEP]"], index["[MASK]"]
         self.size = len(tokens)
         self.continues_word = np.array([t.startswith("##") for t in tokens])
 
 
 def _truncate_pair(first, second, max_pieces, rng):
-    """Drop pieces from the longer of the two, at its front or back at random."""
-    while len(first) + len(second) > max_pieces:
-        longer = first if len(first) > len(second) else second
+    """(first, second) cut to `max_pieces` together: one piece at a time
+    from the longer of the two, at its front or back at random."""
+    # Bounds move rather than pieces being deleted one by one, which took
+    # quadratic time on a huge line (one sentence of millions of pieces);
+    # the draws, and so the instances, are the same.
+    bounds = [[0, len(first)], [0, len(second)]]
+    while bounds[0][1] - bounds[0][0] + bounds[1][1] - bounds[1][0] > max_pieces:
+        longer = bounds[0] if bounds[0][1] - bounds[0][0] > bounds[1][1] - bounds[1][0] else bounds[1]
         if rng.random() < 0.5:
-            del longer[0]
+            longer[0] += 1
         else:
-            longer.pop()
+            longer[1] -= 1
+    return first[bounds[0][0]:bounds[0][1]], second[bounds[1][0]:bounds[1][1]]
 
 
 def _choose_predictions(tokens, vocab, options, rng):
@@ -285,7 +380,7 @@ def _document_instances(documents, index, vocab, options, rng):
                 i -= len(chunk) - split  # the chunk's unused sentences start the next one
             else:
                 second = [int(t) for sentence in chunk[split:] for t in sentence]
-            _truncate_pair(first, second, max_pieces, rng)
+            first, second = _truncate_pair(first, second, max_pieces, rng)
             tokens = [vocab.cls, *first, vocab.sep, *second, vocab.sep]
             segments = [0] * (len(first) + 2) + [1] * (len(second) + 1)
             tokens, predictions = _choose_predictions(tokens, vocab, options, rng)
@@ -418,7 +513,20 @@ def _instance_key(options, tokens, corpus_hashes):
     return hashlib.sha256("\0".join(values).encode("utf-8")).hexdigest()
 
 
-def _instances(output, options, tokenizer, tokens, progress):
+def _instances(output, options, tokenizer, tokens, progress, expected=None):
+    """(instances, key): the instances of `options.corpus`, with key None
+    when read from the run's instances.npz, or the key to save them under
+    (`Instances.save`) when made now.
+
+    instances.npz is a cache, made deterministically from the corpus, the
+    vocabulary and the options: one that is damaged, or (given `expected`,
+    the `Instances.sha256` a resumed run trained on) not the run's, is made
+    again, with a warning, rather than refused.
+
+    Raises:
+        DataError: naming the corpus files: one missing or not UTF-8, fewer
+            than two documents in all, or instances other than `expected`.
+    """
     hashes = []
     for path in options.corpus:
         try:
@@ -427,29 +535,165 @@ def _instances(output, options, tokenizer, tokens, progress):
             raise DataError(f"corpus file {path}: cannot read it ({e.strerror or e})") from None
     key = _instance_key(options, tokens, hashes)
     path = os.path.join(output, INSTANCES_FILE)
-    instances = Instances.load(path, key)
-    if instances is None:
-        documents = read_documents(options.corpus, tokenizer)
-        logger.info("corpus: %d documents, %d sentences", len(documents), sum(map(len, documents)))
+    try:
+        instances = Instances.load(path, key, options, len(tokens))
+    except DataError as e:
+        logger.warning("%s; making the instances again from the corpus", e)
+        instances = None
+    if instances is not None:
+        if expected in (None, instances.sha256()):
+            return instances, None
+        logger.warning("%s: not the instances the run trained on; making them again from the corpus", path)
+    files = ", ".join(options.corpus)
+    documents = read_documents(options.corpus, tokenizer)
+    logger.info("corpus: %d documents, %d sentences", len(documents), sum(map(len, documents)))
+    try:
         instances = create_instances(documents, tokens, options, progress=progress)
-        instances.save(path, key)
-    return instances
+    except DataError as e:  # too few documents: the vocabulary was checked before
+        raise DataError(f"corpus {files}: {e}") from None
+    if expected is not None and instances.sha256() != expected:
+        raise DataError(f"corpus {files}: its instances are not those the run in {output} trained on (the corpus "
+                        f"or the checkpoint's vocabulary changed since it began); restore them, or start a new run "
+                        f"with another --output")
+    return instances, key
+
+
+HISTORY_FIELDS = {"step", "loss", "mlm_loss", "nsp_loss"}
+
+
+def _state_checksum(state):
+    """sha256 of state.json's values but `checksum`: a flipped bit, or a
+    value changed into another in range, is caught."""
+    values = {k: v for k, v in state.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _save_state(directory, trainer, state):
-    """Weights (with the optimizer's) first, then state.json, which commits."""
+    """This step's weights (with the optimizer's), then state.json, which
+    names the step and commits it; then earlier steps' weights go."""
     os.makedirs(directory, exist_ok=True)
-    with atomic_output(os.path.join(directory, WEIGHTS_FILE), suffix=".weights.h5") as tmp:
+    name = WEIGHTS_FILE.format(step=state["step"])
+    path = os.path.join(directory, name)
+    with atomic_output(path, suffix=".weights.h5") as tmp:
         trainer.save_weights(tmp)
-    write_json(os.path.join(directory, STATE_FILE), state)
+    state = dict(state, weights_sha256=file_sha256(path))
+    write_json(os.path.join(directory, STATE_FILE), dict(state, checksum=_state_checksum(state)))
+    for other in os.listdir(directory):
+        if other != name and WEIGHTS_NAME.fullmatch(other):
+            remove_quietly(os.path.join(directory, other))
+
+
+def _damaged(path, problem):
+    """The DataError for a damaged file of training/, saying the way out."""
+    return DataError(f"{path}: {problem}; restore it, or remove {os.path.dirname(path)} to train this run again "
+                     f"from step 0 (--resume)")
+
+
+def _is_loss(value):
+    # A diverged run's NaN loss is still a loss: the file may record it.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_state(path):
+    """The saved state at `path`, every field's type and the checksum
+    checked (its ranges, which need the run's length: `_check_steps`).
+
+    Raises:
+        DataError: naming the file and the field.
+    """
+    try:
+        state = read_json(path, error=DataError, what="pre-training state")
+    except DataError as e:
+        raise _damaged(path, str(e).removeprefix(f"{path}: ")) from None
+
+    def need(name, ok, expected):
+        if not ok:
+            raise _damaged(path, f"`{name}` is {state.get(name)!r:.80}, expected {expected}")
+
+    need("step", is_int(state.get("step"), 1), "a step count")
+    history = state.get("history")
+    need("history", isinstance(history, list) and all(
+        isinstance(h, dict) and set(h) == HISTORY_FIELDS and is_int(h["step"], 1)
+        and all(_is_loss(h[k]) for k in ("loss", "mlm_loss", "nsp_loss")) for h in history),
+        "a list of {step, loss, mlm_loss, nsp_loss}")
+    need("seconds", is_number(state.get("seconds")) and state["seconds"] >= 0, "seconds of training")
+    need("sequences", is_int(state.get("sequences"), 0), "a count of sequences")
+    for name in ("instances_sha256", "weights_sha256", "checksum"):
+        need(name, isinstance(state.get(name), str) and re.fullmatch("[0-9a-f]{64}", state[name]), "a sha256")
+    if state["checksum"] != _state_checksum(state):
+        raise _damaged(path, "changed since it was written (its values do not match its checksum)")
+    return state
+
+
+def _check_steps(path, state, options, total):
+    """Refuse a state whose step, history or count of sequences is not one
+    this run (`total` steps of `options`) saves.
+
+    Raises:
+        DataError: naming the file and the field.
+    """
+    step, every = state["step"], options.save_every
+    # Saves happen every save_every steps and after the last.
+    if step > total or (step != total and step % every):
+        raise _damaged(path, f"`step` is {step}, not a step this run of {total} saves at (every {every})")
+    if [h["step"] for h in state["history"]] != list(range(every, step, every)) + [step]:
+        raise _damaged(path, f"`history` does not hold one entry for each save up to step {step}")
+    # Every step trains batch_size rows (the stream wraps around the instances).
+    if state["sequences"] != step * options.batch_size:
+        raise _damaged(path, f"`sequences` is {state['sequences']}, not {step} steps of {options.batch_size}")
+
+
+def _checked_weights(directory, state):
+    """The path of the saved step's weights file, once it is the file
+    state.json recorded (its sha256).
+
+    Raises:
+        DataError: naming the weights file, missing, unreadable or changed.
+    """
+    path = os.path.join(directory, WEIGHTS_FILE.format(step=state["step"]))
+    try:
+        digest = file_sha256(path)
+    except OSError as e:
+        raise _damaged(path, f"cannot read it ({e.strerror or e}); {STATE_FILE} says step {state['step']} "
+                             f"was saved there") from None
+    if digest != state["weights_sha256"]:
+        raise _damaged(path, f"changed since it was saved (its sha256 differs from {STATE_FILE}'s)")
+    return path
+
+
+def _load_weights(path, trainer):
+    """Load a saved step's weights and optimizer state into `trainer`.
+
+    Raises:
+        DataError: naming the file, when it does not fit the model.
+    """
+    trainer.optimizer.build(trainer.trainable_variables)
+    try:
+        trainer.load_weights(path)
+    except (OSError, ValueError, KeyError) as e:  # the --checkpoint changed under the run
+        raise _damaged(path, f"does not fit this run's model ({type(e).__name__}: {e})") from None
 
 
 def pretrain(options, output, *, resume=False, progress=True):
     """Continue pre-training `options.checkpoint` on `options.corpus`.
 
     Returns the `RunRecord`; `results` holds global_step, instances,
-    history (mean losses of each saved stretch), train_seconds and
-    sequences_per_second.  The result is OUTPUT/checkpoint.
+    sequences (the rows trained on: batch_size a step, wrapping around
+    the instances), history (mean losses of each saved stretch),
+    train_seconds and sequences_per_second.  The result is
+    OUTPUT/checkpoint.
+
+    Every refusal comes before `output` is first written, so the
+    corrected command (without --resume) starts as if it were the first.
+
+    Raises:
+        ConfigError: a run is at `output` and `resume` is false, or it ran
+            with other options; the checkpoint has no vocab.txt, or fewer
+            positions than `max_seq_len`.
+        CheckpointError: the checkpoint cannot be read.
+        DataError: a corpus file is missing or not UTF-8, or the corpus
+            holds fewer than two documents; a resumed run's state.json or
+            weights file is damaged, or its corpus changed since.
     """
     import keras
     from tqdm.auto import tqdm
@@ -460,12 +704,21 @@ def pretrain(options, output, *, resume=False, progress=True):
     from kbert.weights.loading import load_checkpoint
 
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
-    record = runs.start_run(output, runs.RunRecord(kind="pretrain", status="training",
-                                                   options=dataclasses.asdict(options),
-                                                   max_seq_len=options.max_seq_len, cased=options.cased), resume)
-    if record.status == "complete":
+    record = runs.RunRecord(kind="pretrain", status="training", options=dataclasses.asdict(options),
+                            max_seq_len=options.max_seq_len, cased=options.cased)
+    # Refused at once if the run cannot start; written only once every input is checked.
+    stored = runs.check_start(output, record, resume)
+    if stored is not None and stored.status == "complete":
         logger.info("%s: run already complete", output)
-        return record
+        return stored
+    training_dir = os.path.join(output, TRAINING_DIR)
+    state_path = os.path.join(training_dir, STATE_FILE)
+    state = None
+    if os.path.lexists(state_path):
+        if stored is None:  # not this run's to overwrite
+            raise ConfigError(f"{output}: holds a saved pre-training state ({state_path}) but no run.json; "
+                              f"choose another --output")
+        state = _read_state(state_path)
     keras.utils.set_random_seed(options.seed)
     bert = load_checkpoint(options.checkpoint, training=True, trainable=True, fresh_heads=True)
     if bert.vocab_file is None:
@@ -473,47 +726,52 @@ def pretrain(options, output, *, resume=False, progress=True):
     if options.max_seq_len > bert.bert_config.max_position_embeddings:
         raise ConfigError(f"--max-seq-len {options.max_seq_len} exceeds the checkpoint's max_position_embeddings "
                           f"({bert.bert_config.max_position_embeddings})")
-    runs.copy_vocab(output, bert.vocab_file)
-    tokens = load_vocab_tokens(runs.vocab_file(output))
-    tokenizer = Tokenizer.from_vocab_file(runs.vocab_file(output), cased=options.cased,
+    tokens = load_vocab_tokens(bert.vocab_file)
+    tokenizer = Tokenizer.from_vocab_file(bert.vocab_file, cased=options.cased,
                                           vocab_size=bert.bert_config.vocab_size)
-    instances = _instances(output, options, tokenizer, tokens, progress)
-    if not len(instances):
-        raise DataError(f"{', '.join(options.corpus)}: no pre-training instance could be made")
-    order = _BatchOrder(instances, options.batch_size, options.seed)
+    _Vocabulary(tokens, f"vocabulary file {bert.vocab_file}")  # [MASK] too, before the corpus is read
+    instances, unsaved_key = _instances(output, options, tokenizer, tokens, progress,
+                                        expected=state and state["instances_sha256"])
     total = options.num_train_steps or -(-len(instances) // options.batch_size)
+    if state is not None:
+        _check_steps(state_path, state, options, total)
+        weights_path = _checked_weights(training_dir, state)
 
+    record = runs.start_run(output, record, resume)
+    runs.copy_vocab(output, bert.vocab_file)
+    if unsaved_key is not None:
+        instances.save(os.path.join(output, INSTANCES_FILE), unsaved_key)
+    order = _BatchOrder(instances, options.batch_size, options.seed)
     trainer = pretraining_model(bert)
     compile_pretraining(trainer, options, total)
-    training_dir = os.path.join(output, TRAINING_DIR)
-    state_path = os.path.join(training_dir, STATE_FILE)
-    state = {"step": 0, "history": [], "seconds": 0.0}
-    if os.path.isfile(state_path):
-        state = read_json(state_path, error=ConfigError, what="pre-training state")
-        trainer.optimizer.build(trainer.trainable_variables)
-        trainer.load_weights(os.path.join(training_dir, WEIGHTS_FILE))
+    if state is None:
+        state = {"step": 0, "history": [], "seconds": 0.0, "sequences": 0, "instances_sha256": instances.sha256()}
+    else:
+        _load_weights(weights_path, trainer)
         logger.info("resuming at step %d of %d", state["step"], total)
 
-    bar = tqdm(total=total * options.batch_size, initial=state["step"] * options.batch_size, desc="pretrain",
-               unit="seq", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total * options.batch_size, initial=state["sequences"], desc="pretrain", unit="seq",
+               disable=not progress, dynamic_ncols=True)
     step = state["step"]
     while step < total:
         # Each saved stretch draws its dropout from (seed, stretch) alone: a
         # resumed run replays it exactly.
         reseed(bert, options.seed, step // options.save_every)
-        started, losses = time.perf_counter(), []
+        started, losses, sequences = time.perf_counter(), [], 0
         end = min(total, (step // options.save_every + 1) * options.save_every)
         for step in range(step, end):
             x, y, weights = order.batch(step)
             logs = trainer.train_on_batch(x, y, sample_weight=weights, return_dict=True)
             losses.append([float(logs["loss"]), float(logs["mlm_loss"]), float(logs["nsp_loss"])])
-            bar.update(options.batch_size)
+            sequences += len(y["nsp"])
+            bar.update(len(y["nsp"]))
             bar.set_postfix(mlm=f"{losses[-1][1]:.3f}", nsp=f"{losses[-1][2]:.3f}")
         step = end
         mean = np.mean(losses, axis=0)
         state["history"].append({"step": step, "loss": float(mean[0]), "mlm_loss": float(mean[1]),
                                  "nsp_loss": float(mean[2])})
         state["seconds"] += time.perf_counter() - started
+        state["sequences"] += sequences
         state["step"] = step
         _save_state(training_dir, trainer, state)
     bar.close()
@@ -525,9 +783,10 @@ def pretrain(options, output, *, resume=False, progress=True):
         results=dict(
             global_step=total,
             instances=len(instances),
+            sequences=state["sequences"],
             history=state["history"],
             train_seconds=state["seconds"],
-            sequences_per_second=total * options.batch_size / max(state["seconds"], 1e-9),
+            sequences_per_second=state["sequences"] / max(state["seconds"], 1e-9),
             initialized=list(bert.load_report.initialized),
             backend=keras.backend.backend(),
         ),

@@ -123,6 +123,23 @@ def start_run(run_dir, record, resume, *, implied=None):
     Returns the record in force.
 
     Raises:
+        ConfigError: as `check_start`.
+    """
+    stored = check_start(run_dir, record, resume, implied=implied)
+    if stored is not None:
+        return stored
+    os.makedirs(run_dir, exist_ok=True)
+    write_run(run_dir, record)
+    return record
+
+
+def check_start(run_dir, record, resume, *, implied=None):
+    """What `start_run` would do, writing nothing: the stored record it
+    would reopen, or None when it would create the run.  A stage that
+    checks its inputs before `start_run` calls this first, so that a run
+    it could not start is refused before the (slow) checks.
+
+    Raises:
         ConfigError: a run exists and `resume` is false, or it is another
             kind of run or ran with other options; `resume` on a directory
             that holds files but no run.
@@ -143,9 +160,7 @@ def start_run(run_dir, record, resume, *, implied=None):
         return stored
     if resume and os.path.isdir(run_dir) and os.listdir(run_dir):
         raise ConfigError(f"{run_dir}: --resume given but the directory holds no {RUN_FILE}")
-    os.makedirs(run_dir, exist_ok=True)
-    write_run(run_dir, record)
-    return record
+    return None
 
 
 def read_run(run_dir):

@@ -7,13 +7,18 @@ against the corpus it came from.
 """
 
 import collections
+import hashlib
+import json
+import logging
 import os
 import random
+import shutil
+import time
 
 import numpy as np
 import pytest
 
-from kbert.errors import CheckpointError, ConfigError, DataError
+from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
 from kbert.pretraining import PretrainOptions, create_instances, read_documents
 from kbert.tokenization import Tokenizer
 from original_checkpoint import random_bert_weights, read_checkpoint, write_checkpoint
@@ -339,6 +344,306 @@ def test_pretrain_command(checkpoint, tmp_path, capsys):
             "--max-seq-len", "16", "--batch-size", "4", "--num-train-steps", "3", "--whole-word-mask"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "pre-trained 3 steps" in out and "checkpoint:" in out
+    assert "pre-trained 3 steps, 12 sequences" in out and "checkpoint:" in out
     assert main(argv[:-1] + ["--max-seq-len", "64"]) == 2  # a run exists, and max_position_embeddings is 32
     assert "error:" in capsys.readouterr().err
+    assert main(argv + ["--output", str(tmp_path / "decay"), "--weight-decay", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--weight-decay must be at least 0, got -1" in err
+    assert not os.path.exists(tmp_path / "decay")
+
+
+# -- options and instances that used to escape as other errors -----------------
+
+
+@pytest.mark.keras_free
+@pytest.mark.parametrize("decay", [-1.0, -1e-9, float("inf"), float("nan")])
+def test_weight_decay_must_be_a_non_negative_number(decay):
+    with pytest.raises(ConfigError, match="--weight-decay"):
+        PretrainOptions(corpus=("c.txt",), weight_decay=decay)
+    assert PretrainOptions(corpus=("c.txt",), weight_decay=0.0).weight_decay == 0.0
+
+
+@pytest.mark.keras_free
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_numpy_cannot_take_is_refused(seed):
+    # NumPy's own check, the reference: it refused these with a ValueError mid-run.
+    with pytest.raises(ValueError):
+        np.random.seed(seed)
+    with pytest.raises(ConfigError, match="--seed"):
+        PretrainOptions(corpus=("c.txt",), seed=seed)
+
+
+@pytest.mark.keras_free
+def test_truncation_follows_the_original_rule_and_a_huge_line_is_fast():
+    from kbert.pretraining import _truncate_pair
+
+    def reference(first, second, max_pieces, rng):  # create_pretraining_data.py's truncate_seq_pair
+        first, second = list(first), list(second)
+        while len(first) + len(second) > max_pieces:
+            longer = first if len(first) > len(second) else second
+            if rng.random() < 0.5:
+                del longer[0]
+            else:
+                longer.pop()
+        return first, second
+
+    cases = random.Random(0)
+    for _ in range(200):
+        first = list(range(cases.randint(1, 40)))
+        second = list(range(100, 100 + cases.randint(1, 40)))
+        limit, seed = cases.randint(2, 60), cases.random()
+        assert _truncate_pair(first, second, limit, random.Random(seed)) == \
+            reference(first, second, limit, random.Random(seed))
+    # One sentence of 400,000 pieces: quadratic deletion took minutes.
+    huge = list(range(400_000))
+    started = time.perf_counter()
+    first, second = _truncate_pair(huge, [1, 2], 29, random.Random(1))
+    assert len(first) + len(second) == 29 and time.perf_counter() - started < 5
+
+
+# -- refused runs, and resuming only from checked files --------------------------
+# What these check is file handling, the same on every backend: they run
+# once (single_backend); the exact resume on each backend is the test above.
+
+RUN_OPTIONS = dict(max_seq_len=16, max_predictions_per_seq=3, batch_size=4, num_train_steps=4, save_every=2,
+                   learning_rate=1e-2)
+
+
+def read_weights(run_dir):
+    return read_checkpoint(os.path.join(run_dir, "checkpoint"))
+
+
+def interrupt_after_first_save(opts, output):
+    """Run `opts` into `output` and kill it right after its first save."""
+    from kbert import pretraining
+
+    save, calls = pretraining._save_state, []
+
+    def save_then_die(*args):
+        save(*args)
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pretraining, "_save_state", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            pretraining.pretrain(opts, output, progress=False)
+    assert calls == [1]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A checkpoint, a corpus, the options of a 4-step run saving every 2,
+    its uninterrupted result, and the same run killed after step 2."""
+    from kbert import pretraining
+
+    base = tmp_path_factory.mktemp("small_run")
+    checkpoint = write_checkpoint(str(base / "ckpt"), CONFIG, random_bert_weights(CONFIG, np.random.default_rng(0)),
+                                  vocab=VOCAB)
+    corpus = write_corpus(base / "corpus.txt", 12)
+    opts = PretrainOptions(corpus=(str(corpus),), checkpoint=checkpoint, **RUN_OPTIONS)
+    straight = pretraining.pretrain(opts, str(base / "straight"), progress=False)
+    interrupted = str(base / "interrupted")
+    interrupt_after_first_save(opts, interrupted)
+    return dict(options=opts, straight=straight, weights=read_weights(base / "straight"), interrupted=interrupted,
+                checkpoint=checkpoint)
+
+
+def copy_of_interrupted(small_run, tmp_path):
+    run = str(tmp_path / "run")
+    shutil.copytree(small_run["interrupted"], run)
+    return run
+
+
+def assert_same_as_straight(record, run, small_run):
+    assert record.status == "complete" and record.global_step == 4
+    assert record.results["history"] == small_run["straight"].results["history"]
+    weights = read_weights(run)
+    assert sorted(weights) == sorted(small_run["weights"])
+    for name, value in weights.items():
+        np.testing.assert_array_equal(value, small_run["weights"][name], err_msg=name)
+
+
+def snapshot(directory):
+    return {os.path.relpath(os.path.join(root, name), directory): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(directory) for name in names}
+
+
+@pytest.mark.single_backend
+def test_a_refused_corpus_leaves_a_run_the_fixed_command_can_use(small_run, tmp_path):
+    from kbert.pretraining import pretrain
+
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "notes.txt").write_text("mine, not kbert's\n")  # never touched
+    empty, binary, one = tmp_path / "empty.txt", tmp_path / "binary.bin", tmp_path / "one.txt"
+    empty.write_bytes(b"")
+    binary.write_bytes(bytes(range(256)) * 4)
+    one.write_text("the cat sat .\nthe dog ran .\n", encoding="utf-8")
+    base = small_run["options"]
+    refused = [
+        (dict(corpus=(str(tmp_path / "missing.txt"),)), DataError, "missing.txt: cannot read it"),
+        (dict(corpus=(str(empty),)), DataError, "empty.txt: .*holds 0 document"),
+        (dict(corpus=(str(binary),)), DataError, r"binary.bin, line 2: not UTF-8"),
+        (dict(corpus=(str(one),)), DataError, "one.txt: .*holds 1 document"),
+        (dict(max_seq_len=64), ConfigError, "--max-seq-len 64 exceeds .* max_position_embeddings .32."),
+    ]
+    for change, error, message in refused:
+        for resume, where in ((False, output), (True, tmp_path / "fresh")):
+            with pytest.raises(error, match=message):
+                pretrain(PretrainOptions(**dict(base.__dict__, **change)), str(where), resume=resume, progress=False)
+    # Nothing written: not even the directory kbert would have made.
+    assert os.listdir(output) == ["notes.txt"] and not os.path.exists(tmp_path / "fresh")
+    record = pretrain(base, str(output), progress=False)  # the corrected command, no --resume
+    assert_same_as_straight(record, str(output), small_run)
+    assert (output / "notes.txt").read_text() == "mine, not kbert's\n"
+
+
+@pytest.mark.single_backend
+def test_sequences_per_second_counts_the_sequences_trained(small_run):
+    results, opts = small_run["straight"].results, small_run["options"]
+    # 4 steps of 4 rows; the stream wraps around the instances.
+    assert results["sequences"] == opts.num_train_steps * opts.batch_size
+    assert results["sequences_per_second"] == pytest.approx(results["sequences"] / results["train_seconds"])
+
+
+@pytest.mark.single_backend
+def test_resume_after_a_kill_between_the_weights_and_state_json(small_run, tmp_path):
+    """The second save's weights are written, its state.json is not: the run
+    resumes from the first save, not from the first step with the second's weights."""
+    from kbert import pretraining
+
+    run, writes = str(tmp_path / "run"), []
+    write_json = pretraining.write_json
+
+    def die_before_the_second_state(path, value):
+        if path.endswith("state.json"):
+            writes.append(path)
+            if len(writes) == 2:
+                raise KeyboardInterrupt
+        write_json(path, value)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pretraining, "write_json", die_before_the_second_state)
+        with pytest.raises(KeyboardInterrupt):
+            pretraining.pretrain(small_run["options"], run, progress=False)
+    assert json.loads(open(os.path.join(run, "training", "state.json")).read())["step"] == 2
+    record = pretraining.pretrain(small_run["options"], run, resume=True, progress=False)
+    assert_same_as_straight(record, run, small_run)
+
+
+def resign(state):
+    """state.json's checksum, computed here as the format defines it."""
+    values = {k: v for k, v in state.items() if k != "checksum"}
+    return dict(values, checksum=hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest())
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("change, field", [
+    (lambda s: dict(s, step="2"), "`step` is '2'"),
+    (lambda s: {k: v for k, v in s.items() if k != "step"}, "`step` is None"),
+    (lambda s: resign(dict(s, step=9999)), "`step` is 9999, not a step this run of 4 saves at"),
+    (lambda s: resign(dict(s, step=3)), "`step` is 3"),
+    (lambda s: resign(dict(s, history=[])), "`history`"),
+    (lambda s: resign(dict(s, sequences=5)), "`sequences` is 5"),
+    (lambda s: dict(s, seconds=s["seconds"] + 1), "checksum"),
+    (lambda s: "not json", "unreadable pre-training state"),
+])
+def test_resume_refuses_a_damaged_state_json(small_run, tmp_path, change, field):
+    from kbert.pretraining import pretrain
+
+    run = copy_of_interrupted(small_run, tmp_path)
+    path = os.path.join(run, "training", "state.json")
+    with open(path) as f:
+        damaged = change(json.load(f))
+    with open(path, "w") as f:
+        f.write(damaged if isinstance(damaged, str) else json.dumps(damaged))
+    before = snapshot(run)
+    with pytest.raises(DataError) as refused:
+        pretrain(small_run["options"], run, resume=True, progress=False)
+    assert str(refused.value).startswith(path) and field in str(refused.value)
+    assert snapshot(run) == before  # refused before anything was written
+    if damaged == "not json":  # the way out the message gives: remove training/, resume
+        assert "remove " + os.path.join(run, "training") in str(refused.value)
+        shutil.rmtree(os.path.join(run, "training"))
+        assert_same_as_straight(pretrain(small_run["options"], run, resume=True, progress=False), run, small_run)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("damage", ["truncated", "bit flipped", "missing"])
+def test_resume_refuses_a_damaged_or_missing_weights_file(small_run, tmp_path, damage):
+    from kbert.pretraining import pretrain
+
+    run = copy_of_interrupted(small_run, tmp_path)
+    path = os.path.join(run, "training", "state-2.weights.h5")
+    data = open(path, "rb").read()
+    if damage == "missing":
+        os.remove(path)
+    else:
+        damaged = data[: len(data) // 2] if damage == "truncated" else \
+            data[:-100] + bytes([data[-100] ^ 4]) + data[-99:]
+        with open(path, "wb") as f:
+            f.write(damaged)
+    before = snapshot(run)
+    with pytest.raises(DataError, match="state-2.weights.h5: (cannot read it|changed since it was saved)"):
+        pretrain(small_run["options"], run, resume=True, progress=False)
+    assert snapshot(run) == before  # refused before anything was written
+    if damage == "truncated":
+        with open(path, "wb") as f:
+            f.write(data)  # restored: the run resumes and ends where the uninterrupted one did
+        assert_same_as_straight(pretrain(small_run["options"], run, resume=True, progress=False), run, small_run)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("damage", ["truncated", "bit flipped", "another run's"])
+def test_resume_makes_damaged_instances_again_exactly(small_run, tmp_path, caplog, damage):
+    from kbert.pretraining import pretrain
+
+    run = copy_of_interrupted(small_run, tmp_path)
+    path = os.path.join(run, "instances.npz")
+    data = open(path, "rb").read()
+    if damage == "truncated":
+        damaged = data[:-200]
+    elif damage == "bit flipped":  # inside the first array's data: caught by the zip's CRC
+        damaged = data[:300] + bytes([data[300] ^ 1]) + data[301:]
+    else:  # a whole archive with the right key, of other instances: caught by state.json's sha256
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        arrays["next_sentence_labels"] = 1 - arrays["next_sentence_labels"]
+        np.savez(path, **arrays)
+        damaged = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(damaged)
+    with caplog.at_level(logging.WARNING, logger="kbert.pretraining"):
+        record = pretrain(small_run["options"], run, resume=True, progress=False)
+    assert any("instances.npz" in r.getMessage() and "again" in r.getMessage() for r in caplog.records)
+    assert_same_as_straight(record, run, small_run)
+
+
+@pytest.mark.single_backend
+def test_resume_refuses_a_corpus_changed_since_the_run_began(small_run, tmp_path):
+    from kbert.pretraining import pretrain
+
+    corpus = write_corpus(tmp_path / "corpus.txt", 12)
+    opts = PretrainOptions(**dict(small_run["options"].__dict__, corpus=(str(corpus),)))
+    run = str(tmp_path / "run")
+    interrupt_after_first_save(opts, run)
+    with open(corpus, "a", encoding="utf-8") as f:
+        f.write("the dog ran a long day .\n\nthe cat sat .\n")
+    before = snapshot(run)
+    with pytest.raises(DataError, match="corpus.txt: its instances are not those the run .* trained on"):
+        pretrain(opts, run, resume=True, progress=False)
+    assert snapshot(run) == before
+
+
+@pytest.mark.single_backend
+def test_a_saved_state_without_run_json_is_not_overwritten(small_run, tmp_path):
+    from kbert.pretraining import pretrain
+
+    run = copy_of_interrupted(small_run, tmp_path)
+    os.remove(os.path.join(run, "run.json"))
+    before = snapshot(run)
+    with pytest.raises(KbertError, match="saved pre-training state .* but no run.json"):
+        pretrain(small_run["options"], run, progress=False)
+    assert snapshot(run) == before

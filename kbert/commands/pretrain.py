@@ -33,7 +33,10 @@ def run(args):
                       resume=args.resume)
     results = record.results
     last = results["history"][-1] if results.get("history") else {}
-    print(f"pre-trained {results['global_step']} steps on {results['instances']} instances, "
+    # A run completed before kbert counted its sequences trained batch_size a step.
+    sequences = results.get("sequences", results["global_step"] * args.batch_size)
+    print(f"pre-trained {results['global_step']} steps, {sequences} sequences "
+          f"({sequences / results['instances']:.2f} passes over {results['instances']} instances), "
           f"{results['train_seconds']:.0f} s ({results['sequences_per_second']:.1f} sequences/s); "
           f"last losses: MLM {last.get('mlm_loss', float('nan')):.4f}, NSP {last.get('nsp_loss', float('nan')):.4f}")
     print(f"checkpoint: {args.output}/checkpoint")
