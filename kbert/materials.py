@@ -645,9 +645,11 @@ def _open_npz(path, names, optional=()):
             return {name: archive[name] for name in (*names, *optional) if name in archive.files}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error, RuntimeError) as e:
         # Truncated zips, corrupt deflate streams, object arrays
-        # (allow_pickle=False) and non-npz files all end here.
+        # (allow_pickle=False) and non-npz files all end here; a flipped
+        # flag bit makes zipfile call an entry encrypted (RuntimeError) or
+        # of an unsupported kind (NotImplementedError, a RuntimeError).
         raise DataError(f"{path}: unreadable .npz ({type(e).__name__}: {e})") from None
 
 

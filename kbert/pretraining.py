@@ -74,7 +74,7 @@ import zipfile
 import numpy as np
 
 from kbert import runs
-from kbert.atomic import atomic_output, file_sha256, read_json, remove_quietly, write_json
+from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, remove_quietly, write_json
 from kbert.checks import check_option_types, is_int, is_number
 from kbert.errors import ConfigError, DataError
 
@@ -723,6 +723,10 @@ def pretrain(options, output, *, resume=False, progress=True):
     bert = load_checkpoint(options.checkpoint, training=True, trainable=True, fresh_heads=True)
     if bert.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
+    # Refused now rather than after training, when OUTPUT/checkpoint is written.
+    source = bert.load_report.path
+    refuse_overlap(output, [source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source)),
+                            bert.vocab_file, *options.corpus], flag="--output", error=ConfigError)
     if options.max_seq_len > bert.bert_config.max_position_embeddings:
         raise ConfigError(f"--max-seq-len {options.max_seq_len} exceeds the checkpoint's max_position_embeddings "
                           f"({bert.bert_config.max_position_embeddings})")

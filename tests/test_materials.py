@@ -579,3 +579,17 @@ def test_pooled_vectors_and_a_student_that_matches_them(splits, tmp_path):
                        verbose=False)
     with pytest.raises(kbert.ConfigError, match="--pooled"):
         distill(str(tmp_path / "plain"), str(tmp_path / "s2"), DistillOptions(epochs=1, pooled_weight=1.0), verbose=0)
+
+
+def test_an_npz_entry_flagged_encrypted_is_a_data_error(tmp_path):
+    """One flipped flag bit makes zipfile call an entry encrypted and raise
+    RuntimeError, which escaped the materials reader."""
+    from kbert.materials import _open_npz
+
+    np.savez(tmp_path / "x.npz", a=np.arange(10))
+    data = bytearray((tmp_path / "x.npz").read_bytes())
+    data[6] |= 1  # general-purpose flag, bit 0 (encrypted), of the first local header
+    data[data.find(b"PK\x01\x02") + 8] |= 1  # and of its central directory entry
+    (tmp_path / "x.npz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="x.npz: unreadable .npz .RuntimeError"):
+        _open_npz(str(tmp_path / "x.npz"), ["a"])

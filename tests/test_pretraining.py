@@ -501,6 +501,20 @@ def test_a_refused_corpus_leaves_a_run_the_fixed_command_can_use(small_run, tmp_
 
 
 @pytest.mark.single_backend
+def test_an_output_that_overlaps_an_input_is_refused_before_training(small_run, tmp_path):
+    from kbert.pretraining import pretrain
+
+    base = small_run["options"]
+    checkpoint = small_run["checkpoint"]
+    checkpoint = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)  # a prefix's directory
+    before = snapshot(checkpoint)
+    for output in (base.corpus[0], os.path.dirname(checkpoint), checkpoint, os.path.join(checkpoint, "out")):
+        with pytest.raises(ConfigError, match="--output .*(is the input|contains the input|lies inside the input)"):
+            pretrain(base, output, progress=False)
+    assert snapshot(checkpoint) == before
+
+
+@pytest.mark.single_backend
 def test_sequences_per_second_counts_the_sequences_trained(small_run):
     results, opts = small_run["straight"].results, small_run["options"]
     # 4 steps of 4 rows; the stream wraps around the instances.
