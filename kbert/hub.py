@@ -14,7 +14,10 @@ other model becomes a `BertBackbone`.  The weights are copied through
 `kbert.weights.name_map.KERAS_HUB`.  keras-hub's BERT computes gelu's tanh
 approximation, as Google's BERT does; a model with the exact form (the
 `minilm-l6` preset, from Hugging Face) is refused rather than converted
-into one that answers differently.  Needs `pip install 'kbert[hub]'`.
+into one that answers differently, and so is a sequence model whose output
+is not the last encoder's alone (`output_layer_num` other than 1, as
+keras-bert's): keras-hub's backbone has one `sequence_output`, the last
+encoder's.  Needs `pip install 'kbert[hub]'`.
 """
 
 import logging
@@ -22,6 +25,7 @@ import logging
 import numpy as np
 
 from kbert.errors import ConfigError
+from kbert.model import _encoder_indices
 from kbert.weights import name_map
 
 logger = logging.getLogger(__name__)
@@ -41,7 +45,9 @@ def to_keras_hub(model):
 
     Raises:
         ConfigError: keras-hub is not installed, the model is not a kbert
-            `BertModel`, or its activation is not keras-hub's.
+            `BertModel`, its activation is not keras-hub's, it has a task
+            embedding, or its sequence output is not the last encoder's
+            alone (`output_layer_num`).
     """
     try:
         import keras_hub
@@ -56,6 +62,17 @@ def to_keras_hub(model):
             f"{config.hidden_act!r} ({config.activation}), so keras-hub's outputs would differ from kbert's")
     if getattr(model, "task_num", None) is not None:
         raise ConfigError("keras-hub's BERT has no task embedding (the model was built with task_num)")
+    depth = config.num_hidden_layers
+    chosen = _encoder_indices(model.output_layer_num, depth)
+    # Only a sequence model outputs the chosen encoders (a classifier and the
+    # pre-training heads read the last one): converted, its sequence_output
+    # would silently be the last encoder's, narrower or another layer's.
+    if model.num_labels is None and not model.training_heads and chosen != [depth - 1]:
+        raise ConfigError(
+            f"keras-hub's BertBackbone has one sequence_output, the last encoder's ({config.hidden_size} wide); this "
+            f"model outputs encoders {[i + 1 for i in chosen]} of {depth} (output_layer_num="
+            f"{model.output_layer_num!r}, {len(chosen) * config.hidden_size} wide). Convert the same weights built "
+            "with output_layer_num=1 (the default)")
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=config.vocab_size, num_layers=config.num_hidden_layers,
         num_heads=config.num_attention_heads, hidden_dim=config.hidden_size,

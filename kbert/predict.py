@@ -66,9 +66,17 @@ class Prediction:
 
 
 class Classifier:
-    """A loaded run (teacher or student) that classifies raw text."""
+    """A loaded run (teacher or student) that classifies raw text.
 
-    def __init__(self, model, record, tokenizer):
+    `where` names the run record in errors (`load_classifier` gives its path).
+
+    Raises:
+        ConfigError: the record's `labels` repeat a name, its `num_labels`
+            is not its GLUE task's (one output for a regression task such
+            as STS-B), or the model's output width is not `num_labels`.
+    """
+
+    def __init__(self, model, record, tokenizer, *, where=runs.RUN_FILE):
         from kbert.glue import TASKS, get_processor
 
         self.model, self.record, self.tokenizer = model, record, tokenizer
@@ -76,11 +84,20 @@ class Classifier:
         self.is_regression = processor is not None and processor.is_regression
         self.pairs = processor is not None and processor.labeled_layout.text_b is not None
         labels = record.labels or tuple(str(i) for i in range(record.num_labels))
+        # A repeated name would merge two outputs' probabilities into one key.
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ConfigError(f"{where}: `labels` {list(labels)} repeat {', '.join(map(repr, repeated))}; "
+                              "each of the model's outputs needs its own name")
+        if processor is not None and record.num_labels != processor.num_labels:
+            kind = "a regression task: one output, its score" if self.is_regression else (
+                f"{processor.num_labels} labels {', '.join(processor.labels)}")
+            raise ConfigError(f"{where}: `num_labels` is {record.num_labels}, but {record.task} is {kind}")
         self.labels = () if self.is_regression else tuple(labels)
         self.max_seq_len = record.max_seq_len
         width = model.outputs[0].shape[-1]
         if width != record.num_labels:
-            raise ConfigError(f"the run's model gives {width} outputs but run.json says num_labels "
+            raise ConfigError(f"{where}: the run's model gives {width} outputs but `num_labels` is "
                               f"{record.num_labels}")
 
     def _split_inputs(self, texts):
@@ -110,17 +127,24 @@ class Classifier:
             batch_size: rows per model call.
             long_inputs: "truncate" (the default, as in training) or
                 "windows" (single texts only): see the module docstring.
-            stride: word pieces between window starts (default: half a window).
+            stride: word pieces between window starts, a positive int
+                (default: half a window); only with "windows".
             progress: a tqdm-like bar to `update(n)` as rows finish.
             packing: a BERT classifier reads the rows packed where that
                 pays (`kbert.batching.predict_bucketed`; the same logits).
+
+        Raises:
+            DataError: an input is not a string or a pair of strings, or
+                not of the run's kind (single or pair).
+            ConfigError: an option above has a value outside its range or
+                type (named in the message), or `stride` comes without
+                "windows".
         """
         from kbert.batching import predict_bucketed
 
         if isinstance(texts, (str, tuple)):
             raise DataError("predict takes a list of inputs; wrap a single one in a list")
-        if long_inputs not in LONG_INPUTS:
-            raise ConfigError(f"long_inputs must be one of {LONG_INPUTS}, got {long_inputs!r}")
+        _check_options(long_inputs, stride, packing)
         texts = list(texts)
         firsts, seconds = self._split_inputs(texts)
         if not texts:
@@ -162,10 +186,30 @@ class Classifier:
         )
 
 
+def _check_options(long_inputs, stride, packing):
+    """Refuse what `Classifier.predict` would otherwise read loosely (a
+    stride of 0 or False as "the default", a truthy string as packing)."""
+    if not isinstance(long_inputs, str) or long_inputs not in LONG_INPUTS:
+        raise ConfigError(f"long_inputs must be one of {LONG_INPUTS}, got {long_inputs!r}")
+    if stride is not None:
+        if isinstance(stride, (bool, np.bool_)) or not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ConfigError(f"stride must be a positive integer (word pieces), got {stride!r}")
+        if long_inputs != "windows":
+            raise ConfigError(f"stride {stride} is only read with long_inputs='windows', not {long_inputs!r}")
+    if not isinstance(packing, (bool, np.bool_)):
+        raise ConfigError(f"packing must be True or False, got {packing!r}")
+
+
 def load_classifier(run_dir, *, verify=False):
     """A `Classifier` for a complete run directory (`kbert finetune` or
-    `kbert distill`); `verify=True` checks its files' recorded hashes first."""
+    `kbert distill`); `verify=True` checks its files' recorded hashes first.
+
+    Raises:
+        ConfigError: naming run.json and the field, when the record holds
+            no classifier head or does not fit its task or model (see
+            `Classifier`); the errors of `kbert.runs.load_model`.
+    """
     model, record = runs.load_model(run_dir, verify=verify)
     if record.num_labels is None or record.num_labels < 1:
         raise ConfigError(f"{runs.run_file(run_dir)}: the run records no classifier head")
-    return Classifier(model, record, runs.load_tokenizer(run_dir, record, model))
+    return Classifier(model, record, runs.load_tokenizer(run_dir, record, model), where=runs.run_file(run_dir))

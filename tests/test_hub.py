@@ -58,3 +58,22 @@ def test_what_keras_hub_cannot_hold_is_refused():
         kbert.to_keras_hub(BertModel(CONFIG, task_num=2))
     with pytest.raises(ConfigError, match="BertModel"):
         kbert.to_keras_hub(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_a_model_of_several_encoder_outputs_is_refused(rng):
+    """Defect 9: an output_layer_num=2 model became a backbone whose
+    sequence_output was the last encoder's alone, half as wide, with no
+    word.  A sequence model must output the last encoder alone; a
+    classifier reads the pooled last encoder whatever output_layer_num says."""
+    for layers in (2, [-1, -2], [-2], [0]):
+        with pytest.raises(ConfigError, match=r"one sequence_output.*output_layer_num=.*output_layer_num=1"):
+            kbert.to_keras_hub(BertModel(CONFIG, output_layer_num=layers))
+    ids, segments = inputs(rng)
+    hub_inputs = {"token_ids": ids, "segment_ids": segments, "padding_mask": (ids != 0).astype("int32")}
+    last = randomized(BertModel(CONFIG, output_layer_num=[-1]), rng)
+    out = keras.ops.convert_to_numpy(kbert.to_keras_hub(last)(hub_inputs)["sequence_output"])
+    real = ids != 0
+    np.testing.assert_allclose(out[real], keras.ops.convert_to_numpy(last([ids, segments]))[real], atol=1e-5)
+    classifier = randomized(BertModel(CONFIG, num_labels=2, output_layer_num=2), rng)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(kbert.to_keras_hub(classifier)(hub_inputs)),
+                               keras.ops.convert_to_numpy(classifier([ids, segments])), atol=1e-5)

@@ -357,3 +357,176 @@ def test_extract_embeddings_windows_combine_each_windows_pooling(fixture_checkpo
         keras_bert.extract_embeddings(model, [text], vocabs=vocab, long_inputs="windows")
     with pytest.raises(ConfigError, match="not pairs"):
         keras_bert.extract_embeddings(model, [(text, short)], poolings=poolings, vocabs=vocab, long_inputs="windows")
+
+
+@pytest.mark.keras_free
+def test_tokenizer_refuses_what_is_not_a_vocabulary(fixture_checkpoint):
+    """Defect 9: Tokenizer(None) was a TypeError (and Tokenizer("abc") a
+    ValueError from dict()); each odd argument is a ConfigError naming it."""
+    import types
+
+    vocab = vocabs(fixture_checkpoint)["extra"]
+    for token_dict in (None, "abc", [1, 2], 5, {"[CLS]", "[SEP]"}):
+        with pytest.raises(ConfigError, match="token_dict"):
+            keras_bert.Tokenizer(token_dict)
+    for name in ("token_cls", "token_sep", "token_unk"):
+        for token in (None, 0, ["[CLS]"]):
+            with pytest.raises(ConfigError, match=name):
+                keras_bert.Tokenizer(vocab, **{name: token})
+    for pad_index in (None, -1, "0", True, 1.0):
+        with pytest.raises(ConfigError, match="pad_index"):
+            keras_bert.Tokenizer(vocab, pad_index=pad_index)
+    # Any mapping is a vocabulary: the same ids as from the dict.
+    text = "all work and no play"
+    assert keras_bert.Tokenizer(types.MappingProxyType(vocab)).encode(text, max_len=9) == \
+        keras_bert.Tokenizer(vocab).encode(text, max_len=9)
+
+
+@pytest.mark.keras_free
+def test_calc_train_steps_refuses_what_is_not_a_count():
+    """Defect 9: calc_train_steps(0, 0, 1) was a ZeroDivisionError."""
+    import math
+
+    for args, name in [((0, 0, 1), "batch_size"), ((10, -2, 1), "batch_size"), ((10, 2.0, 1), "batch_size"),
+                       ((-1, 4, 1), "num_example"), ((None, 4, 1), "num_example"), ((10, 4, True), "epochs"),
+                       ((10, 4, -1), "epochs")]:
+        with pytest.raises(ConfigError, match=name):
+            keras_bert.calc_train_steps(*args)
+    for proportion in (-0.1, 1.5, float("nan"), "0.1", None):
+        with pytest.raises(ConfigError, match="warmup_proportion"):
+            keras_bert.calc_train_steps(10, 4, 1, warmup_proportion=proportion)
+    for n, batch, epochs, proportion in [(0, 1, 3, 0.1), (1, 32, 1, 1.0), (1000, 32, 3, 0.25), (7, 7, 0, 0.5)]:
+        total = math.ceil(n / batch) * epochs
+        assert keras_bert.calc_train_steps(n, batch, epochs, proportion) == (total, math.floor(total * proportion))
+    assert keras_bert.calc_train_steps(np.int64(1000), np.int64(32), 3) == (96, 9)
+
+
+def test_extract_embeddings_refuses_texts_that_are_not_texts(fixture_checkpoint):
+    """Defect 9: [None] was a TypeError and [("a",)] an IndexError; a text
+    that is not a string or a pair of strings is a DataError naming it."""
+    with pytest.raises(kbert.DataError, match=r"texts\[0\]: expected a string or a \(first, second\) pair"):
+        keras_bert.extract_embeddings(str(fixture_checkpoint), [None])
+    paths = keras_bert.get_checkpoint_paths(str(fixture_checkpoint))
+    model = keras_bert.load_trained_model_from_checkpoint(paths.config, paths.checkpoint, seq_len=None)
+    vocab = keras_bert.load_vocabulary(paths.vocab)
+    for texts, index in ([("all",)], 0), (["all", ("all", "work", "play")], 1), (["all", "work", 3], 2), \
+            ([b"all work"], 0):
+        with pytest.raises(kbert.DataError, match=rf"texts\[{index}\]"):
+            keras_bert.extract_embeddings(model, texts, vocabs=vocab, poolings=keras_bert.POOL_NSP)
+    with pytest.raises(kbert.DataError, match="texts must be a list"):
+        keras_bert.extract_embeddings(model, "all work", vocabs=vocab)
+    for options, name in [({"poolings": 3}, "poolings"), ({"poolings": [None]}, "poolings"),
+                          ({"long_inputs": None}, "long_inputs"), ({"stride": 4}, "stride"),
+                          ({"poolings": keras_bert.POOL_NSP, "long_inputs": "windows", "stride": 0}, "stride")]:
+        with pytest.raises(ConfigError, match=name):
+            keras_bert.extract_embeddings(model, ["all work"], vocabs=vocab, **options)
+    with pytest.raises(ConfigError, match="model must be a checkpoint directory or a built Keras model"):
+        keras_bert.extract_embeddings(None, ["all work"], vocabs=vocab)
+    # A list pair is a pair: the same vector as the tuple.
+    as_list, as_tuple = keras_bert.extract_embeddings(model, [["all work", "no play"], ("all work", "no play")],
+                                                      vocabs=vocab, poolings=keras_bert.POOL_AVE)
+    np.testing.assert_array_equal(as_list, as_tuple)
+
+
+def test_pool_ave_over_a_vocabulary_with_cls_at_id_0(fixture_checkpoint):
+    """Defect 9: POOL_AVE gave NaN (POOL_MAX -inf) for a text whose every id
+    is 0.  keras-bert (run by hand on these inputs) masks id 0, in attention
+    and in pooling, and answers NaN and -1e6 there; kbert keeps its mask, so a
+    vocabulary with only [CLS] at 0 gets keras-bert's answer (the mean
+    over the other positions, computed here), and a row with nothing left
+    to pool is refused."""
+    paths = keras_bert.get_checkpoint_paths(str(fixture_checkpoint))
+    model = keras_bert.load_trained_model_from_checkpoint(paths.config, paths.checkpoint, seq_len=None)
+    vocab = keras_bert.load_vocabulary(paths.vocab)
+    vocab["[CLS]"], vocab["[PAD]"] = 0, vocab["[CLS]"]
+    texts = ["", "all work and no play"]
+    got = keras_bert.extract_embeddings(model, texts, vocabs=vocab, poolings=[keras_bert.POOL_AVE, keras_bert.POOL_MAX])
+    for text, vector in zip(texts, got):
+        ids = np.array([[0, *(vocab[w] for w in text.split()), vocab["[SEP]"]]], "int32")
+        sequence = keras.ops.convert_to_numpy(model([ids, np.zeros_like(ids)]))[0]
+        real = ids[0] != 0
+        np.testing.assert_allclose(vector, np.concatenate([sequence[real].mean(axis=0), sequence[real].max(axis=0)]),
+                                   atol=1e-5)
+        assert np.isfinite(vector).all()
+
+    vocab["[SEP]"], vocab["[UNK]"] = 0, vocab["[SEP]"]  # "" is now all id 0
+    for options in ({"poolings": keras_bert.POOL_AVE}, {"poolings": [keras_bert.POOL_NSP, keras_bert.POOL_MAX]},
+                    {"poolings": keras_bert.POOL_AVE, "long_inputs": "windows"}):
+        with pytest.raises(kbert.DataError, match=r"texts\[1\]: every id of its encoding is 0"):
+            keras_bert.extract_embeddings(model, ["all work", "", "no play"], vocabs=vocab, **options)
+    # [CLS] alone needs no mask: its vector is still given.
+    [nsp] = keras_bert.extract_embeddings(model, [""], vocabs=vocab, poolings=keras_bert.POOL_NSP)
+    ids = np.zeros((1, 2), "int32")
+    np.testing.assert_allclose(nsp, keras.ops.convert_to_numpy(model([ids, ids]))[0, 0], atol=1e-6)
+
+
+@pytest.mark.keras_free
+def test_paths_that_are_not_paths_are_refused(fixture_checkpoint):
+    """get_checkpoint_paths(None), load_vocabulary(0) and
+    build_model_from_config([]) were TypeErrors from os.path and open()."""
+    with pytest.raises(ConfigError, match="model_path must be a path"):
+        keras_bert.get_checkpoint_paths(None)
+    with pytest.raises(ConfigError, match="vocab_path must be a path"):
+        keras_bert.load_vocabulary(0)
+    with pytest.raises(ConfigError, match="config_file must be a path"):
+        keras_bert.build_model_from_config([])
+    import pathlib
+
+    assert keras_bert.load_vocabulary(pathlib.Path(fixture_checkpoint) / "vocab.txt") == \
+        dict(tokenization.load_vocab(os.path.join(fixture_checkpoint, "vocab.txt")))
+
+
+@pytest.mark.keras_free
+def test_gen_batch_inputs_refuses_odd_arguments():
+    """gen_batch_inputs gave TypeErrors, KeyErrors and IndexErrors for odd
+    arguments (seq_len=1, a token_dict without [MASK], a string of pairs),
+    and an NSP array of shape (0,) for no pairs."""
+    vocab = {token: i for i, token in enumerate(EXTRA_VOCAB)}
+    pairs = [(["all", "work"], ["no", "play"])]
+    good = dict(sentence_pairs=pairs, token_dict=vocab, token_list=EXTRA_VOCAB, seq_len=8)
+    for change, name in [({"sentence_pairs": "abc"}, "sentence_pairs"),
+                         ({"sentence_pairs": [(["a"],)]}, r"sentence_pairs\[0\]"),
+                         ({"sentence_pairs": [(["a"], [1])]}, r"sentence_pairs\[0\]"),
+                         ({"token_dict": None}, "token_dict"),
+                         ({"token_dict": {"[UNK]": 1}}, r"token_dict must give '\[MASK\]'"),
+                         ({"token_list": ["all", "nope"]}, "token_list: 'nope'"), ({"token_list": 3}, "token_list"),
+                         ({"seq_len": 1}, "seq_len"), ({"seq_len": 2**63}, "seq_len"), ({"seq_len": 8.0}, "seq_len"),
+                         ({"mask_rate": float("nan")}, "mask_rate"), ({"mask_mask_rate": "0.8"}, "mask_mask_rate"),
+                         ({"swap_sentence_rate": 2}, "swap_sentence_rate"),
+                         ({"token_list": ["[CLS]", "[SEP]"], "mask_random_rate": 0.5}, "no ordinary token")]:
+        with pytest.raises((ConfigError, kbert.DataError), match=name):
+            keras_bert.gen_batch_inputs(**dict(good, **change))
+    (tokens, _, _), (targets, nsp) = keras_bert.gen_batch_inputs(**dict(good, sentence_pairs=[]))
+    assert tokens.shape == (0, 8) and targets.shape == (0, 8, 1) and nsp.shape == (0, 1)
+    # The shortest row: [CLS] and the position force_mask marks.
+    np.random.seed(0)
+    (tokens, _, masked), _ = keras_bert.gen_batch_inputs(**dict(good, seq_len=2, mask_rate=0.0))
+    assert tokens[0, 0] == vocab["[CLS]"] and masked.tolist() == [[0, 1]]
+
+
+def test_adam_warmup_refuses_odd_arguments():
+    """AdamWarmup took learning_rate=0 as a Keras ValueError, a string
+    weight_decay_pattern as its characters, beta_1=1 (a division by zero in
+    the bias correction), and weight_decay=2**63 failed in its first step."""
+    for options, name in [({"learning_rate": "0.1"}, "learning_rate"), ({"learning_rate": -1.0}, "learning_rate"),
+                          ({"beta_1": 1.0}, "beta_1"), ({"beta_2": float("nan")}, "beta_2"),
+                          ({"epsilon": 0}, "epsilon"),
+                          ({"min_lr": None}, "min_lr"), ({"weight_decay": -0.1}, "weight_decay"),
+                          ({"weight_decay_pattern": "kernel"}, "weight_decay_pattern"), ({"amsgrad": "yes"}, "amsgrad"),
+                          ({"unknown_option": 1}, "AdamWarmup")]:
+        with pytest.raises(ConfigError, match=name):
+            keras_bert.AdamWarmup(decay_steps=10, warmup_steps=2, **options)
+
+    def steps(**options):
+        kernel = keras.Variable(np.ones((2, 2), "float32"), name="kernel")
+        adam = keras_bert.AdamWarmup(**dict(dict(decay_steps=4, warmup_steps=0, learning_rate=0.1), **options))
+        for _ in range(2):
+            adam.apply_gradients([(np.full((2, 2), 0.5, "float32"), kernel)])
+        return keras.ops.convert_to_numpy(kernel)
+
+    # An int is its float: a rate of 0 leaves the weights alone, and a huge
+    # int decay steps as the same float does.
+    np.testing.assert_array_equal(steps(learning_rate=0), np.ones((2, 2)))
+    np.testing.assert_array_equal(steps(lr=1), steps(learning_rate=1.0))
+    np.testing.assert_array_equal(steps(weight_decay=2**63, learning_rate=1e-30),
+                                  steps(weight_decay=float(2**63), learning_rate=1e-30))

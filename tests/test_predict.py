@@ -154,7 +154,7 @@ def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys,
         assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == [
             "a fine moving film", "boring"]
 
-    monkeypatch.setattr("sys.stdin", io.StringIO("great\n"))
+    monkeypatch.setattr("sys.stdin", stdin(b"great\n"))
     assert cli(["predict", "--model", str(sst2_run)]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == "great"
 
@@ -162,6 +162,109 @@ def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys,
     bad.write_text("a fine film\n\nboring\n")
     assert cli(["predict", "--model", str(sst2_run), "--file", str(bad)]) == 2
     assert "bad.txt:2: blank line" in capsys.readouterr().err
+
+
+def stdin(data):
+    """A standard input holding `data`, decoded as a UTF-8 locale's would be."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+
+
+def test_stdin_reads_bytes_by_the_rule_of_files(sst2_run, tmp_path, capsys, monkeypatch):
+    """Defect 7: non-UTF-8 standard input gave a UnicodeDecodeError traceback.
+    The same bytes through --file and stdin: the same texts, or the same
+    one-line error naming the line, with "<stdin>" for the file's name."""
+    cases = {
+        "latin-1 on line 2": (b"a fine film\nd\xe9j\xe0 vu\n", 2),
+        "invalid UTF-8 on line 3, CRLF": (b"great\r\nboring\r\n\xff\xfe\r\n", 3),
+        "UTF-16 with its BOM": ("a fine film\n".encode("utf-16"), 1),
+        "a lone CR ends a line": (b"great\r\xc3\x28\n", 2),
+    }
+    for what, (data, line) in cases.items():
+        path = tmp_path / "inputs.txt"
+        path.write_bytes(data)
+        assert cli(["predict", "--model", str(sst2_run), "--file", str(path)]) == 2, what
+        from_file = capsys.readouterr().err
+        monkeypatch.setattr("sys.stdin", stdin(data))
+        assert cli(["predict", "--model", str(sst2_run)]) == 2, what
+        from_stdin = capsys.readouterr().err
+        assert from_file.startswith(f"kbert predict: error: {path}:{line}: not UTF-8 text"), (what, from_file)
+        assert from_stdin == from_file.replace(str(path), "<stdin>"), what
+        assert from_stdin.count("\n") == 1, what
+
+    # Good bytes: a BOM, CRLF, a lone CR and a last line without its newline.
+    data = "\ufeffdéjà vu\r\ngreat\rboring".encode("utf-8")
+    expected = ["déjà vu", "great", "boring"]  # Python's universal newlines, read here by hand
+    path.write_bytes(data)
+    assert cli(["predict", "--model", str(sst2_run), "--file", str(path)]) == 0
+    from_file = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    monkeypatch.setattr("sys.stdin", stdin(data))
+    assert cli(["predict", "--model", str(sst2_run)]) == 0
+    from_stdin = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["text"] for p in from_file] == expected and from_stdin == from_file
+    np.testing.assert_allclose([p["logits"] for p in from_stdin], by_hand(sst2_run, expected), atol=1e-5)
+
+
+def test_a_task_tsv_names_the_line_of_its_first_byte_that_is_not_utf8(sst2_run, tmp_path, capsys):
+    """The .tsv reader named the first line of the text chunk being decoded
+    (line 1 for a small file), not the bad byte's; counted here by hand."""
+    rows = [f"{' '.join(WORDS[k % 7:k % 7 + 3])}\t{k % 2}\n".encode() for k in range(3000)]
+    rows[2345] = b"caf\xe9 film\t1\n"  # latin-1, some 40 kB in: past the first chunk
+    dev = tmp_path / "dev.tsv"
+    dev.write_bytes(b"sentence\tlabel\r\n" + b"".join(rows))
+    assert cli(["predict", "--model", str(sst2_run), "--file", str(dev)]) == 2
+    line = 1 + 2345 + 1  # the header, the rows before, its own
+    err = capsys.readouterr().err
+    assert err == f"kbert predict: error: {dev}:{line}: not UTF-8 text (invalid continuation byte)\n"
+
+
+def test_empty_half_of_a_pair_is_refused_with_its_line(tmp_path, capsys, monkeypatch):
+    """A pair line 'first<TAB>' was classified as a pair with an empty
+    second sentence, which a task .tsv refuses; now it is refused too."""
+    run = make_run(tmp_path / "mrpc", "MRPC", 2, ("0", "1"))
+    monkeypatch.setattr("sys.stdin", stdin(b"a man plays\tsomeone plays\na man plays\t \n"))
+    assert cli(["predict", "--model", str(run)]) == 2
+    assert capsys.readouterr().err == "kbert predict: error: <stdin>:2: empty sentence in field 2\n"
+
+
+def test_run_records_that_do_not_fit_their_task_or_labels_are_refused(tmp_path, capsys):
+    """Defect 9: repeated label names (the probabilities dict kept one of
+    them) and an STS-B run with a two-output model (its score was the first
+    output) were accepted."""
+    repeated = make_run(tmp_path / "repeated", "SST-2", 2, ("1", "1"))
+    with pytest.raises(ConfigError, match=r"run.json: `labels` \['1', '1'\] repeat '1'"):
+        load_classifier(repeated)
+    stsb = make_run(tmp_path / "stsb", "STS-B", 2, None)
+    with pytest.raises(ConfigError, match=r"run.json: `num_labels` is 2, but STS-B is a regression task"):
+        load_classifier(stsb)
+    three = make_run(tmp_path / "three", "SST-2", 3, ("0", "1", "2"), student=True)
+    with pytest.raises(ConfigError, match=r"run.json: `num_labels` is 3, but SST-2 is 2 labels 0, 1"):
+        load_classifier(three)
+    # The same refusal through the command: exit 2 and one line naming the file.
+    assert cli(["predict", "--model", str(stsb), "a man plays\tsomeone plays"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kbert predict: error: {stsb / 'run.json'}: `num_labels` is 2") and err.count("\n") == 1
+
+
+def test_window_options_out_of_range_are_refused(sst2_run):
+    """Defect 9: stride=0 (or False) quietly meant "the default"; every odd
+    value of the options is now a ConfigError naming the option."""
+    text = " ".join(WORDS[i % len(WORDS)] for i in range(30))
+    classifier = load_classifier(sst2_run)
+    for stride in (0, False, True, -3, 1.5, "4", np.int64(0), [4]):
+        with pytest.raises(ConfigError, match="stride"):
+            classifier.predict([text], long_inputs="windows", stride=stride)
+    with pytest.raises(ConfigError, match="stride 4 is only read with long_inputs='windows'"):
+        classifier.predict([text], stride=4)
+    for long_inputs in (None, "", "WINDOWS", ["windows"], np.array(["windows"])):
+        with pytest.raises(ConfigError, match="long_inputs"):
+            classifier.predict([text], long_inputs=long_inputs)
+    with pytest.raises(ConfigError, match="packing"):
+        classifier.predict([text], packing="no")
+    # A NumPy integer is a stride: the same windows as the int.
+    [as_numpy] = classifier.predict([text], long_inputs="windows", stride=np.int64(4))
+    pieces = Tokenizer.from_vocab_file(sst2_run / "vocab.txt").split(text)
+    windows = [" ".join(pieces[s:s + 10]) for s in (0, 4, 8, 12, 16, 20)]
+    np.testing.assert_allclose(as_numpy.logits, by_hand(sst2_run, windows).mean(axis=0), atol=1e-5)
 
 
 def test_a_vocabulary_larger_than_the_model_is_refused_at_load(sst2_run, tmp_path):

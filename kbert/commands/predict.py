@@ -2,12 +2,17 @@
 
 Input: the TEXT arguments; else `--file` (a `.tsv` in the task's GLUE
 layout, labeled or test; any other file one input a line, a pair as
-`first<TAB>second`); else standard input, one input a line.  Output, on
-stdout in input order: one JSON object a line, or with `--format tsv` a
-header and one row a line.  A bad row is an error naming its line; none is
-skipped.
+`first<TAB>second`); else standard input, one input a line.  A file and
+standard input are read by one rule: UTF-8 bytes (a leading BOM dropped),
+lines ending at "\n", "\r\n" or "\r"; bytes that are not UTF-8 are an
+error naming the line ("<stdin>:3: not UTF-8 text ..."), as in a `.tsv`.
+Output, on stdout in input order: one JSON object a line, or with
+`--format tsv` a header and one row a line.  A bad row (a blank line, an
+empty sentence, a wrong number of tab-separated fields) is an error naming
+its line; none is skipped.
 """
 
+import codecs
 import json
 import sys
 import time
@@ -41,8 +46,37 @@ def _lines(lines, where, pairs):
             _fail(f"{where}:{number}: a tab in a single-sentence input (this task takes no pairs)")
         if not line.strip():
             _fail(f"{where}:{number}: blank line")
+        for field, text in enumerate(fields, 1):
+            # As a task .tsv refuses one: an empty half of a pair is damage, not a sentence.
+            if not text.strip():
+                _fail(f"{where}:{number}: empty sentence in field {field}")
         texts.append(tuple(fields) if pairs else line)
     return texts
+
+
+def _decoded_lines(data, where):
+    """The lines of `data` (bytes) as text, by the rule of the module docstring.
+
+    Raises:
+        DataError: naming `where` and the line of the first byte that is not UTF-8.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = len(_split_lines(data[:e.start].decode("utf-8")))
+        _fail(f"{where}:{line}: not UTF-8 text ({e.reason})")
+    lines = _split_lines(text)
+    if lines[-1] == "":  # the end of the last line, not a line
+        lines.pop()
+    return lines
+
+
+def _split_lines(text):
+    # open()'s universal newlines, which --file used to read with; not
+    # str.splitlines, which would also cut at form feeds and U+2028.
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _fail(message):
@@ -69,13 +103,21 @@ def _read_inputs(args, classifier):
             except DataError:
                 raise labeled_error from None
         return [e.text_a if e.text_b is None else (e.text_a, e.text_b) for e in examples]
-    if args.file:
-        try:
-            with open(args.file, encoding="utf-8") as handle:
-                return _lines(handle.readlines(), args.file, classifier.pairs)
-        except (OSError, UnicodeDecodeError) as e:
-            _fail(f"{args.file}: cannot read ({e})")
-    return _lines(sys.stdin.readlines(), "stdin", classifier.pairs)
+    where = args.file or "<stdin>"
+    try:
+        if args.file:
+            with open(args.file, "rb") as handle:
+                data = handle.read()
+        else:
+            # The bytes, not sys.stdin's own decoding (the locale's, strict or
+            # surrogateescape): the rule is the file's.  None when closed.
+            stream = getattr(sys.stdin, "buffer", None)
+            if stream is None:
+                _fail(f"{where}: cannot read (standard input is not a byte stream); give TEXT or --file")
+            data = stream.read()
+    except OSError as e:
+        _fail(f"{where}: cannot read ({e})")
+    return _lines(_decoded_lines(data, where), where, classifier.pairs)
 
 
 def run(args):

@@ -202,12 +202,26 @@ def read_tsv(path) -> Iterator[tuple]:
                 return
             except UnicodeDecodeError as e:
                 raise DataError(
-                    f"{path}:{reader.line_num + 1}: not UTF-8 text ({e.reason})"
+                    f"{path}:{_undecodable_line(path)}: not UTF-8 text ({e.reason})"
                 ) from e
             except csv.Error as e:
                 raise DataError(f"{path}:{reader.line_num}: {e}") from e
             yield reader.line_num, index, row
             index += 1
+
+
+def _undecodable_line(path) -> int:
+    """The line of `path`'s first byte that is not UTF-8.  The text reader
+    decodes a chunk ahead of the rows csv has counted, so its line number
+    would name the first line of that chunk, not the bad byte's."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        data = data[: e.start]
+    # The line ends the csv module honours: "\r\n", "\r" and "\n".
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n") + 1
 
 
 # -- the tasks ------------------------------------------------------------
