@@ -432,13 +432,12 @@ def interrupt_after_first_save(opts, output):
     assert calls == [1]
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A checkpoint, a corpus, the options of a 4-step run saving every 2,
-    its uninterrupted result, and the same run killed after step 2."""
+def build_small_run(base):
+    """A checkpoint and a corpus in `base`, the options of a 4-step run
+    saving every 2, its uninterrupted result, and the same run killed after
+    step 2."""
     from kbert import pretraining
 
-    base = tmp_path_factory.mktemp("small_run")
     checkpoint = write_checkpoint(str(base / "ckpt"), CONFIG, random_bert_weights(CONFIG, np.random.default_rng(0)),
                                   vocab=VOCAB)
     corpus = write_corpus(base / "corpus.txt", 12)
@@ -448,6 +447,11 @@ def small_run(tmp_path_factory):
     interrupt_after_first_save(opts, interrupted)
     return dict(options=opts, straight=straight, weights=read_weights(base / "straight"), interrupted=interrupted,
                 checkpoint=checkpoint)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    return build_small_run(tmp_path_factory.mktemp("small_run"))
 
 
 def copy_of_interrupted(small_run, tmp_path):

@@ -18,28 +18,14 @@ import numpy as np
 import pytest
 
 from mutate import byte_mutations, json_mutations, same_arrays, verdict
-from original_checkpoint import random_bert_weights, write_checkpoint
-from test_pretraining import CONFIG, RUN_OPTIONS, VOCAB, interrupt_after_first_save, read_weights, write_corpus
+from test_pretraining import build_small_run, read_weights, write_corpus
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """The options of a 4-step run saving every 2, its uninterrupted result
-    and checkpoint weights, and the same run killed after step 2."""
-    from kbert.pretraining import PretrainOptions, pretrain
-
-    base = tmp_path_factory.mktemp("fuzz_pretraining")
-    checkpoint = write_checkpoint(str(base / "ckpt"), CONFIG, random_bert_weights(CONFIG, np.random.default_rng(0)),
-                                  vocab=VOCAB)
-    options = PretrainOptions(corpus=(str(write_corpus(base / "corpus.txt", 12)),), checkpoint=checkpoint,
-                              **RUN_OPTIONS)
-    straight = pretrain(options, str(base / "straight"), progress=False)
-    interrupted = str(base / "interrupted")
-    interrupt_after_first_save(options, interrupted)
-    return dict(options=options, straight=straight, weights=read_weights(base / "straight"),
-                interrupted=interrupted)
+    return build_small_run(tmp_path_factory.mktemp("fuzz_pretraining"))
 
 
 # ---------------------------------------------------------------- corpora
