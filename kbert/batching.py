@@ -61,9 +61,12 @@ def check_rows(arrays, lengths, targets=None):
                             f"of {a.dtype}")
         # Each input is [rows, length] as the token ids are, or [rows, 1]
         # (keras-bert's task ids: one per row).
-        if a.shape[0] != arrays[0].shape[0] or a.shape[1] not in (arrays[0].shape[1], 1):
+        if a.shape[0] != arrays[0].shape[0]:
+            raise DataError(f"input array {k} has {a.shape[0]} rows but input array 0 (the token ids) "
+                            f"has {arrays[0].shape[0]}")
+        if a.shape[1] not in (arrays[0].shape[1], 1):
             raise DataError(f"input array {k} has shape {list(a.shape)} but input array 0 (the token ids) "
-                            f"has {list(arrays[0].shape)}")
+                            f"has {list(arrays[0].shape)}: each input is [rows, length] or [rows, 1]")
     lengths = np.asarray(lengths)
     n, width = arrays[0].shape
     if lengths.shape != (n,):
