@@ -60,7 +60,7 @@ from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
 from kbert.progress import ItemsProgress
 from kbert.seeding import EpochSeed
 from kbert import runs
-from kbert.atomic import atomic_output, read_json, save_model_atomic, write_json
+from kbert.atomic import atomic_output, read_json, refuse_overlap, save_model_atomic, write_json
 from kbert.materials import load_materials
 from kbert.layers.student_bilstm import POOLINGS
 from kbert.student import STUDENTS, BiLSTMStudent, StudentModel, build_student, static_start
@@ -513,6 +513,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         history.
     """
     options = options or DistillOptions()
+    refuse_overlap(out_dir, [materials_dir], flag="--output", error=ConfigError)
     materials = load_materials(materials_dir)
     if options.dev_split not in materials.splits or not len(materials.splits[options.dev_split]):
         raise DataError(f"{materials_dir}: no complete, non-empty {options.dev_split!r} split to report")

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from kbert import presets, runs
+from kbert.atomic import refuse_overlap
 from kbert.checks import check_option_types
 from kbert.errors import ConfigError
 
@@ -177,7 +178,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     from kbert.seeding import EpochSeed
     from kbert.tokenization import Tokenizer, validate_case_matches_checkpoint
     from kbert.weights.export import export_checkpoint
-    from kbert.weights.loading import load_checkpoint
+    from kbert.weights.loading import checkpoint_directory, load_checkpoint
 
     if resume and runs.has_run(output):
         # Options the caller left to the recipe are those the run used: a
@@ -190,6 +191,10 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     processor = get_processor(options.task)
     data_dir = resolve_data_dir(data_dir)
+    # Refused before run.json is written: a run in the checkpoint's folder
+    # would replace its vocab.txt, one in the task's data would sit among it.
+    refuse_overlap(output, [checkpoint_directory(options.checkpoint), processor.task_dir(data_dir)],
+                   flag="--output", error=ConfigError)
     # A key a stored run predates is compared as the value runs had then.
     implied = dict(dataclasses.asdict(FinetuneOptions(task=options.task)), **PREDATING)
     record = runs.start_run(

@@ -60,7 +60,7 @@ import numpy as np
 
 import kbert
 from kbert import runs
-from kbert.atomic import atomic_output, file_sha256, read_json, write_json
+from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, write_json
 from kbert.batching import predict_bucketed
 from kbert.checks import check_option_types, is_int
 from kbert.errors import ConfigError, DataError
@@ -788,10 +788,14 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     from kbert import augment as augmentation
     from kbert.glue import get_processor, resolve_data_dir, split_texts
 
+    data_dir = resolve_data_dir(data_dir)
+    processor = get_processor(options.task or runs.read_run(run_dir).task)
+    # Refused before the teacher loads: materials written into the run or
+    # the task's data would sit among (and could replace) what they read.
+    refuse_overlap(out_dir, [run_dir, processor.task_dir(data_dir)], flag="--output", error=ConfigError)
     teacher, record = runs.load_model(run_dir)
     if record.kind != "teacher":
         raise ConfigError(f"{run_dir}: a {record.kind!r} run; materials need a fine-tuned teacher")
-    processor = get_processor(options.task or record.task)
     if record.task != processor.name:
         raise ConfigError(f"{run_dir}: the teacher was fine-tuned on {record.task}, not {processor.name}")
     if processor.is_regression:
@@ -801,7 +805,6 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         raise ConfigError("--augment needs the train split")
     # Augmented sentences carry a literal [MASK] word: keep it one token.
     tokenizer = runs.load_tokenizer(run_dir, record, teacher, never_split=(augmentation.MASK,))
-    data_dir = resolve_data_dir(data_dir)
 
     def encode(firsts, seconds, labels):
         batch = tokenizer.encode_batch(firsts, seconds, max_len=options.max_seq_len)

@@ -701,7 +701,7 @@ def pretrain(options, output, *, resume=False, progress=True):
     from kbert.seeding import reseed
     from kbert.tokenization import Tokenizer, load_vocab_tokens, validate_case_matches_checkpoint
     from kbert.weights.export import export_checkpoint
-    from kbert.weights.loading import load_checkpoint
+    from kbert.weights.loading import checkpoint_directory, load_checkpoint
 
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
     record = runs.RunRecord(kind="pretrain", status="training", options=dataclasses.asdict(options),
@@ -724,9 +724,8 @@ def pretrain(options, output, *, resume=False, progress=True):
     if bert.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
     # Refused now rather than after training, when OUTPUT/checkpoint is written.
-    source = bert.load_report.path
-    refuse_overlap(output, [source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source)),
-                            bert.vocab_file, *options.corpus], flag="--output", error=ConfigError)
+    refuse_overlap(output, [checkpoint_directory(options.checkpoint), bert.vocab_file, *options.corpus],
+                   flag="--output", error=ConfigError)
     if options.max_seq_len > bert.bert_config.max_position_embeddings:
         raise ConfigError(f"--max-seq-len {options.max_seq_len} exceeds the checkpoint's max_position_embeddings "
                           f"({bert.bert_config.max_position_embeddings})")

@@ -5,6 +5,7 @@ artefacts, and data-parallel training on two (forced) CPU devices."""
 import dataclasses
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -127,6 +128,24 @@ def test_a_kill_during_the_final_writes_does_not_retrain(glue_dir, cache_dir, ti
     model = keras.saving.load_model(tmp_path / "model.keras")
     assert int(model.optimizer.iterations.numpy()) == 18
     assert not os.path.exists(tmp_path / "backup")
+
+
+@pytest.mark.single_backend  # paths only: refused before anything is read or written
+def test_an_output_that_overlaps_an_input_is_refused_before_anything_is_written(tiny_checkpoint, tmp_path):
+    data = tmp_path / "glue"
+    (data / "SST-2").mkdir(parents=True)
+    (data / "SST-2" / "train.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    checkpoint = pathlib.Path(tiny_checkpoint)
+    listing = lambda: {p: p.stat().st_mtime_ns for root in (checkpoint, data) for p in root.rglob("*")}
+    before = listing()
+    for output, refusal in ((checkpoint, "is the input"), (checkpoint / "run", "lies inside the input"),
+                            (data / "SST-2" / "run", "lies inside the input"), (data, "contains the input")):
+        with pytest.raises(ConfigError, match=f"--output {output}: {refusal}"):
+            finetune(_options(tiny_checkpoint), str(output), data_dir=str(data))
+    # The bare prefix of the checkpoint names the same folder.
+    with pytest.raises(ConfigError, match="is the input"):
+        finetune(_options(str(checkpoint / "bert_model.ckpt")), str(checkpoint), data_dir=str(data))
+    assert listing() == before
 
 
 @pytest.mark.single_backend  # the run directory's logic: the same on every backend

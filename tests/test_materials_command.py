@@ -155,3 +155,37 @@ def test_static_vectors_neighbours_and_a_bilstm_student(run_dir, glue_dir, tmp_p
     assert student.get_config()["units"] == 3
     run = json.loads((student_dir / "run.json").read_text())
     assert run["options"]["embedding"] == "static" and run["results"]["selected_on"] == "holdout"
+
+
+def _listing(*roots):
+    """Every path under `roots` with its bytes: what a refused command must leave as it was."""
+    found = {}
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            found[str(path)] = path.read_bytes() if path.is_file() else None
+    return found
+
+
+@pytest.mark.single_backend  # paths only: refused before any backend work
+def test_materials_and_distill_refuse_an_output_that_overlaps_an_input(run_dir, glue_dir, tmp_path):
+    from kbert.distill import DistillOptions, distill
+    from kbert.errors import ConfigError
+    from kbert.materials import MaterialsOptions, materials_from_run
+
+    options = MaterialsOptions(splits=("train", "dev"))
+    before = _listing(run_dir, glue_dir)
+    for output, refusal in ((run_dir, "is the input"), (run_dir / "materials", "lies inside the input"),
+                            (glue_dir / "SST-2" / "materials", "lies inside the input"),
+                            (glue_dir, "contains the input"), (tmp_path, "contains the input")):
+        with pytest.raises(ConfigError, match=f"--output {output}: {refusal}"):
+            materials_from_run(str(run_dir), str(output), options, data_dir=str(glue_dir), verbose=False)
+    assert _listing(run_dir, glue_dir) == before
+
+    materials = tmp_path / "m"
+    materials_from_run(str(run_dir), str(materials), options, data_dir=str(glue_dir), verbose=False)
+    before = _listing(materials)
+    for output, refusal in ((materials, "is the input"), (materials / "student", "lies inside the input"),
+                            (tmp_path, "contains the input")):
+        with pytest.raises(ConfigError, match=f"--output {output}: {refusal}"):
+            distill(str(materials), str(output), DistillOptions(epochs=1, batch_size=4), verbose=0)
+    assert _listing(materials) == before

@@ -90,7 +90,9 @@ def open_checkpoint(path, config=None):
     return checkpoint
 
 
-def _open(path, config):
+def _located(path):
+    """`path` with a preset name replaced by its installed folder and a kbert
+    run directory by its exported checkpoint."""
     if not isinstance(path, (str, os.PathLike)):
         raise CheckpointError(f"a checkpoint is a preset name or a path, not {path!r}")
     if presets.is_preset(path) and not os.path.exists(path):
@@ -99,6 +101,19 @@ def _open(path, config):
     exported = os.path.join(path, "checkpoint")
     if os.path.isfile(os.path.join(path, "run.json")) and os.path.isfile(os.path.join(exported, "bert_config.json")):
         path = exported  # a kbert run directory (finetune, pretrain): its original-format export
+    return path
+
+
+def checkpoint_directory(path):
+    """The directory whose files `load_checkpoint(path)` reads (a preset's
+    installed folder, a run's exported checkpoint, a directory, a prefix's
+    directory), read nothing: what a command's `--output` must not overlap."""
+    path = _located(path)
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
+def _open(path, config):
+    path = _located(path)
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "bert_config.json")) or (
             config is not None and _find_prefix(path, required=False)
