@@ -71,11 +71,19 @@ LOSSES = ("mse", "kl")
 EMBEDDINGS = ("teacher", "static")
 PAIRS = ("joint", "siamese")
 STATE_FILE = "state.json"
+# How the holdout is drawn: rows whose lengths follow the reported split's
+# ("length"), or any rows ("random").
+HOLDOUT_DRAWS = ("length", "random")
+# What picks the epoch on the holdout: the task's metric against gold labels
+# ("gold"), agreement with the teacher's labels ("agreement"), or the mean
+# KL divergence from the teacher's softmax, lowest best ("kl").
+SELECTIONS = ("gold", "agreement", "kl")
 # What a run recorded before an option existed used, where that differs
-# from today's default: runs before the holdout picked epochs on dev.
-PREDATING = {"holdout": 0.0}
-# The holdout of a new run (`DistillOptions.holdout` None).
-HOLDOUT = 0.05
+# from today's default: runs before the holdout picked epochs on dev; runs
+# before the length-matched draw drew the holdout at random and picked on gold.
+PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold"}
+# A new run's choices for the options left None.
+NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +125,16 @@ class DistillOptions:
             epoch (with the augmented rows made from it left out of
             training); 0 picks it on `dev_split`.  None: 0.05 for a new
             run; a resumed run keeps its own (runs before the holdout: 0).
+        holdout_draw: "length" draws held-out rows whose lengths (in word
+            pieces) follow `dev_split`'s, whose labels are never read;
+            "random" draws any rows.  None: "length" for a new run, a
+            resumed run's own (runs before the option: "random").
+        selection: the holdout score that picks the epoch: "gold" (the
+            task's metric), "agreement" (with the teacher's labels) or "kl"
+            (mean KL divergence from the teacher's softmax, lowest best).
+            The latest epoch within one standard error of the best score is
+            kept.  None: "agreement" for a new run, a resumed run's own
+            (runs before the option: "gold").
         length_bucketing: batches of similar length (little padding) or, if
             False, random batches (each still trimmed to its longest row).
     """
@@ -141,12 +159,18 @@ class DistillOptions:
     train_splits: tuple = ("train", "augmented")
     dev_split: str = "dev"
     holdout: float = None
+    holdout_draw: str = None
+    selection: str = None
     length_bucketing: bool = True
 
     def __post_init__(self):
         check_option_types(self)
         if self.holdout is not None and not 0.0 <= self.holdout < 1.0:
             raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
+        if self.holdout_draw is not None and self.holdout_draw not in HOLDOUT_DRAWS:
+            raise ConfigError(f"holdout_draw must be one of {HOLDOUT_DRAWS}, got {self.holdout_draw!r}")
+        if self.selection is not None and self.selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.loss not in LOSSES:
@@ -291,13 +315,17 @@ def _selection_metric(task):
     return get_processor(task).selection_metric if task in TASKS else "accuracy"
 
 
-def _dev_scores(model, split, task):
+def _split_logits(model, split):
+    # A trainer with a pooled projection outputs [logits, projection]: the first C columns.
+    return predict_logits(model, split.x, split.length)[:, : split.y.shape[1]]
+
+
+def _dev_scores(model, split, task, logits=None):
     """({metric: score} vs gold, empty without gold; agreement with the teacher)
     on a materials split: accuracy, and the task's selection metric."""
     from kbert.glue.metrics import compute_metrics
 
-    # A trainer with a pooled projection outputs [logits, projection]: the first C columns.
-    logits = predict_logits(model, split.x, split.length)[:, : split.y.shape[1]]
+    logits = _split_logits(model, split) if logits is None else logits
     predicted = logits.argmax(axis=1)
     agreement = float((predicted == split.y.argmax(axis=1)).mean())
     has_gold = split.label >= 0
@@ -310,13 +338,67 @@ def _dev_scores(model, split, task):
     return scores, agreement
 
 
+def _mean_and_error(values):
+    """The mean of per-row `values` and its standard error."""
+    values = np.asarray(values, np.float64)
+    error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return float(values.mean()), float(error)
+
+
+def selection_signals(logits, split, task):
+    """{signal: (score, standard error)} of a student's `logits` [N, C] on a
+    materials split, each higher-is-better: "agreement" (the share of rows
+    where the student's label is the teacher's), "kl" (minus the mean
+    KL(teacher || student) of the softmaxes) and, where every row has a
+    gold label, "gold" (the task's selection metric).  A metric that is not
+    a mean over rows (CoLA's MCC) gets a bootstrap standard error (200
+    resamples, a fixed seed, so the same logits give the same error)."""
+    from kbert.glue.metrics import compute_metrics
+
+    logits = np.asarray(logits, np.float64)
+    teacher = np.asarray(split.y, np.float64)
+    signals = {"agreement": _mean_and_error(logits.argmax(1) == teacher.argmax(1))}
+    log_teacher = teacher - _logsumexp(teacher)
+    log_student = logits - _logsumexp(logits)
+    kl, error = _mean_and_error((np.exp(log_teacher) * (log_teacher - log_student)).sum(axis=1))
+    signals["kl"] = (-kl, error)
+    labels = np.asarray(split.label)
+    if len(labels) and (labels >= 0).all():
+        predicted = logits.argmax(1)
+        metric = _selection_metric(task)
+        if metric == "accuracy":
+            signals["gold"] = _mean_and_error(predicted == labels)
+        else:
+            score = compute_metrics(task, labels, predicted)[metric]
+            draws = np.random.default_rng(0).integers(0, len(labels), size=(200, len(labels)))
+            again = [compute_metrics(task, labels[rows], predicted[rows])[metric] for rows in draws]
+            signals["gold"] = (float(score), float(np.nanstd(again, ddof=1)))
+    return signals
+
+
+def _logsumexp(values):
+    top = values.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(values - top).sum(axis=1, keepdims=True))
+
+
+def keeps_epoch(score, error, top):
+    """Whether an epoch scoring `score` (standard error `error`) replaces the
+    kept one, `top` being the best score of the epochs before (None: none):
+    yes when it is within one standard error of the best.  Within the
+    slice's own noise the later, more trained epoch is preferred; applied
+    epoch by epoch, this keeps the latest epoch within one standard error
+    of the best score of them all."""
+    return top is None or score >= top - error
+
+
 class _EpochEnd(keras.callbacks.Callback):
     """Scores the selection split (holdout or dev), keeps the best weights,
     checkpoints; the state file commits."""
 
-    def __init__(self, checkpoint_dir, select, state, task):
+    def __init__(self, checkpoint_dir, select, state, task, selection):
         super().__init__()
         self.checkpoint_dir, self.select, self.state, self.task = checkpoint_dir, select, state, task
+        self.selection = selection
         self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -324,14 +406,22 @@ class _EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         name, split = self.select
-        scores, agreement = _dev_scores(self.model, split, self.task)
-        score = scores.get(_selection_metric(self.task), agreement)
+        logits = _split_logits(self.model, split)
+        scores, agreement = _dev_scores(self.model, split, self.task, logits)
+        signals = selection_signals(logits, split, self.task)
+        # A slice without gold labels is scored by agreement.
+        signal = self.selection if self.selection in signals else "agreement"
+        score, error = signals[signal]
         record = {key: float(value) for key, value in (logs or {}).items()}
         record.update({"epoch": epoch + 1, f"{name}_accuracy": scores.get("accuracy"),
                        **{f"{name}_{metric}": value for metric, value in scores.items() if metric != "accuracy"},
-                       f"{name}_agreement": agreement, "seconds": round(time.perf_counter() - self.started, 3),
+                       f"{name}_agreement": agreement, f"{name}_kl": -signals["kl"][0],
+                       "selection": signal, "selection_score": score, "selection_error": error,
+                       "signals": {key: [value, err] for key, (value, err) in signals.items()},
+                       "seconds": round(time.perf_counter() - self.started, 3),
                        "global_step": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))})
-        logger.info("epoch %d: %s %s, agreement %.4f", epoch + 1, name, scores, agreement)
+        logger.info("epoch %d: %s %s, agreement %.4f, kl %.4f", epoch + 1, name, scores, agreement,
+                    -signals["kl"][0])
         if logs is not None:  # the progress bar, called after this callback, shows them
             logs.update({f"{name}_{metric}": value for metric, value in scores.items()} or
                         {f"{name}_agreement": agreement})
@@ -339,11 +429,14 @@ class _EpochEnd(keras.callbacks.Callback):
         # Files are named by epoch and state.json, written last, says which
         # are current: a crash in between leaves the previous state whole.
         stale = []
-        if self.state["best_score"] is None or score > self.state["best_score"]:
+        # A state from before top_score kept the best score as best_score.
+        top = self.state.get("top_score", self.state["best_score"])
+        if keeps_epoch(score, error, top):
             best = f"best-{epoch + 1}.weights.h5"
             _save_weights(self.model, os.path.join(self.checkpoint_dir, best))
             stale.append(self.state.get("best_weights"))
             self.state.update(best_score=score, best_epoch=epoch + 1, best_weights=best)
+        self.state["top_score"] = score if top is None else max(top, score)
         name = f"epoch-{epoch + 1}.keras"
         save_model_atomic(self.model, os.path.join(self.checkpoint_dir, name))
         stale.append(self.state.get("checkpoint"))
@@ -363,11 +456,45 @@ def _subset(split, keep):
                                          if getattr(split, f.name) is not None})
 
 
+def length_matched(lengths, targets, count, rng):
+    """Indices of `count` distinct rows of `lengths` whose lengths follow
+    the distribution of `targets` (the lengths of the text to be scored).
+
+    The `count` evenly spaced quantiles of `targets` are the wanted
+    lengths; each takes a row not yet taken of that length or, when none is
+    left, of the nearest length (the shorter on a tie), rows of one length
+    in the order `rng` shuffles them.  SST-2's train split is 42% parse-tree
+    phrases of five words or fewer, its dev split whole sentences: a
+    random draw would mostly measure how a student labels short phrases.
+    Where train's lengths already look like the targets', this is a random
+    draw with the same length distribution.
+    """
+    lengths = np.asarray(lengths)
+    targets = np.sort(np.asarray(targets))
+    if not 0 < count <= len(lengths) or not len(targets):
+        raise DataError(f"a length-matched draw of {count} of {len(lengths)} rows to {len(targets)} target lengths")
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(lengths[order], kind="stable")]  # by length, shuffled within each length
+    values, starts, counts = np.unique(lengths[order], return_index=True, return_counts=True)
+    taken = np.zeros(len(values), np.int64)
+    wanted = targets[np.minimum((np.arange(count) + 0.5) / count * len(targets), len(targets) - 1).astype(int)]
+    chosen = np.empty(count, np.int64)
+    for k, length in enumerate(wanted):
+        left = taken < counts
+        distance = np.where(left, np.abs(values - length), np.iinfo(np.int64).max)
+        slot = int(np.argmin(distance))  # the first of equals: the shorter length
+        chosen[k] = order[starts[slot] + taken[slot]]
+        taken[slot] += 1
+    return chosen
+
+
 def _held_out(materials, options):
     """(training splits with the holdout removed, the holdout split or None).
 
-    The holdout: `options.holdout` of the "train" rows, drawn by the seed;
-    augmented rows made from a held-out row are dropped with it.
+    The holdout: `options.holdout` of the "train" rows, drawn by the seed,
+    with `options.holdout_draw` "length" so that their lengths follow the
+    dev split's (`length_matched`); augmented rows made from a held-out
+    row are dropped with it.
     """
     splits = {name: materials.splits[name] for name in options.train_splits if name in materials.splits}
     if not sum(len(split) for split in splits.values()):
@@ -380,7 +507,13 @@ def _held_out(materials, options):
     n = len(splits["train"])
     held = np.zeros(n, bool)
     # At least one row, however small the split.
-    held[np.random.default_rng([options.seed, 17]).permutation(n)[: max(1, int(round(options.holdout * n)))]] = True
+    count = max(1, int(round(options.holdout * n)))
+    rng = np.random.default_rng([options.seed, 17])
+    if options.holdout_draw == "length":
+        # Only the reported split's lengths: its labels are not read here.
+        held[length_matched(splits["train"].length, materials.splits[options.dev_split].length, count, rng)] = True
+    else:
+        held[rng.permutation(n)[:count]] = True
     if held.all():
         raise ConfigError(f"{materials.directory}: a holdout of {options.holdout} leaves no train rows to train on "
                           f"({n} train rows); pass --holdout 0 to pick epochs on dev")
@@ -466,11 +599,12 @@ def _compile(model, options, num_labels):
 
 def _resume_state(checkpoint_dir, options, identity, resume):
     """(the saved state of an earlier run in this directory or None to start
-    afresh, `options` with an unset holdout resolved: the run's own, else
-    `HOLDOUT`)."""
+    afresh, `options` with the options left None resolved: the run's own,
+    else `NEW_RUN`'s)."""
     path = os.path.join(checkpoint_dir, STATE_FILE)
+    unset = [name for name in NEW_RUN if getattr(options, name) is None]
     if not os.path.exists(path):
-        return None, options if options.holdout is not None else dataclasses.replace(options, holdout=HOLDOUT)
+        return None, dataclasses.replace(options, **{name: NEW_RUN[name] for name in unset})
     if not resume:
         raise ConfigError(
             f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory"
@@ -487,14 +621,13 @@ def _resume_state(checkpoint_dir, options, identity, resume):
     earlier = dict(DistillOptions().to_dict(), **PREDATING)
     earlier.update(state["config"])
     earlier["epochs"] = options.epochs
-    if options.holdout is None:
-        options = dataclasses.replace(options, holdout=earlier["holdout"])
+    options = dataclasses.replace(options, **{name: earlier[name] for name in unset})
     if earlier != options.to_dict():
         raise ConfigError(f"{path}: the run used other settings ({state['config']}); only epochs may change on resume")
     return state, options
 
 
-def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
+def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, callbacks=()):
     """Train a student on stored teaching materials.
 
     Args:
@@ -504,6 +637,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
         resume: continue the run checkpointed in `out_dir`; a directory
             with no run yet starts one.
         verbose: show a progress bar (items/s) per epoch.
+        callbacks: Keras callbacks run after kbert's own at each epoch's
+            end (a study's, say, scoring every epoch on another split).
 
     Returns:
         The student's `RunRecord`; `results` holds best_epoch (and
@@ -554,7 +689,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1):
     if state["epoch"] < options.epochs:
         batches = BucketedBatches(x, targets, lengths, batch_size=options.batch_size, seed=options.seed,
                                   epoch=state["epoch"], window=BUCKET_WINDOW if options.length_bucketing else 1)
-        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, select, state, identity["task"])]
+        callbacks = [EpochSeed(options.seed), _EpochEnd(checkpoint_dir, select, state, identity["task"],
+                                                        options.selection), *callbacks]
         if verbose:  # a tqdm bar counting sentences, so its rate is items/s
             callbacks.append(ItemsProgress(options.batch_size, len(batches), desc="distill"))
         # shuffle=False: BucketedBatches orders each epoch from (seed, epoch)
@@ -611,6 +747,7 @@ def _finish(out_dir, model, record, state, vocab, dev, selected_on):
         "best_epoch": state["best_epoch"],
         "selected_on": selected_on,
         "selection_metric": _selection_metric(record.task),
+        "selection": state["config"].get("selection", PREDATING["selection"]),
         "dev_accuracy": scores.get("accuracy"),
         **{f"dev_{metric}": value for metric, value in scores.items() if metric != "accuracy"},
         "dev_agreement": agreement,

@@ -142,7 +142,10 @@ def test_student_learns_the_teacher(materials_dir, tmp_path, kind):
     # The epoch is picked on the held-out train rows (no gold labels there:
     # agreement with the teacher); dev is scored once, for that epoch only.
     assert all("dev_accuracy" not in epoch for epoch in history)
-    best = max(history, key=lambda epoch: epoch["holdout_agreement"])
+    # The latest epoch within one standard error of the best agreement.
+    top = max(epoch["holdout_agreement"] for epoch in history)
+    best = [epoch for epoch in history if epoch["holdout_agreement"] >= top - epoch["selection_error"]][-1]
+    assert all(epoch["selection"] == "agreement" for epoch in history)
     assert summary["best_epoch"] == best["epoch"] and summary["selected_on"] == "holdout"
     np.testing.assert_allclose(summary["dev_accuracy"], learned)  # gold dev labels are the teacher's
     assert stored.options["epochs"] == 6 and summary["materials"]["teacher"]["id"] == "bag-of-words"
@@ -295,10 +298,13 @@ def test_cola_students_are_picked_and_reported_by_mcc(tmp_path):
     generate_materials(teacher, splits, str(tmp_path / "m"), vocab=VOCAB, teacher_id="bag-of-words",
                        options=MaterialsOptions(task="CoLA", max_seq_len=T, batch_size=100), verbose=False)
     record = distill(str(tmp_path / "m"), str(tmp_path / "s"),
-                     DistillOptions(epochs=3, batch_size=20, holdout=0.25, seed=2), verbose=0)
+                     DistillOptions(epochs=3, batch_size=20, holdout=0.25, seed=2, selection="gold"), verbose=0)
     results, history = record.results, record.results["history"]
     assert results["selection_metric"] == "mcc" and results["selected_on"] == "holdout"
-    assert results["best_epoch"] == max(history, key=lambda epoch: epoch["holdout_mcc"])["epoch"]
+    assert [epoch["selection_score"] for epoch in history] == [epoch["holdout_mcc"] for epoch in history]
+    top = max(epoch["holdout_mcc"] for epoch in history)
+    kept = [epoch for epoch in history if epoch["holdout_mcc"] >= top - epoch["selection_error"]][-1]
+    assert results["best_epoch"] == kept["epoch"]
     assert all("holdout_accuracy" in epoch for epoch in history)
     student = keras.saving.load_model(tmp_path / "s" / "student.keras")
     dev = splits["dev"]
@@ -369,3 +375,124 @@ def test_loss_with_pooled_vectors(rng):
     assert StoredLogitsLoss.from_config(loss.get_config()).get_config() == loss.get_config()
     with pytest.raises(ConfigError, match="num_labels"):
         StoredLogitsLoss(pooled_weight=1.0)
+
+
+# ---------------------------------------------------------------- selection
+
+
+def ks_statistic(a, b):
+    """The two-sample Kolmogorov-Smirnov distance, in NumPy."""
+    grid = np.union1d(a, b)
+    cdf = lambda v: np.searchsorted(np.sort(v), grid, side="right") / len(v)
+    return float(np.abs(cdf(a) - cdf(b)).max())
+
+
+@pytest.mark.keras_free
+def test_a_length_matched_holdout_follows_the_scored_lengths():
+    from kbert.distill import length_matched
+
+    rng = np.random.default_rng(0)
+    # Like SST-2: train is mostly short phrases, dev whole sentences.
+    train = np.concatenate([rng.integers(3, 8, 6000), rng.integers(8, 60, 4000)])
+    dev = rng.integers(12, 50, 800)
+    chosen = length_matched(train, dev, 500, np.random.default_rng(1))
+    assert len(set(chosen.tolist())) == 500
+    assert ks_statistic(train[chosen], dev) < 0.02
+    assert ks_statistic(train[np.random.default_rng(1).permutation(len(train))[:500]], dev) > 0.4
+    # The same seed, the same rows; another seed, other rows of the same lengths.
+    np.testing.assert_array_equal(chosen, length_matched(train, dev, 500, np.random.default_rng(1)))
+    other = length_matched(train, dev, 500, np.random.default_rng(2))
+    assert set(other.tolist()) != set(chosen.tolist())
+    np.testing.assert_array_equal(np.sort(train[other]), np.sort(train[chosen]))
+    # Where train already looks like dev, the draw is as a random one's.
+    alike = rng.integers(12, 50, 5000)
+    assert ks_statistic(alike[length_matched(alike, dev, 500, np.random.default_rng(3))], dev) < 0.02
+    # Lengths train lacks are taken from the nearest ones: here its longest rows.
+    short = np.arange(100) % 40
+    assert sorted(short[length_matched(short, np.full(10, 90), 5, rng)]) == [37, 38, 38, 39, 39]
+    with pytest.raises(DataError, match="length-matched draw of 5 of 3"):
+        length_matched(np.arange(3), dev, 5, rng)
+
+
+@pytest.mark.keras_free
+def test_the_latest_epoch_within_one_standard_error_of_the_best_is_kept():
+    from kbert.distill import keeps_epoch
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        scores, errors = rng.normal(0.9, 0.01, 6), rng.uniform(0, 0.01, 6)
+        kept, top = None, None
+        for epoch, (score, error) in enumerate(zip(scores, errors)):
+            if keeps_epoch(score, error, top):
+                kept = epoch
+            top = score if top is None else max(top, score)
+        # Judged at once, afterwards: the last epoch within its error of the best score.
+        assert kept == np.flatnonzero(scores >= scores.max() - errors)[-1]
+
+
+@pytest.mark.keras_free
+def test_selection_signals_against_scipy_and_sklearn():
+    from scipy.stats import entropy
+    from sklearn.metrics import matthews_corrcoef
+
+    from kbert.distill import selection_signals
+    from kbert.materials import MaterialsSplit
+
+    rng = np.random.default_rng(0)
+    n = 300
+    teacher, student = rng.normal(size=(n, 2)) * 2, rng.normal(size=(n, 2)) * 2
+    labels = rng.integers(0, 2, n)
+    split = MaterialsSplit(x=None, segment=None, length=None, y=teacher.astype(np.float32), ysm=None, label=labels,
+                           sentence=None)
+    softmax = lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    agree = student.argmax(1) == teacher.argmax(1)
+    kl = entropy(softmax(teacher.astype(np.float32).astype(np.float64)), softmax(student), axis=1)
+
+    signals = selection_signals(student, split, "SST-2")
+    np.testing.assert_allclose(signals["agreement"], (agree.mean(), agree.std(ddof=1) / np.sqrt(n)))
+    np.testing.assert_allclose(signals["kl"], (-kl.mean(), kl.std(ddof=1) / np.sqrt(n)), rtol=1e-6)
+    correct = student.argmax(1) == labels
+    np.testing.assert_allclose(signals["gold"], (correct.mean(), correct.std(ddof=1) / np.sqrt(n)))
+
+    cola = selection_signals(student, split, "CoLA")
+    assert cola["gold"][0] == pytest.approx(matthews_corrcoef(labels, student.argmax(1)))
+    # A bootstrap error: about the spread of MCC over resampled rows.
+    draws = [matthews_corrcoef(labels[r], student.argmax(1)[r]) for r in rng.integers(0, n, (300, n))]
+    assert cola["gold"][1] == pytest.approx(np.std(draws), rel=0.25)
+    # No gold where a row has none.
+    unlabeled = dataclasses.replace(split, label=np.where(np.arange(n) == 5, -1, labels))
+    assert set(selection_signals(student, unlabeled, "SST-2")) == {"agreement", "kl"}
+
+
+@pytest.mark.single_backend  # the choice of rows and epochs: the same on every backend
+def test_dev_labels_are_not_read_during_selection(tmp_path):
+    """Two materials alike but for the dev labels (flipped): the same
+    holdout, the same epoch kept, the same history; only the dev score
+    reported differs."""
+    rng = np.random.default_rng(4)
+    teacher = bag_of_words_teacher(1)
+    train, dev = random_split(rng, 400), random_split(rng, 120)
+    flipped = dataclasses.replace(dev, labels=1 - dev.labels)
+    options = DistillOptions(epochs=4, batch_size=25, learning_rate=3e-3, seed=2, selection="gold")
+    records = []
+    for name, split in (("a", dev), ("b", flipped)):
+        generate_materials(teacher, {"train": train, "dev": split}, str(tmp_path / name), vocab=VOCAB,
+                           teacher_id="bag-of-words", options=MaterialsOptions(task="BOW", max_seq_len=T),
+                           verbose=False)
+        records.append(distill(str(tmp_path / name), str(tmp_path / f"student-{name}"), options, verbose=0))
+    a, b = (record.results for record in records)
+    assert a["selected_on"] == "holdout" and a["selection"] == "gold"
+    drop = lambda history: [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
+    assert drop(a["history"]) == drop(b["history"]) and a["best_epoch"] == b["best_epoch"]
+    assert a["dev_accuracy"] == pytest.approx(1 - b["dev_accuracy"])
+
+
+def test_a_resumed_run_keeps_its_own_draw_and_selection(materials_dir, tmp_path):
+    distill(materials_dir, str(tmp_path), DistillOptions(epochs=1, batch_size=25, holdout_draw="random",
+                                                         selection="kl"), verbose=0)
+    record = distill(materials_dir, str(tmp_path), DistillOptions(epochs=2, batch_size=25), resume=True, verbose=0)
+    assert (record.options["holdout_draw"], record.options["selection"]) == ("random", "kl")
+    assert [epoch["selection"] for epoch in record.results["history"]] == ["kl", "kl"]
+    with pytest.raises(ConfigError, match="only epochs may change"):
+        distill(materials_dir, str(tmp_path), DistillOptions(epochs=3, batch_size=25, selection="gold"),
+                resume=True, verbose=0)

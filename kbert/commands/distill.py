@@ -1,7 +1,7 @@
 """`kbert distill --materials DIR --output DIR [--student cnn|bilstm]`: train a student on teaching materials."""
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
-from kbert.distill import EMBEDDINGS, LOSSES, PAIRS, DistillOptions
+from kbert.distill import EMBEDDINGS, HOLDOUT_DRAWS, LOSSES, PAIRS, SELECTIONS, DistillOptions
 from kbert.layers.student_bilstm import POOLINGS
 from kbert.student import STUDENTS
 from kbert.layers.student_embedding import VARIANTS
@@ -43,6 +43,13 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "holdout", type=float,
                help="share of the train rows held out (with their augmented copies) to pick the best epoch; "
                     "dev is then scored once (default 0.05; a resumed run keeps its own; 0: pick it on dev)")
+    add_option(parser, DistillOptions, "holdout_draw", choices=HOLDOUT_DRAWS,
+               help="held-out rows whose lengths follow dev's, never its labels (default: length), or any rows "
+                    "(random); a resumed run keeps its own")
+    add_option(parser, DistillOptions, "selection", choices=SELECTIONS,
+               help="the holdout score that picks the epoch, the latest within one standard error of the best: "
+                    "agreement with the teacher (default), gold labels, or KL from the teacher's softmax; "
+                    "a resumed run keeps its own")
     add_option(parser, DistillOptions, "seed")
     add_option(parser, DistillOptions, "length_bucketing",
                help="length-sorted batches (default), or random ones (each still trimmed to its longest row)")
@@ -59,8 +66,10 @@ def run(args):
     metric = results.get("selection_metric", "accuracy")
     scores = ", ".join(f"dev {name} {results['dev_' + name]:.4f}" for name in dict.fromkeys(("accuracy", metric))
                        if results.get("dev_" + name) is not None) or "dev accuracy n/a"
+    # Runs before --selection picked on the gold metric.
+    signal = {"gold": metric, "kl": "KL from the teacher"}.get(results.get("selection", "gold"), "agreement")
     print(
-        f"best epoch {results['best_epoch']} of {results['epochs']} (picked on {results['selected_on']} {metric}): "
+        f"best epoch {results['best_epoch']} of {results['epochs']} (picked on {results['selected_on']} {signal}): "
         f"{scores}, agreement with the teacher "
         f"{results['dev_agreement']:.4f}\nstudent: {args.output}"
     )
