@@ -62,6 +62,7 @@ from kbert.seeding import EpochSeed
 from kbert import runs
 from kbert.atomic import atomic_output, read_json, refuse_overlap, save_model_atomic, write_json
 from kbert.materials import load_materials
+from kbert.numeric import log_softmax
 from kbert.layers.student_bilstm import POOLINGS
 from kbert.student import STUDENTS, BiLSTMStudent, StudentModel, build_student, static_start
 
@@ -358,8 +359,7 @@ def selection_signals(logits, split, task):
     logits = np.asarray(logits, np.float64)
     teacher = np.asarray(split.y, np.float64)
     signals = {"agreement": _mean_and_error(logits.argmax(1) == teacher.argmax(1))}
-    log_teacher = teacher - _logsumexp(teacher)
-    log_student = logits - _logsumexp(logits)
+    log_teacher, log_student = log_softmax(teacher), log_softmax(logits)
     kl, error = _mean_and_error((np.exp(log_teacher) * (log_teacher - log_student)).sum(axis=1))
     signals["kl"] = (-kl, error)
     labels = np.asarray(split.label)
@@ -374,11 +374,6 @@ def selection_signals(logits, split, task):
             again = [compute_metrics(task, labels[rows], predicted[rows])[metric] for rows in draws]
             signals["gold"] = (float(score), float(np.nanstd(again, ddof=1)))
     return signals
-
-
-def _logsumexp(values):
-    top = values.max(axis=1, keepdims=True)
-    return top + np.log(np.exp(values - top).sum(axis=1, keepdims=True))
 
 
 def keeps_epoch(score, error, top):
