@@ -625,7 +625,7 @@ def _pool(sequence, mask, pooling):
     return (sequence * weights).sum(axis=1) / weights.sum(axis=1)  # POOL_AVE
 
 
-def _check_poolable(tokens, text_index, poolings, tokenizer):
+def _check_poolable(tokens, text_index, poolings):
     """Refuse a row whose every id is 0 when POOL_MAX or POOL_AVE must pool it.
 
     The model reads id 0 as padding (keras-bert's mask, and kbert's
@@ -642,7 +642,7 @@ def _check_poolable(tokens, text_index, poolings, tokenizer):
     if masked_only and empty.size:
         raise DataError(
             f"texts[{text_index[empty[0]]}]: every id of its encoding is 0, the id the model masks as padding "
-            f"(vocabs gives [CLS] id {tokenizer._cls_id} and [SEP] id {tokenizer._sep_id}), "
+            f"(vocabs gives [CLS] and [SEP] id 0, as every piece of the text), "
             f"so {' and '.join(masked_only)} have no position to pool")
 
 
@@ -781,7 +781,7 @@ def extract_embeddings_generator(
         for i, (t, s) in enumerate(batch):
             tokens[i, : len(t)], segments[i, : len(s)] = t, s
         if poolings:
-            _check_poolable(tokens, np.arange(first, first + len(batch)), poolings, tokenizer)
+            _check_poolable(tokens, np.arange(first, first + len(batch)), poolings)
         sequence = model.predict([tokens, segments], verbose=0)
         if isinstance(sequence, (list, tuple)):  # a model with the pooler: [sequence, pooled]
             sequence = sequence[0]
@@ -813,7 +813,7 @@ def _windowed_embeddings(model, texts, tokenizer, poolings, batch_size, stride):
         tokens, segments = windows.token_ids, windows.segment_ids
         if seq_len is not None:  # a fixed input length: pad every window to it
             tokens, segments = (np.pad(a, [(0, 0), (0, seq_len - a.shape[1])]) for a in (tokens, segments))
-        _check_poolable(tokens, start + windows.owner, poolings, tokenizer)
+        _check_poolable(tokens, start + windows.owner, poolings)
         sequence = model.predict([tokens, segments], verbose=0, batch_size=batch_size)
         if isinstance(sequence, (list, tuple)):
             sequence = sequence[0]
