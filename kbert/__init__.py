@@ -9,28 +9,70 @@ keras-bert programs run on kbert after one changed import:
 
 Importing kbert registers its Keras layers, models and schedules, so
 `keras.saving.load_model` reads kbert's `.keras` files after `import kbert`.
+The one exception is the `kbert` command, which parses its arguments before
+it loads Keras, so that `kbert --help` answers at once; its commands import
+what they run.  The public names below are resolved on first use.
 """
+
+import importlib
+import importlib.util
+import os
+import sys
 
 __version__ = "0.1.0"
 
-from kbert import layers, optimization  # noqa: F401  (registers Keras objects)
-from kbert.config import BertConfig
-from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
-from kbert.hub import to_keras_hub
-from kbert.model import BertModel, attention_probabilities, packed_classifier
-from kbert.packing import PackedBatches
-from kbert.predict import Classifier, Prediction, load_classifier
-from kbert.presets import PRESETS
-from kbert.student import BiLSTMStudent, StudentModel, build_student
-from kbert.tokenization import Tokenizer
-from kbert.weights.export import export_checkpoint
-from kbert.weights.loading import (
-    CheckpointWarning,
-    LoadReport,
-    checkpoint_mapping,
-    load_checkpoint,
-    load_trained_model_from_checkpoint,
-)
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "BertConfig": "kbert.config",
+    "BertModel": "kbert.model",
+    "BiLSTMStudent": "kbert.student",
+    "CheckpointError": "kbert.errors",
+    "CheckpointWarning": "kbert.weights.loading",
+    "Classifier": "kbert.predict",
+    "ConfigError": "kbert.errors",
+    "DataError": "kbert.errors",
+    "KbertError": "kbert.errors",
+    "LoadReport": "kbert.weights.loading",
+    "PRESETS": "kbert.presets",
+    "PackedBatches": "kbert.packing",
+    "Prediction": "kbert.predict",
+    "StudentModel": "kbert.student",
+    "Tokenizer": "kbert.tokenization",
+    "attention_probabilities": "kbert.model",
+    "build_student": "kbert.student",
+    "checkpoint_mapping": "kbert.weights.loading",
+    "export_checkpoint": "kbert.weights.export",
+    "load_checkpoint": "kbert.weights.loading",
+    "load_classifier": "kbert.predict",
+    "load_trained_model_from_checkpoint": "kbert.weights.loading",
+    "packed_classifier": "kbert.model",
+    "to_keras_hub": "kbert.hub",
+}
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif importlib.util.find_spec(f"kbert.{name}") is not None:  # a submodule, as `import kbert.x` gives it
+        value = importlib.import_module(f"kbert.{name}")
+    else:
+        raise AttributeError(f"module 'kbert' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+def _started_as_the_command():
+    """True inside the `kbert` console script."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None) or ""
+    return os.path.basename(path) == "kbert"
+
+
+if not _started_as_the_command():
+    from kbert import layers, model, optimization, student  # noqa: F401, E402  (registers Keras objects)
 
 __all__ = [
     "BertConfig",

@@ -53,158 +53,26 @@ import keras
 import numpy as np
 
 import kbert
-from kbert.checks import check_option_types
-from kbert.errors import ConfigError, DataError
-from kbert.layers.student_embedding import VARIANTS
-from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
-from kbert.progress import ItemsProgress
-from kbert.seeding import EpochSeed
 from kbert import runs
 from kbert.atomic import atomic_output, read_json, refuse_overlap, save_model_atomic, write_json
+from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
+from kbert.errors import ConfigError, DataError
 from kbert.materials import load_materials
 from kbert.numeric import log_softmax
-from kbert.layers.student_bilstm import POOLINGS
-from kbert.student import STUDENTS, BiLSTMStudent, StudentModel, build_student, static_start
+from kbert.options import DistillOptions
+from kbert.progress import ItemsProgress
+from kbert.seeding import EpochSeed
+from kbert.student import BiLSTMStudent, StudentModel, build_student, static_start
 
 logger = logging.getLogger(__name__)
 
-LOSSES = ("mse", "kl")
-EMBEDDINGS = ("teacher", "static")
-PAIRS = ("joint", "siamese")
 STATE_FILE = "state.json"
-# How the holdout is drawn: rows whose lengths follow the reported split's
-# ("length"), or any rows ("random").
-HOLDOUT_DRAWS = ("length", "random")
-# What picks the epoch on the holdout: the task's metric against gold labels
-# ("gold"), agreement with the teacher's labels ("agreement"), or the mean
-# KL divergence from the teacher's softmax, lowest best ("kl").
-SELECTIONS = ("gold", "agreement", "kl")
 # What a run recorded before an option existed used, where that differs
 # from today's default: runs before the holdout picked epochs on dev; runs
 # before the length-matched draw drew the holdout at random and picked on gold.
 PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold"}
 # A new run's choices for the options left None.
 NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement"}
-
-
-@dataclasses.dataclass(frozen=True)
-class DistillOptions:
-    """What `distill` does; every field is recorded in run.json.
-
-    Attributes:
-        epochs: passes over the training rows.
-        batch_size: rows per step (Kim used 50).
-        learning_rate: Adam's step size.
-        alpha: weight of the gold-label cross-entropy (0 = logits only).
-        loss: "mse" (logit regression, Tang et al.) or "kl" (softened outputs).
-        temperature: the KL's temperature (ignored by "mse").
-        student: "cnn" (Kim's CNN) or "bilstm" (Tang et al.'s BiLSTM).
-        units: the BiLSTM's state width per direction.
-        pooling: the BiLSTM's sentence vector, "last" states or "max" over
-            its outputs.
-        pairs: how the BiLSTM reads a sentence pair: "joint", as one
-            sequence with [SEP] between, or "siamese", each sentence alone
-            through the same layers, matched as [a, b, a * b, |a - b|]
-            (Tang et al.).
-        variant: the student's embedding, "static", "non-static" or "multichannel".
-        embedding_dim: None keeps the teacher's width; smaller projects it.
-        embedding: the student's starting vectors: "teacher" (its
-            `Embedding-Token` rows) or "static" (the materials' static
-            vectors, `kbert materials --static-embedding`, through
-            `kbert.student.static_start`: PCA, then frequency weighting by
-            the training rows' token counts).
-        pooled_weight: the weight of a second loss, the mean squared error
-            between the teacher's pooled `[CLS]` vectors (`kbert materials
-            --pooled`) and a learned projection of the student's sentence
-            vector (0: logits only).
-        seed: seeds initialisation, dropout and batch order.
-        train_splits: materials splits to train on; those absent are skipped
-            (so "augmented" is used when present).
-        dev_split: the split reported (and, with holdout 0, the one that
-            picks the best epoch).
-        holdout: the share of the "train" split held out to pick the best
-            epoch (with the augmented rows made from it left out of
-            training); 0 picks it on `dev_split`.  None: 0.05 for a new
-            run; a resumed run keeps its own (runs before the holdout: 0).
-        holdout_draw: "length" draws held-out rows whose lengths (in word
-            pieces) follow `dev_split`'s, whose labels are never read;
-            "random" draws any rows.  None: "length" for a new run, a
-            resumed run's own (runs before the option: "random").
-        selection: the holdout score that picks the epoch: "gold" (the
-            task's metric), "agreement" (with the teacher's labels) or "kl"
-            (mean KL divergence from the teacher's softmax, lowest best).
-            The latest epoch within one standard error of the best score is
-            kept.  None: "agreement" for a new run, a resumed run's own
-            (runs before the option: "gold").
-        length_bucketing: batches of similar length (little padding) or, if
-            False, random batches (each still trimmed to its longest row).
-    """
-
-    epochs: int = 10
-    batch_size: int = 50
-    learning_rate: float = 1e-3
-    alpha: float = 0.0
-    loss: str = "mse"
-    temperature: float = 1.0
-    student: str = "cnn"
-    # 100, not Tang et al.'s 150: the BiLSTM's speed target (>= 15x the
-    # MiniLM teacher, benchmarks/results/throughput-students.md) needs it.
-    units: int = 100
-    pooling: str = "last"
-    pairs: str = "joint"
-    variant: str = "non-static"
-    embedding_dim: int = None
-    embedding: str = "teacher"
-    pooled_weight: float = 0.0
-    seed: int = 0
-    train_splits: tuple = ("train", "augmented")
-    dev_split: str = "dev"
-    holdout: float = None
-    holdout_draw: str = None
-    selection: str = None
-    length_bucketing: bool = True
-
-    def __post_init__(self):
-        check_option_types(self)
-        if self.holdout is not None and not 0.0 <= self.holdout < 1.0:
-            raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
-        if self.holdout_draw is not None and self.holdout_draw not in HOLDOUT_DRAWS:
-            raise ConfigError(f"holdout_draw must be one of {HOLDOUT_DRAWS}, got {self.holdout_draw!r}")
-        if self.selection is not None and self.selection not in SELECTIONS:
-            raise ConfigError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {self.temperature}")
-        if self.student not in STUDENTS:
-            raise ConfigError(f"student must be one of {STUDENTS}, got {self.student!r}")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.units < 1:
-            raise ConfigError(f"units must be >= 1, got {self.units}")
-        if self.pairs not in PAIRS:
-            raise ConfigError(f"pairs must be one of {PAIRS}, got {self.pairs!r}")
-        if self.pairs == "siamese" and self.student != "bilstm":
-            raise ConfigError("--pairs siamese is a way of the BiLSTM student (--student bilstm)")
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.pooled_weight < 0:
-            raise ConfigError(f"pooled_weight must be 0 or more, got {self.pooled_weight}")
-        if self.embedding not in EMBEDDINGS:
-            raise ConfigError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
-
-    def to_dict(self):
-        config = dataclasses.asdict(self)
-        config["train_splits"] = list(self.train_splits)
-        return config
 
 
 # ---------------------------------------------------------------- loss and metric

@@ -20,77 +20,15 @@ import time
 import keras
 import numpy as np
 
-from kbert import presets, runs
+from kbert import runs
 from kbert.atomic import refuse_overlap
-from kbert.checks import check_option_types
 from kbert.errors import ConfigError
+from kbert.options import RECIPE_FIELDS, FinetuneOptions
 
 logger = logging.getLogger(__name__)
 
 # Options added after runs were written, with the value those runs used.
 PREDATING = {"length_bucketing": True, "packing": False}
-# Options a checkpoint's recipe fills in when the caller leaves them None.
-RECIPE_FIELDS = ("learning_rate", "epochs")
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneOptions:
-    """What `finetune` does; every field is recorded in run.json.
-
-    `learning_rate` and `epochs` left None come from the checkpoint's recipe
-    (`kbert.presets.recipe`): a preset's searched values, or the original
-    run_classifier.py values for any other checkpoint.  `resolved()` fills
-    them in and says where each came from.
-    """
-
-    task: str
-    checkpoint: str = "minilm-l6"
-    batch_size: int = 32
-    learning_rate: float = None
-    epochs: int = None
-    max_seq_len: int = 128
-    max_train_examples: int = None
-    seed: int = 42
-    warmup_proportion: float = 0.1
-    weight_decay: float = 0.01
-    cased: bool = False
-    # Random batches, each trimmed to its longest row (default), or batches
-    # sorted by length within windows of BUCKET_WINDOW batches: ~2.5x less
-    # padding on SST-2 but 1.3 (SST-2) to 4 (CoLA MCC) points lower dev
-    # scores in benchmarks/results/glue-*.md, so speed is opt-in.
-    length_bucketing: bool = False
-    # Lay each batch's examples end to end in rows as long as the longest
-    # example (`kbert.packing`): the same batches, logits and gradients as
-    # unpacked, with ~2.7x fewer token slots on SST-2
-    # (benchmarks/results/training-*.md).  None: packed, except that a
-    # resumed run keeps the layout it began with (runs before packing: not).
-    packing: bool = None
-
-    def __post_init__(self):
-        check_option_types(self)
-        for name in ("batch_size", "max_seq_len") + (("epochs",) if self.epochs is not None else ()):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)!r}")
-        if self.max_train_examples is not None and self.max_train_examples < 1:
-            raise ConfigError("--max-train-examples must be at least 1")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError("--learning-rate must be positive")
-        if not 0 <= self.warmup_proportion < 1:
-            raise ConfigError("--warmup-proportion must be in [0, 1)")
-
-    def resolved(self):
-        """(options with the task's canonical name and recipe values set,
-        {option: where its value came from} for those the recipe set)."""
-        from kbert.glue import get_processor
-
-        task = get_processor(self.task).name
-        recipe = presets.recipe(self.checkpoint, task)
-        chosen = {name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
-        defaults = {name: recipe["source"] for name in chosen}
-        packing = True if self.packing is None else self.packing
-        return dataclasses.replace(self, task=task, packing=packing, **chosen), defaults
-
-
 class _EpochHistory(keras.callbacks.Callback):
     """Keeps run.json's per-epoch history whole across resumes.
 

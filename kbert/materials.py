@@ -62,9 +62,10 @@ import kbert
 from kbert import runs
 from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, write_json
 from kbert.batching import predict_bucketed
-from kbert.checks import check_option_types, is_int
+from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
 from kbert.numeric import softmax
+from kbert.options import MaterialsOptions
 from kbert.tokenization import load_vocab_tokens, vocab_sha256
 from kbert.variants import apply_variant
 
@@ -74,7 +75,6 @@ FORMAT = "kbert-materials"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARED = "shared.npz"
-SPLITS = ("train", "dev", "test")
 
 SPLIT_ARRAYS = {
     # name: (dtype kind check, ndim or None for "1 or 2")
@@ -90,84 +90,6 @@ SPLIT_ARRAYS = {
 # `kbert distill` hold train rows out together with what was made from them.
 # And the teacher's pooled vectors, for `kbert distill --pooled-weight`.
 OPTIONAL_ARRAYS = {"source": ("int32", 1), "pooled": ("float16", 2)}
-
-
-@dataclasses.dataclass(frozen=True)
-class MaterialsOptions:
-    """What `materials_from_run` and `generate_materials` do.
-
-    Attributes:
-        task: the GLUE task (None: the run's own).
-        splits: the task's splits to run the teacher over.
-        max_seq_len: the encoding's maximum length (None: the run's).
-        augment: up to this many Tang et al. copies per training sentence
-            (`kbert.augment`) become the "augmented" split.
-        neighbours: with augment, also replace words by one of their this
-            many nearest neighbours (0: not; TinyBERT uses 15), from the
-            static vectors when they are made, else the teacher's
-            `Embedding-Token` rows (`kbert.augment.nearest_neighbours`).
-        p_neighbour: the chance that a word is so replaced.
-        seed: the augmentation's seed.
-        batch_size: teacher batch size.
-        int8: run the teacher int8-quantized (Keras' `Model.quantize`):
-            faster on JAX, the same SST-2 dev accuracy in
-            benchmarks/results/teacher-variants-jax.md.  The weights are
-            hashed and the embedding matrix read before quantizing, and the
-            mode is recorded with the teacher's identity.
-        long_inputs: "truncate" (the default: the teacher sees what it was
-            fine-tuned on, the first max_seq_len pieces) or "windows": a
-            single sentence longer than that is read whole, as overlapping
-            windows `stride` pieces apart (`Tokenizer.encode_windows`), and
-            its logits `y` are the mean of the windows' (recorded with the
-            teacher's identity).  `x` stays the truncated encoding: the
-            student's input.
-        stride: word pieces between windows (None: half a window).
-        packing: read the teacher's rows packed where that pays
-            (`kbert.batching.predict_bucketed`; the same logits).
-        pooled: also store each row's pooled `[CLS]` vector (the
-            teacher's `NSP-Dense` output, float16), which `kbert distill
-            --pooled-weight` matches; one more teacher pass per split.
-        static_embedding: also store Model2Vec-style static vectors
-            (`static_vectors`: each vocabulary token through the teacher)
-            in shared.npz, a student embedding start (`kbert distill
-            --embedding static`).
-    """
-
-    task: str = None
-    splits: tuple = SPLITS
-    max_seq_len: int = None
-    augment: int = 0
-    neighbours: int = 0
-    p_neighbour: float = 0.1
-    seed: int = 0
-    batch_size: int = 64
-    int8: bool = False
-    long_inputs: str = "truncate"
-    stride: int = None
-    packing: bool = True
-    static_embedding: bool = False
-    pooled: bool = False
-
-    def __post_init__(self):
-        check_option_types(self)
-        if self.long_inputs not in ("truncate", "windows"):
-            raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
-        if self.stride is not None and self.stride < 1:
-            raise ConfigError(f"--stride must be at least 1, got {self.stride}")
-        if not self.splits:
-            raise ConfigError("--splits names no split")
-        if self.max_seq_len is not None and self.max_seq_len < 1:
-            raise ConfigError(f"--max-seq-len must be at least 1, got {self.max_seq_len}")
-        if self.augment < 0:
-            raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
-        if self.neighbours < 0 or self.neighbours and not self.augment:
-            raise ConfigError(f"--neighbours must be 0 or more and needs --augment, got {self.neighbours}")
-        if self.pooled and self.long_inputs == "windows":
-            raise ConfigError("--pooled stores one vector per row; it does not combine with --long-inputs windows")
-        if not 0.0 <= self.p_neighbour <= 1.0:
-            raise ConfigError(f"--p-neighbour must be in [0, 1], got {self.p_neighbour}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 @dataclasses.dataclass

@@ -47,10 +47,8 @@ import keras
 import numpy as np
 
 from kbert.batching import BucketedBatches
-from kbert.packing import PACKED_INPUTS, PackedBatches
 from kbert.config import LAYER_NORM_EPSILON, BertConfig
 from kbert.errors import ConfigError, DataError
-from kbert.layers import activations
 from kbert.layers import (
     EmbeddingSimilarity,
     EmbeddingSum,
@@ -64,8 +62,9 @@ from kbert.layers import (
     PositionEmbedding,
     TaskEmbedding,
     TokenEmbedding,
+    activations,
 )
-
+from kbert.packing import PACKED_INPUTS, PackedBatches
 
 
 def _initializer(config):

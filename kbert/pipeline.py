@@ -18,11 +18,9 @@ import time
 
 from kbert import runs
 from kbert.atomic import atomic_output, write_json, write_text_atomic
-from kbert.distill import DistillOptions
 from kbert.checks import check_option_types
 from kbert.errors import ConfigError
-from kbert.finetune import FinetuneOptions
-from kbert.materials import MaterialsOptions
+from kbert.options import DistillOptions, FinetuneOptions, MaterialsOptions
 
 logger = logging.getLogger(__name__)
 

@@ -75,8 +75,9 @@ import numpy as np
 
 from kbert import runs
 from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, remove_quietly, write_json
-from kbert.checks import check_option_types, is_int, is_number
+from kbert.checks import is_int, is_number
 from kbert.errors import ConfigError, DataError
+from kbert.options import PretrainOptions  # noqa: F401  (re-exported: the stage's options)
 
 logger = logging.getLogger(__name__)
 
@@ -92,60 +93,6 @@ WEIGHTS_NAME = re.compile(r"state-\d+\.weights\.h5")
 # Options that decide the instances; the rest decide only the training.
 INSTANCE_FIELDS = ("max_seq_len", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
                    "dupe_factor", "whole_word_mask", "cased", "seed")
-
-
-@dataclasses.dataclass(frozen=True)
-class PretrainOptions:
-    """What `pretrain` does; recorded in run.json and compared on resume.
-
-    The instance options and their defaults are `create_pretraining_data.py`'s
-    (its `dupe_factor` is 10: one pass over the corpus here, since
-    continuing pre-training usually runs for far fewer steps), the training
-    ones `run_pretraining.py`'s, except `learning_rate`, whose 5e-5 is
-    already the value both recommend for continuing.
-    """
-
-    corpus: tuple
-    checkpoint: str = "minilm-l6"
-    max_seq_len: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 1
-    whole_word_mask: bool = False
-    cased: bool = False
-    seed: int = 12345
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    # None: one pass over the instances.
-    num_train_steps: int = None
-    warmup_proportion: float = 0.1
-    weight_decay: float = 0.01
-    save_every: int = 200
-
-    def __post_init__(self):
-        check_option_types(self)
-        if not self.corpus:
-            raise ConfigError("--corpus needs at least one text file")
-        if self.max_seq_len < 5:
-            raise ConfigError(f"--max-seq-len must be at least 5 ([CLS] A [SEP] B [SEP]), got {self.max_seq_len}")
-        for name in ("max_predictions_per_seq", "dupe_factor", "batch_size", "save_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.num_train_steps is not None and self.num_train_steps < 1:
-            raise ConfigError(f"--num-train-steps must be at least 1, got {self.num_train_steps}")
-        for name in ("masked_lm_prob", "short_seq_prob"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
-        if not 0 <= self.seed < 2**32:  # NumPy's seeds; Keras seeds its RNGs from this one
-            raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed}")
-        if not self.learning_rate > 0:
-            raise ConfigError("--learning-rate must be positive")
-        if not 0 <= self.warmup_proportion < 1:
-            raise ConfigError("--warmup-proportion must be in [0, 1)")
-        # Finite already (a number); negative decay would grow the weights.
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"--weight-decay must be at least 0, got {self.weight_decay}")
 
 
 # -- the corpus ---------------------------------------------------------------

@@ -47,16 +47,16 @@ import keras
 import numpy as np
 
 from kbert.errors import ConfigError
-from kbert.layers.student_bilstm import POOLINGS, StudentBiLSTM
+from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
-from kbert.layers.student_embedding import VARIANTS, StudentEmbedding
+from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pair_match import StudentPairMatch
 from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
+from kbert.options import POOLINGS, STUDENTS, VARIANTS
 
 logger = logging.getLogger(__name__)
 
-STUDENTS = ("cnn", "bilstm")
 
 
 def _check_positive(**values):

@@ -9,6 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from needs import REQUIRED, missing  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("KBERT_SHARED", REPO.parent / "shared"))
 FIXTURE_CHECKPOINT = SHARED / "fixtures" / "keras_bert_test_checkpoint"
@@ -17,13 +19,14 @@ FIXTURE_CHECKPOINT = SHARED / "fixtures" / "keras_bert_test_checkpoint"
 def pytest_report_header(config):
     import keras
 
-    return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+    fixtures = "a missing fixture fails" if REQUIRED else "a missing fixture skips"
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}; {fixtures}"
 
 
 @pytest.fixture(scope="session")
 def fixture_checkpoint():
     if not (FIXTURE_CHECKPOINT / "bert_config.json").is_file():
-        pytest.skip(f"shared fixture missing: {FIXTURE_CHECKPOINT}")
+        missing(f"the shared fixture is missing: {FIXTURE_CHECKPOINT}")
     return FIXTURE_CHECKPOINT
 
 
@@ -32,7 +35,7 @@ def glue_dir():
     # The Makefile exports GLUE_DIR empty when ../shared/glue_data is absent.
     path = pathlib.Path(os.environ.get("GLUE_DIR") or SHARED / "glue_data")
     if not path.is_dir():
-        pytest.skip(f"GLUE data missing: {path}")
+        missing(f"the GLUE data is missing: {path}")
     return path
 
 

@@ -8,9 +8,10 @@ import keras
 import numpy as np
 import pytest
 
+from kbert import ConfigError, attention_probabilities, load_checkpoint
+
 import reference
 from original_checkpoint import read_checkpoint
-from kbert import ConfigError, attention_probabilities, load_checkpoint
 
 
 def test_attention_probabilities_match_numpy(fixture_checkpoint):

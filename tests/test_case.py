@@ -255,7 +255,6 @@ def run_model_test(cls, init_kwargs, inputs, expected_output_shape, *, fit_overr
     """
     expected = _shape_list(expected_output_shape)
     name = cls.__name__
-    batch = _items(inputs)[0][1].shape[0]
     model = cls(**init_kwargs)
     config = check_config(model, init_kwargs, {"name"})
 

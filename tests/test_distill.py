@@ -283,8 +283,10 @@ def test_holdout_leaves_out_its_rows_and_their_augmented_copies(tmp_path):
 
 
 def numpy_mcc(labels, predicted):
-    tp = np.sum((labels == 1) & (predicted == 1)); tn = np.sum((labels == 0) & (predicted == 0))
-    fp = np.sum((labels == 0) & (predicted == 1)); fn = np.sum((labels == 1) & (predicted == 0))
+    tp = np.sum((labels == 1) & (predicted == 1))
+    tn = np.sum((labels == 0) & (predicted == 0))
+    fp = np.sum((labels == 0) & (predicted == 1))
+    fn = np.sum((labels == 1) & (predicted == 0))
     denominator = np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
     return 0.0 if denominator == 0 else (tp * tn - fp * fn) / denominator
 
@@ -383,7 +385,8 @@ def test_loss_with_pooled_vectors(rng):
 def ks_statistic(a, b):
     """The two-sample Kolmogorov-Smirnov distance, in NumPy."""
     grid = np.union1d(a, b)
-    cdf = lambda v: np.searchsorted(np.sort(v), grid, side="right") / len(v)
+    def cdf(v):
+        return np.searchsorted(np.sort(v), grid, side="right") / len(v)
     return float(np.abs(cdf(a) - cdf(b)).max())
 
 
@@ -444,7 +447,8 @@ def test_selection_signals_against_scipy_and_sklearn():
     labels = rng.integers(0, 2, n)
     split = MaterialsSplit(x=None, segment=None, length=None, y=teacher.astype(np.float32), ysm=None, label=labels,
                            sentence=None)
-    softmax = lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    def softmax(z):
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
     agree = student.argmax(1) == teacher.argmax(1)
     kl = entropy(softmax(teacher.astype(np.float32).astype(np.float64)), softmax(student), axis=1)
 
@@ -482,7 +486,8 @@ def test_dev_labels_are_not_read_during_selection(tmp_path):
         records.append(distill(str(tmp_path / name), str(tmp_path / f"student-{name}"), options, verbose=0))
     a, b = (record.results for record in records)
     assert a["selected_on"] == "holdout" and a["selection"] == "gold"
-    drop = lambda history: [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
+    def drop(history):
+        return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
     assert drop(a["history"]) == drop(b["history"]) and a["best_epoch"] == b["best_epoch"]
     assert a["dev_accuracy"] == pytest.approx(1 - b["dev_accuracy"])
 

@@ -7,9 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from original_checkpoint import TINY_CONFIG, random_bert_weights, read_checkpoint, write_checkpoint
 from kbert import CheckpointError, export_checkpoint, load_checkpoint
 from kbert.cli import main as cli
+
+from original_checkpoint import TINY_CONFIG, random_bert_weights, read_checkpoint, write_checkpoint
 
 CONFIG = TINY_CONFIG
 

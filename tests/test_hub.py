@@ -10,7 +10,9 @@ from kbert.config import BertConfig
 from kbert.errors import ConfigError
 from kbert.model import BertModel
 
-keras_hub = pytest.importorskip("keras_hub")
+import needs
+
+keras_hub = needs.module("keras_hub")
 
 CONFIG = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
                     intermediate_size=24, max_position_embeddings=20, hidden_act="gelu")

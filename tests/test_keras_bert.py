@@ -11,15 +11,16 @@ import os
 
 import keras
 import numpy as np
-import pytest
 
+from kbert import load_checkpoint
+
+import needs
 from original_checkpoint import random_bert_weights, write_checkpoint
 from reference_cache import run_reference
-from kbert import load_checkpoint
 from test_case import as_list
 
-pytest.importorskip("keras_bert")
-pytest.importorskip("tf_keras")
+needs.module("keras_bert")
+needs.module("tf_keras")
 
 
 def run_keras_bert(directory, prefix, tokens, segments, masked, names, tmp_path):

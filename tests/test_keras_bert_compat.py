@@ -19,11 +19,13 @@ import kbert.keras_bert as keras_bert
 from kbert import tokenization
 from kbert.errors import ConfigError
 from kbert.model import BertModel
+
+import needs
 from keras_bert_shared import character_tokenizer, tokenizer_outputs
 from reference_cache import run_reference
 
-pytest.importorskip("keras_bert")
-pytest.importorskip("tf_keras")
+needs.module("keras_bert")
+needs.module("tf_keras")
 
 
 EXTRA_VOCAB = [

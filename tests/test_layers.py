@@ -20,6 +20,7 @@ from kbert.layers import (
     TaskEmbedding,
     TokenEmbedding,
 )
+
 import reference
 from test_case import run_layer_test
 

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import pytest
 
-from original_checkpoint import TINY_CONFIG, random_bert_weights, write_checkpoint
 from kbert import (
     BertConfig,
     CheckpointError,
@@ -26,6 +25,8 @@ from kbert import (
 )
 from kbert.cli import main as cli
 from kbert.weights import name_map
+
+from original_checkpoint import TINY_CONFIG, random_bert_weights, write_checkpoint
 
 CONFIG = TINY_CONFIG
 HF_CONFIG = {**CONFIG, "model_type": "bert", "layer_norm_eps": 1e-12, "hidden_act": "gelu_new"}

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-from original_checkpoint import TINY_CONFIG, random_bert_weights, write_checkpoint
 from kbert import (
     CheckpointError,
     CheckpointWarning,
@@ -17,6 +16,8 @@ from kbert import (
     load_checkpoint,
     load_trained_model_from_checkpoint,
 )
+
+from original_checkpoint import TINY_CONFIG, random_bert_weights, write_checkpoint
 
 CONFIG = TINY_CONFIG
 

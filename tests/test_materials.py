@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import kbert
+from kbert.batching import length_buckets
 from kbert.config import BertConfig
 from kbert.errors import DataError
-from kbert.batching import length_buckets
 from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials, load_materials, run_teacher
 from kbert.model import BertModel
 

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from kbert.commands import distill as distill_command
 from kbert import materials as materials_module
+from kbert.commands import distill as distill_command
 from kbert.commands import materials as materials_command
 from kbert.config import BertConfig
 from kbert.materials import load_materials
@@ -94,10 +94,9 @@ def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
 def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     """`kbert evaluate --model STUDENT_DIR --file DEV`: the teacher's report
     shape, with an accuracy equal to the student's own predictions."""
-    from kbert.evaluation import evaluate
-    from kbert.materials import materials_from_run
     from kbert.distill import DistillOptions, distill
-    from kbert.materials import MaterialsOptions
+    from kbert.evaluation import evaluate
+    from kbert.materials import MaterialsOptions, materials_from_run
     from kbert.tokenization import Tokenizer
 
     materials_from_run(str(run_dir), str(tmp_path / "m"), MaterialsOptions(splits=("train", "dev")),

@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from kbert import BertModel, load_checkpoint
+
 import reference
 from original_checkpoint import random_bert_weights, read_checkpoint, write_checkpoint
-from kbert import BertModel, load_checkpoint
 from test_case import as_list, run_model_test
 
 CONFIGS = {
@@ -146,7 +147,7 @@ def test_dropout_only_when_training(fixture_checkpoint):
 
 def test_trainable_prefixes(fixture_checkpoint):
     model = load_checkpoint(fixture_checkpoint, training=True, trainable=["Encoder-2", "MLM"])
-    trainable = {l.name for l in model.layers if l.trainable and l.weights}
+    trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert trainable == {
         "Encoder-2-MultiHeadSelfAttention", "Encoder-2-MultiHeadSelfAttention-Norm",
         "Encoder-2-FeedForward", "Encoder-2-FeedForward-Norm", "MLM-Dense", "MLM-Norm", "MLM-Sim",

@@ -6,18 +6,25 @@ unpacked model's (the reference: the same weights on one example per row),
 for the MiniLM preset and a random BERT-base config, on every backend.
 """
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
 
-import gc
-import weakref
-
 from kbert.batching import BucketedBatches, predict_bucketed
 from kbert.errors import ConfigError, DataError, KbertError
 from kbert.model import BertModel, packed_classifier
-from kbert.packing import (PackedBatches, best_fit_decreasing, first_fit_decreasing, inference_plan, pack, packed_plan,
-                          predict_packed)
+from kbert.packing import (
+    PackedBatches,
+    best_fit_decreasing,
+    first_fit_decreasing,
+    inference_plan,
+    pack,
+    packed_plan,
+    predict_packed,
+)
 
 # Sentences (and pairs) of very different lengths, as GLUE batches hold them.
 TEXTS = [

@@ -21,6 +21,7 @@ import pytest
 from kbert.errors import CheckpointError, ConfigError, DataError, KbertError
 from kbert.pretraining import PretrainOptions, create_instances, read_documents
 from kbert.tokenization import Tokenizer
+
 from original_checkpoint import random_bert_weights, read_checkpoint, write_checkpoint
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "film", "was", "good", "bad", "story", "play",
@@ -267,8 +268,7 @@ def test_pretraining_loss_is_the_original_objective(checkpoint, tmp_path):
 
 
 def test_pretrain_learns_resumes_exactly_and_writes_the_original_format(checkpoint, tmp_path, monkeypatch):
-    from kbert import load_checkpoint, runs
-    from kbert import pretraining
+    from kbert import load_checkpoint, pretraining, runs
 
     corpus = write_template_corpus(tmp_path / "corpus.txt", 40)
     opts = PretrainOptions(corpus=(str(corpus),), checkpoint=checkpoint, max_seq_len=32, batch_size=8,

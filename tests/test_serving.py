@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from test_predict import VOCAB, make_run
 
 from kbert import runs
 from kbert.cli import main as cli
@@ -17,7 +18,8 @@ from kbert.glue import get_processor
 from kbert.model import BertModel
 from kbert.serving import EXPORTED_BY
 from kbert.tokenization import Tokenizer
-from test_predict import VOCAB, make_run
+
+import needs
 
 BACKEND = keras.backend.backend()
 
@@ -70,7 +72,7 @@ def test_artifacts_agree_with_keras_in_their_runtime(format, glue_dir, tmp_path,
         assert cli(["export", "--model", str(run), "--output", str(tmp_path / "x"), "--format", format]) == 2
         assert f"{format}: Keras exports it with KERAS_BACKEND=" in capsys.readouterr().err
         return
-    pytest.importorskip("onnxruntime")
+    needs.module("onnxruntime")
     texts = sentences(glue_dir)
     teacher = make_run(tmp_path / "mrpc", "MRPC", 2, ("0", "1"), max_seq_len=16)
     assert cli(["export", "--model", str(teacher), "--output", str(tmp_path / "teacher"), "--format", format]) == 0

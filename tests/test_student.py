@@ -14,6 +14,7 @@ from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pool import StudentPool
 from kbert.student import BiLSTMStudent, StudentModel, build_student, project_embeddings
+
 from test_case import run_layer_test, run_model_test
 
 V, H, C = 30, 8, 3

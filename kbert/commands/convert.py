@@ -17,8 +17,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from kbert.weights.export import export_checkpoint
     from kbert.weights import loading
+    from kbert.weights.export import export_checkpoint
 
     heads = loading.default_heads(loading.open_checkpoint(args.source, args.config))
     model = loading.load_checkpoint(args.source, config=args.config, **heads)

@@ -1,10 +1,17 @@
 """`kbert distill --materials DIR --output DIR [--student cnn|bilstm]`: train a student on teaching materials."""
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
-from kbert.distill import EMBEDDINGS, HOLDOUT_DRAWS, LOSSES, PAIRS, SELECTIONS, DistillOptions
-from kbert.layers.student_bilstm import POOLINGS
-from kbert.student import STUDENTS
-from kbert.layers.student_embedding import VARIANTS
+from kbert.options import (
+    EMBEDDINGS,
+    HOLDOUT_DRAWS,
+    LOSSES,
+    PAIRS,
+    POOLINGS,
+    SELECTIONS,
+    STUDENTS,
+    VARIANTS,
+    DistillOptions,
+)
 
 AUGMENTED = "augmented"
 

@@ -1,7 +1,7 @@
 """`kbert finetune --task SST-2 --checkpoint minilm-l6 --output runs/sst2`."""
 
 from kbert.commands.flags import add_flag, add_option, options_from_args
-from kbert.finetune import FinetuneOptions
+from kbert.options import FinetuneOptions
 
 
 def add_arguments(parser):

@@ -7,7 +7,7 @@ With `--augment N`, up to N augmented copies of each training sentence
 """
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
-from kbert.materials import MaterialsOptions
+from kbert.options import MaterialsOptions
 
 
 def add_arguments(parser):

@@ -86,8 +86,8 @@ def _fail(message):
 
 
 def _read_inputs(args, classifier):
-    from kbert.glue import get_processor
     from kbert.errors import DataError
+    from kbert.glue import get_processor
 
     if args.texts:
         if args.file:
@@ -137,12 +137,12 @@ def run(args):
             print(json.dumps(p.to_json(), ensure_ascii=False))
     else:
         heads = ["text_a", "text_b"] if classifier.pairs else ["text"]
-        columns = ["score"] if classifier.is_regression else ["label", *(f"p_{l}" for l in classifier.labels)]
+        columns = ["score"] if classifier.is_regression else ["label", *(f"p_{label}" for label in classifier.labels)]
         print("\t".join([*heads, *columns]))
         for p in predictions:
             texts = [t.replace("\t", " ") for t in ((p.text,) if isinstance(p.text, str) else p.text)]
             values = [f"{p.score:.6g}"] if p.score is not None else [
-                p.label, *(f"{p.probabilities[l]:.6g}" for l in classifier.labels)]
+                p.label, *(f"{p.probabilities[label]:.6g}" for label in classifier.labels)]
             print("\t".join([*texts, *values]))
     cut = sum(1 for p in predictions if p.truncated)
     print(f"kbert predict: {len(predictions)} inputs in {seconds:.2f} s "

@@ -1,7 +1,7 @@
 """`kbert pretrain --corpus TEXT --output runs/dapt`: continue pre-training on plain text."""
 
 from kbert.commands.flags import add_flag, add_option, options_from_args
-from kbert.pretraining import PretrainOptions
+from kbert.options import PretrainOptions
 
 
 def add_arguments(parser):

@@ -1,7 +1,7 @@
 """`kbert run --task SST-2 [--full]`: the whole pipeline (what `make demo` runs)."""
 
 from kbert.commands.flags import add_flag, add_option, options_from_args
-from kbert.distill import PAIRS
+from kbert.options import PAIRS
 from kbert.pipeline import PipelineOptions
 
 

@@ -30,14 +30,22 @@ from kbert.glue.processors import (
 )
 
 GLUE_DIR_ENV = "GLUE_DIR"
+# Where a checkout finds the data when neither --data-dir nor $GLUE_DIR is
+# given: the shared folder beside the repository (relative to the current
+# directory, as the Makefile and CI run from the repository root).
+DEFAULT_GLUE_DIR = os.path.join("..", "shared", "glue_data")
 
 
 def resolve_data_dir(data_dir=None) -> str:
-    """`data_dir`, else $GLUE_DIR; a missing directory says how to get the data."""
+    """`data_dir`, else $GLUE_DIR, else `../shared/glue_data` when it exists;
+    a missing directory says how to get the data."""
     chosen = data_dir if data_dir else os.environ.get(GLUE_DIR_ENV)
+    if not chosen and os.path.isdir(DEFAULT_GLUE_DIR):
+        chosen = DEFAULT_GLUE_DIR
     if not chosen:
         raise DataError(
-            f"no GLUE data directory: pass --data-dir or set {GLUE_DIR_ENV}; "
+            f"no GLUE data directory: pass --data-dir or set {GLUE_DIR_ENV} "
+            f"(the default, {DEFAULT_GLUE_DIR}, does not exist); "
             "download the data with `kbert download-glue --data-dir DIR`"
         )
     chosen = os.fspath(chosen)

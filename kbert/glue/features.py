@@ -47,8 +47,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from kbert.errors import ConfigError, DataError
 from kbert.atomic import atomic_output, file_sha256, read_json
+from kbert.errors import ConfigError, DataError
 from kbert.glue.processors import InputExample, TaskProcessor, get_processor
 from kbert.tokenization import load_vocab_tokens, vocab_sha256
 

@@ -13,8 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from kbert.errors import DataError
 from kbert.atomic import write_text_atomic
+from kbert.errors import DataError
 from kbert.glue.processors import get_processor
 
 

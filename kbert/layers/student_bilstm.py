@@ -24,7 +24,7 @@ Output, by `pooling`:
 import keras
 from keras import ops
 
-POOLINGS = ("last", "max")
+from kbert.options import POOLINGS
 
 
 @keras.saving.register_keras_serializable(package="kbert")

@@ -22,7 +22,7 @@ around each sentence, whatever the batch's padded length.
 import keras
 from keras import ops
 
-VARIANTS = ("static", "non-static", "multichannel")
+from kbert.options import VARIANTS
 
 
 @keras.saving.register_keras_serializable(package="kbert")

@@ -18,8 +18,9 @@ import zlib
 
 import numpy as np
 import pytest
-
 from mutate import all_finite, byte_mutations, json_mutations, same_arrays, verdict
+
+import needs
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.slow]
 
@@ -95,8 +96,8 @@ def test_original_config_fields(fixture_checkpoint, original, tmp_path):
 
 @pytest.fixture(scope="module")
 def hf_checkpoint(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("torch")
+    transformers = needs.module("transformers")
+    needs.module("torch")
     directory = tmp_path_factory.mktemp("hf")
     config = transformers.BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                                      intermediate_size=12, max_position_embeddings=16, type_vocab_size=2)

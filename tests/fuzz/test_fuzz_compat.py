@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 import pytest
-
 from mutate import ODD_VALUES, all_finite, verdict
 
 pytestmark = [pytest.mark.single_backend, pytest.mark.slow]

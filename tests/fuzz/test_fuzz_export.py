@@ -12,7 +12,6 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from mutate import ODD_VALUES, all_finite, verdict
 from test_predict import make_run
 from test_serving import tree

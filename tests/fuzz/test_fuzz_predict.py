@@ -14,7 +14,6 @@ import json
 
 import numpy as np
 import pytest
-
 from mutate import byte_mutations, verdict
 from test_predict import WORDS, make_run
 

@@ -16,7 +16,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from mutate import byte_mutations, json_mutations, same_arrays, verdict
 from test_pretraining import build_small_run, read_weights, write_corpus
 

@@ -1,0 +1,5 @@
+"""`python -m kbert`: the `kbert` command."""
+
+from kbert.cli import console
+
+console()

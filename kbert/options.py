@@ -1,0 +1,346 @@
+"""Every stage's options: one frozen dataclass per stage, read by the
+library function and by its command's flags (`kbert.commands.flags`).
+
+Keras-free on purpose: `kbert COMMAND --help` builds its flags from these
+classes without loading Keras or a backend.  The choices the options take
+(students, losses, poolings, ...) live here for the same reason.
+"""
+
+import dataclasses
+
+from kbert.checks import check_option_types
+from kbert.errors import ConfigError
+
+# The students `kbert distill` trains (`kbert.student.build_student`).
+STUDENTS = ("cnn", "bilstm")
+# The BiLSTM student's sentence vector (`kbert.layers.StudentBiLSTM`).
+POOLINGS = ("last", "max")
+# The student's embedding variants (`kbert.layers.StudentEmbedding`, Kim 2014).
+VARIANTS = ("static", "non-static", "multichannel")
+# The teacher's splits that teaching materials hold.
+SPLITS = ("train", "dev", "test")
+
+# Options a checkpoint's recipe fills in when the caller leaves them None.
+RECIPE_FIELDS = ("learning_rate", "epochs")
+
+LOSSES = ("mse", "kl")
+EMBEDDINGS = ("teacher", "static")
+PAIRS = ("joint", "siamese")
+# How the holdout is drawn: rows whose lengths follow the reported split's
+# ("length"), or any rows ("random").
+HOLDOUT_DRAWS = ("length", "random")
+# What picks the epoch on the holdout: the task's metric against gold labels
+# ("gold"), agreement with the teacher's labels ("agreement"), or the mean
+# KL divergence from the teacher's softmax, lowest best ("kl").
+SELECTIONS = ("gold", "agreement", "kl")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillOptions:
+    """What `distill` does; every field is recorded in run.json.
+
+    Attributes:
+        epochs: passes over the training rows.
+        batch_size: rows per step (Kim used 50).
+        learning_rate: Adam's step size.
+        alpha: weight of the gold-label cross-entropy (0 = logits only).
+        loss: "mse" (logit regression, Tang et al.) or "kl" (softened outputs).
+        temperature: the KL's temperature (ignored by "mse").
+        student: "cnn" (Kim's CNN) or "bilstm" (Tang et al.'s BiLSTM).
+        units: the BiLSTM's state width per direction.
+        pooling: the BiLSTM's sentence vector, "last" states or "max" over
+            its outputs.
+        pairs: how the BiLSTM reads a sentence pair: "joint", as one
+            sequence with [SEP] between, or "siamese", each sentence alone
+            through the same layers, matched as [a, b, a * b, |a - b|]
+            (Tang et al.).
+        variant: the student's embedding, "static", "non-static" or "multichannel".
+        embedding_dim: None keeps the teacher's width; smaller projects it.
+        embedding: the student's starting vectors: "teacher" (its
+            `Embedding-Token` rows) or "static" (the materials' static
+            vectors, `kbert materials --static-embedding`, through
+            `kbert.student.static_start`: PCA, then frequency weighting by
+            the training rows' token counts).
+        pooled_weight: the weight of a second loss, the mean squared error
+            between the teacher's pooled `[CLS]` vectors (`kbert materials
+            --pooled`) and a learned projection of the student's sentence
+            vector (0: logits only).
+        seed: seeds initialisation, dropout and batch order.
+        train_splits: materials splits to train on; those absent are skipped
+            (so "augmented" is used when present).
+        dev_split: the split reported (and, with holdout 0, the one that
+            picks the best epoch).
+        holdout: the share of the "train" split held out to pick the best
+            epoch (with the augmented rows made from it left out of
+            training); 0 picks it on `dev_split`.  None: 0.05 for a new
+            run; a resumed run keeps its own (runs before the holdout: 0).
+        holdout_draw: "length" draws held-out rows whose lengths (in word
+            pieces) follow `dev_split`'s, whose labels are never read;
+            "random" draws any rows.  None: "length" for a new run, a
+            resumed run's own (runs before the option: "random").
+        selection: the holdout score that picks the epoch: "gold" (the
+            task's metric), "agreement" (with the teacher's labels) or "kl"
+            (mean KL divergence from the teacher's softmax, lowest best).
+            The latest epoch within one standard error of the best score is
+            kept.  None: "agreement" for a new run, a resumed run's own
+            (runs before the option: "gold").
+        length_bucketing: batches of similar length (little padding) or, if
+            False, random batches (each still trimmed to its longest row).
+    """
+
+    epochs: int = 10
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    alpha: float = 0.0
+    loss: str = "mse"
+    temperature: float = 1.0
+    student: str = "cnn"
+    # 100, not Tang et al.'s 150: the BiLSTM's speed target (>= 15x the
+    # MiniLM teacher, benchmarks/results/throughput-students.md) needs it.
+    units: int = 100
+    pooling: str = "last"
+    pairs: str = "joint"
+    variant: str = "non-static"
+    embedding_dim: int = None
+    embedding: str = "teacher"
+    pooled_weight: float = 0.0
+    seed: int = 0
+    train_splits: tuple = ("train", "augmented")
+    dev_split: str = "dev"
+    holdout: float = None
+    holdout_draw: str = None
+    selection: str = None
+    length_bucketing: bool = True
+
+    def __post_init__(self):
+        check_option_types(self)
+        if self.holdout is not None and not 0.0 <= self.holdout < 1.0:
+            raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
+        if self.holdout_draw is not None and self.holdout_draw not in HOLDOUT_DRAWS:
+            raise ConfigError(f"holdout_draw must be one of {HOLDOUT_DRAWS}, got {self.holdout_draw!r}")
+        if self.selection is not None and self.selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.student not in STUDENTS:
+            raise ConfigError(f"student must be one of {STUDENTS}, got {self.student!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.units < 1:
+            raise ConfigError(f"units must be >= 1, got {self.units}")
+        if self.pairs not in PAIRS:
+            raise ConfigError(f"pairs must be one of {PAIRS}, got {self.pairs!r}")
+        if self.pairs == "siamese" and self.student != "bilstm":
+            raise ConfigError("--pairs siamese is a way of the BiLSTM student (--student bilstm)")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.pooled_weight < 0:
+            raise ConfigError(f"pooled_weight must be 0 or more, got {self.pooled_weight}")
+        if self.embedding not in EMBEDDINGS:
+            raise ConfigError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    def to_dict(self):
+        config = dataclasses.asdict(self)
+        config["train_splits"] = list(self.train_splits)
+        return config
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOptions:
+    """What `finetune` does; every field is recorded in run.json.
+
+    `learning_rate` and `epochs` left None come from the checkpoint's recipe
+    (`kbert.presets.recipe`): a preset's searched values, or the original
+    run_classifier.py values for any other checkpoint.  `resolved()` fills
+    them in and says where each came from.
+    """
+
+    task: str
+    checkpoint: str = "minilm-l6"
+    batch_size: int = 32
+    learning_rate: float = None
+    epochs: int = None
+    max_seq_len: int = 128
+    max_train_examples: int = None
+    seed: int = 42
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.01
+    cased: bool = False
+    # Random batches, each trimmed to its longest row (default), or batches
+    # sorted by length within windows of BUCKET_WINDOW batches: ~2.5x less
+    # padding on SST-2 but 1.3 (SST-2) to 4 (CoLA MCC) points lower dev
+    # scores in benchmarks/results/glue-*.md, so speed is opt-in.
+    length_bucketing: bool = False
+    # Lay each batch's examples end to end in rows as long as the longest
+    # example (`kbert.packing`): the same batches, logits and gradients as
+    # unpacked, with ~2.7x fewer token slots on SST-2
+    # (benchmarks/results/training-*.md).  None: packed, except that a
+    # resumed run keeps the layout it began with (runs before packing: not).
+    packing: bool = None
+
+    def __post_init__(self):
+        check_option_types(self)
+        for name in ("batch_size", "max_seq_len") + (("epochs",) if self.epochs is not None else ()):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)!r}")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ConfigError("--max-train-examples must be at least 1")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError("--learning-rate must be positive")
+        if not 0 <= self.warmup_proportion < 1:
+            raise ConfigError("--warmup-proportion must be in [0, 1)")
+
+    def resolved(self):
+        """(options with the task's canonical name and recipe values set,
+        {option: where its value came from} for those the recipe set)."""
+        from kbert import presets
+        from kbert.glue import get_processor
+
+        task = get_processor(self.task).name
+        recipe = presets.recipe(self.checkpoint, task)
+        chosen = {name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
+        defaults = {name: recipe["source"] for name in chosen}
+        packing = True if self.packing is None else self.packing
+        return dataclasses.replace(self, task=task, packing=packing, **chosen), defaults
+
+
+@dataclasses.dataclass(frozen=True)
+class MaterialsOptions:
+    """What `materials_from_run` and `generate_materials` do.
+
+    Attributes:
+        task: the GLUE task (None: the run's own).
+        splits: the task's splits to run the teacher over.
+        max_seq_len: the encoding's maximum length (None: the run's).
+        augment: up to this many Tang et al. copies per training sentence
+            (`kbert.augment`) become the "augmented" split.
+        neighbours: with augment, also replace words by one of their this
+            many nearest neighbours (0: not; TinyBERT uses 15), from the
+            static vectors when they are made, else the teacher's
+            `Embedding-Token` rows (`kbert.augment.nearest_neighbours`).
+        p_neighbour: the chance that a word is so replaced.
+        seed: the augmentation's seed.
+        batch_size: teacher batch size.
+        int8: run the teacher int8-quantized (Keras' `Model.quantize`):
+            faster on JAX, the same SST-2 dev accuracy in
+            benchmarks/results/teacher-variants-jax.md.  The weights are
+            hashed and the embedding matrix read before quantizing, and the
+            mode is recorded with the teacher's identity.
+        long_inputs: "truncate" (the default: the teacher sees what it was
+            fine-tuned on, the first max_seq_len pieces) or "windows": a
+            single sentence longer than that is read whole, as overlapping
+            windows `stride` pieces apart (`Tokenizer.encode_windows`), and
+            its logits `y` are the mean of the windows' (recorded with the
+            teacher's identity).  `x` stays the truncated encoding: the
+            student's input.
+        stride: word pieces between windows (None: half a window).
+        packing: read the teacher's rows packed where that pays
+            (`kbert.batching.predict_bucketed`; the same logits).
+        pooled: also store each row's pooled `[CLS]` vector (the
+            teacher's `NSP-Dense` output, float16), which `kbert distill
+            --pooled-weight` matches; one more teacher pass per split.
+        static_embedding: also store Model2Vec-style static vectors
+            (`static_vectors`: each vocabulary token through the teacher)
+            in shared.npz, a student embedding start (`kbert distill
+            --embedding static`).
+    """
+
+    task: str = None
+    splits: tuple = SPLITS
+    max_seq_len: int = None
+    augment: int = 0
+    neighbours: int = 0
+    p_neighbour: float = 0.1
+    seed: int = 0
+    batch_size: int = 64
+    int8: bool = False
+    long_inputs: str = "truncate"
+    stride: int = None
+    packing: bool = True
+    static_embedding: bool = False
+    pooled: bool = False
+
+    def __post_init__(self):
+        check_option_types(self)
+        if self.long_inputs not in ("truncate", "windows"):
+            raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
+        if self.stride is not None and self.stride < 1:
+            raise ConfigError(f"--stride must be at least 1, got {self.stride}")
+        if not self.splits:
+            raise ConfigError("--splits names no split")
+        if self.max_seq_len is not None and self.max_seq_len < 1:
+            raise ConfigError(f"--max-seq-len must be at least 1, got {self.max_seq_len}")
+        if self.augment < 0:
+            raise ConfigError(f"--augment must be 0 or more, got {self.augment}")
+        if self.neighbours < 0 or self.neighbours and not self.augment:
+            raise ConfigError(f"--neighbours must be 0 or more and needs --augment, got {self.neighbours}")
+        if self.pooled and self.long_inputs == "windows":
+            raise ConfigError("--pooled stores one vector per row; it does not combine with --long-inputs windows")
+        if not 0.0 <= self.p_neighbour <= 1.0:
+            raise ConfigError(f"--p-neighbour must be in [0, 1], got {self.p_neighbour}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainOptions:
+    """What `pretrain` does; recorded in run.json and compared on resume.
+
+    The instance options and their defaults are `create_pretraining_data.py`'s
+    (its `dupe_factor` is 10: one pass over the corpus here, since
+    continuing pre-training usually runs for far fewer steps), the training
+    ones `run_pretraining.py`'s, except `learning_rate`, whose 5e-5 is
+    already the value both recommend for continuing.
+    """
+
+    corpus: tuple
+    checkpoint: str = "minilm-l6"
+    max_seq_len: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 1
+    whole_word_mask: bool = False
+    cased: bool = False
+    seed: int = 12345
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    # None: one pass over the instances.
+    num_train_steps: int = None
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.01
+    save_every: int = 200
+
+    def __post_init__(self):
+        check_option_types(self)
+        if not self.corpus:
+            raise ConfigError("--corpus needs at least one text file")
+        if self.max_seq_len < 5:
+            raise ConfigError(f"--max-seq-len must be at least 5 ([CLS] A [SEP] B [SEP]), got {self.max_seq_len}")
+        for name in ("max_predictions_per_seq", "dupe_factor", "batch_size", "save_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.num_train_steps is not None and self.num_train_steps < 1:
+            raise ConfigError(f"--num-train-steps must be at least 1, got {self.num_train_steps}")
+        for name in ("masked_lm_prob", "short_seq_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:  # NumPy's seeds; Keras seeds its RNGs from this one
+            raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed}")
+        if not self.learning_rate > 0:
+            raise ConfigError("--learning-rate must be positive")
+        if not 0 <= self.warmup_proportion < 1:
+            raise ConfigError("--warmup-proportion must be in [0, 1)")
+        # Finite already (a number); negative decay would grow the weights.
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"--weight-decay must be at least 0, got {self.weight_decay}")
