@@ -95,7 +95,8 @@ def summarize(runs):
 
 
 def markdown(rows, runs, command):
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"
+    def fmt(v):
+        return "-" if v is None else f"{v:.4f}"
     lines = ["# Selection study: which held-out signal picks the student's epoch", "",
              f"Command: `{command}`", f"Date: {time.strftime('%Y-%m-%d')}", "",
              "Dev metric: accuracy (CoLA: MCC). Spearman: between the signal and dev across one run's epochs, "

@@ -196,9 +196,7 @@ def fit_twice(spec, model, batches, mode, slots_per_token, fit=None):
     fit to call (keras-hub's own turns every input into tf.data first)."""
     import keras
 
-    from kbert.optimization import create_optimizer
-
-    from kbert.optimization import train_jit_compile
+    from kbert.optimization import create_optimizer, train_jit_compile
 
     model.compile(optimizer=create_optimizer(LEARNING_RATE, 10 * len(batches)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
