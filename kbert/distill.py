@@ -61,8 +61,9 @@ from kbert.materials import load_materials
 from kbert.numeric import log_softmax
 from kbert.options import DistillOptions
 from kbert.progress import ItemsProgress
+from kbert.registry import STUDENTS, student_classes
 from kbert.seeding import EpochSeed
-from kbert.student import BiLSTMStudent, StudentModel, build_student, static_start
+from kbert.student import build_student, static_start
 
 logger = logging.getLogger(__name__)
 
@@ -531,9 +532,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
                  "history": [], "config": options.to_dict(), "identity": identity}
         model = build_student(_start(materials, options, splits), materials.num_labels, student=options.student,
                               variant=options.variant, embedding_dim=options.embedding_dim,
-                              **({"units": options.units, "pooling": options.pooling,
-                                  "separator_id": _separator_id(materials, options)}
-                                 if options.student == "bilstm" else {}))
+                              **_student_arguments(materials, options))
         # What _finish rebuilds the student from, when a trainer wraps it.
         state["student"] = {"class": type(model).__name__, "config": model.get_config()}
         if options.pooled_weight:
@@ -565,6 +564,15 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     return _finish(out_dir, model, record, state, materials.vocab, dev, select[0])
 
 
+def _student_arguments(materials, options):
+    """The registered student's own constructor arguments from `options`."""
+    spec = STUDENTS[options.student]
+    arguments = {name: getattr(options, name) for name in spec.options}
+    if spec.pairs_apart:
+        arguments["separator_id"] = _separator_id(materials, options)
+    return arguments
+
+
 def _separator_id(materials, options):
     """[SEP]'s id for a siamese reading of pairs (`options.pairs`), else None."""
     if options.pairs == "joint":
@@ -592,11 +600,11 @@ def _finish(out_dir, model, record, state, vocab, dev, selected_on):
     """Write the best epoch's student, uncompiled, and the run record, with
     its dev scores: computed here, once, for the kept epoch."""
     weights = os.path.join(out_dir, "checkpoint", state["best_weights"])
-    if isinstance(model, (StudentModel, BiLSTMStudent)):
+    classes = student_classes()
+    if isinstance(model, tuple(classes.values())):
         best = type(model).from_config(model.get_config())
         best.load_weights(weights)
     else:  # a trainer: the student's own layers, by name
-        classes = {cls.__name__: cls for cls in (StudentModel, BiLSTMStudent)}
         best = classes[state["student"]["class"]].from_config(state["student"]["config"])
         model.load_weights(weights)
         for layer in best.layers:

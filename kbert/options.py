@@ -10,9 +10,8 @@ import dataclasses
 
 from kbert.checks import check_option_types
 from kbert.errors import ConfigError
+from kbert.registry import STUDENTS
 
-# The students `kbert distill` trains (`kbert.student.build_student`).
-STUDENTS = ("cnn", "bilstm")
 # The BiLSTM student's sentence vector (`kbert.layers.StudentBiLSTM`).
 POOLINGS = ("last", "max")
 # The student's embedding variants (`kbert.layers.StudentEmbedding`, Kim 2014).
@@ -127,15 +126,16 @@ class DistillOptions:
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.student not in STUDENTS:
-            raise ConfigError(f"student must be one of {STUDENTS}, got {self.student!r}")
+            raise ConfigError(f"student must be one of {tuple(STUDENTS)}, got {self.student!r}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.units < 1:
             raise ConfigError(f"units must be >= 1, got {self.units}")
         if self.pairs not in PAIRS:
             raise ConfigError(f"pairs must be one of {PAIRS}, got {self.pairs!r}")
-        if self.pairs == "siamese" and self.student != "bilstm":
-            raise ConfigError("--pairs siamese is a way of the BiLSTM student (--student bilstm)")
+        if self.pairs == "siamese" and not STUDENTS[self.student].pairs_apart:
+            apart = " or ".join(f"--student {name}" for name, spec in STUDENTS.items() if spec.pairs_apart)
+            raise ConfigError(f"--pairs siamese reads a pair's two sides apart, which needs {apart}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.pooled_weight < 0:

@@ -21,6 +21,7 @@ from kbert.atomic import atomic_output, write_json, write_text_atomic
 from kbert.checks import check_option_types
 from kbert.errors import ConfigError
 from kbert.options import DistillOptions, FinetuneOptions, MaterialsOptions
+from kbert.registry import STUDENTS
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ FINETUNE = {
     "full": {"max_seq_len": 128},
 }
 DISTILL_EPOCHS = {"demo": 4, "full": 10}
-STUDENT_NAMES = {"cnn": "CNN student", "bilstm": "BiLSTM student"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ class PipelineOptions:
         augment: augmented copies per training sentence for distillation.
         neighbours, p_neighbour: nearest-neighbour word replacement in
             the augmentation (`MaterialsOptions`).
-        student: "cnn" or "bilstm" (`DistillOptions`).
+        student: a registered student (`kbert.registry.STUDENTS`): "cnn" or "bilstm".
         pairs: the BiLSTM's reading of sentence pairs, "joint" or
             "siamese" (`DistillOptions`).
         embedding: the student's start, "teacher" or "static" (the
@@ -203,7 +203,7 @@ def _write_report(output, report):
         "|---|---|" + "---|" * len(extra) + "---|",
         row(f"teacher ({report['teacher']})", report["teacher_accuracy"], report["teacher_metrics"],
             report["teacher_items_per_second"]),
-        row(STUDENT_NAMES[report.get("student", "cnn")], report["student_accuracy"], report["student_metrics"], report["student_items_per_second"]),
+        row(STUDENTS[report.get("student", "cnn")].title, report["student_accuracy"], report["student_metrics"], report["student_items_per_second"]),
         row("seed BERT-base (reference, SST-2)", SEED_BERT_BASE["accuracy"], None, SEED_BERT_BASE["items_per_second"]),
         "",
         f"Student speed-up over the teacher: {report['student_speedup']:.1f}x.",
@@ -227,7 +227,7 @@ def _plot(output, report):
 
     points = [
         ("teacher", report["teacher_items_per_second"], report["teacher_accuracy"]),
-        (STUDENT_NAMES[report.get("student", "cnn")], report["student_items_per_second"], report["student_accuracy"]),
+        (STUDENTS[report.get("student", "cnn")].title, report["student_items_per_second"], report["student_accuracy"]),
         ("seed BERT-base", SEED_BERT_BASE["items_per_second"], SEED_BERT_BASE["accuracy"]),
     ]
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,4 +1,4 @@
-"""The students, as named Keras layers: `StudentModel`, Kim (2014)'s
+"""The students, as named Keras layers: `CNNStudent`, Kim (2014)'s
 sentence CNN, and `BiLSTMStudent`, Tang et al. (2019)'s BiLSTM.
 
 The CNN:
@@ -53,10 +53,10 @@ from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pair_match import StudentPairMatch
 from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
-from kbert.options import POOLINGS, STUDENTS, VARIANTS
+from kbert.options import POOLINGS, VARIANTS
+from kbert.registry import STUDENTS
 
 logger = logging.getLogger(__name__)
-
 
 
 def _check_positive(**values):
@@ -66,7 +66,7 @@ def _check_positive(**values):
 
 
 @keras.saving.register_keras_serializable(package="kbert")
-class StudentModel(keras.Model):
+class CNNStudent(keras.Model):
     """The CNN student.
 
     Args:
@@ -146,7 +146,7 @@ class BiLSTMStudent(keras.Model):
     """Tang et al. (2019)'s BiLSTM student.
 
     Args:
-        vocab_size, num_labels, embedding_dim, variant: as `StudentModel`.
+        vocab_size, num_labels, embedding_dim, variant: as `CNNStudent`.
         units: state width of each LSTM direction.
         hidden: width of the ReLU layer on the pooled states.
         pooling: "last" (Tang et al.) or "max" over the outputs.
@@ -193,6 +193,11 @@ class BiLSTMStudent(keras.Model):
         return cls(**config)
 
 
+# The CNN's name before the registry; `.keras` files saved then carry it.
+StudentModel = CNNStudent
+keras.saving.get_custom_objects()["kbert>StudentModel"] = CNNStudent
+
+
 def project_embeddings(matrix, dim):
     """[V, H] -> [V, dim]: the rows' coordinates on their top `dim` principal axes.
 
@@ -236,20 +241,21 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
         embedding: the starting vectors [V, H] (NumPy): the teacher's
             `Embedding-Token` matrix, or the materials' static vectors.
         num_labels: number of logits C.
-        student: "cnn" (`StudentModel`) or "bilstm" (`BiLSTMStudent`).
+        student: a registered student's name (`kbert.registry.STUDENTS`):
+            "cnn" (`CNNStudent`) or "bilstm" (`BiLSTMStudent`).
         variant: "static", "non-static" or "multichannel".
         embedding_dim: None keeps H; smaller projects the matrix (see
             `project_embeddings`).
         **kwargs: the other arguments of the student's class.
     """
     if student not in STUDENTS:
-        raise ConfigError(f"student must be one of {STUDENTS}, got {student!r}")
+        raise ConfigError(f"student must be one of {tuple(STUDENTS)}, got {student!r}")
     embedding = np.asarray(embedding)
     if embedding.ndim != 2:
         raise ConfigError(f"the teacher's embedding matrix must be [V, H], got shape {embedding.shape}")
     dim = embedding.shape[1] if embedding_dim is None else int(embedding_dim)
     matrix = project_embeddings(embedding, dim)
-    model_class = StudentModel if student == "cnn" else BiLSTMStudent
+    model_class = STUDENTS[student].load()
     model = model_class(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
     model.get_layer("Student-Embedding").set_matrix(matrix)
     return model

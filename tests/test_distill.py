@@ -10,9 +10,11 @@ import pytest
 from kbert import runs
 from kbert.distill import DistillOptions, StoredLogitsLoss, distill, pack_targets, predict_logits
 from kbert.errors import ConfigError, DataError
+from kbert.layers import StudentConv, StudentEmbedding, StudentPool
 from kbert.layers.token_embedding import TokenEmbedding
 from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
-from kbert.student import BiLSTMStudent, StudentModel, build_student
+from kbert.registry import STUDENTS, StudentSpec
+from kbert.student import BiLSTMStudent, CNNStudent, build_student
 
 V, H, C, T = 60, 16, 2, 8  # T = 8: one batch width, so JAX compiles each step once
 VOCAB = ["[PAD]"] + [f"w{i}" for i in range(1, V)]
@@ -129,7 +131,7 @@ def test_student_learns_the_teacher(materials_dir, tmp_path, kind):
                                                                   seed=1, student=kind), verbose=0)
     summary = record.results
     student = keras.saving.load_model(tmp_path / "student.keras")
-    assert isinstance(student, StudentModel if kind == "cnn" else BiLSTMStudent)
+    assert isinstance(student, CNNStudent if kind == "cnn" else BiLSTMStudent)
     learned = agreement(student, dev)
     # Chance is the majority label's share; the student must clearly beat it.
     assert learned >= max(majority, agreement(untrained, dev)) + 0.15, (learned, majority)
@@ -156,6 +158,52 @@ def test_student_learns_the_teacher(materials_dir, tmp_path, kind):
     steps_per_epoch = -(-rows // 25)
     assert [r["global_step"] for r in history] == [steps_per_epoch * e for e in range(1, 7)]
     assert stored.global_step == best["global_step"]
+
+
+@keras.saving.register_keras_serializable(package="kbert_tests")
+class WidthOneStudent(keras.Model):
+    """A student the registry does not ship: one filter width, 1, over the embedding."""
+
+    def __init__(self, vocab_size, num_labels, embedding_dim=8, variant="non-static", filters=16, **kwargs):
+        ids = keras.Input((None,), dtype="int32", name="Student-Input-Token")
+        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(ids)
+        maps = StudentConv(filters, 1, name="Student-Conv-1")(vectors)
+        pooled = StudentPool((1,), name="Student-Pool")([ids, maps])
+        super().__init__(ids, keras.layers.Dense(num_labels, name="Student-Logits")(pooled), **kwargs)
+        self.vocab_size, self.num_labels, self.embedding_dim = vocab_size, num_labels, embedding_dim
+        self.variant, self.filters = variant, filters
+
+    def get_config(self):
+        return {"name": self.name, "vocab_size": self.vocab_size, "num_labels": self.num_labels,
+                "embedding_dim": self.embedding_dim, "variant": self.variant, "filters": self.filters}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def test_a_student_registered_in_one_row_runs_through_kbert_distill(materials_dir, tmp_path, monkeypatch, capsys):
+    from kbert.cli import main as cli
+    from kbert.materials import load_materials
+
+    monkeypatch.setitem(STUDENTS, "width1", StudentSpec("width1", f"{__name__}:WidthOneStudent", "width-1 student"))
+    out = tmp_path / "student"
+    assert cli(["distill", "--materials", materials_dir, "--output", str(out), "--student", "width1",
+                "--epochs", "4", "--batch-size", "25", "--learning-rate", "3e-3", "--seed", "1"]) == 0
+    assert "best epoch" in capsys.readouterr().out
+    student = keras.saving.load_model(out / "student.keras")
+    assert type(student) is WidthOneStudent
+    record = runs.read_run(out)
+    assert record.options["student"] == "width1"
+    history = record.results["history"]
+    assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
+    # The reported dev score is the saved student's (gold dev labels are the teacher's).
+    dev = load_materials(materials_dir).splits["dev"]
+    np.testing.assert_allclose(record.results["dev_accuracy"], agreement(student, dev))
+    # A name the registry lacks is refused by the flag's choices.
+    monkeypatch.delitem(STUDENTS, "width1")
+    with pytest.raises(SystemExit):
+        cli(["distill", "--materials", materials_dir, "--output", str(tmp_path / "x"), "--student", "width1"])
 
 
 # ---------------------------------------------------------------- resuming

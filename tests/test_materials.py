@@ -542,7 +542,7 @@ def test_static_vectors_are_each_tokens_last_layer_output(splits, tmp_path):
 
 def test_pooled_vectors_and_a_student_that_matches_them(splits, tmp_path):
     from kbert.distill import DistillOptions, distill
-    from kbert.student import StudentModel
+    from kbert.student import CNNStudent
 
     teacher = make_teacher(seed=6)
     options = MaterialsOptions(task="SST-2", max_seq_len=T, pooled=True)
@@ -569,7 +569,7 @@ def test_pooled_vectors_and_a_student_that_matches_them(splits, tmp_path):
                      verbose=0)
     assert [h["epoch"] for h in record.results["history"]] == [1, 2]
     student = keras.saving.load_model(tmp_path / "s" / "student.keras")
-    assert isinstance(student, StudentModel) and student.output.shape[-1] == 2  # the projection is not kept
+    assert isinstance(student, CNNStudent) and student.output.shape[-1] == 2  # the projection is not kept
     logits = keras.ops.convert_to_numpy(student(materials.splits["dev"].x))
     agreement = float((logits.argmax(1) == materials.splits["dev"].y.argmax(1)).mean())
     assert record.results["dev_agreement"] == pytest.approx(agreement, abs=1e-6)

@@ -13,7 +13,7 @@ from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pool import StudentPool
-from kbert.student import BiLSTMStudent, StudentModel, build_student, project_embeddings
+from kbert.student import BiLSTMStudent, CNNStudent, build_student, project_embeddings
 
 from test_case import run_layer_test, run_model_test
 
@@ -154,7 +154,7 @@ def test_student_model(rng):
     """The shared model check: config, shapes, .keras reload, one fit step."""
     x = token_batch(rng, [1, 2, 4, 7, 9], 9)
     run_model_test(
-        StudentModel,
+        CNNStudent,
         {"vocab_size": V, "num_labels": C, "embedding_dim": H, "variant": "multichannel", "filters": 5},
         x,
         (5, C),
@@ -193,9 +193,9 @@ def test_projection_to_smaller_embedding(matrix):
 
 def test_bad_arguments():
     with pytest.raises(ConfigError):
-        StudentModel(V, C, variant="dynamic")
+        CNNStudent(V, C, variant="dynamic")
     with pytest.raises(ConfigError):
-        StudentModel(V, 0)
+        CNNStudent(V, 0)
 
 
 # ---------------------------------------------------------------- saving
@@ -208,6 +208,28 @@ x = np.load(sys.argv[2])
 np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), np.load(sys.argv[3]), atol=1e-5)
 print("reloaded on", keras.backend.backend())
 """
+
+
+def test_a_keras_file_saved_under_the_old_class_name_still_loads(matrix, rng, tmp_path):
+    """The CNN was `StudentModel` before the registry; its `.keras` files name it so."""
+    import json
+    import zipfile
+
+    model = build_student(matrix, C, filters=3)
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as old_zip:
+        files = {name: old_zip.read(name) for name in old_zip.namelist()}
+    config = json.loads(files["config.json"])
+    assert config["class_name"] == "CNNStudent" and config["registered_name"] == "kbert>CNNStudent"
+    config["class_name"], config["registered_name"] = "StudentModel", "kbert>StudentModel"
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as old_zip:
+        for name, data in files.items():
+            old_zip.writestr(name, data)
+    loaded = keras.saving.load_model(tmp_path / "old.keras")
+    assert type(loaded) is CNNStudent
+    x = token_batch(rng, [2, 5, 3], 6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)))
 
 
 def test_keras_file_reloads_on_another_backend(matrix, rng, tmp_path):

@@ -8,10 +8,10 @@ from kbert.options import (
     PAIRS,
     POOLINGS,
     SELECTIONS,
-    STUDENTS,
     VARIANTS,
     DistillOptions,
 )
+from kbert.registry import STUDENTS
 
 AUGMENTED = "augmented"
 
@@ -27,7 +27,7 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "loss", choices=LOSSES,
                help="mse: between logits (Tang et al.); kl: between temperature-softened outputs")
     add_option(parser, DistillOptions, "temperature", help="for --loss kl")
-    add_option(parser, DistillOptions, "student", choices=STUDENTS,
+    add_option(parser, DistillOptions, "student", choices=tuple(STUDENTS),
                help="cnn: Kim's CNN (default); bilstm: Tang et al.'s BiLSTM")
     add_option(parser, DistillOptions, "units", help="the BiLSTM's state width per direction")
     add_option(parser, DistillOptions, "pooling", choices=POOLINGS,

@@ -1,0 +1,65 @@
+"""The student registry: one row per student `kbert distill` can train.
+
+A new student is one layer file (in `kbert/layers/`), one model class (a
+functional `keras.Model` whose first two constructor arguments are
+`vocab_size` and `num_labels`, with `embedding_dim` and `variant`, and a
+`Student-Embedding` layer with `set_matrix`), and one row here.  Every
+reader takes its students from this table: `kbert distill --student`,
+`kbert run --student`, `kbert.student.build_student`, distillation's
+rebuilding of the kept epoch, the pipeline's report and the throughput
+benchmark.
+
+Keras-free: a row names its class as "module:Class", imported on first
+use, so `kbert distill --help` lists the students without loading Keras.
+"""
+
+import dataclasses
+import importlib
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentSpec:
+    """One registered student.
+
+    Attributes:
+        name: what `--student` takes.
+        target: "module:Class", the model class.
+        title: how reports name it ("CNN student").
+        options: the `DistillOptions` fields handed to the class's
+            constructor under the same names (e.g. the BiLSTM's `units`).
+        pairs_apart: the class takes `separator_id` and so can read a
+            sentence pair's two sides apart (`--pairs siamese`).
+        aliases: older class names of the same class, which saved `.keras`
+            files and run states may carry.
+    """
+
+    name: str
+    target: str
+    title: str
+    options: tuple = ()
+    pairs_apart: bool = False
+    aliases: tuple = ()
+
+    def load(self):
+        """The model class (imports its module, and so Keras)."""
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+STUDENTS = {
+    spec.name: spec
+    for spec in (
+        StudentSpec("cnn", "kbert.student:CNNStudent", "CNN student", aliases=("StudentModel",)),
+        StudentSpec("bilstm", "kbert.student:BiLSTMStudent", "BiLSTM student", options=("units", "pooling"),
+                    pairs_apart=True),
+    )
+}
+
+
+def student_classes():
+    """{class name, and each alias: class} of every registered student."""
+    classes = {}
+    for spec in STUDENTS.values():
+        cls = spec.load()
+        classes.update({name: cls for name in (cls.__name__, *spec.aliases)})
+    return classes
