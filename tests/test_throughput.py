@@ -40,40 +40,87 @@ def row(impl, model, mode, batch=4, backend=BACKEND, variant="default"):
     return dict(impl=impl, backend=backend, model=model, batch=batch, mode=mode, variant=variant)
 
 
-def test_bert_flops_match_a_hand_count():
-    # L=1, H=2, I=3, T=2, one matmul at a time: [T,H]x[H,H] costs 2*T*H*H.
-    t, h, i = 2, 2, 3
-    projections = 4 * (2 * t * h * h)  # Q, K, V, output
-    ffn = 2 * t * h * i + 2 * t * i * h
-    attention = 2 * t * t * h + 2 * t * t * h  # Q K^T, then P V
-    expected = projections + ffn + attention
-    assert expected == 144
-    assert flops.bert_flops(t, hidden_size=h, num_hidden_layers=1, intermediate_size=i) == expected
-    assert flops.bert_flops(t, hidden_size=h, num_hidden_layers=3, intermediate_size=i) == 3 * expected
+class CountingMatmul:
+    """`a @ b` on shapes only, adding its multiply-adds (2 m k n, per batch entry) to `flops`."""
+
+    def __init__(self):
+        self.flops = 0
+
+    def __call__(self, a, b):
+        *batch, m, k = a.shape
+        k2, n = b.shape[-2:]
+        assert k == k2, (a.shape, b.shape)
+        self.flops += 2 * int(np.prod(batch, dtype=np.int64)) * m * k * n
+        return np.zeros((*batch, m, n), np.float32)
 
 
-def test_bert_base_flops_are_twice_the_encoder_matmul_weights_per_token():
-    # The encoder's matmul weights: 4 H^2 + 2 H I per layer (85M for BERT-base).
-    config = flops.bert_config("bert-base")
-    h, i, layers, t = 768, 3072, 12, 128
-    weights = layers * (4 * h * h + 2 * h * i)
-    assert weights == 84_934_656
-    attention = layers * 2 * (2 * t * t * h)
-    assert flops.bert_flops(t, **config) == 2 * weights * t + attention
-    assert flops.flops_per_sentence("bert-base", t) / 1e9 == pytest.approx(22.35, abs=0.01)
+def counted_bert_flops(t, *, hidden_size, num_hidden_layers, intermediate_size, num_attention_heads, **_):
+    """One sentence through BERT's encoder, as modeling.py lays it out, counting its matmuls."""
+    mm, h, heads = CountingMatmul(), hidden_size, num_attention_heads
+
+    def split(a):  # [T, H] -> [N, T, H/N]
+        return a.reshape(t, heads, h // heads).transpose(1, 0, 2)
+
+    x = np.zeros((t, h), np.float32)
+    for _ in range(num_hidden_layers):
+        q, k, v = (mm(x, np.zeros((h, h))) for _ in range(3))  # [T, H] each
+        scores = mm(split(q), split(k).transpose(0, 2, 1))  # [N, T, T]
+        context = mm(scores, split(v)).transpose(1, 0, 2).reshape(t, h)  # [T, H]
+        x = mm(context, np.zeros((h, h)))  # attention output
+        x = mm(mm(x, np.zeros((h, intermediate_size))), np.zeros((intermediate_size, h)))  # the feed-forward
+    return mm.flops
 
 
-def test_student_flops_match_a_hand_count():
-    # E=2, F=1, widths 1 and 2, C=1, T=3: "full" convolutions have T+w-1 outputs.
-    width_1 = 3 * (2 * 1 * 2 * 1)  # 3 positions, a 1x2 filter
-    width_2 = 4 * (2 * 2 * 2 * 1)  # 4 positions, a 2x2 filter
-    dense = 2 * 2 * 1  # 2 pooled features -> 1 logit
-    got = flops.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1)
-    assert got == width_1 + width_2 + dense == 48
-    # Multichannel: each filter spans both channels, 2 x E input columns.
-    got = flops.student_flops(3, embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1,
-                              variant="multichannel")
-    assert got == 2 * (width_1 + width_2) + dense == 92
+def counted_cnn_flops(t, *, embedding_dim, filters, kernel_sizes, num_labels, variant="non-static", **_):
+    """Kim's CNN on one sentence, its "full" convolutions as im2col matmuls, counted."""
+    mm = CountingMatmul()
+    columns = embedding_dim * (2 if variant == "multichannel" else 1)
+    for w in kernel_sizes:
+        mm(np.zeros((t + w - 1, w * columns)), np.zeros((w * columns, filters)))  # T + w - 1 windows
+    mm(np.zeros((1, filters * len(kernel_sizes))), np.zeros((filters * len(kernel_sizes), num_labels)))
+    return mm.flops
+
+
+def counted_bilstm_flops(t, *, embedding_dim, units, hidden, num_labels, variant="non-static", **_):
+    mm = CountingMatmul()
+    columns = embedding_dim * (2 if variant == "multichannel" else 1)
+    for _direction in range(2):
+        for _step in range(t):
+            mm(np.zeros((1, columns)), np.zeros((columns, 4 * units)))  # input projection into 4 gates
+            mm(np.zeros((1, units)), np.zeros((units, 4 * units)))  # the recurrent matmul
+    mm(mm(np.zeros((1, 2 * units)), np.zeros((2 * units, hidden))), np.zeros((hidden, num_labels)))
+    return mm.flops
+
+
+@pytest.mark.parametrize("model", ["bert-base", "tiny"])
+@pytest.mark.parametrize("t", [1, 7, 128])
+def test_bert_flops_match_a_counted_forward_pass(model, t):
+    config = flops.bert_config("bert-base") if model == "bert-base" else dict(
+        hidden_size=6, num_hidden_layers=3, intermediate_size=10, num_attention_heads=2)
+    assert flops.bert_flops(t, **config) == counted_bert_flops(t, **config)
+
+
+def test_bert_base_flops_per_sentence_are_the_published_size():
+    # BERT-base's encoder holds 85M matmul weights (Devlin et al.'s 110M less
+    # the 23.8M embedding rows); a token costs two FLOPs per weight, plus attention.
+    per_token = flops.flops_per_sentence("bert-base", 1)
+    assert 2 * 84e6 < per_token < 2 * 86e6
+
+
+@pytest.mark.parametrize("spec", [
+    dict(embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1),
+    dict(embedding_dim=2, filters=1, kernel_sizes=(1, 2), num_labels=1, variant="multichannel"),
+    dict(embedding_dim=384, filters=100, kernel_sizes=(3, 4, 5), num_labels=2),
+])
+@pytest.mark.parametrize("t", [1, 3, 40])
+def test_cnn_student_flops_match_a_counted_forward_pass(spec, t):
+    assert flops.student_flops(t, **spec) == counted_cnn_flops(t, **spec)
+
+
+@pytest.mark.parametrize("t", [1, 5])
+def test_bilstm_student_flops_match_a_counted_forward_pass(t):
+    spec = dict(embedding_dim=6, units=4, hidden=3, num_labels=2)
+    assert flops.student_flops(t, student="bilstm", **spec) == counted_bilstm_flops(t, **spec)
 
 
 def test_padded_and_bucketed_batches_cover_every_sentence_once(rng):
