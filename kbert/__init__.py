@@ -45,7 +45,7 @@ _PUBLIC = {
     "export_checkpoint": "kbert.weights.export",
     "load_checkpoint": "kbert.weights.loading",
     "load_classifier": "kbert.predict",
-    "load_trained_model_from_checkpoint": "kbert.weights.loading",
+    "load_trained_model_from_checkpoint": "kbert.keras_bert",  # keras-bert's semantics; strict: load_checkpoint
     "packed_classifier": "kbert.model",
     "to_keras_hub": "kbert.hub",
 }

@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 
+import kbert
+import kbert.keras_bert
 from kbert import (
     CheckpointError,
     CheckpointWarning,
@@ -14,7 +16,6 @@ from kbert import (
     KbertError,
     checkpoint_mapping,
     load_checkpoint,
-    load_trained_model_from_checkpoint,
 )
 
 from original_checkpoint import TINY_CONFIG, random_bert_weights, write_checkpoint
@@ -45,7 +46,9 @@ def test_prefix_with_explicit_config(fixture_checkpoint, tmp_path):
     prefix = str(fixture_checkpoint / "bert_model.ckpt")
     model = load_checkpoint(prefix, config=str(fixture_checkpoint / "bert_config.json"))
     assert model.output.shape == (None, None, 4)
-    alias = load_trained_model_from_checkpoint(str(fixture_checkpoint / "bert_config.json"), prefix)
+    # kbert's one keras-bert loader is kbert.keras_bert's, with keras-bert's semantics.
+    assert kbert.load_trained_model_from_checkpoint is kbert.keras_bert.load_trained_model_from_checkpoint
+    alias = kbert.load_trained_model_from_checkpoint(str(fixture_checkpoint / "bert_config.json"), prefix)
     assert alias.inputs[0].shape == (None, 16)  # keras-bert fixes seq_len to max positions
 
 

@@ -526,31 +526,3 @@ def checkpoint_mapping(path, *, config=None, **model_options):
     options.update(model_options)
     model = BertModel(checkpoint.config, **options)
     return plan_assignments(model, checkpoint)
-
-
-def load_trained_model_from_checkpoint(
-    config_file,
-    checkpoint_file,
-    training=False,
-    trainable=None,
-    output_layer_num=1,
-    seq_len=int(1e9),
-    **kwargs,
-):
-    """keras-bert's loader, same signature and meaning: switch by changing one import.
-
-    As in keras-bert, `seq_len` is clipped to `max_position_embeddings` and
-    fixes the input length.
-    """
-    config = BertConfig.from_json_file(config_file)
-    if seq_len is not None:
-        seq_len = min(seq_len, config.max_position_embeddings)
-    return load_checkpoint(
-        checkpoint_file,
-        config=config,
-        training=training,
-        trainable=trainable,
-        seq_len=seq_len,
-        output_layer_num=output_layer_num,
-        **kwargs,
-    )
