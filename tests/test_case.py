@@ -184,6 +184,29 @@ class _FitProbe(keras.Model):
         return as_list(_call(self.layer, _rebuild(self._like, values)))[self._index]
 
 
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+def _check_mixed_precision(layer_cls, init_kwargs, inputs, name):
+    """Under a mixed policy the layer and every sublayer keep float32
+    variables and compute in the low precision: each float output comes
+    out in it (a sublayer left on the global float32 policy would not)."""
+    for policy in MIXED_POLICIES:
+        layer = layer_cls(**init_kwargs, dtype=policy)
+        outputs = as_list(_call(layer, inputs))
+        low = keras.DTypePolicy(policy).compute_dtype
+        assert layer.dtype_policy.name == policy, f"{name}: policy {layer.dtype_policy.name}"
+        for variable in layer.weights:
+            dtype = keras.backend.standardize_dtype(variable.dtype)
+            assert dtype == "float32", f"{name} under {policy}: {variable.path} is {dtype}"
+        for sublayer in layer._flatten_layers(include_self=False):  # Keras 3's own walk over sublayers
+            assert sublayer.dtype_policy.name == policy, f"{name} under {policy}: {sublayer.name} computes " \
+                f"under {sublayer.dtype_policy.name}"
+        dtypes = [keras.backend.standardize_dtype(o.dtype) for o in outputs]
+        for dtype in dtypes:
+            assert "float" not in dtype or dtype == low, f"{name} under {policy} outputs {dtype}, not {low}"
+
+
 def run_layer_test(layer_cls, init_kwargs, inputs, expected_output_shape, *, unmoved=()):
     """Every generic check on `layer_cls(**init_kwargs)`; returns a layer built
     by an eager call on `inputs` and untouched by training, for the caller's
@@ -227,6 +250,8 @@ def run_layer_test(layer_cls, init_kwargs, inputs, expected_output_shape, *, unm
     again = reloaded.get_layer(layer.name)
     assert type(again) is layer_cls and again.get_config() == layer.get_config()
     _assert_same_outputs(reference, _numpy(reloaded(inputs)), f"{name} reloaded from .keras")
+
+    _check_mixed_precision(layer_cls, init_kwargs, inputs, name)
 
     # One fit step on the first batched float output.
     float_outputs = [

@@ -212,11 +212,22 @@ def test_relative_links_lead_to_files(page):
     assert not missing, f"{page.relative_to(REPO)} links to files that do not exist: {missing}"
 
 
-def test_readme_examples_are_the_example_files():
+def test_readme_shows_the_example_files_whole():
     blocks = [body for info, body in code_blocks(README.read_text(encoding="utf-8")) if info.strip() == "python"]
     for example in EXAMPLES:
+        assert (REPO / example).read_text(encoding="utf-8") in blocks, f"README.md does not show {example} whole"
+
+
+@pytest.mark.parametrize("page", markdown_files(), ids=lambda p: p.name)
+def test_shown_examples_are_the_files(page):
+    """A page's Python block that begins as an example file begins is that
+    file, whole and as it is."""
+    blocks = [body for info, body in code_blocks(page.read_text(encoding="utf-8")) if info.strip() == "python"]
+    for example in EXAMPLES:
         source = (REPO / example).read_text(encoding="utf-8")
-        assert source in blocks, f"README.md does not show {example} whole, as it is"
+        for body in blocks:
+            if body.splitlines()[:1] == source.splitlines()[:1]:
+                assert body == source, f"{page.relative_to(REPO)} shows an old copy of {example}"
 
 
 @pytest.mark.parametrize("page", markdown_files(), ids=lambda p: p.name)
@@ -235,21 +246,23 @@ def test_every_page_is_in_the_nav():
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_readme_shows_what_the_examples_print(example):
-    """The output under each example in README.md is what it prints (on the
-    tiny shared checkpoint; any backend prints the same)."""
+def test_pages_show_what_the_examples_print(example):
+    """Under `$ .venv/bin/python EXAMPLE`, README.md (and any page) shows what
+    the example prints (on the tiny shared checkpoint; every backend prints
+    the same)."""
     from needs import missing
 
     if not (REPO.parent / "shared" / "fixtures" / "keras_bert_test_checkpoint" / "bert_config.json").is_file():
         missing("the shared fixture ../shared/fixtures/keras_bert_test_checkpoint is missing")
-    text = README.read_text(encoding="utf-8")
-    command = f".venv/bin/python {example}"
-    match = re.search(rf"^\$ {re.escape(command)}\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
-    assert match, f"README.md shows no `$ {command}` block with its output"
+    prompt = f"$ .venv/bin/python {example}\n"
+    shown = {page: body[len(prompt):] for page in markdown_files()
+             for info, body in code_blocks(page.read_text(encoding="utf-8")) if body.startswith(prompt)}
+    assert README in shown, f"README.md shows no `{prompt.strip()}` block with its output"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, example], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout == match.group(1), f"{example} now prints:\n{result.stdout}"
+    for page, output in shown.items():
+        assert output == result.stdout, f"{page.relative_to(REPO)}: {example} now prints:\n{result.stdout}"
 
 
 if __name__ == "__main__":

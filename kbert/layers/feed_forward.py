@@ -17,10 +17,10 @@ class FeedForward(keras.layers.Layer):
 
     def build(self, input_shape):
         init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
-        self.intermediate = keras.layers.Dense(
-            self.intermediate_size, kernel_initializer=init, name="intermediate"
-        )
-        self.output_dense = keras.layers.Dense(input_shape[-1], kernel_initializer=init, name="output")
+        # The sublayers compute under this layer's dtype policy (mixed precision included).
+        dense = dict(kernel_initializer=init, dtype=self.dtype_policy)
+        self.intermediate = keras.layers.Dense(self.intermediate_size, name="intermediate", **dense)
+        self.output_dense = keras.layers.Dense(input_shape[-1], name="output", **dense)
         self.intermediate.build(input_shape)
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
 

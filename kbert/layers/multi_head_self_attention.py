@@ -38,13 +38,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 f"{self.num_attention_heads} heads"
             )
         init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
-        self.query = keras.layers.Dense(hidden_size, kernel_initializer=init, name="query")
-        self.key = keras.layers.Dense(hidden_size, kernel_initializer=init, name="key")
-        self.value = keras.layers.Dense(hidden_size, kernel_initializer=init, name="value")
-        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init, name="output")
+        # The sublayers compute under this layer's dtype policy (mixed precision included).
+        dense = dict(kernel_initializer=init, dtype=self.dtype_policy)
+        self.query = keras.layers.Dense(hidden_size, name="query", **dense)
+        self.key = keras.layers.Dense(hidden_size, name="key", **dense)
+        self.value = keras.layers.Dense(hidden_size, name="value", **dense)
+        self.output_dense = keras.layers.Dense(hidden_size, name="output", **dense)
         for dense in (self.query, self.key, self.value, self.output_dense):
             dense.build(input_shape)
-        self.dropout = keras.layers.Dropout(self.attention_probs_dropout_prob)
+        self.dropout = keras.layers.Dropout(self.attention_probs_dropout_prob, dtype=self.dtype_policy)
 
     def _split_heads(self, x, batch, length):
         # [B, T, D] -> [B, N, T, H].  B and T are read from the layer's input,

@@ -33,6 +33,7 @@ class StudentConv(keras.layers.Layer):
             padding="valid",
             activation="relu",
             name="conv",
+            dtype=self.dtype_policy,  # computes under this layer's policy (mixed precision included)
         )
         length = input_shape[1]
         if length is not None:

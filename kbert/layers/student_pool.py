@@ -50,7 +50,8 @@ class StudentPool(keras.layers.Layer):
         pooled = []
         for width, values in zip(self.kernel_sizes, maps):
             valid = ops.expand_dims(self._window_mask(token_ids, width), -1)
-            lowest = ops.cast(-3.0e38, values.dtype)
+            # Below any real value: float16's lowest finite number is -65504.
+            lowest = ops.cast(-65504.0 if values.dtype == "float16" else -3.0e38, values.dtype)
             best = ops.max(ops.where(valid, values, lowest), axis=1)
             any_valid = ops.any(valid, axis=1)
             pooled.append(ops.where(any_valid, best, ops.zeros_like(best)))

@@ -26,7 +26,9 @@ class TokenEmbedding(keras.layers.Layer):
         )
 
     def call(self, token_ids):
-        matrix = ops.convert_to_tensor(self.embeddings)
+        # In the compute dtype on every backend (TensorFlow does not autocast
+        # a variable read through convert_to_tensor under a mixed policy).
+        matrix = ops.cast(self.embeddings, self.compute_dtype)
         # [B, T] -> [B, T, D]
         embedded = ops.take(matrix, ops.cast(token_ids, "int32"), axis=0)
         return [embedded, matrix]
