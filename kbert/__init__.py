@@ -73,7 +73,9 @@ def _started_as_the_command():
 
 
 if not _started_as_the_command():
-    from kbert import layers, model, optimization, student  # noqa: F401, E402  (registers Keras objects)
+    from kbert.saving import register_all  # noqa: E402
+
+    register_all()
 
 __all__ = [
     "BertConfig",

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 # (command name, module in kbert.commands, one-line help)
 COMMANDS = (
@@ -75,6 +76,9 @@ def main(argv=None, *, quiet=False):
         _hide_native_stderr()
         for name in ("absl", "tensorflow", "jax", "h5py"):  # their Python-side start-up warnings
             logging.getLogger(name).setLevel(logging.ERROR)
+        # The libraries' own Python warnings (Keras on input structures,
+        # tf2onnx's FutureWarnings); kbert's, such as CheckpointWarning, stay.
+        warnings.filterwarnings("ignore", module=r"(?!kbert)")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -36,6 +36,7 @@ import zipfile
 from kbert.atomic import atomic_output, file_sha256, read_json, save_model_atomic, write_json, write_text_atomic
 from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
+from kbert.saving import register_all
 
 RUN_FILE = "run.json"
 VOCAB_FILE = "vocab.txt"
@@ -333,6 +334,7 @@ def load_model(run_dir, record=None, *, verify=False):
     if verify:
         verify_files(run_dir, record)
     path = os.path.join(os.fspath(run_dir), record.model_file)
+    register_all()
     try:
         model = keras.saving.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:

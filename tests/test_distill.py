@@ -206,6 +206,37 @@ def test_a_student_registered_in_one_row_runs_through_kbert_distill(materials_di
         cli(["distill", "--materials", materials_dir, "--output", str(tmp_path / "x"), "--student", "width1"])
 
 
+def test_the_console_script_trains_and_reloads_a_student(tmp_path):
+    """The `kbert` command loads Keras only when a command runs: its commands
+    must still find kbert's registered classes when they read a `.keras` file."""
+    import os
+    import subprocess
+    import sys
+
+    from kbert.predict import load_classifier
+
+    # A vocabulary with the special tokens, which `kbert predict` encodes with.
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(4, V)]
+    rng = np.random.default_rng(3)
+    materials_dir = str(tmp_path / "materials")
+    generate_materials(bag_of_words_teacher(), {"train": random_split(rng, 100, False), "dev": random_split(rng, 40)},
+                       materials_dir, vocab=vocab, teacher_id="bag-of-words",
+                       options=MaterialsOptions(task="BOW", max_seq_len=T, batch_size=100), verbose=False)
+    script = os.path.join(os.path.dirname(sys.executable), "kbert")
+    out = tmp_path / "student"
+
+    def command(*args):
+        done = subprocess.run([script, *args], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    command("distill", "--materials", materials_dir, "--output", str(out), "--epochs", "1", "--batch-size", "50")
+    printed = json.loads(command("predict", "--model", str(out), "w1 w2 w3 w7").stdout.splitlines()[0])
+    expected = load_classifier(out).predict(["w1 w2 w3 w7"])[0]
+    assert printed["label"] == expected.label
+    np.testing.assert_allclose(printed["logits"], expected.logits, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------- resuming
 
 
