@@ -14,7 +14,7 @@ export GLUE_DIR
 export KBERT_REQUIRE_FIXTURES ?= $(if $(wildcard ../shared/fixtures),1,0)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test clean
+.PHONY: demo test docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,18 @@ demo: $(VENV)/.installed-demo
 # test models eagerly, where JAX compiles every new shape (the first pass
 # took 302 s on torch, 811 s on JAX).
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check kbert tests benchmarks
+	$(BIN)/ruff check kbert tests benchmarks docs
+	$(BIN)/mkdocs build --strict --quiet
 	@set -e; first=1; for backend in $(BACKENDS); do \
 	  if [ $$first = 1 ]; then select=""; else select="not keras_free and not single_backend"; fi; \
 	  echo "== KERAS_BACKEND=$$backend"; \
-	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -rs -p no:cacheprovider -m "$$select" $(PYTEST_ARGS); \
+	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -m "$$select" $(PYTEST_ARGS); \
 	  first=0; \
 	done
 
+# The documentation site (docs/, mkdocs.yml) into build/site.
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs build .pytest_cache
