@@ -206,6 +206,7 @@ def test_a_student_registered_in_one_row_runs_through_kbert_distill(materials_di
         cli(["distill", "--materials", materials_dir, "--output", str(tmp_path / "x"), "--student", "width1"])
 
 
+@pytest.mark.single_backend  # subprocesses on the backend the suite starts with
 def test_the_console_script_trains_and_reloads_a_student(tmp_path):
     """The `kbert` command loads Keras only when a command runs: its commands
     must still find kbert's registered classes when they read a `.keras` file."""
