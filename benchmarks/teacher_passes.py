@@ -1,8 +1,8 @@
 """Teacher passes: packed against length-sorted inference, in one run.
 
 `kbert materials`, `kbert predict` and `kbert evaluate` run a `BertModel`
-classifier over whole splits through `kbert.batching.predict_bucketed`.
-It reads the rows packed by default (`kbert.packing.predict_packed`: rows
+classifier over whole splits through `kbert.inference.predict_bucketed`.
+It reads the rows packed by default (`kbert.inference.predict_packed`: rows
 of the longest example rounded up to 8, best-fit decreasing, every call the
 same shape); `packing=False` gives the length-sorted batches it used before
 (each trimmed to its longest row rounded up to 8, so several shapes).  This
@@ -17,7 +17,7 @@ the head's values), on each backend:
     slots_per_token      token slots computed per real token
 
 and checks that the two modes' logits agree (max_abs_diff).  "default"
-marks the mode kbert picks (`kbert.packing.PACKING_PAYS`): packed is timed
+marks the mode kbert picks (`kbert.inference.PACKING_PAYS`): packed is timed
 here whether or not kbert would pick it.  Each backend
 runs in its own subprocess, one after another: never beside another job.
 
@@ -100,8 +100,8 @@ def work(lengths, batch_size, mode, width):
 def worker_main(spec_path):
     import keras
 
-    from kbert.batching import predict_bucketed
-    from kbert.packing import inference_plan, packed_plan, predict_packed
+    from kbert.inference import inference_plan, predict_bucketed, predict_packed
+    from kbert.packing import packed_plan
     from kbert.weights.loading import load_checkpoint
 
     with open(spec_path) as f:

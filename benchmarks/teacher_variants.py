@@ -43,9 +43,9 @@ def _load(run_dir, variant):
 def measure(run_dir, variant, data_dir, batch_size=32, repeats=2):
     """{'variant', 'accuracy', 'items_per_second', ...} for one variant."""
     from kbert import runs
-    from kbert.batching import time_bucketed
     from kbert.evaluation import encode_examples
     from kbert.glue import get_processor
+    from kbert.inference import time_bucketed
 
     model, record = _load(run_dir, variant)
     processor = get_processor(record.task)

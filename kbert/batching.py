@@ -6,7 +6,6 @@ rounded up to a multiple of 8 so that jit-compiling backends see few distinct
 shapes, removes most of the wasted work.
 """
 
-import time
 
 import keras
 import numpy as np
@@ -87,62 +86,6 @@ def check_rows(arrays, lengths, targets=None):
     return lengths
 
 
-def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=None, packing=True):
-    """`model` outputs for rows of `arrays` ([N, T] each), in the rows' order.
-
-    `lengths` default to `id_lengths(arrays[0])`; `progress`: a tqdm
-    bar to advance by rows (or None).  A `BertModel` classifier reads the
-    rows packed (`kbert.packing`: the same logits from fewer padded slots,
-    one compiled shape per pass) where that computes at most 0.9 of the
-    slots of length-sorted batches, unless `packing` is False; otherwise,
-    and for any other model, length-sorted batches of `batch_size` rows.
-    """
-    if not is_int(batch_size, 1):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    arrays = [np.asarray(a) for a in arrays]
-    if lengths is None and arrays and arrays[0].ndim == 2:
-        lengths = id_lengths(arrays[0])
-    lengths = check_rows(arrays, lengths)
-    if packing:
-        from kbert.packing import inference_plan, predict_packed
-
-        # Packed rows hold each row's real tokens, as the token ids say: a
-        # longer `lengths` would pack padding as tokens (the padding mask
-        # drops them unpacked), and a [PAD] inside a row can only be read
-        # unpacked.
-        real = id_lengths(arrays[0])
-        plan = None if len(padded_inside(arrays[0], real)) else inference_plan(model, arrays, real, batch_size)
-        if plan is not None:
-            return predict_packed(model, arrays, real, plan, progress=progress)
-    # A model that checks its inputs (BertModel) sees every batch as NumPy
-    # through predict_on_batch: ids and widths are checked there, batch by batch.
-    n = len(lengths)
-    out = None
-    for rows, width in length_buckets(lengths, batch_size, arrays[0].shape[1]):
-        inputs = [a[rows, :width] for a in arrays]
-        # A one-input model (the CNN student) takes the array itself, not a list.
-        batch = model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0])
-        batch = np.asarray(keras.ops.convert_to_numpy(batch), dtype=np.float32)
-        if out is None:
-            out = np.zeros((n,) + batch.shape[1:], dtype=np.float32)
-        out[rows] = batch
-        if progress is not None:
-            progress.update(len(rows))
-    return out
-
-
-def time_bucketed(model, arrays, lengths=None, *, batch_size=32, repeats=2):
-    """(outputs, seconds): `predict_bucketed` once to warm up (compilation
-    excluded; its outputs are returned), then the best of `repeats` timed passes."""
-    outputs = predict_bucketed(model, arrays, lengths, batch_size=batch_size)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predict_bucketed(model, arrays, lengths, batch_size=batch_size)
-        times.append(time.perf_counter() - started)
-    return outputs, min(times)
-
-
 class BucketedBatches(keras.utils.PyDataset):
     """Training batches: shuffled each epoch (the order depends only on seed
     and epoch, so a resumed run replays it), grouped by length within
@@ -198,6 +141,17 @@ class BucketedBatches(keras.utils.PyDataset):
 
     def _width(self, rows):
         return bucket_width(self.lengths[rows].max(), self.inputs[0].shape[1])
+
+    # How a model reads these batches: "padded" [N, T] rows, or "packed"
+    # rows (`kbert.packing.PackedBatches`).  A model's input boundary asks
+    # this rather than the class, so the model needs no batch classes.
+    batch_layout = "padded"
+
+    def unpacked_rows(self):
+        """Every row the batches are cut from, up to the widest batch's width:
+        what a checking model reads once, before the first step."""
+        width = self.widest
+        return [a[:, :width] for a in self.inputs]
 
     @property
     def widest(self):

@@ -55,8 +55,9 @@ import numpy as np
 import kbert
 from kbert import runs
 from kbert.atomic import atomic_output, read_json, refuse_overlap, save_model_atomic, write_json
-from kbert.batching import BUCKET_WINDOW, BucketedBatches, predict_bucketed
+from kbert.batching import BUCKET_WINDOW, BucketedBatches
 from kbert.errors import ConfigError, DataError
+from kbert.inference import predict_bucketed
 from kbert.materials import load_materials
 from kbert.numeric import log_softmax
 from kbert.options import DistillOptions

@@ -46,8 +46,8 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_
     """
     from tqdm.auto import tqdm
 
-    from kbert.batching import predict_bucketed
     from kbert.glue import compute_metrics, get_processor, resolve_data_dir, write_eval_results
+    from kbert.inference import predict_bucketed
 
     model, record = runs.load_model(model_dir, verify=verify)
     processor = get_processor(task or record.task)

@@ -61,9 +61,9 @@ import numpy as np
 import kbert
 from kbert import runs
 from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, write_json
-from kbert.batching import predict_bucketed
 from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
+from kbert.inference import predict_bucketed
 from kbert.numeric import softmax
 from kbert.options import MaterialsOptions
 from kbert.tokenization import load_vocab_tokens, vocab_sha256

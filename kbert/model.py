@@ -46,7 +46,6 @@ import types
 import keras
 import numpy as np
 
-from kbert.batching import BucketedBatches
 from kbert.config import LAYER_NORM_EPSILON, BertConfig
 from kbert.errors import ConfigError, DataError
 from kbert.layers import (
@@ -64,7 +63,7 @@ from kbert.layers import (
     TokenEmbedding,
     activations,
 )
-from kbert.packing import PACKED_INPUTS, PackedBatches
+from kbert.packing import PACKED_INPUTS
 
 
 def _initializer(config):
@@ -647,10 +646,10 @@ class BertModel(_InputBoundary, keras.Model):
         return self.input_limits.check_batch(batch)
 
     def _checked_whole(self, x):
-        if not isinstance(x, BucketedBatches) or isinstance(x, PackedBatches):
+        if getattr(x, "batch_layout", None) != "padded":  # not a batch object (or packed: refused by Keras' shapes)
             return None
-        width = x.widest
-        self.input_limits.check([a[:, :width] for a in x.inputs] if len(x.inputs) > 1 else x.inputs[0][:, :width])
+        rows = x.unpacked_rows()
+        self.input_limits.check(rows if len(rows) > 1 else rows[0])
         return True
 
     @staticmethod
@@ -712,7 +711,7 @@ class PackedClassifier(_InputBoundary, keras.Model):
     `PackedBatches` whole (their unpacked rows) before the first step,
     other batch objects as they come.  `predict` is refused: packed batches
     come shuffled, so its outputs would not line up with any rows
-    (`predict_on_batch` serves `kbert.packing.predict_packed`).  It is a
+    (`predict_on_batch` serves `kbert.inference.predict_packed`).  It is a
     view, not saved: save the `BertModel` itself.
     """
 
@@ -723,13 +722,14 @@ class PackedClassifier(_InputBoundary, keras.Model):
         return self.input_limits.check_packed_batch(batch)
 
     def _checked_whole(self, x):
-        if isinstance(x, BucketedBatches) and not isinstance(x, PackedBatches):
+        layout = getattr(x, "batch_layout", None)
+        if layout == "padded":
             raise DataError(f"a packed classifier reads PackedBatches, got {type(x).__name__}: "
                             f"use the BertModel it was made from")
-        if not isinstance(x, PackedBatches):
+        if layout != "packed":
             return None
         limits = self.input_limits
-        limits.check([a[:, : x.widest] for a in x.inputs])  # the unpacked rows: ids and widths
+        limits.check(x.unpacked_rows())  # the unpacked rows: ids and widths
         if x.pack_len > limits.max_position_embeddings:
             raise DataError(f"pack_len {x.pack_len} exceeds max_position_embeddings "
                             f"{limits.max_position_embeddings}")

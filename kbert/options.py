@@ -245,7 +245,7 @@ class MaterialsOptions:
             student's input.
         stride: word pieces between windows (None: half a window).
         packing: read the teacher's rows packed where that pays
-            (`kbert.batching.predict_bucketed`; the same logits).
+            (`kbert.inference.predict_bucketed`; the same logits).
         pooled: also store each row's pooled `[CLS]` vector (the
             teacher's `NSP-Dense` output, float16), which `kbert distill
             --pooled-weight` matches; one more teacher pass per split.

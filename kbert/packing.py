@@ -23,12 +23,10 @@ jit-compiling backend compiles once per distinct R (a handful: SST-2 with
 batches of 32 in rows of 128 needs 3 to 6).
 """
 
-import weakref
 
-import keras
 import numpy as np
 
-from kbert.batching import BucketedBatches, bucket_width, check_rows, id_lengths, length_buckets, padded_inside
+from kbert.batching import BucketedBatches, bucket_width, check_rows, id_lengths, padded_inside
 from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
 
@@ -148,6 +146,8 @@ class PackedBatches(BucketedBatches):
     per slot in rows of 128 than of 64).
     """
 
+    batch_layout = "packed"
+
     def __init__(self, inputs, targets, lengths, *, batch_size, seed, pack_len=None, epoch=0, fill=False,
                  window=1):
         if not isinstance(inputs, tuple) or len(inputs) != 2:
@@ -184,22 +184,6 @@ class PackedBatches(BucketedBatches):
         return slots, int(sum(self.lengths[rows].sum() for rows in batches))
 
 
-# ---------------------------------------------------------------- inference
-
-# The packed view of each model `predict_packed` has read (it shares the
-# model's layers and holds no reference to the model itself), so that
-# repeated calls reuse one view and its compiled predict function.
-_VIEWS = weakref.WeakKeyDictionary()
-
-
-# Packing pays when it computes at most this fraction of the token slots of
-# length-sorted batches: a packed slot costs a little more (rows as long as
-# the longest example, where most sorted batches are shorter).  Measured
-# (benchmarks/results/teacher-passes.md, MiniLM): MRPC at 0.96 of the slots
-# ran no faster packed; SST-2 at 0.87 and less, 1.03x to 1.23x faster.
-PACKING_PAYS = 0.9
-
-
 def packed_plan(lengths, width, batch_size):
     """(pack_len, calls) of a packed pass over rows of these `lengths` (each
     1..`width`): `best_fit_decreasing` over all of them in rows of the
@@ -212,49 +196,3 @@ def packed_plan(lengths, width, batch_size):
     calls = -(-len(rows) // max(1, int(np.ceil(batch_size * float(np.mean(lengths)) / pack_len))))
     per_call = -(-len(rows) // calls)
     return pack_len, [rows[start : start + per_call] for start in range(0, len(rows), per_call)]
-
-
-def inference_plan(model, arrays, lengths, batch_size):
-    """`packed_plan`'s calls for these rows, or None where packing does not
-    apply (`model` must be a `BertModel` classifier with no task ids and no
-    fixed seq_len, over (token ids, segment ids), and every row must hold a
-    `[CLS]`) or does not pay (`PACKING_PAYS`)."""
-    from kbert.model import BertModel
-
-    if not (isinstance(model, BertModel) and model.num_labels is not None and model.task_num is None
-            and model.seq_len is None and len(arrays) == 2 and len(lengths) and lengths.min() >= 1):
-        return None
-    width = arrays[0].shape[1]
-    pack_len, plan = packed_plan(lengths, width, batch_size)
-    sorted_slots = sum(len(batch) * w for batch, w in length_buckets(lengths, batch_size, width))
-    return plan if len(plan) * len(plan[0]) * pack_len <= PACKING_PAYS * sorted_slots else None
-
-
-def predict_packed(model, arrays, lengths, plan, *, progress=None):
-    """Logits [N, labels] of a `BertModel` classifier for rows of `arrays`
-    (token ids, segment ids [N, T]; `lengths` [N]), in the rows' order, read
-    through `plan` (`inference_plan`'s calls): every call the same shape
-    (its rows and its [CLS] count padded to the pass's largest), so a
-    jit-compiling backend compiles once per pass.  Equal to the unpacked
-    model's logits (tests/test_packing.py).
-    """
-    from kbert.model import packed_classifier
-
-    pack_len = bucket_width(lengths.max(), arrays[0].shape[1])
-    # The unpacked rows are checked as BertModel checks its inputs: ids and widths.
-    model.input_limits.check([a[:, :pack_len] for a in arrays])
-    view = _VIEWS.get(model)
-    if view is None:
-        view = _VIEWS[model] = packed_classifier(model)
-    rows_per_call = len(plan[0])
-    examples_per_call = max(sum(len(members) for members in call) for call in plan)
-    out = np.zeros((len(lengths), model.num_labels), np.float32)
-    for call in plan:
-        members = [i for row in call for i in row]
-        cls, *packed = layout(arrays, lengths, call + [[]] * (rows_per_call - len(call)), pack_len)
-        cls = np.pad(cls, (0, examples_per_call - len(cls)))  # extra [CLS] reads of slot 0, dropped
-        logits = view.predict_on_batch([cls, *packed])
-        out[members] = np.asarray(keras.ops.convert_to_numpy(logits), np.float32)[: len(members)]
-        if progress is not None:
-            progress.update(len(members))
-    return out

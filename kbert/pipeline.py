@@ -115,9 +115,9 @@ def _timed(stages, name, function, *args, **kwargs):
 def measure_items_per_second(model_dir, task, data_dir, batch_size=32, repeats=2):
     """Inference items/second of a run (teacher or student) on the task's
     dev sentences, length-bucketed, after a warm-up pass (jit excluded)."""
-    from kbert.batching import time_bucketed
     from kbert.evaluation import encode_examples
     from kbert.glue import get_processor
+    from kbert.inference import time_bucketed
 
     model, record = runs.load_model(model_dir)
     examples = get_processor(task).dev_examples(data_dir)

@@ -131,7 +131,7 @@ class Classifier:
                 (default: half a window); only with "windows".
             progress: a tqdm-like bar to `update(n)` as rows finish.
             packing: a BERT classifier reads the rows packed where that
-                pays (`kbert.batching.predict_bucketed`; the same logits).
+                pays (`kbert.inference.predict_bucketed`; the same logits).
 
         Raises:
             DataError: an input is not a string or a pair of strings, or
@@ -140,7 +140,7 @@ class Classifier:
                 type (named in the message), or `stride` comes without
                 "windows".
         """
-        from kbert.batching import predict_bucketed
+        from kbert.inference import predict_bucketed
 
         if isinstance(texts, (str, tuple)):
             raise DataError("predict takes a list of inputs; wrap a single one in a list")

@@ -240,7 +240,8 @@ def test_valid_inputs_of_other_integral_types_still_work(fixture_model, rng):
 def test_predict_bucketed_and_fit_check_ids_before_any_step(fixture_checkpoint, rng):
     import keras
 
-    from kbert.batching import BucketedBatches, predict_bucketed
+    from kbert.batching import BucketedBatches
+    from kbert.inference import predict_bucketed
 
     x = ids(rng, 6, 8)
     with pytest.raises(DataError, match=r"Input-Token.*99.*vocab_size 15"):

@@ -13,17 +13,16 @@ import keras
 import numpy as np
 import pytest
 
-from kbert.batching import BucketedBatches, predict_bucketed
+from kbert.batching import BucketedBatches
 from kbert.errors import ConfigError, DataError, KbertError
+from kbert.inference import inference_plan, predict_bucketed, predict_packed
 from kbert.model import BertModel, packed_classifier
 from kbert.packing import (
     PackedBatches,
     best_fit_decreasing,
     first_fit_decreasing,
-    inference_plan,
     pack,
     packed_plan,
-    predict_packed,
 )
 
 # Sentences (and pairs) of very different lengths, as GLUE batches hold them.
