@@ -5,7 +5,7 @@ this machine rather than a number quoted from elsewhere.
 
     python benchmarks/hf_glue_baseline.py --task MRPC --epochs 3 --learning-rate 5e-5 --seed 7
 
-Recipe (the issue's baseline): batch 32, max length 128, AdamW (weight decay
+Recipe (the baseline's): batch 32, max length 128, AdamW (weight decay
 0.01 except biases and LayerNorm, transformers' default epsilon 1e-8), 10%
 linear warmup then linear decay to 0, gradient clipping at 1.0, random
 batches reshuffled every epoch, `BertForSequenceClassification` on the

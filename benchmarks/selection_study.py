@@ -1,4 +1,4 @@
-"""Which held-out signal picks a student's epoch best (issue 25's study).
+"""Which held-out signal picks a student's epoch best.
 
 For each materials directory (`kbert materials`), seed and holdout draw
 ("length": rows whose lengths follow dev's, "random"), a student is

@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 # What a run recorded before an option existed used, where that differs
-# from today's default: runs before the holdout picked epochs on dev; runs
+# from the current default: runs before the holdout picked epochs on dev; runs
 # before the length-matched draw drew the holdout at random and picked on gold.
 PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold"}
 # A new run's choices for the options left None.

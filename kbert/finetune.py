@@ -120,7 +120,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
 
     if resume and runs.has_run(output):
         # Options the caller left to the recipe are those the run used: a
-        # run continues as it began, whatever today's recipe says.
+        # run continues as it began, whatever the current recipe says.
         used = dict(PREDATING, **runs.read_run(output).options)
         options = dataclasses.replace(options, **{
             name: used[name] for name in RECIPE_FIELDS + ("packing",)

@@ -165,7 +165,7 @@ def check_start(run_dir, record, resume, *, implied=None):
 
 
 def read_run(run_dir):
-    """The `RunRecord` of `run_dir`, in today's layout or an earlier one.
+    """The `RunRecord` of `run_dir`, in the current layout or an earlier one.
 
     Raises:
         ConfigError: naming run.json and the field, when the file is

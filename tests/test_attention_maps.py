@@ -1,4 +1,4 @@
-"""Attention maps (issue 14): `kbert.attention_probabilities(model, n)` reads
+"""Attention maps: `kbert.attention_probabilities(model, n)` reads
 encoder n's softmax over keys, as keras-bert's attention-map demo does,
 checked against the float64 NumPy forward pass of tests/reference.py."""
 

@@ -296,7 +296,7 @@ def test_packing_and_distribute_are_refused_together(glue_dir, cache_dir, tiny_c
 def test_a_run_left_to_the_recipe_resumes_with_the_values_it_began_with(glue_dir, cache_dir, tiny_checkpoint,
                                                                        tmp_path):
     """A run begun when the default was 2e-5 for 3 epochs resumes with those,
-    whatever the checkpoint's recipe says today."""
+    whatever the checkpoint's recipe says now."""
     options = _options(tiny_checkpoint)
     record = {"kind": "teacher", "status": "complete", "options": dict(dataclasses.asdict(options),
                                                                       learning_rate=2e-5, epochs=3, packing=True),

@@ -1,4 +1,4 @@
-"""`kbert.to_keras_hub` (issue 15): keras-hub's BERT carrying kbert's
+"""`kbert.to_keras_hub`: keras-hub's BERT carrying kbert's
 weights gives the same outputs, within 1e-5, on every backend."""
 
 import keras

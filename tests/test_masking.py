@@ -1,4 +1,4 @@
-"""Keras masks (issue 14): padding is masked from `Input-Token` to the
+"""Keras masks: padding is masked from `Input-Token` to the
 encoder output, so a mask-aware layer stacked on kbert ignores it, as on
 keras-bert.  A padded and an unpadded copy of the same sentences must give
 the same answer, and masked average pooling must equal the mean over the

@@ -310,7 +310,7 @@ def test_packed_random_bert_base_equals_unpacked(rng):
     _check_exact(model, ids, segments, lengths, rng.integers(0, 2, 6), pack_len=64)
 
 
-# ---------------------------------------------------------------- the packed view's boundary (issue 24)
+# ---------------------------------------------------------------- the packed view's boundary
 
 def _weights(model):
     return [keras.ops.convert_to_numpy(v).copy() for v in model.weights]

@@ -1,4 +1,4 @@
-"""Classifying raw text with a run (issue 15): the library's `load_classifier`
+"""Classifying raw text with a run: the library's `load_classifier`
 and `kbert predict`, checked against the saved model run by hand on the
 tokenizer's own encoding, with the softmax and the windows' mean computed here."""
 
@@ -268,7 +268,7 @@ def test_window_options_out_of_range_are_refused(sst2_run):
 
 
 def test_a_vocabulary_larger_than_the_model_is_refused_at_load(sst2_run, tmp_path):
-    """Issue 13: extra vocab.txt lines would give ids past the embedding (NaN)."""
+    """Extra vocab.txt lines would give ids past the embedding (NaN)."""
     import shutil
 
     from kbert.evaluation import evaluate

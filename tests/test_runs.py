@@ -1,4 +1,4 @@
-"""kbert.runs: run.json in today's layout and in the layouts kbert wrote
+"""kbert.runs: run.json in the current layout and in the layouts kbert wrote
 before it (written here by the test, as those versions wrote them), and
 refusal of records whose fields are of the wrong type."""
 
@@ -61,7 +61,7 @@ def test_reads_a_legacy_student_with_its_config(tmp_path):
     assert (record.kind, record.task, record.max_seq_len, record.num_labels) == ("student", "SST-2", 128, 2)
     assert record.options == {"epochs": 4, "variant": "multichannel"} and record.global_step == 3000
     assert record.model_file == "student.keras" and record.results["best_epoch"] == 3
-    assert record.labels == ("0", "1")  # from the task, as today's students record them
+    assert record.labels == ("0", "1")  # from the task, as current students record them
 
 
 def test_round_trip_of_todays_layout(tmp_path):

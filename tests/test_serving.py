@@ -1,4 +1,4 @@
-"""`kbert export` (issue 15): each artifact run in its own runtime, loaded
+"""`kbert export`: each artifact run in its own runtime, loaded
 here with tf.saved_model / onnxruntime directly, against the Keras model on
 real SST-2 dev sentences, padded to max_seq_len and unpadded."""
 
@@ -110,7 +110,7 @@ def test_an_artifact_that_disagrees_is_never_written(tmp_path, monkeypatch):
         serving.export_run(run, tmp_path / "out", "torchscript")
 
 
-# ---------------------------------------------------------------- destinations (issue 24)
+# ---------------------------------------------------------------- destinations
 
 needs_export = pytest.mark.skipif(BACKEND not in EXPORTED_BY["onnx"], reason=f"{BACKEND} exports nothing")
 

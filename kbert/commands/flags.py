@@ -12,10 +12,10 @@ import dataclasses
 import sys
 import typing
 
-# Old spelling -> today's, accepted with a warning so users' scripts keep working.
+# Old spelling -> current one, accepted with a warning so users' scripts keep working.
 DEPRECATED = {"--out": "--output", "--max-len": "--max-seq-len", "--glue-dir": "--data-dir"}
 _OLD = {new: old for old, new in DEPRECATED.items()}
-# Old switches of a boolean: old -> (today's spelling, the value it sets).
+# Old switches of a boolean: old -> (current spelling, the value it sets).
 DEPRECATED_SWITCHES = {"--uncased": ("--no-cased", False)}
 
 

@@ -1,4 +1,4 @@
-"""Fuzz: `kbert export` destinations and the packed view's inputs (issue 24).
+"""Fuzz: `kbert export` destinations and the packed view's inputs.
 
 Every export destination is either written (an artifact that passed its
 check) or refused with a `KbertError`, and in both cases every input file,
