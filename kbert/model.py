@@ -70,6 +70,34 @@ def _initializer(config):
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
 
+@contextlib.contextmanager
+def policy_scope(dtype):
+    """Build layers under Keras dtype policy `dtype` (a name such as
+    "mixed_bfloat16", or a `keras.DTypePolicy`; None: the global one).
+
+    Every layer made inside takes it as its own policy, so a whole model
+    computes in the policy's precision with its variables in the variable
+    dtype; the global policy is restored afterwards.
+    """
+    if dtype is None:
+        yield
+        return
+    before = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy(dtype)
+    except ValueError as e:
+        raise ConfigError(f"dtype: {e}") from None
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def policy_name(dtype):
+    """A policy argument as get_config stores it: None or its name."""
+    return None if dtype is None else keras.DTypePolicy(dtype).name if isinstance(dtype, str) else dtype.name
+
+
 def _norm(name):
     return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
 
@@ -510,6 +538,9 @@ class BertModel(_InputBoundary, keras.Model):
         num_labels: add a classifier on the pooled output with k logits.
         with_pooler: also output the pooled `[CLS]` vector (`NSP-Dense`,
             the original's `bert/pooler`), as `[sequence, pooled]`.
+        dtype: a Keras dtype policy for every layer (None: the global
+            one), e.g. "mixed_bfloat16": computed in bfloat16, variables
+            in float32 (`policy_scope`).
     """
 
     def __init__(
@@ -522,8 +553,15 @@ class BertModel(_InputBoundary, keras.Model):
         num_labels=None,
         with_pooler=False,
         task_num=None,
+        dtype=None,
         **kwargs,
     ):
+        with policy_scope(dtype):
+            self._build(bert_config, training, trainable, seq_len, output_layer_num, num_labels, with_pooler,
+                        task_num, dtype, **kwargs)
+
+    def _build(self, bert_config, training, trainable, seq_len, output_layer_num, num_labels, with_pooler,
+               task_num, dtype, **kwargs):
         config = bert_config if isinstance(bert_config, BertConfig) else BertConfig.from_dict(bert_config)
         if isinstance(output_layer_num, tuple):
             output_layer_num = list(output_layer_num)  # as get_config's JSON gives it back
@@ -623,7 +661,8 @@ class BertModel(_InputBoundary, keras.Model):
                 x = layer_outputs[chosen[0]]
             outputs = [x, self._pooler(layer_outputs[-1], config)] if with_pooler else x
 
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, **({"dtype": dtype} if dtype is not None else {}), **kwargs)
+        self.dtype_spec = policy_name(dtype)
         self.bert_config = config
         self.training_heads = training
         self.seq_len = seq_len
@@ -673,6 +712,7 @@ class BertModel(_InputBoundary, keras.Model):
             "num_labels": self.num_labels,
             "with_pooler": self.with_pooler,
             "task_num": self.task_num,
+            "dtype": self.dtype_spec,
         }
 
     @classmethod

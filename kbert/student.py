@@ -53,6 +53,7 @@ from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pair_match import StudentPairMatch
 from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
+from kbert.model import policy_name, policy_scope
 from kbert.options import POOLINGS, VARIANTS
 from kbert.registry import STUDENTS
 
@@ -79,6 +80,8 @@ class CNNStudent(keras.Model):
         dropout: rate of `Student-Dropout`.
         max_norm: max l2 norm of each `Student-Logits` column (None: none).
         seq_len: fix the input length (None accepts any).
+        dtype: a Keras dtype policy for every layer (None: the global one;
+            see `kbert.model.policy_scope`).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class CNNStudent(keras.Model):
         dropout=0.5,
         max_norm=3.0,
         seq_len=None,
+        dtype=None,
         **kwargs,
     ):
         if variant not in VARIANTS:
@@ -101,16 +105,17 @@ class CNNStudent(keras.Model):
         if not kernel_sizes or min(kernel_sizes) < 1:
             raise ConfigError(f"student `kernel_sizes` must be positive widths, got {kernel_sizes}")
 
-        token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
-        vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(token_ids)
-        maps = [
-            StudentConv(filters, width, name=f"Student-Conv-{width}")(vectors) for width in kernel_sizes
-        ]
-        pooled = StudentPool(kernel_sizes, name="Student-Pool")([token_ids] + maps)
-        pooled = keras.layers.Dropout(dropout, name="Student-Dropout")(pooled)
-        constraint = None if max_norm is None else keras.constraints.MaxNorm(max_norm, axis=0)
-        logits = keras.layers.Dense(num_labels, kernel_constraint=constraint, name="Student-Logits")(pooled)
-        super().__init__(inputs=token_ids, outputs=logits, **kwargs)
+        with policy_scope(dtype):  # every layer under the model's dtype policy
+            token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
+            vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(token_ids)
+            maps = [
+                StudentConv(filters, width, name=f"Student-Conv-{width}")(vectors) for width in kernel_sizes
+            ]
+            pooled = StudentPool(kernel_sizes, name="Student-Pool")([token_ids] + maps)
+            pooled = keras.layers.Dropout(dropout, name="Student-Dropout")(pooled)
+            constraint = None if max_norm is None else keras.constraints.MaxNorm(max_norm, axis=0)
+            logits = keras.layers.Dense(num_labels, kernel_constraint=constraint, name="Student-Logits")(pooled)
+            super().__init__(inputs=token_ids, outputs=logits, **({"dtype": dtype} if dtype is not None else {}), **kwargs)
 
         self.vocab_size = vocab_size
         self.num_labels = num_labels
@@ -121,6 +126,7 @@ class CNNStudent(keras.Model):
         self.dropout = dropout
         self.max_norm = max_norm
         self.seq_len = seq_len
+        self.dtype_spec = policy_name(dtype)
 
     def get_config(self):
         return {
@@ -134,6 +140,7 @@ class CNNStudent(keras.Model):
             "dropout": self.dropout,
             "max_norm": self.max_norm,
             "seq_len": self.seq_len,
+            "dtype": self.dtype_spec,
         }
 
     @classmethod
@@ -155,10 +162,11 @@ class BiLSTMStudent(keras.Model):
         separator_id: None reads a pair as one sequence, [SEP] between;
             the id of [SEP] reads its two sentences apart and matches them
             (see the module docstring).
+        dtype: as `CNNStudent`.
     """
 
     def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=100, hidden=200,
-                 pooling="last", dropout=0.2, seq_len=None, separator_id=None, **kwargs):
+                 pooling="last", dropout=0.2, seq_len=None, separator_id=None, dtype=None, **kwargs):
         if variant not in VARIANTS:
             raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
         if pooling not in POOLINGS:
@@ -167,26 +175,28 @@ class BiLSTMStudent(keras.Model):
                         hidden=hidden)
         if separator_id is not None and not 0 < separator_id < vocab_size:
             raise ConfigError(f"student `separator_id` must be a token id in 1..{vocab_size - 1}, got {separator_id!r}")
-        token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
-        sides = ([token_ids] if separator_id is None
-                 else StudentPairSplit(separator_id, name="Student-Pair-Split")(token_ids))
-        embedding = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")
-        bilstm = StudentBiLSTM(units, pooling, name="Student-BiLSTM")
-        states = [bilstm([ids, embedding(ids)]) for ids in sides]  # the same weights on both sides of a pair
-        states = states[0] if separator_id is None else StudentPairMatch(name="Student-Pair-Match")(states)
-        x = keras.layers.Dense(hidden, activation="relu", name="Student-Hidden")(states)
-        x = keras.layers.Dropout(dropout, name="Student-Dropout")(x)
-        logits = keras.layers.Dense(num_labels, name="Student-Logits")(x)
-        super().__init__(inputs=token_ids, outputs=logits, **kwargs)
+        with policy_scope(dtype):  # every layer under the model's dtype policy
+            token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
+            sides = ([token_ids] if separator_id is None
+                     else StudentPairSplit(separator_id, name="Student-Pair-Split")(token_ids))
+            embedding = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")
+            bilstm = StudentBiLSTM(units, pooling, name="Student-BiLSTM")
+            states = [bilstm([ids, embedding(ids)]) for ids in sides]  # the same weights on both sides of a pair
+            states = states[0] if separator_id is None else StudentPairMatch(name="Student-Pair-Match")(states)
+            x = keras.layers.Dense(hidden, activation="relu", name="Student-Hidden")(states)
+            x = keras.layers.Dropout(dropout, name="Student-Dropout")(x)
+            logits = keras.layers.Dense(num_labels, name="Student-Logits")(x)
+            super().__init__(inputs=token_ids, outputs=logits, **({"dtype": dtype} if dtype is not None else {}), **kwargs)
         self.vocab_size, self.num_labels, self.embedding_dim = vocab_size, num_labels, embedding_dim
         self.variant, self.units, self.hidden, self.pooling = variant, units, hidden, pooling
         self.dropout, self.seq_len, self.separator_id = dropout, seq_len, separator_id
+        self.dtype_spec = policy_name(dtype)
 
     def get_config(self):
         return {"name": self.name, "vocab_size": self.vocab_size, "num_labels": self.num_labels,
                 "embedding_dim": self.embedding_dim, "variant": self.variant, "units": self.units,
                 "hidden": self.hidden, "pooling": self.pooling, "dropout": self.dropout, "seq_len": self.seq_len,
-                "separator_id": self.separator_id}
+                "separator_id": self.separator_id, "dtype": self.dtype_spec}
 
     @classmethod
     def from_config(cls, config):

@@ -207,6 +207,26 @@ def _check_mixed_precision(layer_cls, init_kwargs, inputs, name):
             assert "float" not in dtype or dtype == low, f"{name} under {policy} outputs {dtype}, not {low}"
 
 
+def _check_mixed_model(cls, init_kwargs, inputs, name):
+    """A model built with `dtype=` a mixed policy: every layer on it,
+    float32 variables, outputs in the low precision; the global policy
+    untouched afterwards."""
+    for policy in MIXED_POLICIES:
+        model = cls(**init_kwargs, dtype=policy)
+        assert keras.config.dtype_policy().name == "float32", f"{name} left the global policy changed"
+        assert model.get_config()["dtype"] == policy
+        low = keras.DTypePolicy(policy).compute_dtype
+        for layer in model.layers:
+            if not isinstance(layer, keras.layers.InputLayer):
+                assert layer.dtype_policy.name == policy, f"{name}: {layer.name} computes under {layer.dtype_policy.name}"
+        for variable in model.weights:
+            dtype = keras.backend.standardize_dtype(variable.dtype)
+            assert dtype == "float32", f"{name} under {policy}: {variable.path} is {dtype}"
+        for output in as_list(_call(model, inputs)):
+            dtype = keras.backend.standardize_dtype(output.dtype)
+            assert "float" not in dtype or dtype == low, f"{name} under {policy} outputs {dtype}, not {low}"
+
+
 def run_layer_test(layer_cls, init_kwargs, inputs, expected_output_shape, *, unmoved=()):
     """Every generic check on `layer_cls(**init_kwargs)`; returns a layer built
     by an eager call on `inputs` and untouched by training, for the caller's
@@ -306,6 +326,8 @@ def run_model_test(cls, init_kwargs, inputs, expected_output_shape, *, fit_overr
         reloaded = keras.saving.load_model(path)
     assert type(reloaded) is cls and reloaded.get_config() == config
     _assert_same_outputs(_numpy(outputs), _numpy(_call(reloaded, inputs)), f"{name} reloaded from .keras")
+
+    _check_mixed_model(cls, init_kwargs, inputs, name)
 
     # One fit step.
     fit_model = cls(**{**init_kwargs, **fit_overrides}) if fit_overrides else model

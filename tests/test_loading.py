@@ -158,3 +158,24 @@ def test_checkpoint_read_once_per_tensor(fixture_checkpoint, monkeypatch):
     monkeypatch.setattr(readers.OriginalCheckpoint, "read", lambda self, n: reads.append(n) or original(self, n))
     load_checkpoint(fixture_checkpoint, training=True)
     assert len(reads) == len(set(reads)) == 46
+
+
+@pytest.mark.parametrize("policy, atol", [("mixed_bfloat16", 3e-2), ("mixed_float16", 5e-3), ("bfloat16", 3e-2)])
+def test_a_checkpoint_loads_under_a_dtype_policy(fixture_checkpoint, policy, atol):
+    import keras
+
+    reference = load_checkpoint(fixture_checkpoint)
+    model = load_checkpoint(fixture_checkpoint, dtype=policy)
+    policy = keras.DTypePolicy(policy)
+    assert {keras.backend.standardize_dtype(v.dtype) for v in model.weights} == {policy.variable_dtype}
+    assert all(layer.dtype_policy.name == policy.name for layer in model.layers
+               if not isinstance(layer, keras.layers.InputLayer))
+    ids = np.array([[2, 5, 6, 7, 8, 3, 0, 0], [2, 9, 3, 0, 0, 0, 0, 0]])
+    x = [ids, np.zeros_like(ids)]
+    low = model.predict(x, verbose=0)
+    assert keras.backend.standardize_dtype(low.dtype) == policy.compute_dtype
+    # The same weights (rounded to the variable dtype), computed in the low precision.
+    np.testing.assert_allclose(low.astype(np.float32), reference.predict(x, verbose=0), atol=atol, rtol=0)
+    for ours, theirs in zip(model.weights, reference.weights, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(ours).astype(np.float32),
+                                   keras.ops.convert_to_numpy(theirs), rtol=1e-2, atol=1e-6)

@@ -473,6 +473,7 @@ def load_checkpoint(
     with_pooler=False,
     task_num=None,
     fresh_heads=False,
+    dtype=None,
 ):
     """Build a `BertModel` from a checkpoint and assign all its weights.
 
@@ -490,6 +491,10 @@ def load_checkpoint(
             continue pre-training a checkpoint saved without them (a
             sentence encoder such as the `minilm-l6` preset).  The report
             lists them under `initialized`.
+        dtype: the model's Keras dtype policy (see `BertModel`), e.g.
+            "mixed_bfloat16" or "mixed_float16": the checkpoint's float32
+            weights go into float32 variables and the model computes in
+            the low precision; "bfloat16" stores them in bfloat16 too.
 
     Returns the model; `model.load_report` says what went where and
     `model.vocab_file` is the checkpoint's `vocab.txt` (or None).
@@ -511,6 +516,7 @@ def load_checkpoint(
         num_labels=num_labels,
         with_pooler=with_pooler,
         task_num=task_num,
+        dtype=dtype,
     )
     model.load_report = assign_weights(model, checkpoint, fresh_heads)
     model.vocab_file = checkpoint.vocab_file
