@@ -31,14 +31,17 @@ demo: $(VENV)/.installed-demo
 # them) or single_backend (a subprocess pins its own backend, or a slow smoke
 # run) run once, with the first backend.  torch goes first: it runs tiny
 # test models eagerly, where JAX compiles every new shape (the first pass
-# took 302 s on torch, 811 s on JAX).
+# took 302 s on torch, 811 s on JAX).  Two pytest-xdist workers, a test
+# file each at a time: the tiny models' steps and JAX's compilations are
+# single-threaded, so two files run side by side on the two cores.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check kbert tests benchmarks docs
 	$(BIN)/mkdocs build --strict --quiet
 	@set -e; first=1; for backend in $(BACKENDS); do \
 	  if [ $$first = 1 ]; then select=""; else select="not keras_free and not single_backend"; fi; \
 	  echo "== KERAS_BACKEND=$$backend"; \
-	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -m "$$select" $(PYTEST_ARGS); \
+	  KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "$$select" $(PYTEST_ARGS); \
 	  first=0; \
 	done
 
