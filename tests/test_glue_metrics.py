@@ -59,21 +59,17 @@ def binary():
     return labels, predictions
 
 
-def test_cola(binary):
+@pytest.mark.parametrize("task, metric, logits", [("cola", "mcc", False), ("MRPC", "f1", True)])
+def test_a_task_with_a_second_metric(binary, task, metric, logits):
     labels, predictions = binary
-    result = compute_metrics("cola", labels, predictions)
-    assert set(result) == {"accuracy", "mcc"}
+    if logits:  # predictions given as logits are read by their argmax
+        predictions_in = np.stack([-predictions.astype(float), predictions.astype(float)], axis=1) + 0.3
+    else:
+        predictions_in = predictions
+    result = compute_metrics(task, labels, predictions_in)
+    assert set(result) == {"accuracy", metric}
     assert result["accuracy"] == pytest.approx(np.mean(labels == predictions))
-    assert result["mcc"] == pytest.approx(mcc(labels, predictions))
-
-
-def test_mrpc_from_logits(binary):
-    labels, predictions = binary
-    logits = np.stack([-predictions.astype(float), predictions.astype(float)], axis=1) + 0.3
-    result = compute_metrics("MRPC", labels, logits)
-    assert set(result) == {"accuracy", "f1"}
-    assert result["accuracy"] == pytest.approx(np.mean(labels == predictions))
-    assert result["f1"] == pytest.approx(f1(labels, predictions))
+    assert result[metric] == pytest.approx({"mcc": mcc, "f1": f1}[metric](labels, predictions))
 
 
 def test_accuracy_only_tasks(binary):
