@@ -46,6 +46,7 @@ import types
 import keras
 import numpy as np
 
+from kbert.compat import state_kept_on_error
 from kbert.config import LAYER_NORM_EPSILON, BertConfig
 from kbert.errors import ConfigError, DataError
 from kbert.layers import (
@@ -408,37 +409,6 @@ def _is_inside_boundary(model):
     return _CHECKED.__dict__.get("counts", {}).get(id(model), 0) > 0
 
 
-@contextlib.contextmanager
-def _state_kept_on_error(model):
-    """JAX's trainer detaches every variable's value while predict, evaluate
-    or fit loops and reattaches them at the end; an exception in between (a
-    batch refused while tracing, an interrupt) would leave them detached, and
-    every later call would fail with "'NoneType' object is not callable".
-    Reattach the values of the last finished step, or those from before."""
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    if getattr(model, "_jax_state_synced", True):
-        model._jax_state = None  # already in the variables; never replay it later
-    variables = list(model.variables) + list(getattr(model, "metrics_variables", []))
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None:
-        variables += list(optimizer.variables)
-    saved = [(v, getattr(v, "_value", None)) for v in variables]
-    try:
-        yield
-    except BaseException:
-        if getattr(model, "_jax_state", None) is not None:  # steps finished in this call
-            with contextlib.suppress(Exception):
-                model.jax_state_sync()
-        model._jax_state, model._jax_state_synced = None, True
-        for variable, value in saved:
-            deleted = getattr(value, "is_deleted", lambda: False)
-            if getattr(variable, "_value", True) is None and value is not None and not deleted():
-                variable._value = value
-        raise
-
-
 class _InputBoundary:
     """The input boundary of a model (see the module docstring): every
     entry point checks concrete inputs on the host before Keras traces or
@@ -471,7 +441,7 @@ class _InputBoundary:
 
     @contextlib.contextmanager
     def _boundary(self, checked):
-        with _inside_boundary(self, checked), _state_kept_on_error(self):
+        with _inside_boundary(self, checked), state_kept_on_error(self):
             yield
 
     def __call__(self, *args, **kwargs):
