@@ -17,7 +17,7 @@ def add_arguments(parser):
     add_option(parser, PipelineOptions, "neighbours", metavar="K",
                help="with --augment, also replace words by one of their K nearest neighbours")
     add_option(parser, PipelineOptions, "p_neighbour", help="the chance that a word is so replaced")
-    add_option(parser, PipelineOptions, "student", choices=tuple(STUDENTS), help="the student (default: cnn)")
+    add_option(parser, PipelineOptions, "student", choices=tuple(STUDENTS), help="the student (default: bilstm)")
     add_option(parser, PipelineOptions, "pairs", choices=PAIRS,
                help="the BiLSTM's reading of sentence pairs: one sequence (default) or each sentence alone")
     add_option(parser, PipelineOptions, "embedding", choices=("teacher", "static"),
