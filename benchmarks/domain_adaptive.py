@@ -60,7 +60,7 @@ def main(argv=None):
     import keras
 
     from kbert.evaluation import evaluate
-    from kbert.finetune import FinetuneOptions, finetune
+    from kbert.finetuning import FinetuneOptions, finetune
     from kbert.pretraining import PretrainOptions, pretrain
 
     os.makedirs(args.work_dir, exist_ok=True)

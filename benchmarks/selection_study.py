@@ -2,8 +2,8 @@
 
 For each materials directory (`kbert materials`), seed and holdout draw
 ("length": rows whose lengths follow dev's, "random"), a student is
-distilled for `--epochs` epochs with `kbert.distill.distill`.  Its history
-records, each epoch, the holdout signals (`kbert.distill.selection_signals`:
+distilled for `--epochs` epochs with `kbert.distillation.distill`.  Its history
+records, each epoch, the holdout signals (`kbert.distillation.selection_signals`:
 gold metric, agreement with the teacher, minus the KL from the teacher, each
 with its standard error); a study-only callback scores dev each epoch too.
 Dev never picks anything here: it is what the signals are judged against.
@@ -12,7 +12,7 @@ Reported per task and draw:
 - the mean Spearman correlation, over runs, between each signal and dev's
   metric across epochs;
 - the dev score of the epoch each rule keeps (the latest within one
-  standard error of the signal's best, `kbert.distill.keeps_epoch`), and of
+  standard error of the signal's best, `kbert.distillation.keeps_epoch`), and of
   the best epoch in hindsight (the oracle), averaged over runs.
 
     python benchmarks/selection_study.py runs/demo-cola/materials runs/demo/materials \\
@@ -32,7 +32,7 @@ SIGNALS = ("gold", "agreement", "kl")
 def _dev_callback(dev, task, scores):
     import keras
 
-    from kbert.distill import predict_logits, selection_signals
+    from kbert.distillation import predict_logits, selection_signals
 
     class DevEachEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -44,7 +44,7 @@ def _dev_callback(dev, task, scores):
 
 def one_run(materials_dir, output, seed, draw, epochs):
     """{"task", "seed", "draw", "dev": [per epoch], "signals": {name: [[score, error] per epoch]}}."""
-    from kbert.distill import DistillOptions, distill
+    from kbert.distillation import DistillOptions, distill
     from kbert.materials import load_materials
 
     materials = load_materials(materials_dir)
@@ -63,7 +63,7 @@ def one_run(materials_dir, output, seed, draw, epochs):
 
 def kept_epoch(pairs):
     """The epoch (0-based) a signal keeps: the latest within one standard error of its best."""
-    from kbert.distill import keeps_epoch
+    from kbert.distillation import keeps_epoch
 
     kept, top = None, None
     for epoch, (score, error) in enumerate(pairs):

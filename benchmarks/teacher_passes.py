@@ -66,7 +66,7 @@ def parse_args(argv=None):
 def encode(args, workdir):
     """One .npz per split: token ids, segment ids, lengths."""
     from kbert import presets
-    from kbert.finetune import encode_split
+    from kbert.finetuning import encode_split
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.tokenization import Tokenizer
 

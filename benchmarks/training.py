@@ -100,7 +100,7 @@ def draw_rows(args, task, workdir):
     an .npz the workers read."""
     from kbert import presets
     from kbert.batching import bucket_width
-    from kbert.finetune import encode_split
+    from kbert.finetuning import encode_split
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.tokenization import Tokenizer
 
@@ -163,8 +163,8 @@ def kbert_worker(spec, data):
     import keras
 
     from kbert.batching import BUCKET_WINDOW, BucketedBatches
-    from kbert.model import packed_classifier
     from kbert.packing import PackedBatches
+    from kbert.views import packed_classifier
     from kbert.weights.loading import load_checkpoint
 
     records = []

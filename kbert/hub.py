@@ -25,7 +25,7 @@ import logging
 import numpy as np
 
 from kbert.errors import ConfigError
-from kbert.model import _encoder_indices
+from kbert.model import encoder_indices
 from kbert.weights import name_map
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def to_keras_hub(model):
     if getattr(model, "task_num", None) is not None:
         raise ConfigError("keras-hub's BERT has no task embedding (the model was built with task_num)")
     depth = config.num_hidden_layers
-    chosen = _encoder_indices(model.output_layer_num, depth)
+    chosen = encoder_indices(model.output_layer_num, depth)
     # Only a sequence model outputs the chosen encoders (a classifier and the
     # pre-training heads read the last one): converted, its sequence_output
     # would silently be the last encoder's, narrower or another layer's.

@@ -3,7 +3,7 @@ packing pays (the same logits from fewer padded slots).
 
 Above the model and the batching: `predict_bucketed` is what materials,
 evaluation, prediction and distillation call; a `BertModel` classifier's
-rows go through its packed view (`kbert.model.packed_classifier`), any
+rows go through its packed view (`kbert.views.packed_classifier`), any
 other model's through length-sorted batches.
 """
 
@@ -16,8 +16,9 @@ import numpy as np
 from kbert.batching import bucket_width, check_rows, id_lengths, length_buckets, padded_inside
 from kbert.checks import is_int
 from kbert.errors import ConfigError
-from kbert.model import BertModel, packed_classifier
+from kbert.model import BertModel
 from kbert.packing import layout, packed_plan
+from kbert.views import packed_classifier
 
 # The packed view of each model `predict_packed` has read (it shares the
 # model's layers and holds no reference to the model itself), so that

@@ -68,6 +68,7 @@ from kbert.numeric import softmax
 from kbert.options import MaterialsOptions
 from kbert.tokenization import load_vocab_tokens, vocab_sha256
 from kbert.variants import apply_variant
+from kbert.views import pooled_output_model, sequence_output_model
 
 logger = logging.getLogger(__name__)
 
@@ -215,11 +216,10 @@ def static_vectors(teacher, vocab, *, batch_size=64, verbose=True):
     for special in ("[CLS]", "[SEP]"):
         if special not in vocab:
             raise DataError(f"the vocabulary has no {special} token for static vectors")
-    last = teacher.get_layer(f"Encoder-{teacher.bert_config.num_hidden_layers}-FeedForward-Norm").output
-    encoder = keras.Model(teacher.inputs[:2], last)
+    encoder = sequence_output_model(teacher)
     ids = np.zeros((len(vocab), 3), np.int32)
     ids[:, 0], ids[:, 1], ids[:, 2] = vocab.index("[CLS]"), np.arange(len(vocab)), vocab.index("[SEP]")
-    out = np.zeros((len(vocab), last.shape[-1]), np.float32)
+    out = np.zeros((len(vocab), teacher.bert_config.hidden_size), np.float32)
     step = max(batch_size, 256)  # 3-token rows: larger calls are cheap
     with tqdm(total=len(vocab), desc="static vectors", unit="token", disable=not verbose) as bar:
         for start in range(0, len(vocab), step):
@@ -239,7 +239,7 @@ def pooled_vectors(teacher, token_ids, segment_ids, lengths, *, batch_size=64, d
 
     if not isinstance(teacher, BertModel) or teacher.num_labels is None:
         raise ConfigError("pooled vectors need a BertModel classifier teacher (its NSP-Dense pooler)")
-    pooler = keras.Model(teacher.inputs[:2], teacher.get_layer("NSP-Dense").output)
+    pooler = pooled_output_model(teacher)
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
         pooled = predict_bucketed(pooler, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar)
     width = teacher.bert_config.hidden_size

@@ -30,7 +30,7 @@ from kbert.batching import BucketedBatches, bucket_width, check_rows, id_lengths
 from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
 
-# Input order of a packed model (`kbert.model.packed_classifier`).  The
+# Input order of a packed model (`kbert.views.packed_classifier`).  The
 # [CLS] indices come first: Keras weighs each batch's loss in the epoch's
 # mean by the first input's batch size, which must be the N examples, not
 # the R rows.

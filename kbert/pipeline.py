@@ -138,9 +138,9 @@ def measure_items_per_second(model_dir, task, data_dir, batch_size=32, repeats=2
 def run_pipeline(options, output="runs/demo", *, data_dir=None):
     """Run every stage of `options` (`PipelineOptions`) into `output`;
     returns the report dict (also written)."""
-    from kbert.distill import distill
+    from kbert.distillation import distill
     from kbert.evaluation import evaluate
-    from kbert.finetune import finetune
+    from kbert.finetuning import finetune
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.materials import materials_from_run
 

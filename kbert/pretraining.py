@@ -380,29 +380,6 @@ def create_instances(documents, vocab_tokens, options, progress=True):
 # -- the model ----------------------------------------------------------------
 
 
-def pretraining_model(bert):
-    """A Keras model on `bert`'s own layers (weights shared) for the
-    pre-training loss: inputs `Input-Token`, `Input-Segment` [B, T] and
-    `Input-Positions` [B, P]; outputs {"mlm": logits [B, P, V] at those
-    positions, "nsp": next-sentence probabilities [B, 2]}."""
-    import keras
-
-    if not getattr(bert, "training_heads", False):
-        raise ConfigError("pretraining_model needs a BertModel built with training=True (the MLM and NSP heads)")
-    if bert.task_num is not None:
-        raise ConfigError("pre-training does not feed Input-Task; build the model without task_num")
-    inputs = {tensor.name: tensor for tensor in bert.inputs}
-    positions = keras.Input(shape=(None,), dtype="int32", name="Input-Positions")
-    sequence = bert.get_layer(f"Encoder-{bert.bert_config.num_hidden_layers}-FeedForward-Norm").output  # [B, T, H]
-    chosen = keras.ops.take_along_axis(sequence, positions[:, :, None], axis=1)  # [B, P, H]
-    hidden = bert.get_layer("MLM-Norm")(bert.get_layer("MLM-Dense")(chosen))
-    matrix = bert.get_layer("Embedding-Token").output[1]  # [V, H]
-    logits = bert.get_layer("MLM-Sim")([hidden, matrix], logits=True)  # [B, P, V]
-    nsp = bert.get_layer("NSP").output  # [B, 2]
-    return keras.Model([inputs["Input-Token"], inputs["Input-Segment"], positions], {"mlm": logits, "nsp": nsp},
-                       name="pretraining")
-
-
 def compile_pretraining(trainer, options, total_steps):
     import keras
 
@@ -647,6 +624,7 @@ def pretrain(options, output, *, resume=False, progress=True):
 
     from kbert.seeding import reseed
     from kbert.tokenization import Tokenizer, load_vocab_tokens, validate_case_matches_checkpoint
+    from kbert.views import pretraining_model
     from kbert.weights.export import export_checkpoint
     from kbert.weights.loading import checkpoint_directory, load_checkpoint
 

@@ -70,18 +70,41 @@ def _check_positive(**values):
 class CNNStudent(keras.Model):
     """The CNN student.
 
+    Kim (2014)'s sentence classifier, distilled from a BERT teacher: word
+    vectors (`StudentEmbedding`), one bank of ReLU filters per width
+    (`StudentConv`), max-over-time pooling inside each sentence
+    (`StudentPool`), dropout and a dense layer of logits.  It reads the
+    teacher's token ids `[B, T]` (0: padding; a pair's two sentences with
+    `[SEP]` between) and outputs logits `[B, num_labels]`.  Built this way
+    its vectors are random; `kbert.student.build_student` starts them
+    from the teacher's.
+
     Args:
         vocab_size: rows of the embedding matrix (the teacher's vocabulary).
         num_labels: number of logits C.
-        embedding_dim: width of one embedding channel.
-        variant: "static", "non-static" or "multichannel" (Kim's names).
-        filters: feature maps per filter width.
-        kernel_sizes: the filter widths.
-        dropout: rate of `Student-Dropout`.
+        embedding_dim: width of one embedding channel. Defaults to 300.
+        variant: "static", "non-static" or "multichannel" (Kim's names;
+            see `StudentEmbedding`). Defaults to "non-static".
+        filters: feature maps per filter width. Defaults to 100.
+        kernel_sizes: the filter widths. Defaults to (3, 4, 5).
+        dropout: rate of `Student-Dropout`. Defaults to 0.5.
         max_norm: max l2 norm of each `Student-Logits` column (None: none).
-        seq_len: fix the input length (None accepts any).
+            Defaults to 3.0.
+        seq_len: fix the input length (None accepts any). Defaults to None.
         dtype: a Keras dtype policy for every layer (None: the global one;
-            see `kbert.model.policy_scope`).
+            see `kbert.model.policy_scope`). Defaults to None.
+        **kwargs: arguments of `keras.Model`, such as `name`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert import CNNStudent
+
+    student = CNNStudent(vocab_size=30, num_labels=3, embedding_dim=8, filters=4, kernel_sizes=(2, 3))
+    token_ids = np.array([[2, 7, 8, 3, 0], [2, 9, 10, 11, 3]], dtype="int32")  # [B, T], 0 = padding
+    logits = student(token_ids)  # [B, C]
+    ```
     """
 
     def __init__(
@@ -152,17 +175,47 @@ class CNNStudent(keras.Model):
 class BiLSTMStudent(keras.Model):
     """Tang et al. (2019)'s BiLSTM student.
 
+    Word vectors (`StudentEmbedding`), a bidirectional LSTM that skips
+    padding (`StudentBiLSTM`), a ReLU layer, dropout and a dense layer of
+    logits.  It reads the teacher's token ids `[B, T]` (0: padding) and
+    outputs logits `[B, num_labels]`.  With `separator_id`, a sentence
+    pair is split at `[SEP]` (`StudentPairSplit`), the same embedding and
+    LSTM read each sentence, and the two results are matched
+    (`StudentPairMatch`) before the ReLU layer.  Built this way its
+    vectors are random; `kbert.student.build_student` starts them from
+    the teacher's.
+
     Args:
-        vocab_size, num_labels, embedding_dim, variant: as `CNNStudent`.
-        units: state width of each LSTM direction.
+        vocab_size: rows of the embedding matrix (the teacher's vocabulary).
+        num_labels: number of logits C.
+        embedding_dim: width of one embedding channel. Defaults to 300.
+        variant: "static", "non-static" or "multichannel", as for
+            `CNNStudent`. Defaults to "non-static".
+        units: state width of each LSTM direction. Defaults to 100.
         hidden: width of the ReLU layer on the pooled states.
+            Defaults to 200.
         pooling: "last" (Tang et al.) or "max" over the outputs.
-        dropout: rate of `Student-Dropout`.
-        seq_len: fix the input length (None accepts any).
+            Defaults to "last".
+        dropout: rate of `Student-Dropout`. Defaults to 0.2.
+        seq_len: fix the input length (None accepts any). Defaults to None.
         separator_id: None reads a pair as one sequence, [SEP] between;
             the id of [SEP] reads its two sentences apart and matches them
-            (see the module docstring).
-        dtype: as `CNNStudent`.
+            (see the module docstring). Defaults to None.
+        dtype: a Keras dtype policy for every layer (None: the global one;
+            see `kbert.model.policy_scope`). Defaults to None.
+        **kwargs: arguments of `keras.Model`, such as `name`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert import BiLSTMStudent
+
+    # Sentence pairs, [CLS] = 2 and [SEP] = 3, read side by side.
+    student = BiLSTMStudent(vocab_size=30, num_labels=2, embedding_dim=8, units=4, hidden=8, separator_id=3)
+    token_ids = np.array([[2, 7, 8, 3, 9, 3, 0], [2, 9, 3, 10, 11, 12, 3]], dtype="int32")  # [B, T]
+    logits = student(token_ids)  # [B, C]
+    ```
     """
 
     def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=100, hidden=200,

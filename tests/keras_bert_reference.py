@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from keras_bert_shared import character_tokenizer, tokenizer_outputs  # noqa: E402
+from keras_bert_shared import adam_steps, character_tokenizer, tokenizer_outputs  # noqa: E402
 
 
 def main(config, checkpoint, inputs_path, out_path, *names):
@@ -113,14 +113,9 @@ def compat(spec_path, out_dir):
 
     optimizer = spec["optimizer"]
     for key, options in optimizer["cases"].items():
-        kernel = tf.Variable(np.array(optimizer["kernel"], "float32"), name="kernel")
-        bias = tf.Variable(np.array(optimizer["bias"], "float32"), name="bias")
-        adam = keras_bert.AdamWarmup(**options)
-        steps = []
-        for g_kernel, g_bias in zip(optimizer["kernel_grads"], optimizer["bias_grads"]):
-            adam.apply_gradients([(tf.constant(g_kernel, tf.float32), kernel), (tf.constant(g_bias, tf.float32), bias)])
-            steps.append(np.concatenate([kernel.numpy().ravel(), bias.numpy()]))
-        arrays[f"optimizer/{key}"] = np.stack(steps)
+        arrays[f"optimizer/{key}"] = adam_steps(keras_bert.AdamWarmup(**options), optimizer,
+                                                lambda value, name: tf.Variable(value, name=name), lambda v: v.numpy(),
+                                                lambda array: tf.constant(array, tf.float32))
     np.savez(os.path.join(out_dir, "arrays.npz"), **arrays)
 
 

@@ -35,3 +35,20 @@ def tokenizer_outputs(tokenizer, texts, pairs, max_len):
             out["encode"].append([ids, segments])
             out["decode"].append(tokenizer.decode(ids))
     return json.loads(json.dumps(out))  # tuples as lists on both sides
+
+
+def adam_steps(optimizer, spec, variable, to_numpy, tensor=lambda array: array):
+    """The kernel and bias after each of `spec`'s gradient steps under
+    `optimizer` (keras-bert's AdamWarmup or kbert's), [steps, weights]:
+    `variable(array, name)` makes a variable of the side's framework,
+    `to_numpy` reads one back and `tensor` makes a gradient."""
+    import numpy as np
+
+    kernel = variable(np.array(spec["kernel"], "float32"), "kernel")
+    bias = variable(np.array(spec["bias"], "float32"), "bias")
+    steps = []
+    for g_kernel, g_bias in zip(spec["kernel_grads"], spec["bias_grads"]):
+        gradients = [tensor(np.array(g_kernel, "float32")), tensor(np.array(g_bias, "float32"))]
+        optimizer.apply_gradients(list(zip(gradients, [kernel, bias])))
+        steps.append(np.concatenate([to_numpy(kernel).ravel(), to_numpy(bias)]))
+    return np.stack(steps)

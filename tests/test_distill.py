@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kbert import runs
-from kbert.distill import DistillOptions, StoredLogitsLoss, distill, pack_targets, predict_logits
+from kbert.distillation import DistillOptions, StoredLogitsLoss, distill, pack_targets, predict_logits
 from kbert.errors import ConfigError, DataError
 from kbert.layers import StudentConv, StudentEmbedding, StudentPool
 from kbert.layers.token_embedding import TokenEmbedding
@@ -472,7 +472,7 @@ def ks_statistic(a, b):
 
 @pytest.mark.keras_free
 def test_a_length_matched_holdout_follows_the_scored_lengths():
-    from kbert.distill import length_matched
+    from kbert.distillation import length_matched
 
     rng = np.random.default_rng(0)
     # Like SST-2: train is mostly short phrases, dev whole sentences.
@@ -499,7 +499,7 @@ def test_a_length_matched_holdout_follows_the_scored_lengths():
 
 @pytest.mark.keras_free
 def test_the_latest_epoch_within_one_standard_error_of_the_best_is_kept():
-    from kbert.distill import keeps_epoch
+    from kbert.distillation import keeps_epoch
 
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -518,7 +518,7 @@ def test_selection_signals_against_scipy_and_sklearn():
     from scipy.stats import entropy
     from sklearn.metrics import matthews_corrcoef
 
-    from kbert.distill import selection_signals
+    from kbert.distillation import selection_signals
     from kbert.materials import MaterialsSplit
 
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ import pytest
 
 from kbert import ConfigError, KbertError, load_checkpoint
 from kbert.evaluation import evaluate
-from kbert.finetune import FinetuneOptions, finetune
+from kbert.finetuning import FinetuneOptions, finetune
 
 import needs
 from original_checkpoint import random_bert_weights, write_checkpoint
@@ -76,7 +76,7 @@ def _options(checkpoint, **kw):
 def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoint, tmp_path, monkeypatch):
     from kbert import progress
 
-    straight = finetune(_options(tiny_checkpoint), str(tmp_path / "straight"), data_dir=glue_dir, cache_dir=cache_dir)
+    straight = finetune(_options(tiny_checkpoint, max_train_examples=48), str(tmp_path / "straight"), data_dir=glue_dir, cache_dir=cache_dir)
 
     original_end = progress.ItemsProgress.on_epoch_end
 
@@ -87,12 +87,13 @@ def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoin
 
     monkeypatch.setattr(progress.ItemsProgress, "on_epoch_end", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        finetune(_options(tiny_checkpoint), str(tmp_path / "killed"), data_dir=glue_dir, cache_dir=cache_dir)
+        finetune(_options(tiny_checkpoint, max_train_examples=48), str(tmp_path / "killed"), data_dir=glue_dir, cache_dir=cache_dir)
     monkeypatch.setattr(progress.ItemsProgress, "on_epoch_end", original_end)
     killed = json.load(open(tmp_path / "killed" / "run.json"))
     assert killed["status"] == "training" and len(killed["results"]["history"]["loss"]) == 2
 
-    resumed = finetune(_options(tiny_checkpoint), str(tmp_path / "killed"), data_dir=glue_dir, cache_dir=cache_dir, resume=True)
+    resumed = finetune(_options(tiny_checkpoint, max_train_examples=48), str(tmp_path / "killed"), data_dir=glue_dir,
+                       cache_dir=cache_dir, resume=True)
     assert len(resumed.results["train_examples_per_second"]) == 1  # only the third epoch was left
     # run.json keeps the whole history: the two epochs before the kill, then the resumed one.
     loss = resumed.results["history"]["loss"]
@@ -102,7 +103,7 @@ def test_resume_continues_after_interruption(glue_dir, cache_dir, tiny_checkpoin
     assert loss == straight.results["history"]["loss"]
     a = keras.saving.load_model(tmp_path / "straight" / "model.keras")
     b = keras.saving.load_model(tmp_path / "killed" / "model.keras")
-    assert int(b.optimizer.iterations.numpy()) == int(a.optimizer.iterations.numpy()) == 18
+    assert int(b.optimizer.iterations.numpy()) == int(a.optimizer.iterations.numpy()) == 9
     first = load_checkpoint(tiny_checkpoint, num_labels=2)
     assert not np.array_equal(a.get_layer("Classifier-Dense").kernel.numpy(),
                               first.get_layer("Classifier-Dense").kernel.numpy())
@@ -197,7 +198,7 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
     loss trajectory matches one device."""
     script = (
         "import json, sys\n"
-        "from kbert.finetune import FinetuneOptions, finetune\n"
+        "from kbert.finetuning import FinetuneOptions, finetune\n"
         "o = FinetuneOptions(task='SST-2', checkpoint=sys.argv[1], max_train_examples=64, epochs=2,"
         " batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=5, packing=False)\n"
         "r = finetune(o, sys.argv[2], data_dir=sys.argv[3], cache_dir=sys.argv[5], distribute=sys.argv[4] == '1')\n"

@@ -6,20 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kbert.layers import (
-    EmbeddingSimilarity,
-    EmbeddingSum,
-    Extract,
-    FeedForward,
-    MaskedOutput,
-    MultiHeadSelfAttention,
-    PackingGather,
-    PackingMask,
-    PaddingMask,
-    PositionEmbedding,
-    TaskEmbedding,
-    TokenEmbedding,
-)
+from kbert import layers
 
 import reference
 from test_case import run_layer_test
@@ -39,7 +26,7 @@ def hidden(rng):
 
 def test_token_embedding(ids):
     layer = run_layer_test(
-        TokenEmbedding, {"vocab_size": V, "hidden_size": D}, ids, [(B, T, D), (V, D)]
+        layers.TokenEmbedding, {"vocab_size": V, "hidden_size": D}, ids, [(B, T, D), (V, D)]
     )
     embedded, matrix = layer(ids)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(embedded), layer.embeddings.numpy()[ids])
@@ -47,7 +34,7 @@ def test_token_embedding(ids):
 
 
 def test_position_embedding(hidden):
-    layer = run_layer_test(PositionEmbedding, {"max_position_embeddings": 16}, hidden, (B, T, D))
+    layer = run_layer_test(layers.PositionEmbedding, {"max_position_embeddings": 16}, hidden, (B, T, D))
     out = keras.ops.convert_to_numpy(layer(hidden))
     np.testing.assert_allclose(out, hidden + layer.embeddings.numpy()[:T][None], atol=1e-6)
 
@@ -55,7 +42,7 @@ def test_position_embedding(hidden):
 def test_position_embedding_with_positions(hidden):
     # Packed rows: positions restart per example.
     positions = np.array([[0, 1, 2, 0, 1], [0, 1, 0, 1, 2]], "int32")
-    layer = run_layer_test(PositionEmbedding, {"max_position_embeddings": 16},
+    layer = run_layer_test(layers.PositionEmbedding, {"max_position_embeddings": 16},
                            {"inputs": hidden, "positions": positions}, (B, T, D))
     out = keras.ops.convert_to_numpy(layer(hidden, positions=positions))
     np.testing.assert_allclose(out, hidden + layer.embeddings.numpy()[positions], atol=1e-6)
@@ -63,7 +50,7 @@ def test_position_embedding_with_positions(hidden):
 
 def test_packing_mask():
     examples = np.array([[1, 1, 2, 2, 0], [1, 2, 2, 2, 3]], "int32")
-    layer = run_layer_test(PackingMask, {}, examples, (B, T, T))
+    layer = run_layer_test(layers.PackingMask, {}, examples, (B, T, T))
     expected = (examples[:, :, None] == examples[:, None, :]) & (examples[:, None, :] != 0)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(examples)), expected)
     assert not expected[0, 4].any() and expected[0, 0].tolist() == [True, True, False, False, False]
@@ -71,7 +58,7 @@ def test_packing_mask():
 
 def test_packing_gather(hidden):
     cls = np.array([0, 3, 5, 7], "int32")  # flat indices row * T + offset
-    layer = run_layer_test(PackingGather, {}, {"inputs": hidden, "cls": cls}, (4, D))
+    layer = run_layer_test(layers.PackingGather, {}, {"inputs": hidden, "cls": cls}, (4, D))
     out = keras.ops.convert_to_numpy(layer(hidden, cls))
     np.testing.assert_array_equal(out, hidden.reshape(B * T, D)[cls])
 
@@ -79,18 +66,18 @@ def test_packing_gather(hidden):
 def test_position_embedding_rejects_long_input():
     from kbert.errors import KbertError
 
-    layer = PositionEmbedding(4)
+    layer = layers.PositionEmbedding(4)
     with pytest.raises(KbertError, match="exceeds max_position_embeddings 4"):
         layer(np.zeros((1, 5, 2), "float32"))
 
 
 def test_padding_mask(ids):
-    layer = run_layer_test(PaddingMask, {}, ids, (B, T))
+    layer = run_layer_test(layers.PaddingMask, {}, ids, (B, T))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ids)), ids != 0)
 
 
 def test_embedding_sum_keeps_the_token_mask(hidden):
-    layer = run_layer_test(EmbeddingSum, {}, [hidden, hidden], (B, T, D))
+    layer = run_layer_test(layers.EmbeddingSum, {}, [hidden, hidden], (B, T, D))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer([hidden, hidden])), 2 * hidden)
     padding = np.arange(T)[None].repeat(B, 0) < np.array([[3], [5]])
     # Keras 3's Add would drop the mask because the segment side has none.
@@ -100,13 +87,13 @@ def test_embedding_sum_keeps_the_token_mask(hidden):
 
 
 def test_extract(hidden):
-    layer = run_layer_test(Extract, {"index": 0}, hidden, (B, D))
+    layer = run_layer_test(layers.Extract, {"index": 0}, hidden, (B, D))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(hidden)), hidden[:, 0])
 
 
 @pytest.mark.parametrize("activation", ["gelu", "gelu_exact", "relu"])
 def test_feed_forward(hidden, activation):
-    layer = run_layer_test(FeedForward, {"intermediate_size": 13, "activation": activation}, hidden, (B, T, D))
+    layer = run_layer_test(layers.FeedForward, {"intermediate_size": 13, "activation": activation}, hidden, (B, T, D))
     w = {v.path.split("/", 1)[1]: v.numpy().astype("float64") for v in layer.weights}
     inner = hidden @ w["intermediate/kernel"] + w["intermediate/bias"]
     if activation == "relu":
@@ -120,7 +107,7 @@ def test_feed_forward(hidden, activation):
 def test_multi_head_self_attention(hidden, ids):
     mask = ids != 0
     layer = run_layer_test(
-        MultiHeadSelfAttention,
+        layers.MultiHeadSelfAttention,
         {"num_attention_heads": 2},
         {"inputs": hidden, "attention_mask": mask},
         (B, T, D),
@@ -151,7 +138,7 @@ def test_multi_head_self_attention(hidden, ids):
 def test_embedding_similarity(hidden, rng):
     matrix = rng.standard_normal((V, D)).astype("float32")
     # The matrix has no batch dimension: the harness holds it constant in `fit`.
-    layer = run_layer_test(EmbeddingSimilarity, {}, [hidden, matrix], (B, T, V))
+    layer = run_layer_test(layers.EmbeddingSimilarity, {}, [hidden, matrix], (B, T, V))
     out = keras.ops.convert_to_numpy(layer([hidden, matrix]))
     expected = reference.softmax(hidden.astype("float64") @ matrix.T + layer.bias.numpy())
     np.testing.assert_allclose(out, expected, atol=1e-6)
@@ -162,7 +149,7 @@ def test_embedding_similarity(hidden, rng):
 @pytest.mark.parametrize("mask_zero", [False, True])
 def test_task_embedding(hidden, mask_zero):
     tasks = np.array([[2], [0]], "int32")
-    layer = run_layer_test(TaskEmbedding, {"input_dim": 3, "output_dim": D, "mask_zero": mask_zero},
+    layer = run_layer_test(layers.TaskEmbedding, {"input_dim": 3, "output_dim": D, "mask_zero": mask_zero},
                            [hidden, tasks], (B, T, D))
     table = layer.embeddings.numpy()
     rows = table[tasks[:, 0]][:, None] * (tasks != 0)[:, :, None] if mask_zero else table[tasks[:, 0]][:, None]
@@ -173,6 +160,6 @@ def test_task_embedding(hidden, mask_zero):
 
 
 def test_masked_output(hidden, ids):
-    layer = run_layer_test(MaskedOutput, {}, [hidden, ids], (B, T, D))
+    layer = run_layer_test(layers.MaskedOutput, {}, [hidden, ids], (B, T, D))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer([hidden, ids])), hidden)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask([hidden, ids])), ids != 0)

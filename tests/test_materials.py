@@ -541,7 +541,7 @@ def test_static_vectors_are_each_tokens_last_layer_output(splits, tmp_path):
 
 
 def test_pooled_vectors_and_a_student_that_matches_them(splits, tmp_path):
-    from kbert.distill import DistillOptions, distill
+    from kbert.distillation import DistillOptions, distill
     from kbert.student import CNNStudent
 
     teacher = make_teacher(seed=6)

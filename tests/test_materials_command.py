@@ -94,7 +94,7 @@ def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
 def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     """`kbert evaluate --model STUDENT_DIR --file DEV`: the teacher's report
     shape, with an accuracy equal to the student's own predictions."""
-    from kbert.distill import DistillOptions, distill
+    from kbert.distillation import DistillOptions, distill
     from kbert.evaluation import evaluate
     from kbert.materials import MaterialsOptions, materials_from_run
     from kbert.tokenization import Tokenizer
@@ -167,7 +167,7 @@ def _listing(*roots):
 
 @pytest.mark.single_backend  # paths only: refused before any backend work
 def test_materials_and_distill_refuse_an_output_that_overlaps_an_input(run_dir, glue_dir, tmp_path):
-    from kbert.distill import DistillOptions, distill
+    from kbert.distillation import DistillOptions, distill
     from kbert.errors import ConfigError
     from kbert.materials import MaterialsOptions, materials_from_run
 

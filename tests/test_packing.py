@@ -1,4 +1,4 @@
-"""Exact sequence packing (`kbert.packing`, `kbert.model.packed_classifier`).
+"""Exact sequence packing (`kbert.packing`, `kbert.views.packed_classifier`).
 
 The layout is checked by taking packed batches apart again; exactness by
 comparing the packed model's per-example logits and gradients with the
@@ -16,7 +16,7 @@ import pytest
 from kbert.batching import BucketedBatches
 from kbert.errors import ConfigError, DataError, KbertError
 from kbert.inference import inference_plan, predict_bucketed, predict_packed
-from kbert.model import BertModel, packed_classifier
+from kbert.model import BertModel
 from kbert.packing import (
     PackedBatches,
     best_fit_decreasing,
@@ -24,6 +24,7 @@ from kbert.packing import (
     pack,
     packed_plan,
 )
+from kbert.views import packed_classifier
 
 # Sentences (and pairs) of very different lengths, as GLUE batches hold them.
 TEXTS = [
@@ -287,6 +288,9 @@ def _check_exact(model, ids, segments, lengths, labels, pack_len):
 
 
 @pytest.mark.slow
+# Once, as BERT-base's below: real weights add no backend-specific path; the
+# tiny-model equalities above run on every backend.
+@pytest.mark.single_backend
 def test_packed_minilm_equals_unpacked():
     from kbert.tokenization import Tokenizer
     from kbert.weights.loading import load_checkpoint
@@ -298,8 +302,8 @@ def test_packed_minilm_equals_unpacked():
 
 
 @pytest.mark.slow
-# Once: BERT-base's size adds no backend-specific path; the MiniLM and
-# tiny-model equalities above run on every backend.
+# Once: BERT-base's size adds no backend-specific path; the tiny-model
+# equalities above run on every backend.
 @pytest.mark.single_backend
 def test_packed_random_bert_base_equals_unpacked(rng):
     keras.utils.set_random_seed(1)

@@ -52,14 +52,18 @@ def softmax(z):
 
 
 def by_hand(run_dir, firsts, seconds=None, max_len=12):
-    """Logits of the saved model on the tokenizer's encoding, one row at a time, unpadded."""
+    """Logits of the saved model on the tokenizer's encoding, unpadded: the
+    rows of each length together, cut to that length."""
     model = keras.saving.load_model(run_dir / runs.MODEL_FILES[runs.read_run(run_dir).kind])
     enc = Tokenizer.from_vocab_file(run_dir / "vocab.txt").encode_batch(firsts, seconds, max_len=max_len)
-    rows = []
-    for ids, segments, length in zip(enc.token_ids, enc.segment_ids, enc.lengths):
-        inputs = [ids[None, :length], segments[None, :length]][: len(model.inputs)]
-        rows.append(keras.ops.convert_to_numpy(model(inputs if len(inputs) > 1 else inputs[0]))[0])
-    return np.array(rows)
+    lengths = np.asarray(enc.lengths)
+    out = np.zeros((len(lengths), model.output.shape[-1]), np.float32)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        inputs = [np.asarray(enc.token_ids)[rows, :length], np.asarray(enc.segment_ids)[rows, :length]]
+        inputs = inputs[: len(model.inputs)]
+        out[rows] = keras.ops.convert_to_numpy(model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0]))
+    return out
 
 
 def test_predict_gives_label_names_probabilities_and_logits_in_input_order(sst2_run):

@@ -234,7 +234,8 @@ def test_pretraining_loss_is_the_original_objective(checkpoint, tmp_path):
     import keras
 
     from kbert import load_checkpoint
-    from kbert.pretraining import compile_pretraining, pretraining_model
+    from kbert.pretraining import compile_pretraining
+    from kbert.views import pretraining_model
 
     bert = load_checkpoint(checkpoint, training=True, fresh_heads=True)
     trainer = pretraining_model(bert)

@@ -64,7 +64,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from kbert.distill import distill
+    from kbert.distillation import distill
 
     splits = tuple(s for s in field_default(DistillOptions, "train_splits") if args.augmented or s != AUGMENTED)
     record = distill(args.materials, args.output, options_from_args(DistillOptions, args, train_splits=splits),

@@ -34,7 +34,7 @@ def add_arguments(parser):
 
 def run(args):
     from kbert.evaluation import evaluate
-    from kbert.finetune import finetune
+    from kbert.finetuning import finetune
 
     record = finetune(
         options_from_args(FinetuneOptions, args), args.output, data_dir=args.data_dir, cache_dir=args.cache_dir,

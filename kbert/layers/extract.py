@@ -5,6 +5,34 @@ import keras
 
 @keras.saving.register_keras_serializable(package="kbert")
 class Extract(keras.layers.Layer):
+    """The vector at one position of each sequence.
+
+    `BertModel` takes the `[CLS]` vector (position 0) with it and feeds it
+    to the pooler (`NSP-Dense`).  The output is one vector per example, so
+    the sequence's padding mask stops here.
+
+    Call arguments:
+        inputs: a sequence `[B, T, H]`.
+
+    Returns `[B, H]`.
+
+    Args:
+        index: the position to take, counted from 0 (negative counts from
+            the end). Defaults to 0, the `[CLS]` token.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import Extract
+
+    hidden = np.arange(2 * 5 * 8, dtype="float32").reshape(2, 5, 8)  # [B, T, H]
+    first = Extract()(hidden)  # [B, H], position 0
+    last = Extract(index=-1)(hidden)  # [B, H], position T - 1
+    ```
+    """
+
     def __init__(self, index=0, **kwargs):
         super().__init__(**kwargs)
         self.index = index

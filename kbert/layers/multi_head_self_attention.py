@@ -14,6 +14,53 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class MultiHeadSelfAttention(keras.layers.Layer):
+    """BERT's multi-head self-attention, output projection included.
+
+    `Encoder-{n}-MultiHeadSelfAttention` in `BertModel`.  The query, key and
+    value projections split the hidden size H into `num_attention_heads`
+    heads of H / N features; each head takes a softmax over the keys of its
+    scaled dot products, and the heads' weighted values are joined and
+    projected back to H.  Keys that `attention_mask` rules out get -10000
+    added to their scores, exactly as the original does (not minus
+    infinity: the value shows in the outputs at padded positions).  The
+    Keras padding mask passes through untouched; only `attention_mask`
+    decides what is attended to.
+
+    Call arguments:
+        inputs: hidden states `[B, T, H]`.
+        attention_mask: None (attend to everything), `[B, T]` (1 or True:
+            a key to attend to) or `[B, T, T]` (per query and key, as packed
+            rows need). Defaults to None.
+        training: apply the dropout on the attention probabilities.
+            Defaults to None (Keras' learning phase).
+        return_probabilities: if True, return the attention probabilities
+            `[B, N, T, T]` instead of the output. Defaults to False.
+
+    Returns `[B, T, H]` (or `[B, N, T, T]`).
+
+    Args:
+        num_attention_heads: number of heads N; must divide the input's
+            hidden size H.
+        attention_probs_dropout_prob: dropout rate on the attention
+            probabilities while training. Defaults to 0.1.
+        initializer_range: standard deviation of the truncated normal
+            initializer of the four kernels. Defaults to 0.02.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import MultiHeadSelfAttention
+
+    hidden = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")  # [B, T, H]
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])  # [B, T], 0 = padding
+    layer = MultiHeadSelfAttention(num_attention_heads=2)
+    outputs = layer(hidden, attention_mask=mask)  # [B, T, H]
+    probs = layer(hidden, attention_mask=mask, return_probabilities=True)  # [B, N, T, T]
+    ```
+    """
+
     def __init__(
         self,
         num_attention_heads,
@@ -93,10 +140,5 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     # which Keras does not pass to it, so Keras traces `call` symbolically.
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_attention_heads=self.num_attention_heads,
-            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            initializer_range=self.initializer_range,
-        )
-        return config
+        args = ("num_attention_heads", "attention_probs_dropout_prob", "initializer_range")
+        return {**super().get_config(), **{name: getattr(self, name) for name in args}}

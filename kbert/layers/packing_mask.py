@@ -9,6 +9,35 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class PackingMask(keras.layers.Layer):
+    """Per-query attention mask that keeps packed examples apart.
+
+    `Packing-Mask` in the packed classifier: a packed row numbers the
+    examples it holds 1, 2, ... slot by slot, and 0 marks an empty slot.  A
+    query may attend to a key when both belong to the same example; no
+    query attends to an empty slot, so a query at an empty slot attends to
+    nothing, as an all-padding row does unpacked.  The result is the
+    `[B, T, T]` form of `MultiHeadSelfAttention`'s `attention_mask`.
+
+    Call arguments:
+        example_ids: the example number of each slot `[R, L]`
+            (0: empty).
+
+    Returns `[R, L, L]` bool: `[r, query, key]`.
+
+    Args:
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import PackingMask
+
+    example_ids = np.array([[1, 1, 2, 2, 0], [1, 1, 1, 1, 1]], dtype="int32")  # [R, L]
+    mask = PackingMask()(example_ids)  # [R, L, L] bool
+    ```
+    """
+
     def call(self, example_ids):
         # example_ids [R, L]: 1, 2, ... per example of the row, 0 = empty slot.
         same = ops.equal(example_ids[:, :, None], example_ids[:, None, :])  # [R, L, L]

@@ -16,6 +16,43 @@ from kbert.errors import DataError
 
 @keras.saving.register_keras_serializable(package="kbert")
 class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector for each absolute position to the input.
+
+    `Embedding-Position` in `BertModel`.  The table has
+    `max_position_embeddings` rows of the input's width; by default the
+    first T rows are added to a sequence of T tokens, and an input longer
+    than the table is refused (`kbert.errors.DataError`).  Packed rows pass
+    `positions` instead, each example's positions restarting at 0.  The
+    padding mask passes through.
+
+    Call arguments:
+        inputs: the embeddings `[B, T, H]`.
+        positions: the position of every token `[B, T]`, or None for
+            0 .. T - 1 in every row. Defaults to None.
+
+    Returns `[B, T, H]`.
+
+    Args:
+        max_position_embeddings: rows of the table, the longest input
+            accepted (512 in BERT's checkpoints).
+        initializer_range: standard deviation of the table's truncated
+            normal initializer. Defaults to 0.02.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import PositionEmbedding
+
+    embedded = np.zeros((2, 5, 8), dtype="float32")  # [B, T, H]
+    layer = PositionEmbedding(max_position_embeddings=16)
+    outputs = layer(embedded)  # [B, T, H], rows 0..4 of the table added
+    positions = np.array([[0, 1, 2, 0, 1], [0, 1, 2, 3, 4]], dtype="int32")  # [B, T], two examples in row 0
+    packed = layer(embedded, positions=positions)  # [B, T, H]
+    ```
+    """
+
     def __init__(self, max_position_embeddings, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True  # the padding mask passes through
@@ -50,9 +87,5 @@ class PositionEmbedding(keras.layers.Layer):
         return inputs_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            max_position_embeddings=self.max_position_embeddings,
-            initializer_range=self.initializer_range,
-        )
-        return config
+        args = ("max_position_embeddings", "initializer_range")
+        return {**super().get_config(), **{name: getattr(self, name) for name in args}}

@@ -29,11 +29,46 @@ from kbert.options import POOLINGS
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentBiLSTM(keras.layers.Layer):
-    """[token_ids [B, T], vectors [B, T, E]] -> [B, 2 units].
+    """A bidirectional LSTM over a sentence's vectors that skips padding.
+
+    `Student-BiLSTM` of `BiLSTMStudent` (Tang et al. 2019).  Both directions
+    run over the token vectors; a step at token id 0 leaves the state as
+    it was, so a sentence gives the same result in any batch, however long
+    its padding.  The two directions are then reduced to one vector per
+    sentence, by `pooling`:
+
+    - "last": the forward state after the sentence's last token and the
+      backward state after its first, concatenated;
+    - "max": the maximum over the sentence's tokens of each direction's
+      outputs (a sentence of only padding gives zeros).
+
+    The gates follow Keras' LSTM (order i, f, g, o; the forget gates' bias
+    starts at 1).
+
+    Call arguments:
+        inputs: `[token_ids, vectors]`: ids `[B, T]` (0: padding, on the
+            right) and their vectors `[B, T, E]`.
+
+    Returns `[B, 2 * units]`: the forward direction's features, then the
+    backward one's.
 
     Args:
-        units: state width H of each direction.
-        pooling: "last" or "max" (see the module docstring).
+        units: width of each direction's state. Defaults to 100.
+        pooling: "last" or "max", as above. Defaults to "last".
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import StudentBiLSTM
+
+    token_ids = np.array([[7, 8, 9, 0, 0], [7, 8, 9, 10, 11]], dtype="int32")  # [B, T], 0 = padding
+    vectors = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")  # [B, T, E]
+    layer = StudentBiLSTM(units=4)
+    states = layer([token_ids, vectors])  # [B, 2 * units]
+    maxed = StudentBiLSTM(units=4, pooling="max")([token_ids, vectors])  # [B, 2 * units]
+    ```
     """
 
     def __init__(self, units=100, pooling="last", **kwargs):

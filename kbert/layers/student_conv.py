@@ -14,11 +14,35 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentConv(keras.layers.Layer):
-    """Vectors [B, T, D] -> feature maps [B, T + w - 1, filters], ReLU.
+    """One width of the CNN student's convolution filters, over every window.
+
+    `Student-Conv-{w}` of `CNNStudent` (Kim 2014).  The vectors get
+    `kernel_size - 1` zero vectors on each side before a ReLU convolution,
+    so every window that overlaps the sentence is scored, even in a
+    sentence shorter than the filter.  Output position i covers input
+    positions i - w + 1 .. i; `StudentPool` uses that to leave out windows
+    lying wholly in padding.
+
+    Call arguments:
+        vectors: token vectors `[B, T, E]`.
+
+    Returns feature maps `[B, T + kernel_size - 1, filters]`.
 
     Args:
-        filters: number of feature maps (Kim: 100).
-        kernel_size: filter width w in tokens.
+        filters: number of filters, the output's width (Kim used 100).
+            Defaults to 100.
+        kernel_size: the filter width w, in tokens. Defaults to 3.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import StudentConv
+
+    vectors = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")  # [B, T, E]
+    maps = StudentConv(filters=4, kernel_size=3)(vectors)  # [B, T + 2, filters]
+    ```
     """
 
     def __init__(self, filters=100, kernel_size=3, **kwargs):

@@ -27,12 +27,45 @@ from kbert.options import VARIANTS
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentEmbedding(keras.layers.Layer):
-    """Token ids [B, T] -> vectors [B, T, output_dim * channels].
+    """The student's word vectors, with Kim (2014)'s three ways to train them.
+
+    `Student-Embedding` of `CNNStudent` and `BiLSTMStudent`.  The matrix
+    starts random (uniform in [-0.25, 0.25]); `set_matrix` copies the
+    teacher's vectors in, as `kbert.student.build_student` does.  The
+    `variant` decides what training may change:
+
+    - "static": one frozen channel;
+    - "non-static": one channel, trained with the rest of the student;
+    - "multichannel": two channels from the same start, a frozen one and
+      a trained one, concatenated on the feature axis (frozen first).
+
+    Token id 0 (padding) gives a zero vector.
+
+    Call arguments:
+        token_ids: integer ids `[B, T]`.
+
+    Returns `[B, T, output_dim]`, or `[B, T, 2 * output_dim]` for
+    "multichannel".
 
     Args:
-        vocab_size: rows of the matrix (the teacher's vocabulary size).
-        output_dim: width of one channel.
-        variant: one of `VARIANTS`.
+        vocab_size: rows of the matrix, the teacher's vocabulary size V.
+        output_dim: width E of one channel.
+        variant: "static", "non-static" or "multichannel".
+            Defaults to "non-static".
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import StudentEmbedding
+
+    token_ids = np.array([[2, 7, 8, 3, 0]], dtype="int32")  # [B, T], 0 = padding
+    layer = StudentEmbedding(vocab_size=30, output_dim=8, variant="multichannel")
+    layer.build(token_ids.shape)
+    layer.set_matrix(np.random.default_rng(0).normal(size=(30, 8)).astype("float32"))  # [V, E]
+    vectors = layer(token_ids)  # [B, T, 2 * E], zeros at the padding
+    ```
     """
 
     def __init__(self, vocab_size, output_dim, variant="non-static", **kwargs):

@@ -15,7 +15,33 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentPairMatch(keras.layers.Layer):
-    """[a [B, D], b [B, D]] -> [B, 4D]."""
+    """Matching features of a sentence pair's two vectors.
+
+    `Student-Pair-Match` of `BiLSTMStudent` when it reads sentence pairs:
+    from side a's and side b's vectors it makes `[a, b, a * b, |a - b|]`
+    (Tang et al. 2019, after InferSent), so the layers above see directly
+    where the two sentences agree.
+
+    Call arguments:
+        inputs: `[a, b]`, each `[B, D]`.
+
+    Returns `[B, 4 * D]`.
+
+    Args:
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import StudentPairMatch
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, 8)).astype("float32")  # [B, D]
+    b = rng.normal(size=(2, 8)).astype("float32")  # [B, D]
+    features = StudentPairMatch()([a, b])  # [B, 4 * D]
+    ```
+    """
 
     def call(self, inputs):
         a, b = inputs

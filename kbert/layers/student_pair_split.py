@@ -19,10 +19,35 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentPairSplit(keras.layers.Layer):
-    """token_ids [B, T] -> [side a's ids [B, T], side b's ids [B, T]].
+    """Splits a sentence pair's token ids into its two sentences.
+
+    `Student-Pair-Split` of `BiLSTMStudent` when it reads sentence pairs.
+    The teacher's ids of a pair are `[CLS] a1 .. an [SEP] b1 .. bm [SEP]`
+    and padding (0).  Side a's output keeps the tokens of the first
+    sentence where they are and sets every other position to 0; side b's
+    does the same for the second sentence.  Since `StudentBiLSTM` skips id
+    0 wherever it occurs, each side then reads as that sentence alone.
+
+    Call arguments:
+        token_ids: the pair's ids `[B, T]`, `[CLS]` at position 0.
+
+    Returns `[side_a, side_b]`, each `[B, T]`.
 
     Args:
-        separator_id: the vocabulary id of [SEP].
+        separator_id: the vocabulary id of `[SEP]`.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import StudentPairSplit
+
+    # [CLS] = 2, [SEP] = 3.
+    token_ids = np.array([[2, 7, 8, 3, 9, 10, 11, 3, 0]], dtype="int32")  # [B, T]
+    side_a, side_b = StudentPairSplit(separator_id=3)(token_ids)  # [B, T] each
+    # side_a: [[0, 7, 8, 0, 0, 0, 0, 0, 0]], side_b: [[0, 0, 0, 0, 9, 10, 11, 0, 0]]
+    ```
     """
 
     def __init__(self, separator_id, **kwargs):

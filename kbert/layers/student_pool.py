@@ -17,10 +17,39 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class StudentPool(keras.layers.Layer):
-    """[token_ids [B, T], maps_w [B, T + w - 1, F] for each w] -> [B, sum F].
+    """Max-over-time pooling of the CNN student's maps, inside the sentence.
+
+    `Student-Pool` of `CNNStudent`.  For each `StudentConv` output (position
+    i of a width-w map covers tokens i - w + 1 .. i), the maximum over the
+    positions whose window touches at least one real token (id not 0) is
+    taken, so windows lying wholly in batch padding never count and a
+    sentence pools the same in any batch.  The pooled features of all
+    widths are concatenated; a sentence of only padding gets zeros.
+
+    Call arguments:
+        inputs: `[token_ids, map_1, map_2, ...]`: ids `[B, T]`, then one map
+            `[B, T + w - 1, F]` for each width w of `kernel_sizes`, in
+            that order.
+
+    Returns `[B, F_1 + F_2 + ...]`.
 
     Args:
-        kernel_sizes: the filter widths of the maps, in input order.
+        kernel_sizes: the filter width of each map, in input order.
+            Defaults to (3, 4, 5).
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import StudentPool
+
+    rng = np.random.default_rng(0)
+    token_ids = np.array([[7, 8, 0, 0, 0], [7, 8, 9, 10, 11]], dtype="int32")  # [B, T], 0 = padding
+    map_2 = rng.normal(size=(2, 6, 4)).astype("float32")  # [B, T + 1, F], width 2
+    map_3 = rng.normal(size=(2, 7, 4)).astype("float32")  # [B, T + 2, F], width 3
+    pooled = StudentPool(kernel_sizes=(2, 3))([token_ids, map_2, map_3])  # [B, 8]
+    ```
     """
 
     def __init__(self, kernel_sizes=(3, 4, 5), **kwargs):

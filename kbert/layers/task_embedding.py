@@ -16,13 +16,40 @@ from kbert.errors import ConfigError
 
 @keras.saving.register_keras_serializable(package="kbert")
 class TaskEmbedding(keras.layers.Layer):
-    """keras-bert's signature.
+    """Adds one learned vector per task to every position of the embeddings.
+
+    `Embedding-Task` in `BertModel` with `task_num` (keras-bert's
+    `use_task_embed`): each example's task id selects a row of the table,
+    which is added to all its positions.  The constructor has keras-bert's
+    signature.  The padding mask of the embeddings passes through.
+
+    Call arguments:
+        inputs: `[hidden, task_ids]`: the embeddings `[B, T, H]` and one
+            task id per example `[B, 1]`.
+
+    Returns `[B, T, H]`.
 
     Args:
-        input_dim: rows of the table (task ids 0..input_dim-1).
-        output_dim: the embeddings' width (hidden_size).
-        embeddings_initializer: the table's initializer.
-        mask_zero: task id 0 adds nothing.
+        input_dim: rows of the table: task ids 0 .. input_dim - 1.
+        output_dim: width of the table, the embeddings' width H (checked
+            at build time).
+        embeddings_initializer: the table's initializer, a name or a
+            `keras.initializers.Initializer`. Defaults to "uniform" (Keras'
+            uniform in [-0.05, 0.05], as keras-bert).
+        mask_zero: if True, task id 0 adds nothing. Defaults to False.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import TaskEmbedding
+
+    hidden = np.zeros((2, 5, 8), dtype="float32")  # [B, T, H]
+    task_ids = np.array([[0], [2]], dtype="int32")  # [B, 1]
+    layer = TaskEmbedding(input_dim=3, output_dim=8)
+    outputs = layer([hidden, task_ids])  # [B, T, H], row 0 added to example 0, row 2 to example 1
+    ```
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False, **kwargs):

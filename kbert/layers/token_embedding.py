@@ -12,6 +12,41 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kbert")
 class TokenEmbedding(keras.layers.Layer):
+    """Word-piece embeddings that also output their matrix.
+
+    `Embedding-Token` in `BertModel`.  It looks up each id's row of a
+    `[V, H]` matrix and returns the matrix as a second output, so that the
+    masked-LM head (`EmbeddingSimilarity`) reuses it instead of keeping a
+    copy, as the original ties them.  Token id 0 is padding: the first
+    output carries a Keras mask that is False there, which mask-aware
+    layers downstream respect.
+
+    Call arguments:
+        token_ids: integer ids `[B, T]`.
+
+    Returns `[embedded, matrix]`: `[B, T, H]` and `[V, H]`, both in the
+    layer's compute dtype.
+
+    Args:
+        vocab_size: rows V of the matrix, the vocabulary size.
+        hidden_size: width H of each embedding.
+        initializer_range: standard deviation of the matrix's truncated
+            normal initializer. Defaults to 0.02.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kbert.layers import TokenEmbedding
+
+    token_ids = np.array([[2, 7, 8, 3, 0], [2, 9, 10, 11, 3]], dtype="int32")  # [B, T], 0 = padding
+    layer = TokenEmbedding(vocab_size=30, hidden_size=8)
+    embedded, matrix = layer(token_ids)  # [B, T, H], [V, H]
+    mask = layer.compute_mask(token_ids)[0]  # [B, T] bool, False at the padding
+    ```
+    """
+
     def __init__(self, vocab_size, hidden_size, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
@@ -43,10 +78,5 @@ class TokenEmbedding(keras.layers.Layer):
         return [tuple(input_shape) + (self.hidden_size,), (self.vocab_size, self.hidden_size)]
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            initializer_range=self.initializer_range,
-        )
-        return config
+        args = ("vocab_size", "hidden_size", "initializer_range")
+        return {**super().get_config(), **{name: getattr(self, name) for name in args}}

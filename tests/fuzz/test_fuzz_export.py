@@ -60,8 +60,9 @@ def test_export_destinations(tmp_path):
 
 @pytest.mark.single_backend
 def test_packed_inputs():
-    from kbert.model import BertModel, packed_classifier
+    from kbert.model import BertModel
     from kbert.packing import pack
+    from kbert.views import packed_classifier
 
     rng = np.random.default_rng(24)
     config = dict(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,

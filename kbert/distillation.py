@@ -65,6 +65,7 @@ from kbert.progress import ItemsProgress
 from kbert.registry import STUDENTS, student_classes
 from kbert.seeding import EpochSeed
 from kbert.student import build_student, static_start
+from kbert.views import student_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -441,17 +442,6 @@ def _identity(materials):
     }
 
 
-def _trainer(student, width):
-    """The student with a learned projection of its sentence vector (what
-    `Student-Dropout` reads) to the teacher's pooled width, output after
-    its logits: [B, C + width].  What trains with a pooled-representation
-    loss; the student alone is saved."""
-    features = student.get_layer("Student-Dropout").input
-    projected = keras.layers.Dense(width, name="Student-Pooled-Projection")(features)
-    outputs = keras.layers.Concatenate(name="Student-Trainer-Outputs")([student.output, projected])
-    return keras.Model(student.input, outputs, name="student_trainer")
-
-
 def _compile(model, options, num_labels):
     pooled = dict(pooled_weight=options.pooled_weight, num_labels=num_labels) if options.pooled_weight else {}
     model.compile(
@@ -537,7 +527,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
         # What _finish rebuilds the student from, when a trainer wraps it.
         state["student"] = {"class": type(model).__name__, "config": model.get_config()}
         if options.pooled_weight:
-            model = _trainer(model, identity["embedding_dim"])
+            model = student_trainer(model, identity["embedding_dim"])
         _compile(model, options, materials.num_labels)
     else:
         logger.info("resuming after epoch %d", state["epoch"])

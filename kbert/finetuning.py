@@ -109,12 +109,12 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     """Fine-tune `options.checkpoint` on `options.task`; returns the `RunRecord`."""
     from kbert.batching import BUCKET_WINDOW, BucketedBatches, EpochOrder
     from kbert.glue import get_processor, resolve_data_dir
-    from kbert.model import packed_classifier
     from kbert.optimization import create_optimizer, train_jit_compile
     from kbert.packing import PackedBatches
     from kbert.progress import ItemsProgress
     from kbert.seeding import EpochSeed
     from kbert.tokenization import Tokenizer, validate_case_matches_checkpoint
+    from kbert.views import packed_classifier
     from kbert.weights.export import export_checkpoint
     from kbert.weights.loading import checkpoint_directory, load_checkpoint
 
