@@ -33,7 +33,9 @@ demo: $(VENV)/.installed-demo
 # test models eagerly, where JAX compiles every new shape (the first pass
 # took 302 s on torch, 811 s on JAX).  Two pytest-xdist workers, a test
 # file each at a time: the tiny models' steps and JAX's compilations are
-# single-threaded, so two files run side by side on the two cores.
+# single-threaded, so two files run side by side on the two cores, each
+# worker with one compute thread (tests/conftest.py: torch's suite took
+# 450 s with each worker's own thread pool, 209 s without).
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check kbert tests benchmarks docs
