@@ -58,13 +58,13 @@ from kbert.atomic import atomic_output, read_json, refuse_overlap, save_model_at
 from kbert.batching import BUCKET_WINDOW, BucketedBatches
 from kbert.errors import ConfigError, DataError
 from kbert.inference import predict_bucketed
-from kbert.materials import load_materials
+from kbert.materials import load_materials, teacher_sha256
 from kbert.numeric import log_softmax
 from kbert.options import DistillOptions
 from kbert.progress import ItemsProgress
 from kbert.registry import STUDENTS, student_classes
 from kbert.seeding import EpochSeed
-from kbert.student import build_student, static_start
+from kbert.student import build_student, cut_teacher, static_start
 from kbert.views import student_trainer
 
 logger = logging.getLogger(__name__)
@@ -73,9 +73,9 @@ STATE_FILE = "state.json"
 # What a run recorded before an option existed used, where that differs
 # from the current default: runs before the holdout picked epochs on dev; runs
 # before the length-matched draw drew the holdout at random and picked on gold.
-PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold"}
+PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold", "learning_rate": 1e-3}
 # A new run's choices for the options left None.
-NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement"}
+NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement", "learning_rate": None}
 
 
 # ---------------------------------------------------------------- loss and metric
@@ -167,9 +167,15 @@ def pack_targets(labels, logits, pooled=None):
 # ---------------------------------------------------------------- batches
 
 
-def predict_logits(model, x, lengths=None, batch_size=256):
-    """The student's logits [N, C] for token ids [N, T], in length buckets."""
-    return predict_bucketed(model, [np.asarray(x, np.int32)], lengths, batch_size=batch_size)
+def predict_logits(model, x, lengths=None, batch_size=256, segment=None):
+    """The student's logits [N, C] for token ids [N, T] (and segment ids
+    [N, T] for a student that reads them), in length buckets."""
+    arrays = [np.asarray(x, np.int32)]
+    if len(model.inputs) > 1:
+        if segment is None:
+            raise ConfigError(f"{model.name} reads segment ids too; pass segment=")
+        arrays.append(np.asarray(segment, np.int32))
+    return predict_bucketed(model, arrays, lengths, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -189,7 +195,7 @@ def _selection_metric(task):
 
 def _split_logits(model, split):
     # A trainer with a pooled projection outputs [logits, projection]: the first C columns.
-    return predict_logits(model, split.x, split.length)[:, : split.y.shape[1]]
+    return predict_logits(model, split.x, split.length, segment=split.segment)[:, : split.y.shape[1]]
 
 
 def _dev_scores(model, split, task, logits=None):
@@ -412,7 +418,9 @@ def _start(materials, options, splits):
     return static_start(materials.static, counts, dim)
 
 
-def _training_rows(directory, splits, pooled):
+def _training_rows(directory, splits, pooled, segments=False):
+    """(token ids [N, T], or (token ids, segment ids) with `segments`;
+    targets; lengths) of the training splits, one after the other."""
     names = list(splits)
     if pooled:
         missing = [name for name, split in splits.items() if split.pooled is None]
@@ -422,6 +430,8 @@ def _training_rows(directory, splits, pooled):
     splits = list(splits.values())
     width = max(split.x.shape[1] for split in splits)
     x = np.concatenate([np.pad(s.x, [(0, 0), (0, width - s.x.shape[1])]) for s in splits])
+    if segments:
+        x = (x, np.concatenate([np.pad(s.segment, [(0, 0), (0, width - s.x.shape[1])]) for s in splits]))
     targets = np.concatenate([pack_targets(s.label, s.y, s.pooled if pooled else None) for s in splits])
     lengths = np.concatenate([s.length for s in splits])
     logger.info("training on %s: %d rows", "+".join(names), len(x))
@@ -459,7 +469,9 @@ def _resume_state(checkpoint_dir, options, identity, resume):
     path = os.path.join(checkpoint_dir, STATE_FILE)
     unset = [name for name in NEW_RUN if getattr(options, name) is None]
     if not os.path.exists(path):
-        return None, dataclasses.replace(options, **{name: NEW_RUN[name] for name in unset})
+        # learning_rate: the student's own (`StudentSpec.learning_rate`).
+        fresh = dict(NEW_RUN, learning_rate=STUDENTS[options.student].learning_rate)
+        return None, dataclasses.replace(options, **{name: fresh[name] for name in unset})
     if not resume:
         raise ConfigError(
             f"{path}: a distillation run is here already; pass resume=True (--resume) or use a new directory"
@@ -521,9 +533,12 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     if state is None:
         state = {"epoch": 0, "best_score": None, "best_epoch": None, "best_weights": None, "checkpoint": None,
                  "history": [], "config": options.to_dict(), "identity": identity}
-        model = build_student(_start(materials, options, splits), materials.num_labels, student=options.student,
-                              variant=options.variant, embedding_dim=options.embedding_dim,
-                              **_student_arguments(materials, options))
+        if STUDENTS[options.student].start == "teacher":
+            model = cut_teacher(_teacher(materials), **_student_arguments(materials, options))
+        else:
+            model = build_student(_start(materials, options, splits), materials.num_labels,
+                                  student=options.student, variant=options.variant,
+                                  embedding_dim=options.embedding_dim, **_student_arguments(materials, options))
         # What _finish rebuilds the student from, when a trainer wraps it.
         state["student"] = {"class": type(model).__name__, "config": model.get_config()}
         if options.pooled_weight:
@@ -536,7 +551,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     record = _record(identity, options, status="training")
     runs.write_run(out_dir, record)
 
-    x, targets, lengths = _training_rows(materials.directory, splits, options.pooled_weight > 0)
+    x, targets, lengths = _training_rows(materials.directory, splits, options.pooled_weight > 0,
+                                         segments=len(model.inputs) > 1)
     dev = materials.splits[options.dev_split]
     select = (options.dev_split, dev) if holdout is None else ("holdout", holdout)
     if state["epoch"] < options.epochs:
@@ -553,6 +569,24 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
         model.fit(batches, epochs=options.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0,
                   shuffle=False)
     return _finish(out_dir, model, record, state, materials.vocab, dev, select[0])
+
+
+def _teacher(materials):
+    """The teacher model the materials were made with (its run directory,
+    the manifest's teacher id), checked against the manifest's weight hash."""
+    teacher = materials.manifest["teacher"]
+    run_dir = teacher["id"]
+    if teacher.get("quantization"):
+        raise ConfigError(f"{materials.directory}: the materials come from an int8 teacher; cut the transformer "
+                          "student from materials of the float teacher")
+    if not runs.has_run(run_dir) or runs.read_run(run_dir).kind != "teacher":
+        raise ConfigError(f"{materials.directory}: the transformer student is cut from the teacher's run, "
+                          f"{run_dir!r}, which holds no teacher run")
+    model, _ = runs.load_model(run_dir)
+    if teacher_sha256(model) != teacher["sha256"]:
+        raise DataError(f"{run_dir}: the teacher's weights changed since the materials in {materials.directory} "
+                        "were made")
+    return model
 
 
 def _student_arguments(materials, options):

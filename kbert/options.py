@@ -32,6 +32,8 @@ HOLDOUT_DRAWS = ("length", "random")
 # ("gold"), agreement with the teacher's labels ("agreement"), or the mean
 # KL divergence from the teacher's softmax, lowest best ("kl").
 SELECTIONS = ("gold", "agreement", "kl")
+# Which teacher layers a transformer student starts from (`kbert.student.teacher_layers`).
+LAYER_MAPS = ("spread", "bottom")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +43,14 @@ class DistillOptions:
     Attributes:
         epochs: passes over the training rows.
         batch_size: rows per step (Kim used 50).
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size (None: the student's own, 1e-3 for
+            the CNN and the BiLSTM, 5e-5 for the transformer; a resumed
+            run keeps its own).
         alpha: weight of the gold-label cross-entropy (0 = logits only).
         loss: "mse" (logit regression, Tang et al.) or "kl" (softened outputs).
         temperature: the KL's temperature (ignored by "mse").
-        student: "cnn" (Kim's CNN) or "bilstm" (Tang et al.'s BiLSTM).
+        student: "cnn" (Kim's CNN), "bilstm" (Tang et al.'s BiLSTM) or
+            "transformer" (a smaller BERT cut from the teacher, `kbert.student.cut_teacher`).
         units: the BiLSTM's state width per direction.
         pooling: the BiLSTM's sentence vector, "last" states or "max" over
             its outputs.
@@ -53,6 +58,12 @@ class DistillOptions:
             sequence with [SEP] between, or "siamese", each sentence alone
             through the same layers, matched as [a, b, a * b, |a - b|]
             (Tang et al.).
+        layers: the transformer's encoder layers (None: half the teacher's).
+        hidden, heads, intermediate: the transformer's hidden size,
+            attention heads and feed-forward width (None: the teacher's;
+            at the teacher's width it starts from the teacher's layers).
+        layer_map: which teacher layers the transformer starts from:
+            "spread" (evenly, ending with the last) or "bottom" (the first).
         variant: the student's embedding, "static", "non-static" or "multichannel".
         embedding_dim: None keeps the teacher's width; smaller projects it.
         embedding: the student's starting vectors: "teacher" (its
@@ -89,7 +100,7 @@ class DistillOptions:
 
     epochs: int = 10
     batch_size: int = 50
-    learning_rate: float = 1e-3
+    learning_rate: float = None
     alpha: float = 0.0
     loss: str = "mse"
     temperature: float = 1.0
@@ -99,6 +110,11 @@ class DistillOptions:
     units: int = 100
     pooling: str = "last"
     pairs: str = "joint"
+    layers: int = None
+    hidden: int = None
+    heads: int = None
+    intermediate: int = None
+    layer_map: str = "spread"
     variant: str = "non-static"
     embedding_dim: int = None
     embedding: str = "teacher"
@@ -146,8 +162,19 @@ class DistillOptions:
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
+        if self.learning_rate is not None and self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        for name in ("layers", "hidden", "heads", "intermediate"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.layer_map not in LAYER_MAPS:
+            raise ConfigError(f"layer_map must be one of {LAYER_MAPS}, got {self.layer_map!r}")
+        if STUDENTS[self.student].start == "teacher":
+            for name, default in (("embedding", "teacher"), ("variant", "non-static"), ("embedding_dim", None),
+                                  ("pooled_weight", 0.0)):
+                if getattr(self, name) != default:
+                    raise ConfigError(f"--{name.replace('_', '-')} shapes the small students' embedding; the "
+                                      f"{self.student} student starts from the teacher's own layers")
 
     def to_dict(self):
         config = dataclasses.asdict(self)

@@ -3,7 +3,9 @@
 A new student is one layer file (in `kbert/layers/`), one model class (a
 functional `keras.Model` whose first two constructor arguments are
 `vocab_size` and `num_labels`, with `embedding_dim` and `variant`, and a
-`Student-Embedding` layer with `set_matrix`), and one row here.  Every
+`Student-Embedding` layer with `set_matrix`), and one row here.  A student
+cut from the teacher itself (`start="teacher"`: the transformer student,
+a `BertModel`) is built by `kbert.student.cut_teacher` instead.  Every
 reader takes its students from this table: `kbert distill --student`,
 `kbert run --student`, `kbert.student.build_student`, distillation's
 rebuilding of the kept epoch, the pipeline's report and the throughput
@@ -31,6 +33,10 @@ class StudentSpec:
             sentence pair's two sides apart (`--pairs siamese`).
         aliases: older class names of the same class, which saved `.keras`
             files and run states may carry.
+        start: "embedding" (built by `build_student` from the teacher's
+            token vectors) or "teacher" (cut from the teacher model's own
+            layers by `cut_teacher`; it reads segment ids too).
+        learning_rate: Adam's step size when `--learning-rate` is left out.
     """
 
     name: str
@@ -39,6 +45,8 @@ class StudentSpec:
     options: tuple = ()
     pairs_apart: bool = False
     aliases: tuple = ()
+    start: str = "embedding"
+    learning_rate: float = 1e-3
 
     def load(self):
         """The model class (imports its module, and so Keras)."""
@@ -52,6 +60,11 @@ STUDENTS = {
         StudentSpec("cnn", "kbert.student:CNNStudent", "CNN student", aliases=("StudentModel",)),
         StudentSpec("bilstm", "kbert.student:BiLSTMStudent", "BiLSTM student", options=("units", "pooling"),
                     pairs_apart=True),
+        # A BERT of the teacher's own layers learns at fine-tuning rates:
+        # Adam's 1e-3 for the small students would wreck its start.
+        StudentSpec("transformer", "kbert.model:BertModel", "transformer student",
+                    options=("layers", "hidden", "heads", "intermediate", "layer_map"), start="teacher",
+                    learning_rate=5e-5),
     )
 }
 

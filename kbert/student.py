@@ -46,6 +46,7 @@ import logging
 import keras
 import numpy as np
 
+from kbert.config import BertConfig
 from kbert.errors import ConfigError
 from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
@@ -53,8 +54,8 @@ from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pair_match import StudentPairMatch
 from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
-from kbert.model import policy_name, policy_scope
-from kbert.options import POOLINGS, VARIANTS
+from kbert.model import BertModel, policy_name, policy_scope
+from kbert.options import LAYER_MAPS, POOLINGS, VARIANTS
 from kbert.registry import STUDENTS
 
 logger = logging.getLogger(__name__)
@@ -313,6 +314,9 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
     """
     if student not in STUDENTS:
         raise ConfigError(f"student must be one of {tuple(STUDENTS)}, got {student!r}")
+    if STUDENTS[student].start != "embedding":
+        raise ConfigError(f"the {student} student is cut from the teacher model, not built from its token "
+                          "vectors: use kbert.student.cut_teacher")
     embedding = np.asarray(embedding)
     if embedding.ndim != 2:
         raise ConfigError(f"the teacher's embedding matrix must be [V, H], got shape {embedding.shape}")
@@ -322,3 +326,79 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
     model = model_class(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
     model.get_layer("Student-Embedding").set_matrix(matrix)
     return model
+
+
+def teacher_layers(layers, depth, layer_map="spread"):
+    """The 1-based teacher encoder layers a student of `layers` layers keeps
+    from `depth`, in order: "spread" evenly, ending with the last (for
+    depth 6: 3 layers keep 2, 4, 6; 2 keep 3, 6), as DistilBERT keeps every
+    other layer; "bottom" the first ones (nearest the embeddings)."""
+    if layer_map not in LAYER_MAPS:
+        raise ConfigError(f"layer_map must be one of {LAYER_MAPS}, got {layer_map!r}")
+    _check_positive(layers=layers)
+    if layers > depth:
+        raise ConfigError(f"a student of {layers} layers cannot be cut from a teacher of {depth}")
+    if layer_map == "bottom":
+        return list(range(1, layers + 1))
+    return [int(np.floor((i + 1) * depth / layers + 0.5)) for i in range(layers)]
+
+
+def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=None, layer_map="spread"):
+    """A transformer student: a `BertModel` classifier (kbert's named
+    layers) smaller than `teacher`, started from the teacher's weights.
+
+    Every part whose shape matches the teacher's starts as the teacher's
+    own: the embeddings, the pooler (`NSP-Dense`), the classifier and, at
+    the teacher's width (hidden, heads and intermediate unchanged), the
+    encoder layers `teacher_layers` picks, renumbered 1..L.  At another
+    width the student starts from BERT's random initialisation (truncated
+    normal, the teacher's `initializer_range`) wherever shapes differ.
+
+    Args:
+        teacher: a `BertModel` classifier (`num_labels` set).
+        layers: the student's encoder layers L (None: half the teacher's,
+            rounded up).
+        hidden, heads, intermediate: `hidden_size`, `num_attention_heads`
+            and `intermediate_size` (None: the teacher's).
+        layer_map: how the L layers are chosen (`LAYER_MAPS`).
+
+    Returns:
+        The student `BertModel`; its `cut_from` attribute lists, per
+        student layer, the teacher layer it started from (empty at another
+        width).
+
+    Raises:
+        ConfigError: `teacher` is no `BertModel` classifier, or the sizes
+            do not fit (heads must divide hidden; L at most the teacher's).
+    """
+    if not isinstance(teacher, BertModel) or teacher.num_labels is None:
+        raise ConfigError("a transformer student is cut from a BertModel classifier (num_labels set)")
+    config = teacher.bert_config
+    depth = config.num_hidden_layers
+    layers = -(-depth // 2) if layers is None else layers
+    chosen = teacher_layers(layers, depth, layer_map)
+    sizes = dict(num_hidden_layers=layers, hidden_size=hidden or config.hidden_size,
+                 num_attention_heads=heads or config.num_attention_heads,
+                 intermediate_size=intermediate or config.intermediate_size)
+    _check_positive(**sizes)
+    if sizes["hidden_size"] % sizes["num_attention_heads"]:
+        raise ConfigError(f"hidden {sizes['hidden_size']} is not a multiple of heads {sizes['num_attention_heads']}")
+    student = BertModel(BertConfig.from_dict(dict(config.to_dict(), **sizes)), num_labels=teacher.num_labels,
+                        seq_len=teacher.seq_len)
+    same_width = all(sizes[name] == getattr(config, name) for name in
+                     ("hidden_size", "num_attention_heads", "intermediate_size"))
+    pairs = [(layer.name, layer.name) for layer in student.layers if not layer.name.startswith("Encoder-")]
+    if same_width:
+        for n, source in enumerate(chosen, start=1):
+            pairs += [(layer.name, layer.name.replace(f"Encoder-{n}-", f"Encoder-{source}-", 1))
+                      for layer in student.layers if layer.name.startswith(f"Encoder-{n}-")]
+    copied = []
+    for name, source in pairs:
+        ours, theirs = student.get_layer(name).get_weights(), teacher.get_layer(source).get_weights()
+        if ours and [w.shape for w in ours] == [w.shape for w in theirs]:
+            student.get_layer(name).set_weights(theirs)
+            copied.append(name)
+    student.cut_from = chosen if same_width else []
+    logger.info("transformer student: %d layers (%s) from %d; %d layers started from the teacher", layers,
+                ", ".join(map(str, chosen)) if same_width else "fresh", depth, len(copied))
+    return student

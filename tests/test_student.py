@@ -320,6 +320,8 @@ def test_build_bilstm_student_from_teacher_vectors(matrix, rng):
     logits = hidden @ to_numpy(model.get_layer("Student-Logits").kernel) + to_numpy(model.get_layer("Student-Logits").bias)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), logits, atol=1e-4)
     with pytest.raises(ConfigError, match="student must be one of"):
+        build_student(matrix, C, student="gru")
+    with pytest.raises(ConfigError, match="cut from the teacher model"):
         build_student(matrix, C, student="transformer")
     with pytest.raises(ConfigError, match="pooling"):
         build_student(matrix, C, student="bilstm", pooling="mean")

@@ -35,6 +35,9 @@ BERT_MODELS = {
     "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
     MINILM: None,  # the preset's config.json
+    # The transformer student `kbert distill --student transformer` cuts
+    # from the MiniLM teacher by default: half its layers, its width.
+    "minilm-l3-student": dict(hidden_size=384, num_hidden_layers=3, num_attention_heads=12, intermediate_size=1536),
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),  # tests
 }
 STUDENT_MODELS = {
@@ -49,7 +52,7 @@ STUDENT_MODELS = {
                            variant="non-static"),
 }
 MODELS = tuple(BERT_MODELS) + tuple(STUDENT_MODELS)
-DEFAULT_MODELS = ("bert-base", "bert-large", MINILM, "cnn-student", "bilstm-student")
+DEFAULT_MODELS = ("bert-base", "bert-large", MINILM, "minilm-l3-student", "cnn-student", "bilstm-student")
 
 # The `bert_config.json` fields that fix a model's shape: what the builders
 # of every implementation and the FLOP count read.

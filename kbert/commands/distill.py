@@ -1,9 +1,10 @@
-"""`kbert distill --materials DIR --output DIR [--student cnn|bilstm]`: train a student on teaching materials."""
+"""`kbert distill --materials DIR --output DIR [--student cnn|bilstm|transformer]`: train a student on teaching materials."""
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
 from kbert.options import (
     EMBEDDINGS,
     HOLDOUT_DRAWS,
+    LAYER_MAPS,
     LOSSES,
     PAIRS,
     POOLINGS,
@@ -21,20 +22,31 @@ def add_arguments(parser):
     add_flag(parser, "--output", required=True, help="the student's run directory")
     add_option(parser, DistillOptions, "epochs")
     add_option(parser, DistillOptions, "batch_size")
-    add_option(parser, DistillOptions, "learning_rate", help="Adam's step size")
+    add_option(parser, DistillOptions, "learning_rate", type=float,
+               help="Adam's step size (default: the student's own, 1e-3; the transformer's 5e-5)")
     add_option(parser, DistillOptions, "alpha",
                help="weight of the gold-label cross-entropy; 0 (default): the teacher's logits only")
     add_option(parser, DistillOptions, "loss", choices=LOSSES,
                help="mse: between logits (Tang et al.); kl: between temperature-softened outputs")
     add_option(parser, DistillOptions, "temperature", help="for --loss kl")
     add_option(parser, DistillOptions, "student", choices=tuple(STUDENTS),
-               help="cnn: Kim's CNN (default); bilstm: Tang et al.'s BiLSTM")
+               help="cnn: Kim's CNN (default); bilstm: Tang et al.'s BiLSTM; transformer: a smaller BERT cut "
+                    "from the teacher's own layers")
     add_option(parser, DistillOptions, "units", help="the BiLSTM's state width per direction")
     add_option(parser, DistillOptions, "pooling", choices=POOLINGS,
                help="the BiLSTM's sentence vector: its last states (Tang et al.) or the max over its outputs")
     add_option(parser, DistillOptions, "pairs", choices=PAIRS,
                help="how the BiLSTM reads a sentence pair: as one sequence (joint, default), or each sentence "
                     "alone, matched as [a, b, a*b, |a-b|] (siamese, Tang et al.)")
+    add_option(parser, DistillOptions, "layers", type=int,
+               help="the transformer's encoder layers (default: half the teacher's)")
+    add_option(parser, DistillOptions, "hidden", type=int, help="the transformer's hidden size (default: the teacher's)")
+    add_option(parser, DistillOptions, "heads", type=int, help="the transformer's attention heads (default: the teacher's)")
+    add_option(parser, DistillOptions, "intermediate", type=int,
+               help="the transformer's feed-forward width (default: the teacher's)")
+    add_option(parser, DistillOptions, "layer_map", choices=LAYER_MAPS,
+               help="which teacher layers the transformer starts from: spread evenly, ending with the last "
+                    "(default), or the bottom ones")
     add_option(parser, DistillOptions, "variant", choices=VARIANTS, help="Kim's embedding variants")
     add_option(parser, DistillOptions, "embedding", choices=EMBEDDINGS,
                help="starting vectors: the teacher's Embedding-Token rows (default), or the materials' static "

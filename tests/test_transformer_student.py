@@ -1,0 +1,164 @@
+"""The transformer student: a smaller `BertModel` cut from the teacher's own
+layers (`kbert.student.cut_teacher`), distilled like the other students,
+and a BERT like any other afterwards (original-format export and reload)."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from kbert import BertModel, ConfigError, DataError, DistillOptions, distill, export_checkpoint, load_checkpoint, runs
+from kbert.config import BertConfig
+from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
+from kbert.student import cut_teacher, teacher_layers
+
+V, H, C, T, DEPTH = 40, 16, 2, 8, 4
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(5, V)]
+
+
+def logits(model, x, segments):
+    return np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch([x, segments])), np.float64)
+
+
+def centred_error(ours, theirs):
+    """Mean squared error of the logits about their means: what depends on
+    the sentence, not a constant offset a bias learns at once."""
+    return np.mean(((ours - ours.mean(0)) - (theirs - theirs.mean(0))) ** 2)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    """A random 4-layer BERT classifier saved as a complete teacher run.  Its
+    weights are drawn wide (initializer_range 0.3, not 0.02) and its
+    classifier scaled up, so that its logits depend on the sentence: a
+    target a student can learn."""
+    keras.utils.set_random_seed(3)
+    config = BertConfig(vocab_size=V, hidden_size=H, num_hidden_layers=DEPTH, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=T, initializer_range=0.3)
+    teacher = BertModel(config, num_labels=C)
+    dense = teacher.get_layer("Classifier-Dense")  # its own init is 0.02: logits spread 100x wider
+    dense.kernel.assign(keras.ops.convert_to_numpy(dense.kernel) * 100.0)
+    directory = tmp_path_factory.mktemp("teacher")
+    runs.save_model(directory, teacher, "teacher")
+    runs.write_vocab(directory, VOCAB)
+    runs.write_run(directory, runs.RunRecord(kind="teacher", status="complete", options={}, task="BOW",
+                                             labels=None, num_labels=C, max_seq_len=T))
+    return directory
+
+
+def random_split(rng, n, labeled=True):
+    lengths = rng.integers(3, T + 1, n)
+    x = np.zeros((n, T), np.int32)
+    segments = np.zeros((n, T), np.int32)
+    for i, length in enumerate(lengths):
+        x[i, :length] = rng.integers(5, V, length)
+        segments[i, length // 2 : length] = 1  # a pair's second side: the student must read segments too
+    labels = rng.integers(0, C, n) if labeled else np.full(n, -1)
+    return EncodedSplit(x, segments, labels, np.array([f"s{i}" for i in range(n)]), lengths)
+
+
+@pytest.fixture(scope="module")
+def materials_dir(teacher_run, tmp_path_factory):
+    rng = np.random.default_rng(0)
+    teacher, _ = runs.load_model(teacher_run)
+    splits = {"train": random_split(rng, 400, labeled=False), "dev": random_split(rng, 100)}
+    out = tmp_path_factory.mktemp("materials")
+    generate_materials(teacher, splits, str(out), vocab=VOCAB, teacher_id=str(teacher_run),
+                       options=MaterialsOptions(task="BOW", max_seq_len=T, batch_size=100), verbose=False)
+    return str(out)
+
+
+def test_teacher_layers_spread_evenly_or_take_the_bottom():
+    assert teacher_layers(3, 6) == [2, 4, 6]  # DistilBERT: every other layer
+    assert teacher_layers(2, 6) == [3, 6]
+    assert teacher_layers(4, 12) == [3, 6, 9, 12]
+    assert teacher_layers(1, 6) == [6]
+    assert teacher_layers(6, 6) == [1, 2, 3, 4, 5, 6]
+    assert teacher_layers(2, 6, "bottom") == [1, 2]
+    with pytest.raises(ConfigError, match="cannot be cut from a teacher of 6"):
+        teacher_layers(7, 6)
+    with pytest.raises(ConfigError, match="layer_map"):
+        teacher_layers(2, 6, "top")
+
+
+def test_a_cut_starts_from_the_teachers_chosen_layers(teacher_run):
+    teacher, _ = runs.load_model(teacher_run)
+    student = cut_teacher(teacher, layers=2)
+    assert student.cut_from == [2, 4] and student.bert_config.num_hidden_layers == 2
+    names = {layer.name for layer in student.layers if layer.weights}
+    assert not {name for name in names if name.startswith("Encoder-3")}
+    for layer in student.layers:
+        if not layer.weights:
+            continue
+        encoder = re.fullmatch(r"Encoder-(\d+)-(.+)", layer.name)
+        source = f"Encoder-{[2, 4][int(encoder[1]) - 1]}-{encoder[2]}" if encoder else layer.name
+        for ours, theirs in zip(layer.get_weights(), teacher.get_layer(source).get_weights(), strict=True):
+            np.testing.assert_array_equal(ours, theirs, err_msg=layer.name)
+    # The whole teacher, kept whole, computes what the teacher does.
+    whole = cut_teacher(teacher, layers=DEPTH)
+    x = np.array([[2, 7, 9, 3, 0]], np.int32)
+    np.testing.assert_allclose(logits(whole, x, x * 0), logits(teacher, x, x * 0), atol=1e-5)
+    # Narrower: every shape differs from the teacher's, so all starts fresh.
+    narrow = cut_teacher(teacher, layers=2, hidden=8, heads=2, intermediate=16)
+    assert narrow.cut_from == [] and narrow.bert_config.hidden_size == 8
+    assert logits(narrow, x, x * 0).shape == (1, C)
+    with pytest.raises(ConfigError, match="multiple of heads"):
+        cut_teacher(teacher, layers=2, hidden=10, heads=4)
+
+
+def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, materials_dir, tmp_path):
+    from kbert.materials import load_materials
+
+    teacher, _ = runs.load_model(teacher_run)
+    dev = load_materials(materials_dir).splits["dev"]
+    target = logits(teacher, dev.x, dev.segment)
+    start = cut_teacher(teacher, layers=2)
+    before = centred_error(logits(start, dev.x, dev.segment), target)
+
+    options = DistillOptions(student="transformer", layers=2, epochs=4, batch_size=20, learning_rate=1e-3, seed=1)
+    record = distill(materials_dir, str(tmp_path / "student"), options, verbose=0)
+    assert record.options["learning_rate"] == 1e-3 and record.options["layers"] == 2
+    student = keras.saving.load_model(tmp_path / "student" / "student.keras")
+    assert isinstance(student, BertModel) and student.bert_config.num_hidden_layers == 2
+    after = centred_error(logits(student, dev.x, dev.segment), target)
+    assert after < 0.5 * before, (before, after)  # it learned the teacher's logits beyond its start
+    np.testing.assert_allclose(record.results["dev_agreement"],
+                               np.mean(logits(student, dev.x, dev.segment).argmax(1) == target.argmax(1)))
+
+    # A BERT like any other: the original format, reloaded, gives its logits.
+    export_checkpoint(student, tmp_path / "original", vocab_file=str(tmp_path / "student" / "vocab.txt"))
+    reloaded = load_checkpoint(tmp_path / "original", num_labels=C)
+    np.testing.assert_allclose(logits(reloaded, dev.x[:8], dev.segment[:8]), logits(student, dev.x[:8], dev.segment[:8]),
+                               atol=1e-5)
+
+
+def test_the_default_step_size_is_the_students_own(materials_dir, tmp_path):
+    record = distill(materials_dir, str(tmp_path), DistillOptions(student="transformer", layers=1, epochs=1,
+                                                                  seed=1), verbose=0)
+    assert record.options["learning_rate"] == 5e-5
+
+
+def test_options_that_shape_a_small_students_embedding_are_refused():
+    for option in ({"embedding": "static"}, {"variant": "static"}, {"embedding_dim": 8}, {"pooled_weight": 0.5}):
+        with pytest.raises(ConfigError, match="starts from the teacher's own layers"):
+            DistillOptions(student="transformer", **option)
+    with pytest.raises(ConfigError, match="layers must be >= 1"):
+        DistillOptions(student="transformer", layers=0)
+
+
+def test_a_changed_or_missing_teacher_is_refused(teacher_run, materials_dir, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "materials"
+    shutil.copytree(materials_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["teacher"]["sha256"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="the teacher's weights changed"):
+        distill(str(copy), str(tmp_path / "a"), DistillOptions(student="transformer", epochs=1), verbose=0)
+    manifest["teacher"]["id"] = str(tmp_path / "nowhere")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="holds no teacher run"):
+        distill(str(copy), str(tmp_path / "b"), DistillOptions(student="transformer", epochs=1), verbose=0)
