@@ -70,12 +70,12 @@ def materials_dir(teacher_run, tmp_path_factory):
 
 
 def test_teacher_layers_spread_evenly_or_take_the_bottom():
-    assert teacher_layers(3, 6) == [2, 4, 6]  # DistilBERT: every other layer
-    assert teacher_layers(2, 6) == [3, 6]
-    assert teacher_layers(4, 12) == [3, 6, 9, 12]
-    assert teacher_layers(1, 6) == [6]
-    assert teacher_layers(6, 6) == [1, 2, 3, 4, 5, 6]
-    assert teacher_layers(2, 6, "bottom") == [1, 2]
+    assert teacher_layers(3, 6, "spread") == [2, 4, 6]  # DistilBERT: every other layer
+    assert teacher_layers(2, 6, "spread") == [3, 6]
+    assert teacher_layers(4, 12, "spread") == [3, 6, 9, 12]
+    assert teacher_layers(1, 6, "spread") == [6]
+    assert teacher_layers(6, 6, "spread") == [1, 2, 3, 4, 5, 6]
+    assert teacher_layers(2, 6) == teacher_layers(2, 6, "bottom") == [1, 2]
     with pytest.raises(ConfigError, match="cannot be cut from a teacher of 6"):
         teacher_layers(7, 6)
     with pytest.raises(ConfigError, match="layer_map"):
@@ -84,7 +84,8 @@ def test_teacher_layers_spread_evenly_or_take_the_bottom():
 
 def test_a_cut_starts_from_the_teachers_chosen_layers(teacher_run):
     teacher, _ = runs.load_model(teacher_run)
-    student = cut_teacher(teacher, layers=2)
+    assert cut_teacher(teacher, layers=2).cut_from == [1, 2]  # the default: the bottom layers
+    student = cut_teacher(teacher, layers=2, layer_map="spread")
     assert student.cut_from == [2, 4] and student.bert_config.num_hidden_layers == 2
     names = {layer.name for layer in student.layers if layer.weights}
     assert not {name for name in names if name.startswith("Encoder-3")}

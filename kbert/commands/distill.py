@@ -45,8 +45,8 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "intermediate", type=int,
                help="the transformer's feed-forward width (default: the teacher's)")
     add_option(parser, DistillOptions, "layer_map", choices=LAYER_MAPS,
-               help="which teacher layers the transformer starts from: spread evenly, ending with the last "
-                    "(default), or the bottom ones")
+               help="which teacher layers the transformer starts from: the bottom ones (default), or spread "
+                    "evenly, ending with the last")
     add_option(parser, DistillOptions, "variant", choices=VARIANTS, help="Kim's embedding variants")
     add_option(parser, DistillOptions, "embedding", choices=EMBEDDINGS,
                help="starting vectors: the teacher's Embedding-Token rows (default), or the materials' static "
