@@ -24,7 +24,7 @@ COMMANDS = (
     ("finetune", "finetune", "fine-tune a classifier on a GLUE task (the teacher)"),
     ("evaluate", "evaluate", "evaluate a fine-tuned run or a student on dev or a labeled TSV"),
     ("materials", "materials", "run a fine-tuned teacher over a task and store its teaching materials"),
-    ("distill", "distill", "distill teaching materials into a student (CNN or BiLSTM)"),
+    ("distill", "distill", "distill teaching materials into a student (CNN, BiLSTM or transformer)"),
     ("predict", "predict", "classify raw text with a fine-tuned teacher or a distilled student"),
     ("export", "export", "export a teacher or student for serving (TF SavedModel or ONNX)"),
     ("run", "run", "the whole pipeline: fine-tune, evaluate, materials, distill, time, report"),

@@ -1,5 +1,6 @@
-"""Distilling the teacher into a student (Tang et al. 2019): Kim's CNN or
-Tang et al.'s BiLSTM (`kbert.student`).
+"""Distilling the teacher into a student (Tang et al. 2019): Kim's CNN,
+Tang et al.'s BiLSTM, or a smaller BERT cut from the teacher's own layers
+(`kbert.student`).
 
 The student learns to reproduce the teacher's logits z_T:
 
@@ -26,11 +27,11 @@ stored logits, so the temperature and T^2 conventions are Keras' own.
 `distill` trains in length-bucketed batches (sentences of similar length
 together, each batch trimmed to its longest row), checkpoints every epoch,
 and resumes from the last checkpoint with `resume=True`.  It keeps the
-epoch with the best score against gold labels (the task's selection
-metric: accuracy, CoLA's MCC; agreement with the teacher where there are
-no labels) on a held-out slice of the training split
-(`holdout`, 5% by default): those rows, and the augmented rows made from
-them, are not trained on.  The dev split is then scored once, for the kept
+latest epoch within one standard error of the best score on a held-out
+slice of the training split (`holdout`, 5% by default, drawn to the
+scored split's lengths; the score is `selection`, by default agreement
+with the teacher): those rows, and the augmented rows made from them, are
+not trained on.  The dev split is then scored once, for the kept
 epoch only, so the reported dev number played no part in choosing it.
 With `holdout=0` the dev split picks the epoch, as runs before the
 holdout did (and such runs resume that way).
@@ -517,6 +518,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     options = options or DistillOptions()
     refuse_overlap(out_dir, [materials_dir], flag="--output", error=ConfigError)
     materials = load_materials(materials_dir)
+    if STUDENTS[options.student].start == "teacher":  # the teacher's run is read too
+        refuse_overlap(out_dir, [materials.manifest["teacher"]["id"]], flag="--output", error=ConfigError)
     if options.dev_split not in materials.splits or not len(materials.splits[options.dev_split]):
         raise DataError(f"{materials_dir}: no complete, non-empty {options.dev_split!r} split to report")
     if materials.num_labels < 2:

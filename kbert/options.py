@@ -50,7 +50,7 @@ class DistillOptions:
         loss: "mse" (logit regression, Tang et al.) or "kl" (softened outputs).
         temperature: the KL's temperature (ignored by "mse").
         student: "cnn" (Kim's CNN), "bilstm" (Tang et al.'s BiLSTM) or
-            "transformer" (a smaller BERT cut from the teacher, `kbert.student.cut_teacher`).
+            "transformer" (a smaller BERT cut from the teacher, `kbert.cut_teacher`).
         units: the BiLSTM's state width per direction.
         pooling: the BiLSTM's sentence vector, "last" states or "max" over
             its outputs.

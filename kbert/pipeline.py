@@ -63,7 +63,8 @@ class PipelineOptions:
         augment: augmented copies per training sentence for distillation.
         neighbours, p_neighbour: nearest-neighbour word replacement in
             the augmentation (`MaterialsOptions`).
-        student: a registered student (`kbert.registry.STUDENTS`): "cnn" or "bilstm".
+        student: a registered student (`kbert.registry.STUDENTS`): "cnn",
+            "bilstm" or "transformer".
         pairs: the BiLSTM's reading of sentence pairs, "joint" or
             "siamese" (`DistillOptions`).
         embedding: the student's start, "teacher" or "static" (the

@@ -163,3 +163,11 @@ def test_a_changed_or_missing_teacher_is_refused(teacher_run, materials_dir, tmp
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="holds no teacher run"):
         distill(str(copy), str(tmp_path / "b"), DistillOptions(student="transformer", epochs=1), verbose=0)
+
+
+def test_an_output_inside_the_teacher_run_is_refused_before_anything_is_written(teacher_run, materials_dir):
+    before = sorted(p.name for p in teacher_run.rglob("*"))
+    for output in (teacher_run / "student", teacher_run.parent):
+        with pytest.raises(ConfigError, match="--output"):
+            distill(materials_dir, str(output), DistillOptions(student="transformer", epochs=1), verbose=0)
+    assert sorted(p.name for p in teacher_run.rglob("*")) == before
