@@ -88,6 +88,33 @@ def time_bucketed(model, arrays, lengths=None, *, batch_size=32, repeats=2):
     return outputs, min(times)
 
 
+def latency_one_by_one(model, arrays, lengths=None, *, count=200):
+    """Median seconds to classify one row alone (batch 1, the row trimmed
+    to its width bucket), over the first `count` rows of `arrays`, after a
+    warm-up pass over the same rows (a jit-compiling backend compiles each
+    width once, outside the timing)."""
+    arrays = [np.asarray(a)[:count] for a in arrays]
+    if lengths is None:
+        lengths = id_lengths(arrays[0])
+    lengths = check_rows(arrays, np.asarray(lengths)[:count])
+    if not len(lengths):
+        raise ConfigError("latency_one_by_one needs at least one row")
+    rows = [[a[i : i + 1, : bucket_width(lengths[i], a.shape[1])] for a in arrays] for i in range(len(lengths))]
+
+    def one(inputs):
+        # A one-input model (the CNN student) takes the array itself, not a list.
+        keras.ops.convert_to_numpy(model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0]))
+
+    for inputs in rows:
+        one(inputs)
+    times = []
+    for inputs in rows:
+        started = time.perf_counter()
+        one(inputs)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def inference_plan(model, arrays, lengths, batch_size):
     """`packed_plan`'s calls for these rows, or None where packing does not
     apply (`model` must be a `BertModel` classifier with no task ids and no

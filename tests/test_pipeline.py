@@ -73,48 +73,98 @@ def _mtimes(directory):
             for d, _, files in os.walk(directory) for f in files}
 
 
+def _eval_results(path):
+    return {k: float(v) for k, v in (line.split(" = ") for line in open(path).read().splitlines())}
+
+
 @pytest.mark.single_backend
 @pytest.mark.parametrize("task", ["SST-2", "CoLA", "MRPC"])
 def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_dir, tmp_path):
     from kbert.pipeline import PipelineOptions, run_pipeline
 
     out = str(tmp_path / "run")
-    options = PipelineOptions(task=task, checkpoint=checkpoint)
+    # The default students (the BiLSTM and the transformer cut from the teacher) and a CNN of its own options.
+    options = PipelineOptions(task=task, checkpoint=checkpoint, students=("bilstm", "transformer", "cnn:epochs=1"))
     report = run_pipeline(options, out, data_dir=glue_dir)
 
     for name in ("report.md", "report.json", "report.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     written = json.load(open(os.path.join(out, "report.json")))
     assert written == json.loads(json.dumps(report))
-    # The report's contract (issue "main job"), checked against the stages' own files.
-    teacher_eval = dict(line.split(" = ") for line in open(os.path.join(out, "teacher", "eval_results.txt")).read()
-                        .splitlines())
-    student_eval = dict(line.split(" = ") for line in open(os.path.join(out, "student", "eval_results.txt")).read()
-                        .splitlines())
-    assert report["teacher_accuracy"] == pytest.approx(float(teacher_eval["eval_accuracy"]), abs=1e-6)
-    assert report["student_accuracy"] == pytest.approx(float(student_eval["eval_accuracy"]), abs=1e-6)
-    metric = {"SST-2": None, "CoLA": "eval_mcc", "MRPC": "eval_f1"}[task]
-    if metric:  # the task's own GLUE metric, in the JSON and as a column of the table
-        assert report["teacher_metrics"][metric] == pytest.approx(float(teacher_eval[metric]), abs=1e-6)
-        assert f"dev {metric[len('eval_'):]}" in open(os.path.join(out, "report.md")).read()
-    assert report["teacher_items_per_second"] > 0 and report["student_items_per_second"] > 0
-    assert set(report["stage_seconds"]) == {"finetune", "evaluate teacher", "materials", "distill",
-                                            "evaluate student", "time teacher", "time student"}
+    # The report's contract, checked against the stages' own files: one row per
+    # model, its scores those its evaluation wrote, the first student in student/.
+    directories = {"teacher": "teacher", "bilstm": "student", "transformer": "student-transformer",
+                   "cnn-epochs1": "student-cnn-epochs1"}
+    assert [m["name"] for m in report["models"]] == list(directories)
+    score = {"SST-2": "eval_accuracy", "CoLA": "eval_mcc", "MRPC": "eval_f1"}[task]
+    table = open(os.path.join(out, "report.md")).read()
+    for model in report["models"]:
+        assert model["directory"] == directories[model["name"]]
+        written = _eval_results(os.path.join(out, model["directory"], "eval_results.txt"))
+        assert model["metrics"]["eval_accuracy"] == pytest.approx(written["eval_accuracy"], abs=1e-6)
+        assert model["score"] == pytest.approx(written[score], abs=1e-6)
+        assert model["items_per_second"] > 0 and model["latency_ms"] > 0
+        assert f"`{model['directory']}`" in table
+    assert json.load(open(os.path.join(out, "student-cnn-epochs1", "run.json")))["options"]["epochs"] == 1
+    # The frontier, recomputed by brute force: a model is on it unless another is at least as fast and as
+    # good, and better in one.
+    points = [(m["items_per_second"], m["score"]) for m in report["models"]]
+    expected = [m["name"] for m, p in zip(report["models"], points)
+                if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)]
+    assert report["frontier"] == expected and expected
+    assert [m["frontier"] for m in report["models"]] == [m["name"] in expected for m in report["models"]]
+    if task != "SST-2":  # the task's own GLUE metric is a column of the table
+        assert f"dev {score[len('eval_'):]}" in table
+    assert report["machine"] in table
+    assert set(report["stage_seconds"]) == {"finetune", "evaluate teacher", "materials", "time teacher"} | {
+        f"{stage} {name}" for name in list(directories)[1:] for stage in ("distill", "evaluate", "time")}
     manifest = json.load(open(os.path.join(out, "materials", "manifest.json")))
     assert {name: entry["count"] for name, entry in manifest["splits"].items()} == {"train": 96, "dev": 32,
                                                                                   "test": 8}
 
     # A second call finds every stage complete: nothing is trained or written again.
-    before = _mtimes(os.path.join(out, "teacher")) | _mtimes(os.path.join(out, "materials")) \
-        | _mtimes(os.path.join(out, "student", "checkpoint"))
+    kept = ["teacher", "materials"] + [os.path.join(d, "checkpoint") for d in list(directories.values())[1:]]
+    before = {k: v for d in kept for k, v in _mtimes(os.path.join(out, d)).items()}
     again = run_pipeline(options, out, data_dir=glue_dir)
-    after = _mtimes(os.path.join(out, "teacher")) | _mtimes(os.path.join(out, "materials")) \
-        | _mtimes(os.path.join(out, "student", "checkpoint"))
+    after = {k: v for d in kept for k, v in _mtimes(os.path.join(out, d)).items()}
     changed = sorted(path for path in before if after.get(path) != before[path] and
                      not path.endswith("eval_results.txt"))
     assert not changed
-    assert again["teacher_accuracy"] == report["teacher_accuracy"]
-    assert again["student_accuracy"] == report["student_accuracy"]
+    assert [m["score"] for m in again["models"]] == [m["score"] for m in report["models"]]
+
+
+def test_student_entries_take_their_own_options_and_refuse_bad_ones():
+    from kbert.errors import ConfigError
+    from kbert.pipeline import PipelineOptions, StudentEntry
+
+    entry = StudentEntry.parse("transformer:layers=4:learning-rate=1e-4")
+    assert entry.label == "transformer-layers4-learning-rate0.0001"
+    options = PipelineOptions(students=("bilstm", "transformer:layers=4:learning-rate=1e-4"), pairs="siamese",
+                              embedding="static", full=True)
+    bilstm, transformer = (options.distill_options(e) for e in options.student_entries())
+    # The run's pairs and embedding go to the students that take them, not to the one cut from the teacher.
+    assert (bilstm.pairs, bilstm.embedding, bilstm.epochs) == ("siamese", "static", 10)
+    assert (transformer.pairs, transformer.embedding, transformer.layers, transformer.learning_rate,
+            transformer.epochs) == ("joint", "teacher", 4, 1e-4, 3)
+    assert options.materials_options().static_embedding
+    assert not PipelineOptions(students=("transformer",), embedding="static").materials_options().static_embedding
+    for students, message in ((("rnn",), "unknown student 'rnn'"), (("cnn:width=3",), "'width=3'"),
+                              (("cnn:epochs",), "'epochs'"), (("cnn:epochs=two",), "epochs in 'cnn:epochs=two'"),
+                              (("cnn:epochs=1:epochs=2",), "sets an option twice"), (("cnn", "cnn"), "twice"),
+                              ((), "names no student"), (("transformer:units=0",), "units must be >= 1")):
+        with pytest.raises(ConfigError, match=message):
+            PipelineOptions(students=students)
+
+
+def test_kbert_run_reads_students_and_the_one_student_spelling():
+    from kbert.cli import build_parser
+
+    argv = ["run", "--students", "cnn, transformer:layers=2"]
+    assert build_parser(argv).parse_args(argv).students == ("cnn", "transformer:layers=2")
+    argv = ["run", "--student", "cnn"]
+    assert build_parser(argv).parse_args(argv).students == ("cnn",)
+    argv = ["run"]
+    assert build_parser(argv).parse_args(argv).students == ("bilstm", "transformer")
 
 
 def test_pipeline_refuses_a_task_it_cannot_distill(checkpoint, glue_dir, tmp_path):

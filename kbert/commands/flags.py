@@ -55,9 +55,10 @@ def field_default(options_class, name):
     raise TypeError(f"{options_class.__name__} has no field {name!r}")
 
 
-def add_flag(parser, flag, **kwargs):
-    """`parser.add_argument(flag, ...)`, adding the flag's old spelling if it has one."""
-    names = [flag] + ([_OLD[flag]] if flag in _OLD else [])
+def add_flag(parser, flag, aliases=(), **kwargs):
+    """`parser.add_argument(flag, ...)`, adding the flag's old spelling if it
+    has one, and `aliases` (other current spellings, no warning)."""
+    names = [flag, *aliases] + ([_OLD[flag]] if flag in _OLD else [])
     if flag in _OLD and kwargs.get("action") is None:
         kwargs["action"] = _Store
     if kwargs.get("action") is not bool:
@@ -72,7 +73,7 @@ def add_flag(parser, flag, **kwargs):
     return action
 
 
-def add_option(parser, options_class, name, help=None, **kwargs):
+def add_option(parser, options_class, name, help=None, **kwargs):  # kwargs: add_flag's
     """A flag for the stage option `name`, typed and defaulted by the dataclass."""
     default = field_default(options_class, name)
     flag = "--" + name.replace("_", "-")

@@ -17,12 +17,20 @@ def add_arguments(parser):
     add_option(parser, PipelineOptions, "neighbours", metavar="K",
                help="with --augment, also replace words by one of their K nearest neighbours")
     add_option(parser, PipelineOptions, "p_neighbour", help="the chance that a word is so replaced")
-    add_option(parser, PipelineOptions, "student", choices=tuple(STUDENTS), help="the student (default: bilstm)")
+    # --student: one student, as kbert distill spells it.
+    add_option(parser, PipelineOptions, "students", aliases=("--student",), type=_names,
+               metavar="NAME[:KEY=VALUE...],...",
+               help=f"the students, distilled from one set of materials: any of {', '.join(STUDENTS)}, each "
+                    "with options of its own, e.g. bilstm,transformer:layers=4 (default: bilstm,transformer)")
     add_option(parser, PipelineOptions, "pairs", choices=PAIRS,
                help="the BiLSTM's reading of sentence pairs: one sequence (default) or each sentence alone")
     add_option(parser, PipelineOptions, "embedding", choices=("teacher", "static"),
-               help="the student's starting vectors: the teacher's Embedding-Token rows, or static vectors")
+               help="the small students' starting vectors: the teacher's Embedding-Token rows, or static vectors")
     add_option(parser, PipelineOptions, "seed")
+
+
+def _names(text):
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def run(args):
