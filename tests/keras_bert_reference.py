@@ -6,6 +6,11 @@ before TensorFlow is imported, which cannot share a process with Keras 3.
 
     python keras_bert_reference.py CONFIG CHECKPOINT INPUTS.npz OUT.npz NAME [NAME ...]
 
+or, with `encoder` first, the encoder alone (`training=False`: no MLM or
+NSP weights needed, inputs token and segment ids):
+
+    python keras_bert_reference.py encoder CONFIG CHECKPOINT INPUTS.npz OUT.npz NAME [NAME ...]
+
 or, for kbert.keras_bert (see `compat`):
 
     python keras_bert_reference.py compat SPEC.json OUT_DIR
@@ -24,21 +29,22 @@ import numpy as np  # noqa: E402
 from keras_bert_shared import adam_steps, character_tokenizer, tokenizer_outputs  # noqa: E402
 
 
-def main(config, checkpoint, inputs_path, out_path, *names):
+def main(config, checkpoint, inputs_path, out_path, *names, training=True):
     from keras_bert import load_trained_model_from_checkpoint
     from tensorflow import keras
 
     data = np.load(inputs_path)
-    tokens, segments, masked = data["tokens"], data["segments"], data["masked"]
+    tokens, segments = data["tokens"], data["segments"]
     model = load_trained_model_from_checkpoint(
-        config, checkpoint, training=True, trainable=False, seq_len=tokens.shape[1]
+        config, checkpoint, training=training, trainable=False, seq_len=tokens.shape[1]
     )
     outputs = []
     for name in names:
         out = model.get_layer(name).output
         outputs.append(out[0] if isinstance(out, list) else out)
     probe = keras.Model(model.inputs, outputs)
-    values = probe.predict([tokens, segments, masked], verbose=0)
+    inputs = [tokens, segments, data["masked"]] if training else [tokens, segments]
+    values = probe.predict(inputs, verbose=0)
     values = values if isinstance(values, list) else [values]
     np.savez(out_path, **dict(zip(names, values)))
 
@@ -122,5 +128,7 @@ def compat(spec_path, out_dir):
 if __name__ == "__main__":
     if sys.argv[1] == "compat":
         compat(*sys.argv[2:])
+    elif sys.argv[1] == "encoder":
+        main(*sys.argv[2:], training=False)
     else:
         main(*sys.argv[1:])

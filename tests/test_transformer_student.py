@@ -13,6 +13,8 @@ from kbert.config import BertConfig
 from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
 from kbert.student import cut_teacher, teacher_layers
 
+import needs
+
 V, H, C, T, DEPTH = 40, 16, 2, 8, 4
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(5, V)]
 
@@ -127,11 +129,44 @@ def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, m
     np.testing.assert_allclose(record.results["dev_agreement"],
                                np.mean(logits(student, dev.x, dev.segment).argmax(1) == target.argmax(1)))
 
-    # A BERT like any other: the original format, reloaded, gives its logits.
+    # A BERT like any other: the original format, reloaded, holds its weights bit for bit and gives its logits.
     export_checkpoint(student, tmp_path / "original", vocab_file=str(tmp_path / "student" / "vocab.txt"))
     reloaded = load_checkpoint(tmp_path / "original", num_labels=C)
-    np.testing.assert_allclose(logits(reloaded, dev.x[:8], dev.segment[:8]), logits(student, dev.x[:8], dev.segment[:8]),
-                               atol=1e-5)
+    weighted = [layer for layer in student.layers if layer.weights]
+    assert sorted(layer.name for layer in weighted) == sorted(layer.name for layer in reloaded.layers if layer.weights)
+    for layer in weighted:
+        for ours, theirs in zip(layer.get_weights(), reloaded.get_layer(layer.name).get_weights(), strict=True):
+            assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), layer.name
+    np.testing.assert_array_equal(logits(reloaded, dev.x[:8], dev.segment[:8]), logits(student, dev.x[:8], dev.segment[:8]))
+
+
+def test_keras_bert_builds_the_exported_transformer_student(teacher_run, tmp_path):
+    """keras-bert's own loader reads the student's original-format export: its
+    encoder layers give what kbert's student gives."""
+    needs.module("keras_bert")
+    needs.module("tf_keras")
+    from reference_cache import run_reference
+
+    teacher, _ = runs.load_model(teacher_run)
+    student = cut_teacher(teacher, layers=2, layer_map="spread")
+    directory = tmp_path / "original"
+    export_checkpoint(student, directory, vocab_file=str(teacher_run / "vocab.txt"))
+    split = random_split(np.random.default_rng(5), 4)
+    names = ["Embedding-Norm"] + [f"Encoder-{n}-{part}-Norm" for n in (1, 2)
+                                  for part in ("MultiHeadSelfAttention", "FeedForward")]
+    inputs, out = tmp_path / "inputs.npz", tmp_path / "keras_bert.npz"
+    tokens, segments = split.token_ids, split.segment_ids
+    np.savez(inputs, tokens=tokens, segments=segments)
+    run_reference(["encoder", directory / "bert_config.json", directory / "bert_model.ckpt", inputs, out, *names],
+                  inputs=[directory, inputs], words=["encoder", "bert_model.ckpt", *names], out_dir=tmp_path,
+                  outputs=[out.name])
+    theirs = dict(np.load(out))
+    probe = keras.Model(student.inputs, [student.get_layer(name).output for name in names])
+    ours = [keras.ops.convert_to_numpy(o) for o in probe([tokens, segments])]
+    for name, value in zip(names, ours, strict=True):
+        # Outputs at padded positions are neither model's contract: compare the real tokens.
+        real = tokens > 0
+        np.testing.assert_allclose(value[real], theirs[name][real], atol=1e-5, rtol=0, err_msg=name)
 
 
 def test_the_default_step_size_is_the_students_own(materials_dir, tmp_path):
