@@ -65,8 +65,8 @@ from kbert.options import DistillOptions
 from kbert.progress import ItemsProgress
 from kbert.registry import STUDENTS, student_classes
 from kbert.seeding import EpochSeed
-from kbert.student import build_student, cut_teacher, static_start
-from kbert.views import student_trainer
+from kbert.student import build_student, cut_teacher, static_start, teacher_layers
+from kbert.views import layerwise_trainer, student_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -536,8 +536,9 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     if state is None:
         state = {"epoch": 0, "best_score": None, "best_epoch": None, "best_weights": None, "checkpoint": None,
                  "history": [], "config": options.to_dict(), "identity": identity}
-        if STUDENTS[options.student].start == "teacher":
-            model = cut_teacher(_teacher(materials), **_student_arguments(materials, options))
+        teacher = _teacher(materials) if STUDENTS[options.student].start == "teacher" else None
+        if teacher is not None:
+            model = cut_teacher(teacher, **_student_arguments(materials, options))
         else:
             model = build_student(_start(materials, options, splits), materials.num_labels,
                                   student=options.student, variant=options.variant,
@@ -546,6 +547,10 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
         state["student"] = {"class": type(model).__name__, "config": model.get_config()}
         if options.pooled_weight:
             model = student_trainer(model, identity["embedding_dim"])
+        if options.hidden_weight or options.attention_weight:
+            model = layerwise_trainer(model, teacher, layer_pairs(model.bert_config.num_hidden_layers,
+                                                                  teacher.bert_config.num_hidden_layers),
+                                      hidden_weight=options.hidden_weight, attention_weight=options.attention_weight)
         _compile(model, options, materials.num_labels)
     else:
         logger.info("resuming after epoch %d", state["epoch"])
@@ -572,6 +577,14 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
         model.fit(batches, epochs=options.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0,
                   shuffle=False)
     return _finish(out_dir, model, record, state, materials.vocab, dev, select[0])
+
+
+def layer_pairs(layers, depth):
+    """(student layer, teacher layer) pairs the layer-wise losses match: the
+    embeddings' outputs (0, 0), then student layer m of `layers` with
+    teacher layer m * depth / layers (TinyBERT's map), ending with both
+    last layers."""
+    return [(0, 0)] + list(zip(range(1, layers + 1), teacher_layers(layers, depth, "spread")))
 
 
 def _teacher(materials):

@@ -67,6 +67,15 @@ class DistillOptions:
             agreement beat "spread"'s by more than one standard error,
             benchmarks/results/transformer-student-sst-2.md) or "spread"
             (evenly, ending with the last, as DistilBERT).
+        hidden_weight: the transformer's hidden-state loss (TinyBERT): the
+            mean squared error between each of its layers' outputs (and
+            its embeddings'), projected to the teacher's width where they
+            differ, and the teacher layer it is matched to: student layer
+            m of L to teacher layer m * N / L of N (TinyBERT's map,
+            `teacher_layers(L, N, "spread")`).  0: off.
+        attention_weight: the transformer's attention loss: the KL from
+            each matched teacher layer's attention distributions to the
+            student layer's (MiniLM's distribution loss).  0: off.
         variant: the student's embedding, "static", "non-static" or "multichannel".
         embedding_dim: None keeps the teacher's width; smaller projects it.
         embedding: the student's starting vectors: "teacher" (its
@@ -118,6 +127,10 @@ class DistillOptions:
     heads: int = None
     intermediate: int = None
     layer_map: str = "bottom"
+    # Layer-wise losses of a student cut from the teacher (TinyBERT): the
+    # teacher runs in the training step, frozen.
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
     variant: str = "non-static"
     embedding_dim: int = None
     embedding: str = "teacher"
@@ -172,6 +185,13 @@ class DistillOptions:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.layer_map not in LAYER_MAPS:
             raise ConfigError(f"layer_map must be one of {LAYER_MAPS}, got {self.layer_map!r}")
+        for name in ("hidden_weight", "attention_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+            if getattr(self, name) and STUDENTS[self.student].start != "teacher":
+                cut = " or ".join(f"--student {n}" for n, spec in STUDENTS.items() if spec.start == "teacher")
+                raise ConfigError(f"--{name.replace('_', '-')} matches a student's layers to the teacher's; "
+                                  f"it needs a student cut from the teacher ({cut})")
         if STUDENTS[self.student].start == "teacher":
             for name, default in (("embedding", "teacher"), ("variant", "non-static"), ("embedding_dim", None),
                                   ("pooled_weight", 0.0)):

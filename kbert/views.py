@@ -8,7 +8,7 @@ import keras
 
 from kbert.boundary import InputBoundary
 from kbert.errors import ConfigError, DataError
-from kbert.layers import PackingGather, PackingMask
+from kbert.layers import LayerwiseDistillation, PackingGather, PackingMask
 from kbert.model import BertModel, encoder_block
 from kbert.packing import PACKED_INPUTS
 
@@ -25,11 +25,55 @@ def attention_probabilities(model, layer):
     name = f"Encoder-{layer}-MultiHeadSelfAttention"
     if name not in names:
         raise ConfigError(f"the model has no layer {name!r}")
+    return keras.Model(model.inputs, _probabilities(model, layer), name=f"attention_{layer}")
+
+
+def _probabilities(model, layer):
+    """Encoder `layer`'s attention probabilities [B, heads, T, T], a second
+    call of its attention layer on the same input and mask."""
     source = "Embedding-Norm" if layer == 1 else f"Encoder-{layer - 1}-FeedForward-Norm"
-    probabilities = model.get_layer(name)(
+    return model.get_layer(f"Encoder-{layer}-MultiHeadSelfAttention")(
         model.get_layer(source).output, attention_mask=model.get_layer("Padding-Mask").output,
         return_probabilities=True)
-    return keras.Model(model.inputs, probabilities, name=f"attention_{layer}")
+
+
+def _hidden(model, layer):
+    """The output [B, T, H] of encoder `layer`, or of the embeddings for 0."""
+    return model.get_layer("Embedding-Norm" if layer == 0 else f"Encoder-{layer}-FeedForward-Norm").output
+
+
+def layerwise_trainer(student, teacher, pairs, *, hidden_weight=0.0, attention_weight=0.0):
+    """The student's logits [B, C] from its token and segment ids, with the
+    layer-wise losses (`LayerwiseDistillation`) between its layers and the
+    teacher's, which runs frozen (and without dropout) in the same step.
+
+    `pairs`: (student layer, teacher layer) to match, 0 for the embeddings'
+    output (matched by hidden states only).  What trains; the student alone
+    is saved (its layers keep their names here, the teacher's sit inside
+    `Teacher-Probe`).
+    """
+    for model in (student, teacher):
+        if not isinstance(model, BertModel) or model.num_labels is None:
+            raise ConfigError("layer-wise distillation matches two BertModel classifiers")
+    attended = [(s, t) for s, t in pairs if s and t]
+    hidden = [_hidden(teacher, t) for _, t in pairs] if hidden_weight else []
+    attention = [_probabilities(teacher, t) for _, t in attended] if attention_weight else []
+    probe = keras.Model(teacher.inputs[:2], hidden + attention, name="Teacher-Probe")
+    # Each teacher layer frozen in its own config, so that a trainer reloaded
+    # from .keras (a resumed run) builds its optimizer for the student alone.
+    for layer in probe.layers:
+        layer.trainable = False
+    probe.trainable = False
+    inputs = student.inputs[:2]
+    taught = probe(inputs, training=False)
+    taught = taught if isinstance(taught, (list, tuple)) else [taught]
+    layer = LayerwiseDistillation(hidden_weight, attention_weight, hidden_layers=len(hidden),
+                                  attention_layers=len(attention), name="Layerwise-Distillation")
+    logits = layer([student.output, student.get_layer("Padding-Mask").output,
+                    *([_hidden(student, s) for s, _ in pairs] if hidden_weight else []), *taught[: len(hidden)],
+                    *([_probabilities(student, s) for s, _ in attended] if attention_weight else []),
+                    *taught[len(hidden):]])
+    return keras.Model(inputs, logits, name="layerwise_trainer")
 
 
 class PackedClassifier(InputBoundary, keras.Model):

@@ -47,6 +47,12 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "layer_map", choices=LAYER_MAPS,
                help="which teacher layers the transformer starts from: the bottom ones (default), or spread "
                     "evenly, ending with the last")
+    add_option(parser, DistillOptions, "hidden_weight",
+               help="the transformer's hidden-state loss (TinyBERT): MSE to the matched teacher layers' outputs, "
+                    "the teacher run in each step (default 0: off)")
+    add_option(parser, DistillOptions, "attention_weight",
+               help="the transformer's attention loss: KL from the matched teacher layers' attention "
+                    "distributions (default 0: off)")
     add_option(parser, DistillOptions, "variant", choices=VARIANTS, help="Kim's embedding variants")
     add_option(parser, DistillOptions, "embedding", choices=EMBEDDINGS,
                help="starting vectors: the teacher's Embedding-Token rows (default), or the materials' static "

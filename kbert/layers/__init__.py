@@ -4,6 +4,7 @@ from kbert.layers.embedding_similarity import EmbeddingSimilarity
 from kbert.layers.embedding_sum import EmbeddingSum
 from kbert.layers.extract import Extract
 from kbert.layers.feed_forward import FeedForward
+from kbert.layers.layerwise_distillation import LayerwiseDistillation
 from kbert.layers.masked_output import MaskedOutput
 from kbert.layers.multi_head_self_attention import MultiHeadSelfAttention
 from kbert.layers.packing_gather import PackingGather
@@ -24,6 +25,7 @@ __all__ = [
     "EmbeddingSum",
     "Extract",
     "FeedForward",
+    "LayerwiseDistillation",
     "MaskedOutput",
     "MultiHeadSelfAttention",
     "PackingGather",

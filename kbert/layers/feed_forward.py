@@ -52,8 +52,11 @@ class FeedForward(keras.layers.Layer):
 
     def build(self, input_shape):
         init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
-        # The sublayers compute under this layer's dtype policy (mixed precision included).
-        dense = dict(kernel_initializer=init, dtype=self.dtype_policy)
+        # The sublayers compute under this layer's dtype policy (mixed precision
+        # included) and are frozen with it: Keras' `trainable = False` reaches
+        # only the sublayers that exist then, and a frozen layer reloaded from
+        # .keras is built after its flag is set.
+        dense = dict(kernel_initializer=init, dtype=self.dtype_policy, trainable=self.trainable)
         self.intermediate = keras.layers.Dense(self.intermediate_size, name="intermediate", **dense)
         self.output_dense = keras.layers.Dense(input_shape[-1], name="output", **dense)
         self.intermediate.build(input_shape)

@@ -85,8 +85,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 f"{self.num_attention_heads} heads"
             )
         init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
-        # The sublayers compute under this layer's dtype policy (mixed precision included).
-        dense = dict(kernel_initializer=init, dtype=self.dtype_policy)
+        # The sublayers compute under this layer's dtype policy (mixed precision
+        # included) and are frozen with it: Keras' `trainable = False` reaches
+        # only the sublayers that exist then, and a frozen layer reloaded from
+        # .keras is built after its flag is set.
+        dense = dict(kernel_initializer=init, dtype=self.dtype_policy, trainable=self.trainable)
         self.query = keras.layers.Dense(hidden_size, name="query", **dense)
         self.key = keras.layers.Dense(hidden_size, name="key", **dense)
         self.value = keras.layers.Dense(hidden_size, name="value", **dense)
