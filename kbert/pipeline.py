@@ -218,8 +218,18 @@ def machine():
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:  # not Linux
         pass
-    devices = sorted({device.split(":")[0] for device in keras.distribution.list_devices()})
-    return f"{cpu}, {os.cpu_count()} cores; {keras.backend.backend()} on {', '.join(devices)}"
+    backend = keras.backend.backend()
+    if backend == "jax":  # keras.distribution lists devices on JAX alone
+        devices = sorted({device.split(":")[0] for device in keras.distribution.list_devices()})
+    elif backend == "torch":
+        import torch
+
+        devices = ["gpu"] if torch.cuda.is_available() else ["cpu"]
+    else:
+        import tensorflow as tf
+
+        devices = ["gpu"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+    return f"{cpu}, {os.cpu_count()} cores; {backend} on {', '.join(devices)}"
 
 
 def pareto_frontier(points):
