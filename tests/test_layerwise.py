@@ -2,6 +2,8 @@
 the loss layer against a NumPy pass, the trainer that runs the teacher in
 the step, and `kbert distill --hidden-weight/--attention-weight`."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -168,7 +170,7 @@ def test_distill_with_layerwise_losses_saves_a_plain_student(tmp_path):
     options = DistillOptions(student="transformer", layers=2, epochs=2, batch_size=20, seed=1, hidden_weight=1.0,
                              attention_weight=1.0)
     out = tmp_path / "student"
-    distill(str(tmp_path / "materials"), str(out), dataclasses_replace(options, epochs=1), verbose=0)
+    distill(str(tmp_path / "materials"), str(out), dataclasses.replace(options, epochs=1), verbose=0)
     record = distill(str(tmp_path / "materials"), str(out), options, resume=True, verbose=0)
     assert record.results["epochs"] == 2 and record.options["hidden_weight"] == 1.0
     student = keras.saving.load_model(out / "student.keras")
@@ -180,12 +182,6 @@ def test_distill_with_layerwise_losses_saves_a_plain_student(tmp_path):
         DistillOptions(student="bilstm", hidden_weight=1.0)
     with pytest.raises(ConfigError, match="attention_weight must be 0 or more"):
         DistillOptions(student="transformer", attention_weight=-1.0)
-
-
-def dataclasses_replace(options, **changes):
-    import dataclasses
-
-    return dataclasses.replace(options, **changes)
 
 
 def test_the_layer_map_of_the_losses_is_tinyberts():
