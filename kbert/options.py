@@ -34,6 +34,7 @@ HOLDOUT_DRAWS = ("length", "random")
 SELECTIONS = ("gold", "agreement", "kl")
 # Which teacher layers a transformer student starts from (`kbert.student.teacher_layers`).
 LAYER_MAPS = ("bottom", "spread")
+NARROW_STARTS = ("projection", "random")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,11 @@ class DistillOptions:
             agreement beat "spread"'s by more than one standard error,
             benchmarks/results/transformer-student-sst-2.md) or "spread"
             (evenly, ending with the last, as DistilBERT).
+        narrow_start: how a transformer narrower than the teacher starts:
+            "projection" (the teacher's layers projected onto its top
+            principal axes, its strongest heads and feed-forward units kept,
+            `kbert.student.project_teacher`) or "random" (BERT's
+            initialisation).
         hidden_weight: the transformer's hidden-state loss (TinyBERT): the
             mean squared error between each of its layers' outputs (and
             its embeddings'), projected to the teacher's width where they
@@ -127,6 +133,7 @@ class DistillOptions:
     heads: int = None
     intermediate: int = None
     layer_map: str = "bottom"
+    narrow_start: str = "projection"
     # Layer-wise losses of a student cut from the teacher (TinyBERT): the
     # teacher runs in the training step, frozen.
     hidden_weight: float = 0.0
@@ -185,6 +192,8 @@ class DistillOptions:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.layer_map not in LAYER_MAPS:
             raise ConfigError(f"layer_map must be one of {LAYER_MAPS}, got {self.layer_map!r}")
+        if self.narrow_start not in NARROW_STARTS:
+            raise ConfigError(f"narrow_start must be one of {NARROW_STARTS}, got {self.narrow_start!r}")
         for name in ("hidden_weight", "attention_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")

@@ -70,7 +70,7 @@ STUDENTS = {
         # A BERT of the teacher's own layers learns at fine-tuning rates:
         # Adam's 1e-3 for the small students would wreck its start.
         StudentSpec("transformer", "kbert.model:BertModel", "transformer student",
-                    options=("layers", "hidden", "heads", "intermediate", "layer_map"), start="teacher",
+                    options=("layers", "hidden", "heads", "intermediate", "layer_map", "narrow_start"), start="teacher",
                     learning_rate=5e-5,
                     # An epoch over SST-2's 67,349 sentences takes ~300 s on
                     # two cores; holdout agreement rose from epoch 1 to 2

@@ -55,7 +55,7 @@ from kbert.layers.student_pair_match import StudentPairMatch
 from kbert.layers.student_pair_split import StudentPairSplit
 from kbert.layers.student_pool import StudentPool
 from kbert.model import BertModel, policy_name, policy_scope
-from kbert.options import LAYER_MAPS, POOLINGS, VARIANTS
+from kbert.options import LAYER_MAPS, NARROW_STARTS, POOLINGS, VARIANTS
 from kbert.registry import STUDENTS
 
 logger = logging.getLogger(__name__)
@@ -344,16 +344,22 @@ def teacher_layers(layers, depth, layer_map="bottom"):
     return [int(np.floor((i + 1) * depth / layers + 0.5)) for i in range(layers)]
 
 
-def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=None, layer_map="bottom"):
+def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=None, layer_map="bottom",
+                narrow_start="projection"):
     """A transformer student: a `BertModel` classifier (kbert's named
     layers) smaller than `teacher`, started from the teacher's weights.
 
-    Every part whose shape matches the teacher's starts as the teacher's
-    own: the embeddings, the pooler (`NSP-Dense`), the classifier and, at
-    the teacher's width (hidden, heads and intermediate unchanged), the
-    encoder layers `teacher_layers` picks, renumbered 1..L.  At another
-    width the student starts from BERT's random initialisation (truncated
-    normal, the teacher's `initializer_range`) wherever shapes differ.
+    The student's encoder layers 1..L start from the teacher layers
+    `teacher_layers` picks.  At the teacher's width (hidden, heads and
+    intermediate unchanged) every weight is the teacher's own: the
+    embeddings, those layers, the pooler (`NSP-Dense`) and the classifier.
+    A narrower student starts, with `narrow_start`:
+
+    - "projection" (the default): the teacher's weights projected
+      (`project_teacher`): its hidden vectors onto their top principal
+      axes, its strongest heads and feed-forward units kept;
+    - "random": BERT's random initialisation (truncated normal, the
+      teacher's `initializer_range`) wherever shapes differ.
 
     Args:
         teacher: a `BertModel` classifier (`num_labels` set).
@@ -362,18 +368,28 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
         hidden, heads, intermediate: `hidden_size`, `num_attention_heads`
             and `intermediate_size` (None: the teacher's).
         layer_map: how the L layers are chosen (`LAYER_MAPS`).
+        narrow_start: how a narrower student starts (`NARROW_STARTS`).
 
     Returns:
         The student `BertModel`; its `cut_from` attribute lists, per
-        student layer, the teacher layer it started from (empty at another
-        width).
+        student layer, the teacher layer it started from (empty when it
+        started at random).
 
     Raises:
         ConfigError: `teacher` is no `BertModel` classifier, or the sizes
-            do not fit (heads must divide hidden; L at most the teacher's).
+            do not fit (heads must divide hidden; L at most the teacher's;
+            a projection no wider than the teacher anywhere).
+
+    Example:
+
+    ```python
+    student = kbert.cut_teacher(teacher, layers=2, hidden=256, heads=8, intermediate=1024)
+    ```
     """
     if not isinstance(teacher, BertModel) or teacher.num_labels is None:
         raise ConfigError("a transformer student is cut from a BertModel classifier (num_labels set)")
+    if narrow_start not in NARROW_STARTS:
+        raise ConfigError(f"narrow_start must be one of {NARROW_STARTS}, got {narrow_start!r}")
     config = teacher.bert_config
     depth = config.num_hidden_layers
     layers = -(-depth // 2) if layers is None else layers
@@ -388,18 +404,114 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
                         seq_len=teacher.seq_len)
     same_width = all(sizes[name] == getattr(config, name) for name in
                      ("hidden_size", "num_attention_heads", "intermediate_size"))
-    pairs = [(layer.name, layer.name) for layer in student.layers if not layer.name.startswith("Encoder-")]
-    if same_width:
-        for n, source in enumerate(chosen, start=1):
-            pairs += [(layer.name, layer.name.replace(f"Encoder-{n}-", f"Encoder-{source}-", 1))
-                      for layer in student.layers if layer.name.startswith(f"Encoder-{n}-")]
-    copied = []
-    for name, source in pairs:
-        ours, theirs = student.get_layer(name).get_weights(), teacher.get_layer(source).get_weights()
-        if ours and [w.shape for w in ours] == [w.shape for w in theirs]:
-            student.get_layer(name).set_weights(theirs)
-            copied.append(name)
-    student.cut_from = chosen if same_width else []
-    logger.info("transformer student: %d layers (%s) from %d; %d layers started from the teacher", layers,
-                ", ".join(map(str, chosen)) if same_width else "fresh", depth, len(copied))
+    if same_width or narrow_start == "projection":
+        project_teacher(student, teacher, chosen)
+        student.cut_from = chosen
+    else:
+        # Random start: only the parts whose shapes match (the segment
+        # and position tables when hidden is kept, the classifier's bias)
+        # are the teacher's.
+        for layer in student.layers:
+            if layer.name.startswith("Encoder-"):
+                continue
+            ours, theirs = layer.get_weights(), teacher.get_layer(layer.name).get_weights()
+            if ours and [w.shape for w in ours] == [w.shape for w in theirs]:
+                layer.set_weights(theirs)
+        student.cut_from = []
+    logger.info("transformer student: %d layers from %d, started from %s", layers, depth,
+                f"teacher layers {', '.join(map(str, chosen))}" if student.cut_from else "random weights")
     return student
+
+
+def hidden_basis(teacher, hidden):
+    """[H, hidden]: the teacher's residual stream is read through these
+    orthonormal columns by a student of width `hidden`: the top principal
+    axes of its `Embedding-Token` rows (the identity at its own width, so
+    that pruning heads or units alone changes nothing else)."""
+    matrix = teacher.get_layer("Embedding-Token").get_weights()[0].astype(np.float64)
+    if hidden == matrix.shape[1]:
+        return np.eye(hidden)
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    return axes[:hidden].T
+
+
+def project_teacher(student, teacher, chosen):
+    """Set a transformer `student` (`BertModel`, no wider than `teacher`
+    anywhere) from the teacher's weights, its encoder layer n from teacher
+    layer `chosen[n - 1]`.
+
+    Legend: H, A, d, I are the teacher's hidden size, heads, head size and
+    feed-forward width; h, a, e, i the student's.  P [H, h] is
+    `hidden_basis`: a student's hidden vector is P^T times the teacher's.
+
+    - vectors on the hidden axis (embedding rows, biases, LayerNorm's beta)
+      are multiplied by P; LayerNorm's gamma, a diagonal, by P * P
+      (each student axis gets the mean of the gammas it mixes);
+    - kernels read from the hidden axis are P^T W, kernels written to it
+      W P;
+    - attention keeps the a heads with the largest product of their
+      value and output kernels' norms, in the teacher's order, and the
+      first e of each one's d dimensions, the same ones in query, key and
+      value (so each head's scores are its own);
+    - the feed-forward layer keeps the i units with the largest product
+      of their intermediate column's and output row's norms.
+
+    At the teacher's width P is the identity and nothing is dropped: the
+    layers are copied.  A student that drops only heads or units whose
+    output rows are zero computes exactly what the teacher computes.
+    """
+    tc, sc = teacher.bert_config, student.bert_config
+    d, e = tc.hidden_size // tc.num_attention_heads, sc.hidden_size // sc.num_attention_heads
+    for name, ours, theirs in (("hidden", sc.hidden_size, tc.hidden_size),
+                               ("heads", sc.num_attention_heads, tc.num_attention_heads),
+                               ("head size (hidden / heads)", e, d),
+                               ("intermediate", sc.intermediate_size, tc.intermediate_size)):
+        if ours > theirs:
+            raise ConfigError(f"a student projected from the teacher needs {name} at most the teacher's {theirs}, "
+                              f"got {ours}: start it at random (narrow_start='random')")
+    basis = hidden_basis(teacher, sc.hidden_size)  # [H, h]
+
+    def vector(v):  # [H] -> [h]
+        return v @ basis
+
+    def norm_gamma(gamma):  # [H] -> [h]
+        return gamma @ (basis * basis)
+
+    def put(name, weights, source=None):
+        layer = student.get_layer(name)
+        got, expected = [w.shape for w in weights], [tuple(w.shape) for w in layer.weights]
+        assert got == expected, f"{name} from {source or name}: shapes {got}, expected {expected}"
+        layer.set_weights([np.asarray(w, np.float32) for w in weights])
+
+    def weights(name):
+        return [w.astype(np.float64) for w in teacher.get_layer(name).get_weights()]
+
+    for name in ("Embedding-Token", "Embedding-Segment", "Embedding-Position"):
+        (table,) = weights(name)
+        put(name, [table @ basis])  # [rows, H] -> [rows, h]
+    gamma, beta = weights("Embedding-Norm")
+    put("Embedding-Norm", [norm_gamma(gamma), vector(beta)])
+
+    for n, source in enumerate(chosen, start=1):
+        prefix, theirs = f"Encoder-{n}-", f"Encoder-{source}-"
+        q, qb, k, kb, v, vb, o, ob = weights(theirs + "MultiHeadSelfAttention")  # q [H, A d], o [A d, H]
+        strength = [np.linalg.norm(v[:, j * d:(j + 1) * d]) * np.linalg.norm(o[j * d:(j + 1) * d])
+                    for j in range(tc.num_attention_heads)]
+        heads = sorted(np.argsort(strength, kind="stable")[::-1][: sc.num_attention_heads])
+        columns = np.concatenate([np.arange(j * d, j * d + e) for j in heads])  # [a e]
+        put(prefix + "MultiHeadSelfAttention",
+            [basis.T @ q[:, columns], qb[columns], basis.T @ k[:, columns], kb[columns],
+             basis.T @ v[:, columns], vb[columns], o[columns] @ basis, vector(ob)], theirs)
+        for part in ("MultiHeadSelfAttention-Norm", "FeedForward-Norm"):
+            gamma, beta = weights(theirs + part)
+            put(prefix + part, [norm_gamma(gamma), vector(beta)], theirs + part)
+        w1, b1, w2, b2 = weights(theirs + "FeedForward")  # w1 [H, I], w2 [I, H]
+        strength = np.linalg.norm(w1, axis=0) * np.linalg.norm(w2, axis=1)
+        units = np.sort(np.argsort(strength, kind="stable")[::-1][: sc.intermediate_size])
+        put(prefix + "FeedForward", [basis.T @ w1[:, units], b1[units], w2[units] @ basis, vector(b2)], theirs)
+
+    kernel, bias = weights("NSP-Dense")
+    put("NSP-Dense", [basis.T @ kernel @ basis, vector(bias)])
+    kernel, bias = weights("Classifier-Dense")
+    put("Classifier-Dense", [basis.T @ kernel, bias])

@@ -102,12 +102,91 @@ def test_a_cut_starts_from_the_teachers_chosen_layers(teacher_run):
     whole = cut_teacher(teacher, layers=DEPTH)
     x = np.array([[2, 7, 9, 3, 0]], np.int32)
     np.testing.assert_allclose(logits(whole, x, x * 0), logits(teacher, x, x * 0), atol=1e-5)
-    # Narrower: every shape differs from the teacher's, so all starts fresh.
-    narrow = cut_teacher(teacher, layers=2, hidden=8, heads=2, intermediate=16)
+    # Narrower and started at random: nothing of the encoder is the teacher's.
+    narrow = cut_teacher(teacher, layers=2, hidden=8, heads=2, intermediate=16, narrow_start="random")
     assert narrow.cut_from == [] and narrow.bert_config.hidden_size == 8
     assert logits(narrow, x, x * 0).shape == (1, C)
     with pytest.raises(ConfigError, match="multiple of heads"):
         cut_teacher(teacher, layers=2, hidden=10, heads=4)
+    with pytest.raises(ConfigError, match="narrow_start"):
+        cut_teacher(teacher, layers=2, narrow_start="zeros")
+    # A projection cannot widen anything: the teacher has 2 heads of 8.
+    for sizes, name in (({"heads": 4, "hidden": 16}, "heads"), ({"heads": 1, "hidden": 16}, "head size"),
+                        ({"intermediate": 64}, "intermediate")):
+        with pytest.raises(ConfigError, match=rf"needs {name}\b"):
+            cut_teacher(teacher, layers=2, **sizes)
+    cut_teacher(teacher, layers=2, heads=1, hidden=16, intermediate=64, narrow_start="random")  # at random it can
+
+
+def test_a_narrow_student_projected_from_the_teacher(teacher_run):
+    """The projection rule (`project_teacher`), computed again here in
+    NumPy from its documentation: P, the teacher's token embeddings' top
+    principal axes; vectors times P, kernels P^T W / W P, LayerNorm's gamma
+    times P * P; the strongest heads (|value| * |output|, first e of each
+    head's d dimensions) and units (|intermediate column| * |output row|)."""
+    teacher, _ = runs.load_model(teacher_run)
+    h, a, i = 8, 1, 20  # of 16, 2 and 32: head size 8 of 8
+    student = cut_teacher(teacher, layers=2, hidden=h, heads=a, intermediate=i, layer_map="spread")
+    assert student.cut_from == [2, 4]
+    tokens = teacher.get_layer("Embedding-Token").get_weights()[0].astype(np.float64)
+    centred = tokens - tokens.mean(0)
+    eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)
+    basis = vectors[:, np.argsort(eigenvalues)[::-1][:h]]  # [16, 8], each column up to its sign
+
+    def same(ours, expected, name):
+        # An eigenvector's sign is arbitrary: compare up to each hidden axis's sign, found from the token table.
+        np.testing.assert_allclose(ours, expected, atol=2e-5, err_msg=name)
+
+    ours = student.get_layer("Embedding-Token").get_weights()[0]
+    signs = np.sign(np.sum(ours * (tokens @ basis), axis=0))
+    basis = basis * signs
+    same(ours, tokens @ basis, "Embedding-Token")
+    gamma, beta = teacher.get_layer("Embedding-Norm").get_weights()
+    ours_gamma, ours_beta = student.get_layer("Embedding-Norm").get_weights()
+    same(ours_gamma, gamma @ basis**2, "Embedding-Norm gamma")
+    same(ours_beta, beta @ basis, "Embedding-Norm beta")
+    for n, source in enumerate([2, 4], start=1):
+        q, qb, k, kb, v, vb, o, ob = teacher.get_layer(f"Encoder-{source}-MultiHeadSelfAttention").get_weights()
+        strength = [np.linalg.norm(v[:, j * 8:(j + 1) * 8]) * np.linalg.norm(o[j * 8:(j + 1) * 8]) for j in (0, 1)]
+        kept = slice(8 * int(np.argmax(strength)), 8 * int(np.argmax(strength)) + 8)
+        expected = [basis.T @ q[:, kept], qb[kept], basis.T @ k[:, kept], kb[kept], basis.T @ v[:, kept], vb[kept],
+                    o[kept] @ basis, ob @ basis]
+        for got, want in zip(student.get_layer(f"Encoder-{n}-MultiHeadSelfAttention").get_weights(), expected,
+                             strict=True):
+            same(got, want, f"Encoder-{n}-MultiHeadSelfAttention")
+        w1, b1, w2, b2 = teacher.get_layer(f"Encoder-{source}-FeedForward").get_weights()
+        units = sorted(np.argsort(-np.linalg.norm(w1, axis=0) * np.linalg.norm(w2, axis=1))[:i])
+        expected = [basis.T @ w1[:, units], b1[units], w2[units] @ basis, b2 @ basis]
+        for got, want in zip(student.get_layer(f"Encoder-{n}-FeedForward").get_weights(), expected, strict=True):
+            same(got, want, f"Encoder-{n}-FeedForward")
+    kernel, bias = teacher.get_layer("Classifier-Dense").get_weights()
+    same(student.get_layer("Classifier-Dense").get_weights()[0], basis.T @ kernel, "Classifier-Dense")
+    kernel, bias = teacher.get_layer("NSP-Dense").get_weights()
+    same(student.get_layer("NSP-Dense").get_weights()[0], basis.T @ kernel @ basis, "NSP-Dense")
+
+
+def test_dropping_silent_units_changes_nothing(teacher_run):
+    """At the teacher's hidden width, a student that keeps only the
+    feed-forward units whose output rows are not zero computes exactly what
+    the teacher computes: the kept units, and only they, are the ones
+    `project_teacher` ranks strongest, in their order."""
+    teacher, _ = runs.load_model(teacher_run)
+    silenced = BertModel(teacher.bert_config, num_labels=C)
+    silenced.set_weights(teacher.get_weights())
+    rng = np.random.default_rng(1)
+    for n in range(1, DEPTH + 1):
+        layer = silenced.get_layer(f"Encoder-{n}-FeedForward")
+        w1, b1, w2, b2 = layer.get_weights()
+        w2[rng.permutation(32)[:12]] = 0.0  # 12 of 32 units silent, a different 12 in each layer
+        layer.set_weights([w1, b1, w2, b2])
+    student = cut_teacher(silenced, layers=DEPTH, intermediate=20)
+    assert student.bert_config.intermediate_size == 20 and student.cut_from == [1, 2, 3, 4]
+    x = np.array([[2, 7, 9, 3, 0], [2, 11, 3, 5, 3]], np.int32)
+    segments = np.array([[0, 0, 0, 0, 0], [0, 0, 0, 1, 1]], np.int32)
+    np.testing.assert_allclose(logits(student, x, segments), logits(silenced, x, segments), atol=1e-5)
+    # Keeping fewer units than are live does change the logits: the check above can fail.
+    fewer = cut_teacher(silenced, layers=DEPTH, intermediate=10)
+    assert np.abs(logits(fewer, x, segments) - logits(silenced, x, segments)).max() > 1e-3
 
 
 def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, materials_dir, tmp_path):

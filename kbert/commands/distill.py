@@ -6,6 +6,7 @@ from kbert.options import (
     HOLDOUT_DRAWS,
     LAYER_MAPS,
     LOSSES,
+    NARROW_STARTS,
     PAIRS,
     POOLINGS,
     SELECTIONS,
@@ -47,6 +48,9 @@ def add_arguments(parser):
     add_option(parser, DistillOptions, "layer_map", choices=LAYER_MAPS,
                help="which teacher layers the transformer starts from: the bottom ones (default), or spread "
                     "evenly, ending with the last")
+    add_option(parser, DistillOptions, "narrow_start", choices=NARROW_STARTS,
+               help="how a transformer narrower than the teacher starts: the teacher's layers projected (default) "
+                    "or random")
     add_option(parser, DistillOptions, "hidden_weight",
                help="the transformer's hidden-state loss (TinyBERT): MSE to the matched teacher layers' outputs, "
                     "the teacher run in each step (default 0: off)")
