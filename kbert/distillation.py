@@ -369,7 +369,7 @@ def _held_out(materials, options):
     dev split's (`length_matched`); augmented rows made from a held-out
     row are dropped with it.
     """
-    splits = {name: materials.splits[name] for name in options.train_splits if name in materials.splits}
+    splits = {name: materials.split(name) for name in options.train_splits if materials.split(name) is not None}
     if not sum(len(split) for split in splits.values()):
         raise DataError(f"{materials.directory}: no rows in the training splits {list(options.train_splits)}")
     if not options.holdout:

@@ -27,6 +27,8 @@ never Python objects)::
                                         each sentence was made from
         pooled          float16 [N, H]  (with --pooled) the teacher's pooled
                                         [CLS] vector (`NSP-Dense`'s output)
+        line            int64   [N]     (unlabeled shards only) the row's line
+                                        in its input file, from 1
 
 `manifest.json`::
 
@@ -45,9 +47,17 @@ Every file is written to a temporary name and moved into place, and the
 manifest is rewritten after each split, so an interrupted run leaves whole
 files only; a re-run skips the splits the manifest calls complete (same
 teacher, same input, file hash unchanged) and redoes the others.
+
+The user's own text (`MaterialsOptions.unlabeled`) becomes the splits
+"unlabeled-00000", "unlabeled-00001", ...: shards of at most `shard_rows`
+rows, read, encoded, labelled and written one at a time (memory holds one
+shard, plus 8 bytes a distinct line for the duplicate check), each with
+its input file and line range in the manifest; `kbert distill` trains on
+them all as the split "unlabeled".
 """
 
 import dataclasses
+import glob
 import hashlib
 import logging
 import os
@@ -90,7 +100,9 @@ SPLIT_ARRAYS = {
 # Arrays a split may hold: the augmented split's source rows, which let
 # `kbert distill` hold train rows out together with what was made from them.
 # And the teacher's pooled vectors, for `kbert distill --pooled-weight`.
-OPTIONAL_ARRAYS = {"source": ("int32", 1), "pooled": ("float16", 2)}
+OPTIONAL_ARRAYS = {"source": ("int32", 1), "pooled": ("float16", 2), "line": ("int64", 1)}
+# The user's unlabeled text: shards UNLABELED-00000, ..., one split to `kbert distill`.
+UNLABELED = "unlabeled"
 
 
 @dataclasses.dataclass
@@ -107,6 +119,8 @@ class EncodedSplit:
             (None: not known), recorded in the manifest.
         sources: int [N], for augmented rows the train row each was made
             from (None: not recorded).
+        lines: int [N], for unlabeled rows the line of its input file each
+            was read from (None: not recorded).
     """
 
     token_ids: np.ndarray
@@ -116,6 +130,7 @@ class EncodedSplit:
     lengths: np.ndarray = None
     truncated: int = None
     sources: np.ndarray = None
+    lines: np.ndarray = None
 
 
 @dataclasses.dataclass
@@ -131,6 +146,7 @@ class MaterialsSplit:
     sentence: np.ndarray
     source: np.ndarray = None
     pooled: np.ndarray = None
+    line: np.ndarray = None
 
     def __len__(self):
         return len(self.x)
@@ -154,6 +170,39 @@ class Materials:
     @property
     def vocab_sha256(self):
         return self.manifest["vocab"]["sha256"]
+
+    def split(self, name):
+        """The loaded split `name`, or None.  "unlabeled" is every
+        unlabeled shard that is loaded, one after the other, as one split."""
+        if name != UNLABELED:
+            return self.splits.get(name)
+        shards = [self.splits[n] for n in sorted(self.splits) if is_unlabeled_shard(n)]
+        return concatenate_splits(shards) if shards else None
+
+
+def is_unlabeled_shard(name):
+    """Whether a split name is one of the unlabeled shards' ("unlabeled-00000")."""
+    prefix, _, number = name.partition("-")
+    return prefix == UNLABELED and number.isdigit()
+
+
+def concatenate_splits(splits):
+    """One `MaterialsSplit` of `splits`' rows in order, `x` and `segment`
+    padded to the widest; an optional array is kept if every split has it."""
+    width = max(split.x.shape[1] for split in splits)
+
+    def pad(array):
+        return np.pad(array, [(0, 0), (0, width - array.shape[1])])
+
+    fields = {"x": np.concatenate([pad(s.x) for s in splits]),
+              "segment": np.concatenate([pad(s.segment) for s in splits])}
+    for field in dataclasses.fields(MaterialsSplit):
+        if field.name in fields:
+            continue
+        values = [getattr(s, field.name) for s in splits]
+        if all(v is not None for v in values):
+            fields[field.name] = np.concatenate(values)
+    return MaterialsSplit(**fields)
 
 
 # ---------------------------------------------------------------- hashing
@@ -291,7 +340,21 @@ def _check_encoded(name, split, max_seq_len):
         if sources.shape != (n,) or not np.issubdtype(sources.dtype, np.integer) or (n and sources.min() < 0):
             raise DataError(f"split {name!r}: sources must be row indices [{n}], got {sources.dtype} {sources.shape}")
         arrays["source"] = sources.astype(np.int32)
+    if split.lines is not None:
+        lines = np.asarray(split.lines)
+        if lines.shape != (n,) or not np.issubdtype(lines.dtype, np.integer) or (n and lines.min() < 1):
+            raise DataError(f"split {name!r}: lines must be line numbers from 1 [{n}], got {lines.dtype} {lines.shape}")
+        arrays["line"] = lines.astype(np.int64)
     return arrays
+
+
+def _check_ids_and_labels(name, arrays, vocab_size, num_labels):
+    top_id = int(arrays["x"].max(initial=0))
+    if top_id >= vocab_size:
+        raise DataError(f"split {name!r}: token id {top_id} is outside the vocabulary ({vocab_size})")
+    top_label = int(arrays["label"].max(initial=-1))
+    if top_label >= num_labels:
+        raise DataError(f"split {name!r}: label {top_label} is outside the teacher's {num_labels} labels")
 
 
 def _is_file_name(value):
@@ -420,7 +483,7 @@ def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
 
 
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
-                       tokenizer=None, static=None):
+                       tokenizer=None, static=None, unlabeled=None):
     """Run the teacher over every split and write the materials directory.
 
     Args:
@@ -441,6 +504,10 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             `options.long_inputs == "windows"`.
         static: the teacher's `static_vectors`, if already computed (with
             `options.static_embedding`).
+        unlabeled: None, or the unlabeled shards (`unlabeled_shards`):
+            (split name, `EncodedSplit`, manifest fields) triples, each
+            encoded, labelled and written before the next is read; shards
+            an earlier call wrote beyond the last one given are removed.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -460,12 +527,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
     num_labels = int(teacher.output_shape[-1])
     encoded = {name: _check_encoded(name, split, max_seq_len) for name, split in splits.items()}
     for name, arrays in encoded.items():
-        top_id = int(arrays["x"].max(initial=0))
-        if top_id >= len(vocab):
-            raise DataError(f"split {name!r}: token id {top_id} is outside the vocabulary ({len(vocab)})")
-        top_label = int(arrays["label"].max(initial=-1))
-        if top_label >= num_labels:
-            raise DataError(f"split {name!r}: label {top_label} is outside the teacher's {num_labels} labels")
+        _check_ids_and_labels(name, arrays, len(vocab), num_labels)
 
     logger.info("hashing the teacher's weights")
     identity = {
@@ -502,13 +564,13 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
                               **({"static": True} if options.static_embedding else {})}
         write_json(manifest_path, manifest)
 
-    for name, arrays in encoded.items():
+    def write_split(name, arrays, split, extra):
         inputs_sha256 = _arrays_sha256(arrays["x"], arrays["segment"], arrays["label"], arrays["sentence"],
-                                       *([arrays["source"]] if "source" in arrays else []))
+                                       *[arrays[k] for k in ("source", "line") if k in arrays])
         if _reusable(manifest, name, out_dir, inputs_sha256) and (
                 manifest["splits"][name].get("pooled") or not options.pooled):
             logger.info("split %s: complete already, skipped", name)
-            continue
+            return
         file_name = f"{name}.npz"
         # Mark the split incomplete before the long part, so that a crash
         # leaves a manifest that cannot be mistaken for a finished split.
@@ -534,10 +596,11 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         seconds = time.perf_counter() - started
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
-        cut = getattr(splits[name], "truncated", None)
+        cut = getattr(split, "truncated", None)
         manifest["splits"][name] = {
             "file": file_name,
             "complete": True,
+            **extra,
             **({} if cut is None else {"truncated": int(cut), "long_inputs": options.long_inputs}),
             **({"pooled": True} if options.pooled else {}),
             "sha256": file_sha256(path),
@@ -548,6 +611,24 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         }
         write_json(manifest_path, manifest)
         logger.info("split %s: %d items in %.1f s (%.1f it/s)", name, len(y), seconds, len(y) / max(seconds, 1e-9))
+
+    for name, arrays in encoded.items():
+        write_split(name, arrays, splits[name], {})
+    if unlabeled is not None:
+        written = set()
+        for name, split, extra in unlabeled:
+            arrays = _check_encoded(name, split, max_seq_len)
+            _check_ids_and_labels(name, arrays, len(vocab), num_labels)
+            write_split(name, arrays, split, extra)
+            written.add(name)
+        # Shards of a longer input an earlier call read: not this input's.
+        for name in sorted(n for n in manifest["splits"] if is_unlabeled_shard(n) and n not in written):
+            entry = manifest["splits"].pop(name)
+            write_json(manifest_path, manifest)
+            stale = os.path.join(out_dir, entry["file"])
+            if _is_file_name(entry["file"]) and os.path.isfile(stale):
+                os.remove(stale)
+            logger.info("split %s: not in this input any more, removed", name)
     return manifest
 
 
@@ -696,6 +777,146 @@ def load_materials(directory, *, splits=None, vocab=None):
     return Materials(directory, manifest, tokens, shared["embedding"], loaded, shared.get("static"))
 
 
+# ---------------------------------------------------------------- unlabeled text
+
+
+def _text_keys(texts):
+    """int64 [N]: an 8-byte digest of each text (a sentence, or a pair as
+    its two sentences tab-joined), the duplicate check's key."""
+    return np.array([int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little",
+                                    signed=True) for text in texts], np.int64)
+
+
+class SeenTexts:
+    """The keys of every text seen so far, 8 bytes each: sorted runs,
+    merged pairwise as they grow (a binary counter's carries), so that a
+    lookup searches O(log N) runs."""
+
+    def __init__(self, keys=()):
+        self.runs = []
+        self.add(np.asarray(keys, np.int64))
+
+    def __contains__(self, key):
+        return bool(self.contains(np.array([key], np.int64))[0])
+
+    def contains(self, keys):
+        """bool [N]: which of `keys` were seen."""
+        found = np.zeros(len(keys), bool)
+        for run in self.runs:
+            at = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            found |= run[at] == keys
+        return found
+
+    def add(self, keys):
+        if not len(keys):
+            return
+        self.runs.append(np.unique(keys))
+        while len(self.runs) > 1 and len(self.runs[-1]) >= len(self.runs[-2]):
+            newest = self.runs.pop()
+            self.runs[-1] = np.union1d(self.runs[-1], newest)
+
+
+def expand_inputs(patterns, flag="--unlabeled"):
+    """Input files, in the order given, each glob pattern's matches sorted;
+    a missing file or a pattern that matches nothing is a DataError."""
+    paths = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+            if not matches:
+                raise DataError(f"{flag} {pattern}: no file matches")
+            paths += matches
+        elif not os.path.isfile(pattern):
+            raise DataError(f"{flag} {pattern}: no such file")
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def _read_lines(path, pairs):
+    """(line number from 1, text or (first, second)) of each non-empty line."""
+    try:
+        with open(path, "rb") as f:  # bytes, decoded a line at a time: an error names its line
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.rstrip(b"\r\n").decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{number}: not UTF-8 ({e.reason})") from None
+                if not line.strip():
+                    continue
+                if not pairs:
+                    yield number, line
+                    continue
+                fields = line.split("\t")
+                if len(fields) != 2 or not all(field.strip() for field in fields):
+                    raise DataError(f"{path}:{number}: expected two tab-separated sentences (the task reads pairs), "
+                                    f"got {len(fields)} field{'s' * (len(fields) != 1)}")
+                yield number, (fields[0], fields[1])
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+
+
+def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen):
+    """The unlabeled splits, one shard at a time: (name, `EncodedSplit`,
+    manifest fields) for every `shard_rows` new rows of each file in turn.
+
+    Args:
+        paths: the input files (`expand_inputs`).
+        pairs: read each line as two tab-separated sentences.
+        shard_rows: rows a shard holds at most; a shard never spans files.
+        encode: (firsts, seconds or None, labels) -> `EncodedSplit`.
+        seen: `SeenTexts` of the texts not to take again (the task's
+            splits'); each row taken joins it.
+
+    A line is taken when it is not empty and its text was not seen; the
+    same input gives the same shards, so a re-run finds them complete.
+    """
+    index = 0
+
+    def shard(path, taken):
+        nonlocal index
+        lines = np.array([number for number, _ in taken], np.int64)
+        texts = [text for _, text in taken]
+        firsts = [t[0] for t in texts] if pairs else texts
+        split = encode(firsts, [t[1] for t in texts] if pairs else None, [-1] * len(texts))
+        split.lines = lines
+        name = f"{UNLABELED}-{index:05d}"
+        index += 1
+        return name, split, {"input": os.path.abspath(path), "lines": [int(lines[0]), int(lines[-1])]}
+
+    for path in paths:
+        kept, pending, skipped = [], [], 0
+        for number, text in _read_lines(path, pairs):
+            pending.append((number, text))
+            # Checked in batches (one digest array each), enough to fill the shard.
+            if len(pending) >= max(shard_rows - len(kept), min(shard_rows, 1024)):
+                new, dropped = _new_rows(pending, seen, pairs)
+                kept, pending, skipped = kept + new, [], skipped + dropped
+                while len(kept) >= shard_rows:
+                    yield shard(path, kept[:shard_rows])
+                    kept = kept[shard_rows:]
+        new, dropped = _new_rows(pending, seen, pairs)
+        kept, skipped = kept + new, skipped + dropped
+        while kept:
+            yield shard(path, kept[:shard_rows])
+            kept = kept[shard_rows:]
+        logger.info("%s: %d lines already seen, skipped", path, skipped)
+
+
+def _new_rows(taken, seen, pairs):
+    """(the rows of `taken` whose text is new, in order, each first copy
+    only; how many were dropped); the new ones join `seen`."""
+    if not taken:
+        return taken, 0
+    keys = _text_keys(["\t".join(text) if pairs else text for _, text in taken])
+    _, first = np.unique(keys, return_index=True)
+    keep = np.zeros(len(keys), bool)
+    keep[first] = True
+    keep &= ~seen.contains(keys)
+    seen.add(keys[keep])
+    return [row for row, kept in zip(taken, keep) if kept], int((~keep).sum())
+
+
 # ---------------------------------------------------------------- from a run
 
 
@@ -712,9 +933,11 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
 
     data_dir = resolve_data_dir(data_dir)
     processor = get_processor(options.task or runs.read_run(run_dir).task)
+    unlabeled = expand_inputs(options.unlabeled)
     # Refused before the teacher loads: materials written into the run or
     # the task's data would sit among (and could replace) what they read.
-    refuse_overlap(out_dir, [run_dir, processor.task_dir(data_dir)], flag="--output", error=ConfigError)
+    refuse_overlap(out_dir, [run_dir, processor.task_dir(data_dir), *unlabeled], flag="--output",
+                   error=ConfigError)
     teacher, record = runs.load_model(run_dir)
     if record.kind != "teacher":
         raise ConfigError(f"{run_dir}: a {record.kind!r} run; materials need a fine-tuned teacher")
@@ -767,6 +990,14 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         encoded["augmented"].sources = np.array([index for index, _ in drawn], np.int64)
         logger.info("augmented: %d sentences, %.2f extra teacher passes over train",
                     len(copies), augmentation.expected_passes(len(firsts), len(copies)))
+    shards = None
+    if unlabeled:
+        pairs = processor.labeled_layout.text_b is not None
+        # Dev and test too: a student trained on their sentences would be
+        # scored on what it was taught.
+        seen = SeenTexts(np.concatenate([_text_keys(["\t".join(t) if pairs else t for t in split.sentences.tolist()])
+                                         for split in encoded.values()] or [np.zeros(0, np.int64)]))
+        shards = unlabeled_shards(unlabeled, pairs=pairs, shard_rows=options.shard_rows, encode=encode, seen=seen)
     return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
                               options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer,
-                              static=static)
+                              static=static, unlabeled=shards)

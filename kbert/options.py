@@ -95,7 +95,8 @@ class DistillOptions:
             vector (0: logits only).
         seed: seeds initialisation, dropout and batch order.
         train_splits: materials splits to train on; those absent are skipped
-            (so "augmented" is used when present).
+            (so "augmented" and "unlabeled", every unlabeled shard, are used
+            when present).
         dev_split: the split reported (and, with holdout 0, the one that
             picks the best epoch).
         holdout: the share of the "train" split held out to pick the best
@@ -143,7 +144,7 @@ class DistillOptions:
     embedding: str = "teacher"
     pooled_weight: float = 0.0
     seed: int = 0
-    train_splits: tuple = ("train", "augmented")
+    train_splits: tuple = ("train", "augmented", "unlabeled")
     dev_split: str = "dev"
     holdout: float = None
     holdout_draw: str = None
@@ -312,6 +313,14 @@ class MaterialsOptions:
             (`static_vectors`: each vocabulary token through the teacher)
             in shared.npz, a student embedding start (`kbert distill
             --embedding static`).
+        unlabeled: the user's own text files (or glob patterns), one input a
+            line (a pair task's two sentences tab-separated), labelled by
+            the teacher in shards of `shard_rows` rows (the splits
+            "unlabeled-00000", ...; `kbert.materials.unlabeled_shards`):
+            empty lines and lines already seen (in the task's splits or
+            earlier in the files) are skipped.
+        shard_rows: rows per unlabeled shard: what a kill can lose, and
+            what is held in memory at once.
     """
 
     task: str = None
@@ -328,9 +337,13 @@ class MaterialsOptions:
     packing: bool = True
     static_embedding: bool = False
     pooled: bool = False
+    unlabeled: tuple = ()
+    shard_rows: int = 10000
 
     def __post_init__(self):
         check_option_types(self)
+        if self.shard_rows < 1:
+            raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")
         if self.long_inputs not in ("truncate", "windows"):
             raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
         if self.stride is not None and self.stride < 1:

@@ -19,7 +19,7 @@ import time
 import typing
 
 from kbert import runs
-from kbert.atomic import atomic_output, write_json, write_text_atomic
+from kbert.atomic import atomic_output, refuse_overlap, write_json, write_text_atomic
 from kbert.checks import check_option_types
 from kbert.errors import ConfigError
 from kbert.options import DistillOptions, FinetuneOptions, MaterialsOptions
@@ -108,6 +108,8 @@ class PipelineOptions:
         augment: augmented copies per training sentence for distillation.
         neighbours, p_neighbour: nearest-neighbour word replacement in
             the augmentation (`MaterialsOptions`).
+        unlabeled: the user's own text files for the teacher to label
+            (`MaterialsOptions.unlabeled`).
         students: the students distilled from the one set of materials,
             each a registered name (`kbert.registry.STUDENTS`) with
             optional `:key=value` distillation options of its own
@@ -127,6 +129,7 @@ class PipelineOptions:
     augment: int = 0
     neighbours: int = 0
     p_neighbour: float = 0.1
+    unlabeled: tuple = ()
     # The BiLSTM, fast: on the demo's held-out train rows (seed 42, 8
     # epochs) it agreed with the teacher on 0.9554 of them at its best
     # epoch, against the CNN's 0.9451 (one standard error 0.004),
@@ -161,7 +164,7 @@ class PipelineOptions:
     def materials_options(self):
         static = any(self.distill_options(entry).embedding == "static" for entry in self.student_entries())
         return MaterialsOptions(augment=self.augment, seed=self.seed, neighbours=self.neighbours,
-                                p_neighbour=self.p_neighbour, static_embedding=static)
+                                p_neighbour=self.p_neighbour, static_embedding=static, unlabeled=self.unlabeled)
 
     def distill_options(self, entry):
         """`DistillOptions` of one student entry: its own options over the
@@ -248,12 +251,15 @@ def run_pipeline(options, output="runs/demo", *, data_dir=None):
     from kbert.evaluation import evaluate
     from kbert.finetuning import finetune
     from kbert.glue import get_processor, resolve_data_dir
-    from kbert.materials import materials_from_run
+    from kbert.materials import expand_inputs, materials_from_run
 
     processor = get_processor(options.task)
     if processor.is_regression:
         raise ConfigError(f"{processor.name} is a regression task; the pipeline's students distil classifiers only")
     data_dir = resolve_data_dir(data_dir)
+    # Refused before the first stage: the run's files must not land among what it reads.
+    refuse_overlap(output, [processor.task_dir(data_dir), *expand_inputs(options.unlabeled)], flag="--output",
+                   error=ConfigError)
     os.makedirs(output, exist_ok=True)
     teacher_options = FinetuneOptions(task=processor.name, checkpoint=options.checkpoint, seed=options.seed,
                                       **FINETUNE[options.mode])

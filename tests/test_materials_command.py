@@ -188,3 +188,133 @@ def test_materials_and_distill_refuse_an_output_that_overlaps_an_input(run_dir, 
         with pytest.raises(ConfigError, match=f"--output {output}: {refusal}"):
             distill(str(materials), str(output), DistillOptions(epochs=1, batch_size=4), verbose=0)
     assert _listing(materials) == before
+
+
+CORPUS = ["a fine film", "", "a fine moving film", "great plot", "a fine film", "dull and boring",
+          "the plot is great", "sadly boring"]  # lines 3 and 6 are train's and dev's, 5 repeats 1
+MORE = ["moving cast", "great plot"]  # in a second file: its line 2 repeats the first file's line 4
+
+
+def _unlabeled(tmp_path, corpus=CORPUS):
+    text = tmp_path / "text"
+    text.mkdir(exist_ok=True)
+    (text / "a.txt").write_text("".join(f"{line}\n" for line in corpus))
+    (text / "b.txt").write_text("".join(f"{line}\n" for line in MORE))
+    return text
+
+
+def test_unlabeled_text_is_labelled_in_shards_and_resumes(run_dir, glue_dir, tmp_path, monkeypatch, capsys, caplog):
+    """`kbert materials --unlabeled FILE...`: every new non-empty line
+    once, in order, in shards of --shard-rows, each row labelled as the
+    teacher labels it alone; lines of the task's splits (train and dev) and
+    repeats are skipped; an interrupted call resumes at the shard it was
+    writing, with the same result."""
+    from kbert.runs import load_model
+    from kbert.tokenization import Tokenizer
+
+    text = _unlabeled(tmp_path)
+    argv = ["--model", str(run_dir), "--data-dir", str(glue_dir), "--splits", "train,dev",
+            "--unlabeled", str(text / "a.txt"), str(text / "b*.txt"), "--shard-rows", "2"]
+    out = tmp_path / "materials"
+    materials_command.run(parse(materials_command, argv + ["--output", str(out)]))
+    assert "unlabeled: 5 rows in 3 shards" in capsys.readouterr().out
+    materials = load_materials(str(out), vocab=VOCAB)
+    shards = {name: materials.splits[name] for name in ("unlabeled-00000", "unlabeled-00001", "unlabeled-00002")}
+    assert set(materials.splits) == {"train", "dev", *shards}
+    assert [list(s.sentence) for s in shards.values()] == [["a fine film", "great plot"],
+                                                           ["the plot is great", "sadly boring"], ["moving cast"]]
+    assert [list(s.line) for s in shards.values()] == [[1, 4], [7, 8], [1]]
+    entries = materials.manifest["splits"]
+    assert entries["unlabeled-00001"]["input"] == str(text / "a.txt") and entries["unlabeled-00001"]["lines"] == [7, 8]
+    assert entries["unlabeled-00002"]["input"] == str(text / "b.txt")
+    # The teacher's logits, row by row, against the model run here on each sentence alone.
+    teacher, _ = load_model(str(run_dir))
+    tokenizer = Tokenizer.from_vocab_file(str(run_dir / "vocab.txt"))
+    for split in shards.values():
+        assert (split.label == -1).all()
+        for sentence, y in zip(split.sentence, split.y):
+            batch = tokenizer.encode_batch([str(sentence)], max_len=12)
+            expected = keras.ops.convert_to_numpy(teacher.predict_on_batch([batch.token_ids, batch.segment_ids]))
+            np.testing.assert_allclose(y, expected[0], atol=1e-5)
+
+    # Killed while writing the second shard: the first stays, whole.
+    killed = tmp_path / "killed"
+    calls = []
+    real_run_teacher = materials_module.run_teacher
+
+    def dies_on_the_second_shard(teacher, *args, desc=None, **kwargs):
+        calls.append(desc)
+        if desc == "teacher on unlabeled-00001":
+            raise KeyboardInterrupt
+        return real_run_teacher(teacher, *args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(materials_module, "run_teacher", dies_on_the_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        materials_command.run(parse(materials_command, argv + ["--output", str(killed)]))
+    assert json.loads((killed / "manifest.json").read_text())["splits"]["unlabeled-00001"]["complete"] is False
+    calls.clear()
+    monkeypatch.setattr(materials_module, "run_teacher", lambda *a, desc=None, **k: (calls.append(desc),
+                                                                                    real_run_teacher(*a, desc=desc,
+                                                                                                     **k))[1])
+    materials_command.run(parse(materials_command, argv + ["--output", str(killed)]))
+    assert calls == ["teacher on unlabeled-00001", "teacher on unlabeled-00002"]  # nothing else again
+    resumed = load_materials(str(killed), vocab=VOCAB)
+    for name, split in shards.items():
+        for field in ("x", "y", "line", "sentence"):
+            np.testing.assert_array_equal(getattr(resumed.splits[name], field), getattr(split, field))
+
+    # A shorter input: the shards past its end are removed with their files.
+    (text / "b.txt").write_text("")
+    materials_command.run(parse(materials_command, argv + ["--output", str(out)]))
+    assert sorted(json.loads((out / "manifest.json").read_text())["splits"]) == [
+        "dev", "train", "unlabeled-00000", "unlabeled-00001"]
+    assert not (out / "unlabeled-00002.npz").exists()
+
+    # distill trains on the shards (the split "unlabeled") unless --no-unlabeled.
+    for flag, trained in (("--unlabeled", "train+unlabeled: 9 rows"), ("--no-unlabeled", "train: 5 rows")):
+        student = tmp_path / f"student{flag}"
+        caplog.clear()
+        with caplog.at_level("INFO", logger="kbert.distillation"):
+            distill_command.run(parse(distill_command, ["--materials", str(out), "--output", str(student),
+                                                        "--epochs", "1", "--batch-size", "4", "--holdout", "0", flag]))
+        assert f"training on {trained}" in caplog.text
+
+
+@pytest.mark.single_backend  # reading files only
+def test_unlabeled_input_errors_name_the_file_and_line(tmp_path):
+    from kbert.errors import DataError
+    from kbert.materials import SeenTexts, expand_inputs, unlabeled_shards
+
+    def shards(path, pairs):
+        encode = lambda firsts, seconds, labels: materials_module.EncodedSplit(  # noqa: E731
+            np.ones((len(firsts), 2), np.int32), np.zeros((len(firsts), 2), np.int32), np.array(labels),
+            np.array(firsts if seconds is None else list(zip(firsts, seconds))))
+        return list(unlabeled_shards([str(path)], pairs=pairs, shard_rows=4, encode=encode, seen=SeenTexts()))
+
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("one\tpair\n\nno tab here\n")
+    with pytest.raises(DataError, match=rf"{pairs}:3: expected two tab-separated sentences .* got 1 field$"):
+        shards(pairs, True)
+    assert [s.sentences.tolist() for _, s, _ in shards(pairs, False)] == [["one\tpair", "no tab here"]]
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("fine\nd\u00e9j\u00e0 vu\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"{binary}:2: not UTF-8"):
+        shards(binary, False)
+    with pytest.raises(DataError, match="--unlabeled .*missing.txt: no such file"):
+        expand_inputs([str(tmp_path / "missing.txt")])
+    with pytest.raises(DataError, match=r"--unlabeled .*\*.tsv: no file matches"):
+        expand_inputs([str(tmp_path / "*.tsv")])
+
+
+def test_seen_texts_finds_every_key_it_was_given():
+    """The duplicate check against a plain Python set, over many merges."""
+    from kbert.materials import SeenTexts
+
+    rng = np.random.default_rng(0)
+    seen, reference = SeenTexts(), set()
+    for size in rng.integers(0, 50, 200):
+        keys = rng.integers(-1000, 1000, size)
+        np.testing.assert_array_equal(seen.contains(keys), [k in reference for k in keys])
+        seen.add(keys)
+        reference.update(keys.tolist())
+    assert len(seen.runs) <= 12 and sum(map(len, seen.runs)) >= len(reference)

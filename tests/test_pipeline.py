@@ -83,8 +83,13 @@ def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_di
     from kbert.pipeline import PipelineOptions, run_pipeline
 
     out = str(tmp_path / "run")
+    # The user's own text reaches the materials (SST-2 reads single sentences, the others pairs).
+    text = tmp_path / "corpus.txt"
+    pair = "\tits pair" if task == "MRPC" else ""
+    text.write_text("".join(f"{w} unseen line {i}{pair}\n" for i, w in enumerate(["one", "two", "three"])))
     # The default students (the BiLSTM and the transformer cut from the teacher) and a CNN of its own options.
-    options = PipelineOptions(task=task, checkpoint=checkpoint, students=("bilstm", "transformer", "cnn:epochs=1"))
+    options = PipelineOptions(task=task, checkpoint=checkpoint, students=("bilstm", "transformer", "cnn:epochs=1"),
+                              unlabeled=(str(text),))
     report = run_pipeline(options, out, data_dir=glue_dir)
 
     for name in ("report.md", "report.json", "report.png"):
@@ -120,7 +125,8 @@ def test_pipeline_runs_every_stage_reports_and_resumes(task, checkpoint, glue_di
         f"{stage} {name}" for name in list(directories)[1:] for stage in ("distill", "evaluate", "time")}
     manifest = json.load(open(os.path.join(out, "materials", "manifest.json")))
     assert {name: entry["count"] for name, entry in manifest["splits"].items()} == {"train": 96, "dev": 32,
-                                                                                  "test": 8}
+                                                                                  "test": 8, "unlabeled-00000": 3}
+    assert manifest["splits"]["unlabeled-00000"]["input"] == str(text)
 
     # A second call finds every stage complete: nothing is trained or written again.
     kept = ["teacher", "materials"] + [os.path.join(d, "checkpoint") for d in list(directories.values())[1:]]
@@ -165,6 +171,24 @@ def test_kbert_run_reads_students_and_the_one_student_spelling():
     assert build_parser(argv).parse_args(argv).students == ("cnn",)
     argv = ["run"]
     assert build_parser(argv).parse_args(argv).students == ("bilstm", "transformer")
+
+
+@pytest.mark.single_backend  # refused before any backend work
+def test_kbert_run_passes_unlabeled_text_on_and_refuses_an_output_around_it(glue_dir, tmp_path):
+    from kbert.cli import build_parser
+    from kbert.errors import ConfigError
+    from kbert.pipeline import PipelineOptions, run_pipeline
+
+    text = tmp_path / "text" / "corpus.txt"
+    text.parent.mkdir()
+    text.write_text("a line\n")
+    argv = ["run", "--unlabeled", str(text), str(tmp_path / "*.txt")]
+    assert build_parser(argv).parse_args(argv).unlabeled == [str(text), str(tmp_path / "*.txt")]
+    options = PipelineOptions(unlabeled=[str(text)])
+    assert options.materials_options().unlabeled == (str(text),)
+    with pytest.raises(ConfigError, match="--output .*: contains the input"):
+        run_pipeline(options, str(tmp_path), data_dir=glue_dir)
+    assert sorted(os.listdir(tmp_path / "text")) == ["corpus.txt"] and not (tmp_path / "teacher").exists()
 
 
 def test_pipeline_refuses_a_task_it_cannot_distill(checkpoint, glue_dir, tmp_path):

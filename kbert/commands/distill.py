@@ -15,7 +15,7 @@ from kbert.options import (
 )
 from kbert.registry import STUDENTS
 
-AUGMENTED = "augmented"
+AUGMENTED, UNLABELED = "augmented", "unlabeled"
 
 
 def add_arguments(parser):
@@ -69,6 +69,9 @@ def add_arguments(parser):
     add_flag(parser, "--augmented", action=bool,
              default=AUGMENTED in field_default(DistillOptions, "train_splits"),
              help="train on the augmented split too, when the materials have one")
+    add_flag(parser, "--unlabeled", action=bool,
+             default=UNLABELED in field_default(DistillOptions, "train_splits"),
+             help="train on the unlabeled shards too (kbert materials --unlabeled), when the materials have them")
     add_option(parser, DistillOptions, "holdout", type=float,
                help="share of the train rows held out (with their augmented copies) to pick the best epoch; "
                     "dev is then scored once (default 0.05; a resumed run keeps its own; 0: pick it on dev)")
@@ -88,7 +91,8 @@ def add_arguments(parser):
 def run(args):
     from kbert.distillation import distill
 
-    splits = tuple(s for s in field_default(DistillOptions, "train_splits") if args.augmented or s != AUGMENTED)
+    left_out = {AUGMENTED: not args.augmented, UNLABELED: not args.unlabeled}
+    splits = tuple(s for s in field_default(DistillOptions, "train_splits") if not left_out.get(s))
     record = distill(args.materials, args.output, options_from_args(DistillOptions, args, train_splits=splits),
                      resume=args.resume)
     results = record.results

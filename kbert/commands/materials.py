@@ -39,19 +39,27 @@ def add_arguments(parser):
     add_option(parser, MaterialsOptions, "pooled",
                help="also store each row's pooled [CLS] vector (one more teacher pass) for kbert distill "
                     "--pooled-weight")
+    add_option(parser, MaterialsOptions, "unlabeled", type=str, nargs="+", metavar="FILE",
+               help="your own text, one input a line (a pair's sentences tab-separated), files or glob patterns: "
+                    "labelled by the teacher in shards, lines already seen skipped; a re-run skips finished shards")
+    add_option(parser, MaterialsOptions, "shard_rows", metavar="N",
+               help="rows per unlabeled shard (default %(default)s)")
     add_option(parser, MaterialsOptions, "packing",
                help="read the teacher's rows packed where that computes under 0.9 of length-sorted batches' "
                     "token slots: the same logits (default: yes)")
 
 
 def run(args):
-    from kbert.materials import materials_from_run
+    from kbert.materials import is_unlabeled_shard, materials_from_run
 
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     options = options_from_args(MaterialsOptions, args, splits=splits)
     manifest = materials_from_run(args.model, args.output, options, data_dir=args.data_dir)
     splits = manifest["splits"]
+    shards = [entry for name, entry in splits.items() if is_unlabeled_shard(name)]
     for name, entry in splits.items():
+        if is_unlabeled_shard(name):
+            continue
         cut = entry.get("truncated")
         longer = "" if not cut else (f"; {cut} longer than max_seq_len, "
                                      f"{'read as windows' if entry.get('long_inputs') == 'windows' else 'truncated'}")
@@ -59,4 +67,8 @@ def run(args):
     if "augmented" in splits and "train" in splits:
         extra = splits["augmented"]["count"] / max(splits["train"]["count"], 1)
         print(f"augmented: {splits['augmented']['count']} sentences, {extra:.2f} extra teacher passes over train")
+    if shards:
+        rows, seconds = sum(e["count"] for e in shards), sum(e.get("seconds") or 0.0 for e in shards)
+        rate = f", {rows / seconds:.1f} it/s" if seconds else ""
+        print(f"unlabeled: {rows} rows in {len(shards)} shards{rate}")
     print(f"materials: {args.output}")

@@ -17,6 +17,8 @@ def add_arguments(parser):
     add_option(parser, PipelineOptions, "neighbours", metavar="K",
                help="with --augment, also replace words by one of their K nearest neighbours")
     add_option(parser, PipelineOptions, "p_neighbour", help="the chance that a word is so replaced")
+    add_option(parser, PipelineOptions, "unlabeled", type=str, nargs="+", metavar="FILE",
+               help="your own text for the teacher to label, one input a line (kbert materials --unlabeled)")
     # --student: one student, as kbert distill spells it.
     add_option(parser, PipelineOptions, "students", aliases=("--student",), type=_names,
                metavar="NAME[:KEY=VALUE...],...",
