@@ -348,6 +348,16 @@ def _check_encoded(name, split, max_seq_len):
     return arrays
 
 
+def _scores(task, labels, logits):
+    """The GLUE task's metrics of `logits` against `labels`; accuracy alone
+    for another task."""
+    from kbert.glue import TASKS, compute_metrics
+
+    if task in TASKS:
+        return compute_metrics(task, labels, logits)
+    return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels))}
+
+
 def _check_ids_and_labels(name, arrays, vocab_size, num_labels):
     top_id = int(arrays["x"].max(initial=0))
     if top_id >= vocab_size:
@@ -483,7 +493,7 @@ def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
 
 
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
-                       tokenizer=None, static=None, unlabeled=None):
+                       tokenizer=None, static=None, unlabeled=None, ensemble=()):
     """Run the teacher over every split and write the materials directory.
 
     Args:
@@ -508,6 +518,11 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             (split name, `EncodedSplit`, manifest fields) triples, each
             encoded, labelled and written before the next is read; shards
             an earlier call wrote beyond the last one given are removed.
+        ensemble: more teachers, as (model, id) pairs, of the same task
+            and vocabulary: the stored logits `y` are the mean of every
+            teacher's (`teacher`'s and theirs), and each labelled split
+            records every teacher's score and the ensemble's.  The
+            embedding, static and pooled vectors stay `teacher`'s own.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -548,6 +563,19 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         apply_variant(teacher, "int8")
     if options.long_inputs == "windows":
         identity["teacher"]["long_inputs"] = {"windows": True, "stride": options.stride}
+    if ensemble:
+        for model, member_id in ensemble:
+            if int(model.output_shape[-1]) != num_labels:
+                raise ConfigError(f"{member_id}: {int(model.output_shape[-1])} labels, the first teacher "
+                                  f"{teacher_id} has {num_labels}")
+            if options.int8:
+                apply_variant(model, "int8")
+        members = [{"id": str(teacher_id), "sha256": identity["teacher"]["sha256"]}]
+        members += [{"id": str(member_id), "sha256": teacher_sha256(model)} for model, member_id in ensemble]
+        if len({m["sha256"] for m in members}) < len(members):
+            raise ConfigError(f"the ensemble names one teacher twice: {', '.join(m['id'] for m in members)}")
+        identity["teacher"]["ensemble"] = members
+    teachers = [(teacher, str(teacher_id))] + list(ensemble)
     manifest = _start_manifest(out_dir, identity)
     manifest_path = os.path.join(out_dir, MANIFEST)
 
@@ -578,17 +606,25 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         write_json(manifest_path, manifest)
 
         started = time.perf_counter()
-        if options.long_inputs == "windows":
-            y = _windowed_logits(teacher, tokenizer, arrays["sentence"], options, f"teacher on {name}", verbose)
-        else:
-            y = run_teacher(
-                teacher, arrays["x"], arrays["segment"], arrays["length"],
-                batch_size=options.batch_size, packing=options.packing, desc=f"teacher on {name}", verbose=verbose,
-            )
-        if y is None:  # an empty split
-            y = np.zeros((0, num_labels), np.float32)
-        if not np.isfinite(y).all():
-            raise DataError(f"split {name!r}: the teacher produced NaN or inf logits")
+        each = []
+        for k, (model, _) in enumerate(teachers):
+            desc = f"teacher on {name}" if len(teachers) == 1 else f"teacher {k + 1}/{len(teachers)} on {name}"
+            if options.long_inputs == "windows":
+                y = _windowed_logits(model, tokenizer, arrays["sentence"], options, desc, verbose)
+            else:
+                y = run_teacher(model, arrays["x"], arrays["segment"], arrays["length"],
+                                batch_size=options.batch_size, packing=options.packing, desc=desc, verbose=verbose)
+            if y is None:  # an empty split
+                y = np.zeros((0, num_labels), np.float32)
+            if not np.isfinite(y).all():
+                raise DataError(f"split {name!r}: the teacher {teachers[k][1]} produced NaN or inf logits")
+            each.append(y)
+        y = each[0] if len(each) == 1 else np.mean(np.stack(each).astype(np.float64), axis=0).astype(np.float32)
+        scores = {}
+        if len(each) > 1 and len(y) and (arrays["label"] >= 0).all():
+            # What the ensemble is worth against its members, on the split's own labels.
+            scores = {"scores": {"ensemble": _scores(task, arrays["label"], y),
+                                 "members": [_scores(task, arrays["label"], m) for m in each]}}
         if options.pooled:
             arrays = dict(arrays, pooled=pooled_vectors(teacher, arrays["x"], arrays["segment"], arrays["length"],
                                                         batch_size=options.batch_size, desc=f"pooled on {name}",
@@ -601,6 +637,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             "file": file_name,
             "complete": True,
             **extra,
+            **scores,
             **({} if cut is None else {"truncated": int(cut), "long_inputs": options.long_inputs}),
             **({"pooled": True} if options.pooled else {}),
             "sha256": file_sha256(path),
@@ -927,22 +964,46 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     casing), encodes each split as the teacher's features were encoded,
     adds `options.augment` Tang et al. copies per training sentence as the
     "augmented" split, and calls `generate_materials`.  Returns the manifest.
+
+    `run_dir` may be a list of runs, a teacher ensemble: fine-tuned on the
+    same task with the same vocabulary, max_seq_len and casing (refused by
+    name otherwise), their logits averaged (`generate_materials`'
+    `ensemble`); the first is the one the embedding, static and pooled
+    vectors, and a transformer student, come from.
     """
     from kbert import augment as augmentation
     from kbert.glue import get_processor, resolve_data_dir, split_texts
 
+    run_dirs = [run_dir] if isinstance(run_dir, (str, os.PathLike)) else list(run_dir)
+    if not run_dirs:
+        raise ConfigError("materials need a fine-tuned teacher run (--model)")
+    run_dir = run_dirs[0]
     data_dir = resolve_data_dir(data_dir)
     processor = get_processor(options.task or runs.read_run(run_dir).task)
     unlabeled = expand_inputs(options.unlabeled)
     # Refused before the teacher loads: materials written into the run or
     # the task's data would sit among (and could replace) what they read.
-    refuse_overlap(out_dir, [run_dir, processor.task_dir(data_dir), *unlabeled], flag="--output",
+    refuse_overlap(out_dir, [*run_dirs, processor.task_dir(data_dir), *unlabeled], flag="--output",
                    error=ConfigError)
     teacher, record = runs.load_model(run_dir)
-    if record.kind != "teacher":
-        raise ConfigError(f"{run_dir}: a {record.kind!r} run; materials need a fine-tuned teacher")
-    if record.task != processor.name:
-        raise ConfigError(f"{run_dir}: the teacher was fine-tuned on {record.task}, not {processor.name}")
+    members = []
+    for k, other in enumerate(run_dirs):
+        model, other_record = (teacher, record) if k == 0 else runs.load_model(other)
+        if other_record.kind != "teacher":
+            raise ConfigError(f"{other}: a {other_record.kind!r} run; materials need a fine-tuned teacher")
+        if other_record.task != processor.name:
+            raise ConfigError(f"{other}: the teacher was fine-tuned on {other_record.task}, not {processor.name}")
+        if k == 0:
+            continue
+        for field in ("max_seq_len", "cased", "num_labels"):
+            if getattr(other_record, field) != getattr(record, field):
+                raise ConfigError(f"{other}: {field} {getattr(other_record, field)!r}, but the first teacher "
+                                  f"{run_dir} has {getattr(record, field)!r}; an ensemble's teachers must agree")
+        if vocab_sha256(load_vocab_tokens(runs.vocab_file(other))) != vocab_sha256(
+                load_vocab_tokens(runs.vocab_file(run_dir))):
+            raise ConfigError(f"{other}: another vocabulary than the first teacher {run_dir}'s; an ensemble's "
+                              "teachers must share one")
+        members.append((model, os.path.abspath(other)))
     if processor.is_regression:
         raise ConfigError(f"{processor.name} is a regression task; the CNN student distils classifiers only")
     options = dataclasses.replace(options, task=processor.name, max_seq_len=options.max_seq_len or record.max_seq_len)
@@ -1000,4 +1061,4 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         shards = unlabeled_shards(unlabeled, pairs=pairs, shard_rows=options.shard_rows, encode=encode, seen=seen)
     return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
                               options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer,
-                              static=static, unlabeled=shards)
+                              static=static, unlabeled=shards, ensemble=members)

@@ -318,3 +318,66 @@ def test_seen_texts_finds_every_key_it_was_given():
         seen.add(keys)
         reference.update(keys.tolist())
     assert len(seen.runs) <= 12 and sum(map(len, seen.runs)) >= len(reference)
+
+
+def _member(run_dir, path, seed, **record):
+    """Another teacher run like `run_dir`: fresh weights, its run.json's options changed by `record`."""
+    import shutil
+
+    shutil.copytree(run_dir, path)
+    keras.utils.set_random_seed(seed)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16)
+    BertModel(config, num_labels=2).save(path / "model.keras")
+    run = json.loads((path / "run.json").read_text())
+    run["options"].update(record)
+    (path / "run.json").write_text(json.dumps(run))
+    return path
+
+
+def test_a_teacher_ensemble_averages_its_members_logits(run_dir, glue_dir, tmp_path, capsys):
+    """`kbert materials --model A --model B`: y is the mean of the members'
+    logits, each member and the ensemble scored on dev, the members named in
+    the manifest; members that disagree on what they read are refused."""
+    from kbert.errors import ConfigError
+    from kbert.runs import load_model
+
+    second = _member(run_dir, tmp_path / "second", 5)
+    out = tmp_path / "materials"
+    materials_command.run(parse(materials_command, [
+        "--model", str(run_dir), "--model", str(second), "--output", str(out), "--data-dir", str(glue_dir),
+        "--splits", "train,dev"]))
+    printed = capsys.readouterr().out
+    materials = load_materials(str(out), vocab=VOCAB)
+    members = [load_model(str(d))[0] for d in (run_dir, second)]
+    for name in ("train", "dev"):
+        split = materials.splits[name]
+        each = [keras.ops.convert_to_numpy(m.predict_on_batch([split.x, split.segment])) for m in members]
+        assert np.abs(each[0] - each[1]).max() > 1e-3  # two different teachers
+        np.testing.assert_allclose(split.y, (each[0] + each[1]) / 2, atol=1e-5)
+    teacher = materials.manifest["teacher"]
+    assert [m["id"] for m in teacher["ensemble"]] == [str(run_dir), str(second)]
+    assert teacher["id"] == str(run_dir) and teacher["sha256"] == teacher["ensemble"][0]["sha256"]
+    dev = materials.splits["dev"]
+    scores = materials.manifest["splits"]["dev"]["scores"]
+    accuracy = lambda y: float(np.mean(np.argmax(y, -1) == dev.label))  # noqa: E731
+    assert scores["ensemble"]["accuracy"] == pytest.approx(accuracy(dev.y))
+    assert [m["accuracy"] for m in scores["members"]] == pytest.approx(
+        [accuracy(keras.ops.convert_to_numpy(m.predict_on_batch([dev.x, dev.segment]))) for m in members])
+    assert "dev: the ensemble's accuracy" in printed  # every split with labels is scored
+
+    # The transformer student is cut from the first teacher.
+    student = tmp_path / "student"
+    distill_command.run(parse(distill_command, ["--materials", str(out), "--output", str(student), "--student",
+                                                "transformer", "--layers", "1", "--epochs", "1", "--holdout", "0"]))
+    assert json.loads((student / "run.json").read_text())["status"] == "complete"
+
+    other_vocab = tmp_path / "other-vocab"
+    _member(run_dir, other_vocab, 6)
+    (other_vocab / "vocab.txt").write_text("".join(f"{t}\n" for t in VOCAB[:5] + VOCAB[5:][::-1]))
+    for member, message in ((_member(run_dir, tmp_path / "longer", 7, max_seq_len=16), "max_seq_len 16, but"),
+                            (other_vocab, "another vocabulary"), (run_dir, "names one teacher twice")):
+        with pytest.raises(ConfigError, match=message):
+            materials_command.run(parse(materials_command, [
+                "--model", str(run_dir), "--model", str(member), "--output", str(tmp_path / "refused"),
+                "--data-dir", str(glue_dir), "--splits", "train,dev"]))

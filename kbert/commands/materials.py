@@ -11,7 +11,9 @@ from kbert.options import MaterialsOptions
 
 
 def add_arguments(parser):
-    add_flag(parser, "--model", required=True, help="fine-tuned run directory (`kbert finetune --output`)")
+    add_flag(parser, "--model", required=True, action="append",
+             help="fine-tuned run directory (`kbert finetune --output`); given again, a teacher ensemble whose "
+                  "logits are averaged")
     add_flag(parser, "--output", required=True, help="materials directory (re-runs skip complete splits)")
     add_flag(parser, "--data-dir", help="GLUE data directory (default: $GLUE_DIR)")
     add_option(parser, MaterialsOptions, "task", type=str, help="GLUE task, e.g. SST-2 (default: the run's)")
@@ -64,6 +66,11 @@ def run(args):
         longer = "" if not cut else (f"; {cut} longer than max_seq_len, "
                                      f"{'read as windows' if entry.get('long_inputs') == 'windows' else 'truncated'}")
         print(f"{name}: {entry['count']} rows, {entry.get('seconds')} s, {entry.get('items_per_second')} it/s{longer}")
+        if "scores" in entry:
+            ensemble, members = entry["scores"]["ensemble"], entry["scores"]["members"]
+            print(f"{name}: the ensemble's " + ", ".join(
+                f"{metric} {value:.4f} (teachers: {', '.join(f'{m[metric]:.4f}' for m in members)})"
+                for metric, value in ensemble.items()))
     if "augmented" in splits and "train" in splits:
         extra = splits["augmented"]["count"] / max(splits["train"]["count"], 1)
         print(f"augmented: {splits['augmented']['count']} sentences, {extra:.2f} extra teacher passes over train")
