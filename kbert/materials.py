@@ -814,6 +814,118 @@ def load_materials(directory, *, splits=None, vocab=None):
     return Materials(directory, manifest, tokens, shared["embedding"], loaded, shared.get("static"))
 
 
+# ---------------------------------------------------------------- contextual augmentation
+
+
+def _whole_words(tokens):
+    """bool [V]: the tokens a masked word may become: whole words (no
+    "##" continuation), not `[...]` specials or unused slots."""
+    return np.array([not (t.startswith("##") or (t.startswith("[") and t.endswith("]")) or not t.strip())
+                     for t in tokens])
+
+
+def fill_masks(copies, originals, checkpoint, *, cased, max_seq_len, seed, top_k=20, temperature=1.0,
+               batch_size=64, verbose=True):
+    """Rewrite every `[MASK]` word of augmented copies with a word a masked
+    language model predicts there (Wu et al. 2019, "Conditional BERT
+    contextual augmentation"; TinyBERT's BERT-based replacement).
+
+    Args:
+        copies: (source row, text or (first, second)) pairs, as
+            `kbert.augment.augment` gives them; a mask is the word `[MASK]`.
+        originals: the source rows' texts, indexed by source row.
+        checkpoint: anything `load_checkpoint(..., training=True)` reads
+            with its MLM head (a checkpoint without one is a CheckpointError).
+        cased: the tokenizer's casing (the teacher's).
+        max_seq_len: the longest encoding; a copy with a mask beyond it
+            keeps its masks.
+        seed: each copy draws from its own generator, (seed, its index).
+        top_k, temperature: each mask's word is drawn from the softmax of
+            the MLM's logits / temperature over its `top_k` likeliest whole
+            words (`_whole_words`).
+        batch_size: rows per MLM call.
+
+    Returns:
+        The copies, each mask rewritten, in order; a rewritten copy equal to
+        its source or to an earlier copy is dropped.
+    """
+    from tqdm.auto import tqdm
+
+    from kbert.augment import MASK
+    from kbert.tokenization import Tokenizer, load_vocab_tokens
+    from kbert.views import pretraining_model
+    from kbert.weights.loading import load_checkpoint
+
+    bert = load_checkpoint(checkpoint, training=True, seq_len=None)
+    if bert.vocab_file is None:
+        raise ConfigError(f"--mlm {checkpoint}: no vocab.txt beside the checkpoint")
+    tokens = load_vocab_tokens(bert.vocab_file)
+    tokenizer = Tokenizer.from_vocab_file(bert.vocab_file, cased=cased, never_split=(MASK,),
+                                          vocab_size=bert.bert_config.vocab_size)
+    if MASK not in tokens:
+        raise ConfigError(f"--mlm {checkpoint}: its vocabulary has no {MASK} token")
+    mask_id, allowed = tokens.index(MASK), _whole_words(tokens)
+    if not allowed.any():
+        raise ConfigError(f"--mlm {checkpoint}: its vocabulary has no whole-word token to predict")
+    predict = pretraining_model(bert)
+    pairs = bool(copies) and not isinstance(copies[0][1], str)
+    sides = [[text] if not pairs else list(text) for _, text in copies]
+    masked = [k for k, parts in enumerate(sides) if any(MASK in part.split() for part in parts)]
+    order = sorted(masked, key=lambda k: sum(len(part.split()) for part in sides[k]))  # similar lengths together
+    filled, cut = {}, 0
+    with tqdm(total=len(order), desc="masked LM", unit="copy", disable=not verbose) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = tokenizer.encode_batch([sides[k][0] for k in rows], [sides[k][1] for k in rows] if pairs else None,
+                                           max_len=max_seq_len)
+            positions = [np.flatnonzero(ids == mask_id) for ids in batch.token_ids]  # the masks, in text order
+            width = max(len(p) for p in positions)
+            chosen = np.zeros((len(rows), width), np.int32)  # position 0 ([CLS]) pads: its logits unread
+            for i, p in enumerate(positions):
+                chosen[i, : len(p)] = p
+            logits = keras.ops.convert_to_numpy(
+                predict.predict_on_batch([batch.token_ids, batch.segment_ids, chosen])["mlm"])  # [B, P, V]
+            for i, k in enumerate(rows):
+                if len(positions[i]) != sum(part.split().count(MASK) for part in sides[k]):
+                    filled[k], cut = copies[k][1], cut + 1  # a mask was cut off: which is which is unknown
+                    continue
+                rng = np.random.default_rng([seed, 29, k])
+                words = []
+                for scores in logits[i, : len(positions[i])].astype(np.float64):
+                    scores = np.where(allowed, scores / temperature, -np.inf)
+                    likeliest = np.argsort(-scores, kind="stable")[: min(top_k, int(allowed.sum()))]
+                    p = np.exp(scores[likeliest] - scores[likeliest].max())
+                    words.append(tokens[int(likeliest[rng.choice(len(likeliest), p=p / p.sum())])])
+                filled[k] = _rewrite(sides[k], words, MASK)
+            bar.update(len(rows))
+    result, seen = [], set()
+    for k, (source, text) in enumerate(copies):
+        new = filled.get(k, text)
+        key = new if not pairs else tuple(new)
+        if key == _normalised(originals[source]) or key in seen:
+            continue
+        seen.add(key)
+        result.append((source, new))
+    logger.info("masked LM: %d of %d copies rewritten, %d kept after dropping repeats (%d with a mask past "
+                "max_seq_len left as they were)", len(filled) - cut, len(copies), len(result), cut)
+    return result
+
+
+def _normalised(text):
+    """A text (or pair, as a tuple) with its whitespace as the copies have it."""
+    return " ".join(text.split()) if isinstance(text, str) else tuple(" ".join(part.split()) for part in text)
+
+
+def _rewrite(parts, words, mask):
+    """`parts` (one text, or a pair's two) with their mask words, in order,
+    replaced by `words` (masks past the end of `words` stay)."""
+    words = iter(words)
+    out = []
+    for part in parts:
+        out.append(" ".join(next(words, word) if word == mask else word for word in part.split()))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 # ---------------------------------------------------------------- unlabeled text
 
 
@@ -983,8 +1095,12 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     unlabeled = expand_inputs(options.unlabeled)
     # Refused before the teacher loads: materials written into the run or
     # the task's data would sit among (and could replace) what they read.
-    refuse_overlap(out_dir, [*run_dirs, processor.task_dir(data_dir), *unlabeled], flag="--output",
-                   error=ConfigError)
+    read = [*run_dirs, processor.task_dir(data_dir), *unlabeled]
+    if options.mlm is not None:
+        from kbert.weights.loading import checkpoint_directory
+
+        read.append(checkpoint_directory(options.mlm))
+    refuse_overlap(out_dir, read, flag="--output", error=ConfigError)
     teacher, record = runs.load_model(run_dir)
     members = []
     for k, other in enumerate(run_dirs):
@@ -1042,6 +1158,10 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
             neighbours = augmentation.nearest_neighbours(vectors, vocab, options.neighbours)
         drawn = augmentation.augment(sources, options.augment, options.seed, neighbours=neighbours,
                                      p_neighbour=options.p_neighbour)
+        if options.mlm is not None:
+            drawn = fill_masks(drawn, sources, options.mlm, cased=record.cased, max_seq_len=options.max_seq_len,
+                               seed=options.seed, top_k=options.mlm_top_k, temperature=options.mlm_temperature,
+                               batch_size=options.batch_size, verbose=verbose)
         copies = [text for _, text in drawn]
         encoded["augmented"] = encode(
             [c if seconds is None else c[0] for c in copies],

@@ -313,6 +313,16 @@ class MaterialsOptions:
             (`static_vectors`: each vocabulary token through the teacher)
             in shared.npz, a student embedding start (`kbert distill
             --embedding static`).
+        mlm: a checkpoint with masked-LM heads (Google's originals, a
+            `kbert pretrain` run, anything `load_checkpoint` reads with
+            `training=True`): every `[MASK]` word of the augmented copies
+            is rewritten by a whole-word token sampled from its prediction
+            in context (Wu et al. 2019's conditional contextual
+            augmentation; `kbert.materials.fill_masks`).  None: the
+            copies keep `[MASK]`.
+        mlm_top_k: sample among the masked LM's k likeliest whole words.
+        mlm_temperature: the masked LM's logits are divided by it before
+            sampling (below 1: likelier words; above: more varied).
         unlabeled: the user's own text files (or glob patterns), one input a
             line (a pair task's two sentences tab-separated), labelled by
             the teacher in shards of `shard_rows` rows (the splits
@@ -337,11 +347,20 @@ class MaterialsOptions:
     packing: bool = True
     static_embedding: bool = False
     pooled: bool = False
+    mlm: str = None
+    mlm_top_k: int = 20
+    mlm_temperature: float = 1.0
     unlabeled: tuple = ()
     shard_rows: int = 10000
 
     def __post_init__(self):
         check_option_types(self)
+        if self.mlm_top_k < 1:
+            raise ConfigError(f"--mlm-top-k must be at least 1, got {self.mlm_top_k}")
+        if self.mlm_temperature <= 0:
+            raise ConfigError(f"--mlm-temperature must be positive, got {self.mlm_temperature}")
+        if self.mlm is not None and not self.augment:
+            raise ConfigError("--mlm rewrites the masked words of the augmented copies: it needs --augment N")
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")
         if self.long_inputs not in ("truncate", "windows"):

@@ -41,6 +41,11 @@ def add_arguments(parser):
     add_option(parser, MaterialsOptions, "pooled",
                help="also store each row's pooled [CLS] vector (one more teacher pass) for kbert distill "
                     "--pooled-weight")
+    add_option(parser, MaterialsOptions, "mlm", type=str, metavar="CHECKPOINT",
+               help="with --augment, rewrite each masked word with a word this masked LM (a checkpoint with MLM "
+                    "heads, e.g. a kbert pretrain run) predicts there, instead of leaving [MASK]")
+    add_option(parser, MaterialsOptions, "mlm_top_k", metavar="K", help="sample among the K likeliest words")
+    add_option(parser, MaterialsOptions, "mlm_temperature", help="divide the masked LM's logits by this first")
     add_option(parser, MaterialsOptions, "unlabeled", type=str, nargs="+", metavar="FILE",
                help="your own text, one input a line (a pair's sentences tab-separated), files or glob patterns: "
                     "labelled by the teacher in shards, lines already seen skipped; a re-run skips finished shards")

@@ -1,0 +1,124 @@
+"""Contextual augmentation (`kbert materials --augment N --mlm CHECKPOINT`):
+the masked words of the augmented copies rewritten by a masked LM's
+predictions in context, checked against the checkpoint's own full MLM
+output (`MLM-Sim` over every position, a separate graph from the
+gathered-position view `fill_masks` runs)."""
+
+import argparse
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kbert.errors import CheckpointError, ConfigError
+from kbert.materials import fill_masks
+from kbert.tokenization import Tokenizer
+
+WHOLE = "all work and no play makes jack a dull boy".split()  # the fixture's whole-word tokens
+
+
+def reference_scores(checkpoint, texts):
+    """[masks, V] the fixture's MLM probabilities at each [MASK] of `texts`,
+    in order, from the whole model's `MLM-Sim` output over every position."""
+    from kbert import load_checkpoint
+
+    model = load_checkpoint(str(checkpoint), training=True, seq_len=None)
+    sim = keras.Model(model.inputs, model.get_layer("MLM-Sim").output)
+    tokenizer = Tokenizer.from_vocab_file(str(checkpoint / "vocab.txt"), cased=False, never_split=("[MASK]",))
+    rows = []
+    for text in texts:
+        batch = tokenizer.encode_batch([text], max_len=16)
+        probabilities = keras.ops.convert_to_numpy(sim.predict_on_batch(
+            [batch.token_ids, batch.segment_ids, np.zeros_like(batch.token_ids)]))[0]  # [T, V]
+        rows += [probabilities[i] for i in np.flatnonzero(batch.token_ids[0] == 4)]
+    return np.array(rows)
+
+
+def likeliest(scores, k):
+    """The k likeliest whole words of each row."""
+    vocab = (checkpoint_tokens := ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WHOLE)
+    allowed = np.array([t in WHOLE for t in checkpoint_tokens])
+    return [[vocab[i] for i in np.argsort(-np.where(allowed, row, -np.inf), kind="stable")[:k]] for row in scores]
+
+
+def test_each_mask_becomes_a_word_the_masked_lm_predicts_there(fixture_checkpoint):
+    originals = ["all work and no play", "makes jack a dull boy"]
+    copies = [(0, "all [MASK] and no [MASK]"), (1, "[MASK] jack a dull boy"), (1, "jack a dull")]
+    masked = [text for _, text in copies[:2]]
+    best = likeliest(reference_scores(fixture_checkpoint, masked), 1)  # one row per mask, in order
+    expected = [(0, f"all {best[0][0]} and no {best[1][0]}"), (1, f"{best[2][0]} jack a dull boy"), (1, "jack a dull")]
+    expected = [(s, t) for s, t in expected if t != originals[s]]  # a copy equal to its source is dropped
+    got = fill_masks(copies, originals, str(fixture_checkpoint), cased=False, max_seq_len=16, seed=0, top_k=1,
+                     verbose=False)
+    assert got == expected
+
+    # Sampling: every word among the k likeliest, the same for the same seed, varied across seeds.
+    top3 = likeliest(reference_scores(fixture_checkpoint, masked), 3)
+    draws = [fill_masks(copies[:1], originals, str(fixture_checkpoint), cased=False, max_seq_len=16, seed=seed,
+                        top_k=3, verbose=False) for seed in range(12)]
+    words = [draw[0][1].split() for draw in draws if draw]
+    assert all(w[1] in top3[0] and w[4] in top3[1] for w in words)
+    assert len({(w[1], w[4]) for w in words}) > 1
+    again = fill_masks(copies[:1], originals, str(fixture_checkpoint), cased=False, max_seq_len=16, seed=3, top_k=3,
+                       verbose=False)
+    assert again == draws[3]
+
+    # Pairs: each side's masks, in order.
+    pair = fill_masks([(0, ("all [MASK]", "[MASK] boy"))], [("all work", "dull boy")], str(fixture_checkpoint),
+                      cased=False, max_seq_len=16, seed=0, top_k=1, verbose=False)
+    assert pair[0][1][0].split()[0] == "all" and pair[0][1][1].split()[1] == "boy"
+    assert "[MASK]" not in " ".join(pair[0][1])
+
+
+def test_a_checkpoint_without_mlm_heads_or_a_mask_cut_off(fixture_checkpoint, tmp_path):
+    from kbert import BertModel, export_checkpoint
+    from kbert.config import BertConfig
+
+    bare = tmp_path / "bare"
+    config = BertConfig.from_json_file(str(fixture_checkpoint / "bert_config.json"))
+    export_checkpoint(BertModel(config), str(bare), vocab_file=str(fixture_checkpoint / "vocab.txt"))  # no MLM head
+    with pytest.raises(CheckpointError):
+        fill_masks([(0, "all [MASK]")], ["all work"], str(bare), cased=False, max_seq_len=16, seed=0, verbose=False)
+    # A mask past max_seq_len: the copy keeps its masks rather than guess which is which.
+    long = "all work and no play makes jack a [MASK]"
+    assert fill_masks([(0, long)], ["x"], str(fixture_checkpoint), cased=False, max_seq_len=6, seed=0,
+                      verbose=False) == [(0, long)]
+
+
+def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path):
+    from kbert.commands import materials as materials_command
+    from kbert.config import BertConfig
+    from kbert.materials import load_materials
+    from kbert.model import BertModel
+    from kbert.options import MaterialsOptions
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WHOLE
+    run = tmp_path / "run"
+    run.mkdir()
+    config = BertConfig(vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16)
+    BertModel(config, num_labels=2).save(run / "model.keras")
+    (run / "vocab.txt").write_text("".join(f"{t}\n" for t in vocab))
+    (run / "run.json").write_text(json.dumps(
+        {"kind": "teacher", "status": "complete", "task": "SST-2", "labels": ["0", "1"], "num_labels": 2,
+         "options": {"task": "SST-2", "max_seq_len": 12, "cased": False}}))
+    train = ["all work and no play", "makes jack a dull boy", "no play makes a dull boy", "all work makes jack"]
+    task = tmp_path / "glue" / "SST-2"
+    task.mkdir(parents=True)
+    (task / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(train)))
+    (task / "dev.tsv").write_text("sentence\tlabel\nall work\t0\n")
+    parser = argparse.ArgumentParser()
+    materials_command.add_arguments(parser)
+    out = tmp_path / "materials"
+    materials_command.run(parser.parse_args([
+        "--model", str(run), "--output", str(out), "--data-dir", str(tmp_path / "glue"), "--splits", "train,dev",
+        "--augment", "8", "--seed", "1", "--mlm", str(fixture_checkpoint), "--mlm-top-k", "4"]))
+    augmented = load_materials(str(out)).splits["augmented"]
+    assert len(augmented) > 0
+    for sentence, source in zip(augmented.sentence, augmented.source):
+        assert "[MASK]" not in sentence and sentence != train[source]
+        assert set(sentence.split()) <= set(WHOLE)
+    assert 4 not in augmented.x  # no mask id reaches the teacher
+    with pytest.raises(ConfigError, match="--mlm .* needs --augment N"):
+        MaterialsOptions(mlm=str(fixture_checkpoint))
