@@ -868,6 +868,7 @@ def fill_masks(copies, originals, checkpoint, *, cased, max_seq_len, seed, top_k
     if not allowed.any():
         raise ConfigError(f"--mlm {checkpoint}: its vocabulary has no whole-word token to predict")
     predict = pretraining_model(bert)
+    k_kept = min(top_k, int(allowed.sum()))
     pairs = bool(copies) and not isinstance(copies[0][1], str)
     sides = [[text] if not pairs else list(text) for _, text in copies]
     masked = [k for k, parts in enumerate(sides) if any(MASK in part.split() for part in parts)]
@@ -890,13 +891,13 @@ def fill_masks(copies, originals, checkpoint, *, cased, max_seq_len, seed, top_k
                     filled[k], cut = copies[k][1], cut + 1  # a mask was cut off: which is which is unknown
                     continue
                 rng = np.random.default_rng([seed, 29, k])
-                words = []
-                for scores in logits[i, : len(positions[i])].astype(np.float64):
-                    scores = np.where(allowed, scores / temperature, -np.inf)
-                    likeliest = np.argsort(-scores, kind="stable")[: min(top_k, int(allowed.sum()))]
-                    p = np.exp(scores[likeliest] - scores[likeliest].max())
-                    words.append(tokens[int(likeliest[rng.choice(len(likeliest), p=p / p.sum())])])
-                filled[k] = _rewrite(sides[k], words, MASK)
+                scores = np.where(allowed, logits[i, : len(positions[i])].astype(np.float64) / temperature,
+                                  -np.inf)  # [masks, V]
+                likeliest = np.argpartition(-scores, k_kept - 1, axis=-1)[:, :k_kept]  # [masks, k], any order
+                top = np.take_along_axis(scores, likeliest, axis=-1)
+                p = np.exp(top - top.max(axis=-1, keepdims=True))
+                picks = [row[rng.choice(k_kept, p=q / q.sum())] for row, q in zip(likeliest, p)]
+                filled[k] = _rewrite(sides[k], [tokens[int(pick)] for pick in picks], MASK)
             bar.update(len(rows))
     result, seen = [], set()
     for k, (source, text) in enumerate(copies):
