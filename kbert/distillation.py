@@ -74,9 +74,11 @@ STATE_FILE = "state.json"
 # What a run recorded before an option existed used, where that differs
 # from the current default: runs before the holdout picked epochs on dev; runs
 # before the length-matched draw drew the holdout at random and picked on gold.
-PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold", "learning_rate": 1e-3}
+PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold", "learning_rate": 1e-3,
+             "narrow_start": "random"}
 # A new run's choices for the options left None.
-NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement", "learning_rate": None}
+NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement", "learning_rate": None,
+           "narrow_start": None}
 
 
 # ---------------------------------------------------------------- loss and metric
@@ -369,7 +371,7 @@ def _held_out(materials, options):
     dev split's (`length_matched`); augmented rows made from a held-out
     row are dropped with it.
     """
-    splits = {name: materials.split(name) for name in options.train_splits if materials.split(name) is not None}
+    splits = {name: materials.split(name) for name in options.train_splits if materials.rows(name)}
     if not sum(len(split) for split in splits.values()):
         raise DataError(f"{materials.directory}: no rows in the training splits {list(options.train_splits)}")
     if not options.holdout:
@@ -463,10 +465,12 @@ def _compile(model, options, num_labels):
     )
 
 
-def _resume_state(checkpoint_dir, options, identity, resume):
+def _resume_state(checkpoint_dir, options, identity, resume, available):
     """(the saved state of an earlier run in this directory or None to start
     afresh, `options` with the options left None resolved: the run's own,
-    else `NEW_RUN`'s)."""
+    else `NEW_RUN`'s).  `available`: the split names the materials hold, so
+    that a training split a run predates (and the materials lack) does not
+    count as another setting."""
     path = os.path.join(checkpoint_dir, STATE_FILE)
     unset = [name for name in NEW_RUN if getattr(options, name) is None]
     if not os.path.exists(path):
@@ -485,12 +489,20 @@ def _resume_state(checkpoint_dir, options, identity, resume):
         )
     if state["identity"]["teacher"] != identity["teacher"]:
         raise DataError(f"{path}: the student was trained on materials of another teacher")
+    # Rows added to the materials since (more unlabeled text, say) would make
+    # the resumed run another run; runs before the record are not checked.
+    if "rows" in state["identity"] and state["identity"]["rows"] != identity["rows"]:
+        raise DataError(f"{path}: the student was trained on {state['identity']['rows']} rows, the materials now "
+                        f"give {identity['rows']}; distil into a new directory")
     # A setting the run predates is compared as its default.
     earlier = dict(DistillOptions().to_dict(), **PREDATING)
     earlier.update(state["config"])
     earlier["epochs"] = options.epochs
     options = dataclasses.replace(options, **{name: earlier[name] for name in unset})
-    if earlier != options.to_dict():
+    current = options.to_dict()
+    for config in (earlier, current):
+        config["train_splits"] = [name for name in config["train_splits"] if name in available]
+    if earlier != current:
         raise ConfigError(f"{path}: the run used other settings ({state['config']}); only epochs may change on resume")
     return state, options
 
@@ -530,7 +542,11 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
         raise ConfigError(f"{out_dir}: holds a {runs.read_run(out_dir).kind} run; give the student its own directory")
     checkpoint_dir = os.path.join(out_dir, "checkpoint")
     os.makedirs(checkpoint_dir, exist_ok=True)
-    state, options = _resume_state(checkpoint_dir, options, identity, resume)
+    identity["rows"] = {name: materials.rows(name) for name in options.train_splits if materials.rows(name)}
+    available = {name for name in options.train_splits if materials.rows(name)} | set(materials.splits)
+    state, options = _resume_state(checkpoint_dir, options, identity, resume, available)
+    if state is not None:  # a run from before the rows were recorded records them from now on
+        state["identity"].setdefault("rows", identity["rows"])
     keras.utils.set_random_seed(options.seed)
     splits, holdout = _held_out(materials, options)
     if state is None:

@@ -50,8 +50,9 @@ teacher, same input, file hash unchanged) and redoes the others.
 
 The user's own text (`MaterialsOptions.unlabeled`) becomes the splits
 "unlabeled-00000", "unlabeled-00001", ...: shards of at most `shard_rows`
-rows, read, encoded, labelled and written one at a time (memory holds one
-shard, plus 8 bytes a distinct line for the duplicate check), each with
+rows, read, encoded, labelled and written one at a time (memory holds
+about two shards' lines, plus 8 bytes a distinct line for the duplicate
+check), each with
 its input file and line range in the manifest; `kbert distill` trains on
 them all as the split "unlabeled".
 """
@@ -75,7 +76,7 @@ from kbert.checks import is_int
 from kbert.errors import ConfigError, DataError
 from kbert.inference import predict_bucketed
 from kbert.numeric import softmax
-from kbert.options import MaterialsOptions
+from kbert.options import SPLITS, MaterialsOptions
 from kbert.tokenization import load_vocab_tokens, vocab_sha256
 from kbert.variants import apply_variant
 from kbert.views import pooled_output_model, sequence_output_model
@@ -170,6 +171,12 @@ class Materials:
     @property
     def vocab_sha256(self):
         return self.manifest["vocab"]["sha256"]
+
+    def rows(self, name):
+        """How many rows `split(name)` has (0 when there is no such split)."""
+        if name != UNLABELED:
+            return len(self.splits[name]) if name in self.splits else 0
+        return sum(len(split) for n, split in self.splits.items() if is_unlabeled_shard(n))
 
     def split(self, name):
         """The loaded split `name`, or None.  "unlabeled" is every
@@ -564,16 +571,18 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
     if options.long_inputs == "windows":
         identity["teacher"]["long_inputs"] = {"windows": True, "stride": options.stride}
     if ensemble:
+        members = [{"id": str(teacher_id), "sha256": identity["teacher"]["sha256"]}]
         for model, member_id in ensemble:
             if int(model.output_shape[-1]) != num_labels:
                 raise ConfigError(f"{member_id}: {int(model.output_shape[-1])} labels, the first teacher "
                                   f"{teacher_id} has {num_labels}")
+            members.append({"id": str(member_id), "sha256": teacher_sha256(model)})  # before any quantizing
+            same = [m["id"] for m in members[:-1] if m["sha256"] == members[-1]["sha256"]]
+            if same:
+                raise ConfigError(f"{member_id}: the same weights as the teacher {same[0]}; an ensemble's "
+                                  "teachers must differ")
             if options.int8:
                 apply_variant(model, "int8")
-        members = [{"id": str(teacher_id), "sha256": identity["teacher"]["sha256"]}]
-        members += [{"id": str(member_id), "sha256": teacher_sha256(model)} for model, member_id in ensemble]
-        if len({m["sha256"] for m in members}) < len(members):
-            raise ConfigError(f"the ensemble names one teacher twice: {', '.join(m['id'] for m in members)}")
         identity["teacher"]["ensemble"] = members
     teachers = [(teacher, str(teacher_id))] + list(ensemble)
     manifest = _start_manifest(out_dir, identity)
@@ -824,8 +833,8 @@ def _whole_words(tokens):
                      for t in tokens])
 
 
-def fill_masks(copies, originals, checkpoint, *, cased, max_seq_len, seed, top_k=20, temperature=1.0,
-               batch_size=64, verbose=True):
+def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, temperature=1.0, batch_size=64,
+               verbose=True):
     """Rewrite every `[MASK]` word of augmented copies with a word a masked
     language model predicts there (Wu et al. 2019, "Conditional BERT
     contextual augmentation"; TinyBERT's BERT-based replacement).
@@ -836,7 +845,6 @@ def fill_masks(copies, originals, checkpoint, *, cased, max_seq_len, seed, top_k
         originals: the source rows' texts, indexed by source row.
         checkpoint: anything `load_checkpoint(..., training=True)` reads
             with its MLM head (a checkpoint without one is a CheckpointError).
-        cased: the tokenizer's casing (the teacher's).
         max_seq_len: the longest encoding; a copy with a mask beyond it
             keeps its masks.
         seed: each copy draws from its own generator, (seed, its index).
@@ -860,11 +868,17 @@ def fill_masks(copies, originals, checkpoint, *, cased, max_seq_len, seed, top_k
     if bert.vocab_file is None:
         raise ConfigError(f"--mlm {checkpoint}: no vocab.txt beside the checkpoint")
     tokens = load_vocab_tokens(bert.vocab_file)
+    # The masked LM reads text as its own vocabulary was made: an uncased
+    # one has no capital letter outside its [...] specials.
+    cased = any(any(c.isupper() for c in t) for t in tokens if not (t.startswith("[") and t.endswith("]")))
     tokenizer = Tokenizer.from_vocab_file(bert.vocab_file, cased=cased, never_split=(MASK,),
                                           vocab_size=bert.bert_config.vocab_size)
     if MASK not in tokens:
         raise ConfigError(f"--mlm {checkpoint}: its vocabulary has no {MASK} token")
-    mask_id, allowed = tokens.index(MASK), _whole_words(tokens)
+    # Rows of the output matrix past vocab.txt's tokens (a padded vocabulary) are never drawn.
+    allowed = np.zeros(bert.bert_config.vocab_size, bool)
+    allowed[: len(tokens)] = _whole_words(tokens)[: bert.bert_config.vocab_size]
+    mask_id = tokens.index(MASK)
     if not allowed.any():
         raise ConfigError(f"--mlm {checkpoint}: its vocabulary has no whole-word token to predict")
     predict = pretraining_model(bert)
@@ -930,11 +944,17 @@ def _rewrite(parts, words, mask):
 # ---------------------------------------------------------------- unlabeled text
 
 
-def _text_keys(texts):
-    """int64 [N]: an 8-byte digest of each text (a sentence, or a pair as
-    its two sentences tab-joined), the duplicate check's key."""
-    return np.array([int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little",
-                                    signed=True) for text in texts], np.int64)
+def _text_keys(texts, cased):
+    """int64 [N]: an 8-byte digest of each text (a sentence, or a pair as a
+    tuple), the duplicate check's key: its words, whitespace collapsed,
+    lower-cased for an uncased teacher, so that texts the teacher reads
+    alike count as one."""
+    def normal(text):
+        return " ".join(text.split()) if cased else " ".join(text.lower().split())
+
+    keys = ["\t".join(normal(part) for part in text) if isinstance(text, tuple) else normal(text) for text in texts]
+    return np.array([int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little",
+                                    signed=True) for key in keys], np.int64)
 
 
 class SeenTexts:
@@ -971,15 +991,15 @@ def expand_inputs(patterns, flag="--unlabeled"):
     a missing file or a pattern that matches nothing is a DataError."""
     paths = []
     for pattern in patterns:
-        if glob.has_magic(pattern):
+        if os.path.isfile(pattern):  # a file named like a pattern ("data[1].txt") is that file
+            paths.append(pattern)
+        elif glob.has_magic(pattern):
             matches = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
             if not matches:
                 raise DataError(f"{flag} {pattern}: no file matches")
             paths += matches
-        elif not os.path.isfile(pattern):
-            raise DataError(f"{flag} {pattern}: no such file")
         else:
-            paths.append(pattern)
+            raise DataError(f"{flag} {pattern}: no such file")
     return paths
 
 
@@ -990,6 +1010,8 @@ def _read_lines(path, pairs):
             for number, raw in enumerate(f, start=1):
                 try:
                     line = raw.rstrip(b"\r\n").decode("utf-8")
+                    if number == 1:
+                        line = line.removeprefix("\ufeff")  # a byte-order mark is not text
                 except UnicodeDecodeError as e:
                     raise DataError(f"{path}:{number}: not UTF-8 ({e.reason})") from None
                 if not line.strip():
@@ -1006,7 +1028,7 @@ def _read_lines(path, pairs):
         raise DataError(f"{path}: cannot read it ({e.strerror})") from None
 
 
-def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen):
+def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen, cased=False):
     """The unlabeled splits, one shard at a time: (name, `EncodedSplit`,
     manifest fields) for every `shard_rows` new rows of each file in turn.
 
@@ -1016,7 +1038,9 @@ def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen):
         shard_rows: rows a shard holds at most; a shard never spans files.
         encode: (firsts, seconds or None, labels) -> `EncodedSplit`.
         seen: `SeenTexts` of the texts not to take again (the task's
-            splits'); each row taken joins it.
+            splits', keyed by `_text_keys`); each row taken joins it.
+        cased: the teacher's casing: for an uncased one, texts that differ
+            only in case or spacing are one text.
 
     A line is taken when it is not empty and its text was not seen; the
     same input gives the same shards, so a re-run finds them complete.
@@ -1040,12 +1064,12 @@ def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen):
             pending.append((number, text))
             # Checked in batches (one digest array each), enough to fill the shard.
             if len(pending) >= max(shard_rows - len(kept), min(shard_rows, 1024)):
-                new, dropped = _new_rows(pending, seen, pairs)
+                new, dropped = _new_rows(pending, seen, cased)
                 kept, pending, skipped = kept + new, [], skipped + dropped
                 while len(kept) >= shard_rows:
                     yield shard(path, kept[:shard_rows])
                     kept = kept[shard_rows:]
-        new, dropped = _new_rows(pending, seen, pairs)
+        new, dropped = _new_rows(pending, seen, cased)
         kept, skipped = kept + new, skipped + dropped
         while kept:
             yield shard(path, kept[:shard_rows])
@@ -1053,12 +1077,12 @@ def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen):
         logger.info("%s: %d lines already seen, skipped", path, skipped)
 
 
-def _new_rows(taken, seen, pairs):
+def _new_rows(taken, seen, cased):
     """(the rows of `taken` whose text is new, in order, each first copy
     only; how many were dropped); the new ones join `seen`."""
     if not taken:
         return taken, 0
-    keys = _text_keys(["\t".join(text) if pairs else text for _, text in taken])
+    keys = _text_keys([text for _, text in taken], cased)
     _, first = np.unique(keys, return_index=True)
     keep = np.zeros(len(keys), bool)
     keep[first] = True
@@ -1090,6 +1114,10 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     run_dirs = [run_dir] if isinstance(run_dir, (str, os.PathLike)) else list(run_dir)
     if not run_dirs:
         raise ConfigError("materials need a fine-tuned teacher run (--model)")
+    real = [os.path.realpath(d) for d in run_dirs]
+    for k, path in enumerate(real):
+        if path in real[:k]:
+            raise ConfigError(f"--model {run_dirs[k]}: names the teacher {run_dirs[real.index(path)]} again")
     run_dir = run_dirs[0]
     data_dir = resolve_data_dir(data_dir)
     processor = get_processor(options.task or runs.read_run(run_dir).task)
@@ -1160,7 +1188,7 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         drawn = augmentation.augment(sources, options.augment, options.seed, neighbours=neighbours,
                                      p_neighbour=options.p_neighbour)
         if options.mlm is not None:
-            drawn = fill_masks(drawn, sources, options.mlm, cased=record.cased, max_seq_len=options.max_seq_len,
+            drawn = fill_masks(drawn, sources, options.mlm, max_seq_len=options.max_seq_len,
                                seed=options.seed, top_k=options.mlm_top_k, temperature=options.mlm_temperature,
                                batch_size=options.batch_size, verbose=verbose)
         copies = [text for _, text in drawn]
@@ -1175,11 +1203,16 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     shards = None
     if unlabeled:
         pairs = processor.labeled_layout.text_b is not None
-        # Dev and test too: a student trained on their sentences would be
-        # scored on what it was taught.
-        seen = SeenTexts(np.concatenate([_text_keys(["\t".join(t) if pairs else t for t in split.sentences.tolist()])
-                                         for split in encoded.values()] or [np.zeros(0, np.int64)]))
-        shards = unlabeled_shards(unlabeled, pairs=pairs, shard_rows=options.shard_rows, encode=encode, seen=seen)
+        # Every split of the task, whichever this call encodes: dev and test
+        # too, since a student trained on their sentences would be scored
+        # on what it was taught.
+        seen = SeenTexts()
+        for name in SPLITS:
+            if os.path.isfile(processor.split_path(data_dir, name)):
+                firsts, seconds = split_texts(processor.examples(data_dir, name))
+                seen.add(_text_keys(firsts if seconds is None else list(zip(firsts, seconds)), record.cased))
+        shards = unlabeled_shards(unlabeled, pairs=pairs, shard_rows=options.shard_rows, encode=encode, seen=seen,
+                                  cased=record.cased)
     return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
                               options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer,
                               static=static, unlabeled=shards, ensemble=members)

@@ -75,7 +75,10 @@ class DistillOptions:
             2-layer, 256-wide student's holdout agreement was 0.9436
             against random's 0.9302, one standard error 0.004,
             benchmarks/results/transformer-students-full-sst-2.md) or
-            "random" (BERT's initialisation).
+            "random" (BERT's initialisation).  None: "projection" where it
+            fits (a student no wider than the teacher in hidden size,
+            heads, head size and feed-forward width), else "random"; a
+            resumed run keeps its own (runs before the option: "random").
         hidden_weight: the transformer's hidden-state loss (TinyBERT): the
             mean squared error between each of its layers' outputs (and
             its embeddings'), projected to the teacher's width where they
@@ -139,7 +142,7 @@ class DistillOptions:
     heads: int = None
     intermediate: int = None
     layer_map: str = "bottom"
-    narrow_start: str = "projection"
+    narrow_start: str = None
     # Layer-wise losses of a student cut from the teacher (TinyBERT): the
     # teacher runs in the training step, frozen.
     hidden_weight: float = 0.0
@@ -198,7 +201,7 @@ class DistillOptions:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.layer_map not in LAYER_MAPS:
             raise ConfigError(f"layer_map must be one of {LAYER_MAPS}, got {self.layer_map!r}")
-        if self.narrow_start not in NARROW_STARTS:
+        if self.narrow_start is not None and self.narrow_start not in NARROW_STARTS:
             raise ConfigError(f"narrow_start must be one of {NARROW_STARTS}, got {self.narrow_start!r}")
         for name in ("hidden_weight", "attention_weight"):
             if getattr(self, name) < 0:
@@ -335,7 +338,7 @@ class MaterialsOptions:
             empty lines and lines already seen (in the task's splits or
             earlier in the files) are skipped.
         shard_rows: rows per unlabeled shard: what a kill can lose, and
-            what is held in memory at once.
+            about half of what is held in memory at once.
     """
 
     task: str = None

@@ -345,7 +345,7 @@ def teacher_layers(layers, depth, layer_map="bottom"):
 
 
 def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=None, layer_map="bottom",
-                narrow_start="projection"):
+                narrow_start=None):
     """A transformer student: a `BertModel` classifier (kbert's named
     layers) smaller than `teacher`, started from the teacher's weights.
 
@@ -355,11 +355,14 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
     embeddings, those layers, the pooler (`NSP-Dense`) and the classifier.
     A narrower student starts, with `narrow_start`:
 
-    - "projection" (the default): the teacher's weights projected
-      (`project_teacher`): its hidden vectors onto their top principal
-      axes, its strongest heads and feed-forward units kept;
+    - "projection": the teacher's weights projected (`project_teacher`):
+      its hidden vectors onto their top principal axes, its strongest
+      heads and feed-forward units kept; refused for a student wider than
+      the teacher in hidden size, heads, head size or feed-forward width;
     - "random": BERT's random initialisation (truncated normal, the
-      teacher's `initializer_range`) wherever shapes differ.
+      teacher's `initializer_range`); the embedding tables are the
+      teacher's where their width is;
+    - None (the default): "projection" where it fits, else "random".
 
     Args:
         teacher: a `BertModel` classifier (`num_labels` set).
@@ -388,7 +391,7 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
     """
     if not isinstance(teacher, BertModel) or teacher.num_labels is None:
         raise ConfigError("a transformer student is cut from a BertModel classifier (num_labels set)")
-    if narrow_start not in NARROW_STARTS:
+    if narrow_start is not None and narrow_start not in NARROW_STARTS:
         raise ConfigError(f"narrow_start must be one of {NARROW_STARTS}, got {narrow_start!r}")
     config = teacher.bert_config
     depth = config.num_hidden_layers
@@ -404,13 +407,15 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
                         seq_len=teacher.seq_len)
     same_width = all(sizes[name] == getattr(config, name) for name in
                      ("hidden_size", "num_attention_heads", "intermediate_size"))
+    if narrow_start is None:
+        narrow_start = "projection" if _projectable(config, student.bert_config) else "random"
     if same_width or narrow_start == "projection":
         project_teacher(student, teacher, chosen)
         student.cut_from = chosen
     else:
-        # Random start: only the parts whose shapes match (the segment
-        # and position tables when hidden is kept, the classifier's bias)
-        # are the teacher's.
+        # Random start: only the layers whose every weight has the
+        # teacher's shape (the embedding tables when hidden is kept) are
+        # the teacher's.
         for layer in student.layers:
             if layer.name.startswith("Encoder-"):
                 continue
@@ -421,6 +426,22 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
     logger.info("transformer student: %d layers from %d, started from %s", layers, depth,
                 f"teacher layers {', '.join(map(str, chosen))}" if student.cut_from else "random weights")
     return student
+
+
+def _too_wide(teacher_config, student_config):
+    """[(name, student's, teacher's)] of the sizes in which a student is
+    wider than its teacher: what a projection cannot start."""
+    d = teacher_config.hidden_size // teacher_config.num_attention_heads
+    e = student_config.hidden_size // student_config.num_attention_heads
+    return [(name, ours, theirs) for name, ours, theirs in (
+        ("hidden", student_config.hidden_size, teacher_config.hidden_size),
+        ("heads", student_config.num_attention_heads, teacher_config.num_attention_heads),
+        ("head size (hidden / heads)", e, d),
+        ("intermediate", student_config.intermediate_size, teacher_config.intermediate_size)) if ours > theirs]
+
+
+def _projectable(teacher_config, student_config):
+    return not _too_wide(teacher_config, student_config)
 
 
 def hidden_basis(teacher, hidden):
@@ -458,18 +479,18 @@ def project_teacher(student, teacher, chosen):
       of their intermediate column's and output row's norms.
 
     At the teacher's width P is the identity and nothing is dropped: the
-    layers are copied.  A student that drops only heads or units whose
-    output rows are zero computes exactly what the teacher computes.
+    layers are copied.  At the teacher's hidden size (P the identity), a
+    student that drops only feed-forward units whose output rows are zero
+    computes exactly what the teacher computes.  (Heads cannot be dropped
+    alone: at a kept hidden size, fewer heads are wider ones.)
     """
     tc, sc = teacher.bert_config, student.bert_config
     d, e = tc.hidden_size // tc.num_attention_heads, sc.hidden_size // sc.num_attention_heads
-    for name, ours, theirs in (("hidden", sc.hidden_size, tc.hidden_size),
-                               ("heads", sc.num_attention_heads, tc.num_attention_heads),
-                               ("head size (hidden / heads)", e, d),
-                               ("intermediate", sc.intermediate_size, tc.intermediate_size)):
-        if ours > theirs:
-            raise ConfigError(f"a student projected from the teacher needs {name} at most the teacher's {theirs}, "
-                              f"got {ours}: start it at random (narrow_start='random')")
+    too_wide = _too_wide(tc, sc)
+    if too_wide:
+        name, ours, theirs = too_wide[0]
+        raise ConfigError(f"a student projected from the teacher needs {name} at most the teacher's {theirs}, "
+                          f"got {ours}: start it at random (narrow_start='random')")
     basis = hidden_basis(teacher, sc.hidden_size)  # [H, h]
 
     def vector(v):  # [H] -> [h]

@@ -12,7 +12,7 @@ from kbert.distillation import DistillOptions, StoredLogitsLoss, distill, pack_t
 from kbert.errors import ConfigError, DataError
 from kbert.layers import StudentConv, StudentEmbedding, StudentPool
 from kbert.layers.token_embedding import TokenEmbedding
-from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
+from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials, load_materials
 from kbert.registry import STUDENTS, StudentSpec
 from kbert.student import BiLSTMStudent, CNNStudent, build_student
 
@@ -263,6 +263,10 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     state_path = tmp_path / "checkpoint" / "state.json"
     state = json.loads(state_path.read_text())
     del state["config"]["length_bucketing"]
+    # A run from before unlabeled shards and narrow_start, of materials without shards, resumes.
+    state["config"]["train_splits"] = ["train", "augmented"]
+    del state["config"]["narrow_start"]
+    del state["identity"]["rows"]
     # A run from before the holdout picked epochs on dev: its holdout is 0,
     # which an unset holdout keeps on resume, and another one is refused.
     del state["config"]["holdout"]
@@ -278,6 +282,18 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     assert record.results["epochs"] == 2
     assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == [
         f"best-{record.results['best_epoch']}.weights.h5", "epoch-2.keras", "state.json"]
+
+    # Nor materials that gained rows since (unlabeled text added, say).
+    state = json.loads(state_path.read_text())
+    loaded = load_materials(materials_dir)
+    assert state["identity"]["rows"] == {name: loaded.rows(name) for name in ("train", "augmented", "unlabeled")
+                                         if loaded.rows(name)}
+    state["identity"]["rows"]["train"] += 1
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(DataError, match="rows, the materials now give"):
+        distill(materials_dir, str(tmp_path), options(epochs=3), resume=True, verbose=0)
+    state["identity"]["rows"]["train"] -= 1
+    state_path.write_text(json.dumps(state))
 
     # Materials of another vocabulary cannot continue this student.
     state = json.loads(state_path.read_text())

@@ -270,6 +270,15 @@ def test_unlabeled_text_is_labelled_in_shards_and_resumes(run_dir, glue_dir, tmp
         "dev", "train", "unlabeled-00000", "unlabeled-00001"]
     assert not (out / "unlabeled-00002.npz").exists()
 
+    # Whichever splits a call encodes, every task split's sentences are skipped, as the uncased teacher reads
+    # them: case and spacing aside.
+    (text / "c.txt").write_text("\ufeffDull  and BORING\nA fine FILM\nnew words here\n")  # a byte-order mark first
+    fresh = tmp_path / "fresh"
+    materials_command.run(parse(materials_command, ["--model", str(run_dir), "--data-dir", str(glue_dir), "--splits",
+                                                    "train", "--unlabeled", str(text / "c.txt"), "--output",
+                                                    str(fresh)]))
+    assert load_materials(str(fresh)).split("unlabeled").sentence.tolist() == ["A fine FILM", "new words here"]
+
     # distill trains on the shards (the split "unlabeled") unless --no-unlabeled.
     for flag, trained in (("--unlabeled", "train+unlabeled: 9 rows"), ("--no-unlabeled", "train: 5 rows")):
         student = tmp_path / f"student{flag}"
@@ -300,6 +309,9 @@ def test_unlabeled_input_errors_name_the_file_and_line(tmp_path):
     binary.write_bytes("fine\nd\u00e9j\u00e0 vu\n".encode("latin-1"))
     with pytest.raises(DataError, match=rf"{binary}:2: not UTF-8"):
         shards(binary, False)
+    named = tmp_path / "data[1].txt"  # a file whose name looks like a glob is that file
+    named.write_text("x\n")
+    assert expand_inputs([str(named)]) == [str(named)]
     with pytest.raises(DataError, match="--unlabeled .*missing.txt: no such file"):
         expand_inputs([str(tmp_path / "missing.txt")])
     with pytest.raises(DataError, match=r"--unlabeled .*\*.tsv: no file matches"):
@@ -318,6 +330,13 @@ def test_seen_texts_finds_every_key_it_was_given():
         seen.add(keys)
         reference.update(keys.tolist())
     assert len(seen.runs) <= 12 and sum(map(len, seen.runs)) >= len(reference)
+
+
+def _copy(run_dir, path):
+    import shutil
+
+    shutil.copytree(run_dir, path)
+    return path
 
 
 def _member(run_dir, path, seed, **record):
@@ -376,7 +395,8 @@ def test_a_teacher_ensemble_averages_its_members_logits(run_dir, glue_dir, tmp_p
     _member(run_dir, other_vocab, 6)
     (other_vocab / "vocab.txt").write_text("".join(f"{t}\n" for t in VOCAB[:5] + VOCAB[5:][::-1]))
     for member, message in ((_member(run_dir, tmp_path / "longer", 7, max_seq_len=16), "max_seq_len 16, but"),
-                            (other_vocab, "another vocabulary"), (run_dir, "names one teacher twice")):
+                            (other_vocab, "another vocabulary"), (run_dir, "names the teacher .* again"),
+                            (_copy(run_dir, tmp_path / "copy"), "the same weights as the teacher")):
         with pytest.raises(ConfigError, match=message):
             materials_command.run(parse(materials_command, [
                 "--model", str(run_dir), "--model", str(member), "--output", str(tmp_path / "refused"),

@@ -49,24 +49,24 @@ def test_each_mask_becomes_a_word_the_masked_lm_predicts_there(fixture_checkpoin
     best = likeliest(reference_scores(fixture_checkpoint, masked), 1)  # one row per mask, in order
     expected = [(0, f"all {best[0][0]} and no {best[1][0]}"), (1, f"{best[2][0]} jack a dull boy"), (1, "jack a dull")]
     expected = [(s, t) for s, t in expected if t != originals[s]]  # a copy equal to its source is dropped
-    got = fill_masks(copies, originals, str(fixture_checkpoint), cased=False, max_seq_len=16, seed=0, top_k=1,
+    got = fill_masks(copies, originals, str(fixture_checkpoint), max_seq_len=16, seed=0, top_k=1,
                      verbose=False)
     assert got == expected
 
     # Sampling: every word among the k likeliest, the same for the same seed, varied across seeds.
     top3 = likeliest(reference_scores(fixture_checkpoint, masked), 3)
-    draws = [fill_masks(copies[:1], originals, str(fixture_checkpoint), cased=False, max_seq_len=16, seed=seed,
+    draws = [fill_masks(copies[:1], originals, str(fixture_checkpoint), max_seq_len=16, seed=seed,
                         top_k=3, verbose=False) for seed in range(12)]
     words = [draw[0][1].split() for draw in draws if draw]
     assert all(w[1] in top3[0] and w[4] in top3[1] for w in words)
     assert len({(w[1], w[4]) for w in words}) > 1
-    again = fill_masks(copies[:1], originals, str(fixture_checkpoint), cased=False, max_seq_len=16, seed=3, top_k=3,
+    again = fill_masks(copies[:1], originals, str(fixture_checkpoint), max_seq_len=16, seed=3, top_k=3,
                        verbose=False)
     assert again == draws[3]
 
     # Pairs: each side's masks, in order.
     pair = fill_masks([(0, ("all [MASK]", "[MASK] boy"))], [("all work", "dull boy")], str(fixture_checkpoint),
-                      cased=False, max_seq_len=16, seed=0, top_k=1, verbose=False)
+                      max_seq_len=16, seed=0, top_k=1, verbose=False)
     assert pair[0][1][0].split()[0] == "all" and pair[0][1][1].split()[1] == "boy"
     assert "[MASK]" not in " ".join(pair[0][1])
 
@@ -79,10 +79,10 @@ def test_a_checkpoint_without_mlm_heads_or_a_mask_cut_off(fixture_checkpoint, tm
     config = BertConfig.from_json_file(str(fixture_checkpoint / "bert_config.json"))
     export_checkpoint(BertModel(config), str(bare), vocab_file=str(fixture_checkpoint / "vocab.txt"))  # no MLM head
     with pytest.raises(CheckpointError):
-        fill_masks([(0, "all [MASK]")], ["all work"], str(bare), cased=False, max_seq_len=16, seed=0, verbose=False)
+        fill_masks([(0, "all [MASK]")], ["all work"], str(bare), max_seq_len=16, seed=0, verbose=False)
     # A mask past max_seq_len: the copy keeps its masks rather than guess which is which.
     long = "all work and no play makes jack a [MASK]"
-    assert fill_masks([(0, long)], ["x"], str(fixture_checkpoint), cased=False, max_seq_len=6, seed=0,
+    assert fill_masks([(0, long)], ["x"], str(fixture_checkpoint), max_seq_len=6, seed=0,
                       verbose=False) == [(0, long)]
 
 

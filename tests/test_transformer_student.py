@@ -110,12 +110,13 @@ def test_a_cut_starts_from_the_teachers_chosen_layers(teacher_run):
         cut_teacher(teacher, layers=2, hidden=10, heads=4)
     with pytest.raises(ConfigError, match="narrow_start"):
         cut_teacher(teacher, layers=2, narrow_start="zeros")
-    # A projection cannot widen anything: the teacher has 2 heads of 8.
+    # A projection cannot widen anything: the teacher has 2 heads of 8. The default then starts at random.
     for sizes, name in (({"heads": 4, "hidden": 16}, "heads"), ({"heads": 1, "hidden": 16}, "head size"),
                         ({"intermediate": 64}, "intermediate")):
         with pytest.raises(ConfigError, match=rf"needs {name}\b"):
-            cut_teacher(teacher, layers=2, **sizes)
-    cut_teacher(teacher, layers=2, heads=1, hidden=16, intermediate=64, narrow_start="random")  # at random it can
+            cut_teacher(teacher, layers=2, narrow_start="projection", **sizes)
+        assert cut_teacher(teacher, layers=2, **sizes).cut_from == []
+    assert cut_teacher(teacher, layers=2, hidden=8, heads=1).cut_from == [1, 2]  # narrower: projected by default
 
 
 def test_a_narrow_student_projected_from_the_teacher(teacher_run):
