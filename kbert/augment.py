@@ -110,7 +110,8 @@ def _draw(sentence, rng, options):
     return tuple(" ".join(augment_words(part.split(), rng, **options)) for part in sentence)
 
 
-def _normalise(sentence):
+def normalise(sentence):
+    """A sentence (or pair, as a tuple) with its whitespace as the copies have it."""
     if isinstance(sentence, str):
         return " ".join(sentence.split())
     return tuple(" ".join(part.split()) for part in sentence)
@@ -139,7 +140,7 @@ def augment(sentences, n_copies, seed, *, p_mask=P_MASK, p_ng=P_NG, max_n=MAX_N,
                    p_neighbour=p_neighbour)
     canonical = [s if isinstance(s, str) else tuple(s) for s in sentences]
     # Whitespace is normalised by the split/join, so compare originals the same way.
-    seen = {_normalise(s) for s in canonical}
+    seen = {normalise(s) for s in canonical}
     out = []
     for index, sentence in enumerate(canonical):
         rng = np.random.default_rng([seed, index])

@@ -543,8 +543,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     checkpoint_dir = os.path.join(out_dir, "checkpoint")
     os.makedirs(checkpoint_dir, exist_ok=True)
     identity["rows"] = {name: materials.rows(name) for name in options.train_splits if materials.rows(name)}
-    available = {name for name in options.train_splits if materials.rows(name)} | set(materials.splits)
-    state, options = _resume_state(checkpoint_dir, options, identity, resume, available)
+    state, options = _resume_state(checkpoint_dir, options, identity, resume, set(identity["rows"]) | set(materials.splits))
     if state is not None:  # a run from before the rows were recorded records them from now on
         state["identity"].setdefault("rows", identity["rows"])
     keras.utils.set_random_seed(options.seed)

@@ -859,7 +859,7 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
     """
     from tqdm.auto import tqdm
 
-    from kbert.augment import MASK
+    from kbert.augment import MASK, normalise
     from kbert.tokenization import Tokenizer, load_vocab_tokens
     from kbert.views import pretraining_model
     from kbert.weights.loading import load_checkpoint
@@ -917,18 +917,13 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
     for k, (source, text) in enumerate(copies):
         new = filled.get(k, text)
         key = new if not pairs else tuple(new)
-        if key == _normalised(originals[source]) or key in seen:
+        if key == normalise(originals[source]) or key in seen:
             continue
         seen.add(key)
         result.append((source, new))
     logger.info("masked LM: %d of %d copies rewritten, %d kept after dropping repeats (%d with a mask past "
                 "max_seq_len left as they were)", len(filled) - cut, len(copies), len(result), cut)
     return result
-
-
-def _normalised(text):
-    """A text (or pair, as a tuple) with its whitespace as the copies have it."""
-    return " ".join(text.split()) if isinstance(text, str) else tuple(" ".join(part.split()) for part in text)
 
 
 def _rewrite(parts, words, mask):

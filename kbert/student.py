@@ -275,12 +275,21 @@ def project_embeddings(matrix, dim):
     if dim == matrix.shape[1]:
         return matrix.astype(np.float32)
     centred = matrix - matrix.mean(axis=0, keepdims=True)
+    axes = principal_axes(matrix, dim)  # [H, dim]
+    return (centred @ axes).astype(np.float32)
+
+
+def principal_axes(matrix, dim):
+    """[H, dim]: the top `dim` principal axes of the rows of `matrix` [V, H]
+    (centred first), as orthonormal columns."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
     # Right singular vectors are the principal axes; SVD of [V, H] costs
     # O(V H^2), seconds for BERT-base, once per student.
     _, singular, axes = np.linalg.svd(centred, full_matrices=False)
     kept = float((singular[:dim] ** 2).sum() / max((singular**2).sum(), 1e-30))
-    logger.info("projected embeddings %s -> %d dims, keeping %.1f%% of the variance", matrix.shape, dim, 100 * kept)
-    return (centred @ axes[:dim].T).astype(np.float32)
+    logger.info("principal axes of %s: %d, keeping %.1f%% of the variance", matrix.shape, dim, 100 * kept)
+    return axes[:dim].T
 
 
 def static_start(vectors, counts, dim, sif=1e-3):
@@ -449,12 +458,8 @@ def hidden_basis(teacher, hidden):
     orthonormal columns by a student of width `hidden`: the top principal
     axes of its `Embedding-Token` rows (the identity at its own width, so
     that pruning heads or units alone changes nothing else)."""
-    matrix = teacher.get_layer("Embedding-Token").get_weights()[0].astype(np.float64)
-    if hidden == matrix.shape[1]:
-        return np.eye(hidden)
-    centred = matrix - matrix.mean(axis=0, keepdims=True)
-    _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    return axes[:hidden].T
+    matrix = teacher.get_layer("Embedding-Token").get_weights()[0]
+    return np.eye(hidden) if hidden == matrix.shape[1] else principal_axes(matrix, hidden)
 
 
 def project_teacher(student, teacher, chosen):
