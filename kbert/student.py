@@ -61,6 +61,18 @@ from kbert.registry import STUDENTS
 logger = logging.getLogger(__name__)
 
 
+def _check_embedding(vocab_size, variant, trained_rows):
+    if variant not in VARIANTS:
+        raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
+    if trained_rows is None:
+        return
+    _check_positive(trained_rows=trained_rows)
+    if variant == "static":
+        raise ConfigError("student `trained_rows` needs a trained embedding; the static variant trains none")
+    if isinstance(vocab_size, int) and trained_rows > vocab_size:
+        raise ConfigError(f"student `trained_rows` is {trained_rows}, more than the {vocab_size} rows of the vocabulary")
+
+
 def _check_positive(**values):
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -92,6 +104,9 @@ class CNNStudent(keras.Model):
         max_norm: max l2 norm of each `Student-Logits` column (None: none).
             Defaults to 3.0.
         seq_len: fix the input length (None accepts any). Defaults to None.
+        trained_rows: None trains every embedding row; a count K trains only
+            K of them (see `StudentEmbedding`; `build_student`'s
+            `trained_ids` names them). Defaults to None.
         dtype: a Keras dtype policy for every layer (None: the global one;
             see `kbert.model.policy_scope`). Defaults to None.
         **kwargs: arguments of `keras.Model`, such as `name`.
@@ -119,11 +134,11 @@ class CNNStudent(keras.Model):
         dropout=0.5,
         max_norm=3.0,
         seq_len=None,
+        trained_rows=None,
         dtype=None,
         **kwargs,
     ):
-        if variant not in VARIANTS:
-            raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
+        _check_embedding(vocab_size, variant, trained_rows)
         _check_positive(vocab_size=vocab_size, num_labels=num_labels, embedding_dim=embedding_dim, filters=filters)
         kernel_sizes = tuple(int(w) for w in kernel_sizes)
         if not kernel_sizes or min(kernel_sizes) < 1:
@@ -131,7 +146,8 @@ class CNNStudent(keras.Model):
 
         with policy_scope(dtype):  # every layer under the model's dtype policy
             token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
-            vectors = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")(token_ids)
+            vectors = StudentEmbedding(vocab_size, embedding_dim, variant, trained_rows,
+                                       name="Student-Embedding")(token_ids)
             maps = [
                 StudentConv(filters, width, name=f"Student-Conv-{width}")(vectors) for width in kernel_sizes
             ]
@@ -150,6 +166,7 @@ class CNNStudent(keras.Model):
         self.dropout = dropout
         self.max_norm = max_norm
         self.seq_len = seq_len
+        self.trained_rows = trained_rows
         self.dtype_spec = policy_name(dtype)
 
     def get_config(self):
@@ -164,6 +181,7 @@ class CNNStudent(keras.Model):
             "dropout": self.dropout,
             "max_norm": self.max_norm,
             "seq_len": self.seq_len,
+            "trained_rows": self.trained_rows,
             "dtype": self.dtype_spec,
         }
 
@@ -202,6 +220,8 @@ class BiLSTMStudent(keras.Model):
         separator_id: None reads a pair as one sequence, [SEP] between;
             the id of [SEP] reads its two sentences apart and matches them
             (see the module docstring). Defaults to None.
+        trained_rows: None trains every embedding row; a count K trains only
+            K of them, as for `CNNStudent`. Defaults to None.
         dtype: a Keras dtype policy for every layer (None: the global one;
             see `kbert.model.policy_scope`). Defaults to None.
         **kwargs: arguments of `keras.Model`, such as `name`.
@@ -220,9 +240,9 @@ class BiLSTMStudent(keras.Model):
     """
 
     def __init__(self, vocab_size, num_labels, embedding_dim=300, variant="non-static", units=100, hidden=200,
-                 pooling="last", dropout=0.2, seq_len=None, separator_id=None, dtype=None, **kwargs):
-        if variant not in VARIANTS:
-            raise ConfigError(f"student variant must be one of {VARIANTS}, got {variant!r}")
+                 pooling="last", dropout=0.2, seq_len=None, separator_id=None, trained_rows=None, dtype=None,
+                 **kwargs):
+        _check_embedding(vocab_size, variant, trained_rows)
         if pooling not in POOLINGS:
             raise ConfigError(f"student pooling must be one of {POOLINGS}, got {pooling!r}")
         _check_positive(vocab_size=vocab_size, num_labels=num_labels, embedding_dim=embedding_dim, units=units,
@@ -233,7 +253,7 @@ class BiLSTMStudent(keras.Model):
             token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Student-Input-Token")
             sides = ([token_ids] if separator_id is None
                      else StudentPairSplit(separator_id, name="Student-Pair-Split")(token_ids))
-            embedding = StudentEmbedding(vocab_size, embedding_dim, variant, name="Student-Embedding")
+            embedding = StudentEmbedding(vocab_size, embedding_dim, variant, trained_rows, name="Student-Embedding")
             bilstm = StudentBiLSTM(units, pooling, name="Student-BiLSTM")
             states = [bilstm([ids, embedding(ids)]) for ids in sides]  # the same weights on both sides of a pair
             states = states[0] if separator_id is None else StudentPairMatch(name="Student-Pair-Match")(states)
@@ -244,13 +264,14 @@ class BiLSTMStudent(keras.Model):
         self.vocab_size, self.num_labels, self.embedding_dim = vocab_size, num_labels, embedding_dim
         self.variant, self.units, self.hidden, self.pooling = variant, units, hidden, pooling
         self.dropout, self.seq_len, self.separator_id = dropout, seq_len, separator_id
+        self.trained_rows = trained_rows
         self.dtype_spec = policy_name(dtype)
 
     def get_config(self):
         return {"name": self.name, "vocab_size": self.vocab_size, "num_labels": self.num_labels,
                 "embedding_dim": self.embedding_dim, "variant": self.variant, "units": self.units,
                 "hidden": self.hidden, "pooling": self.pooling, "dropout": self.dropout, "seq_len": self.seq_len,
-                "separator_id": self.separator_id, "dtype": self.dtype_spec}
+                "separator_id": self.separator_id, "trained_rows": self.trained_rows, "dtype": self.dtype_spec}
 
     @classmethod
     def from_config(cls, config):
@@ -307,7 +328,8 @@ def static_start(vectors, counts, dim, sif=1e-3):
     return (project_embeddings(vectors, dim) * (sif / (sif + p))[:, None]).astype(np.float32)
 
 
-def build_student(embedding, num_labels, *, student="cnn", variant="non-static", embedding_dim=None, **kwargs):
+def build_student(embedding, num_labels, *, student="cnn", variant="non-static", embedding_dim=None,
+                  trained_ids=None, **kwargs):
     """A student whose `Student-Embedding` starts from the teacher's matrix.
 
     Args:
@@ -319,6 +341,12 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
         variant: "static", "non-static" or "multichannel".
         embedding_dim: None keeps H; smaller projects the matrix (see
             `project_embeddings`).
+        trained_ids: None trains every row of the student's embedding; the
+            ids its training reads (e.g. `np.unique` of the training rows'
+            token ids) train only those rows, the rest frozen at their start.
+            Adam leaves rows with no gradient where they start, so the
+            student learns the same, in less time (see `StudentEmbedding`);
+            `merge_trained_rows` gives the student without the split.
         **kwargs: the other arguments of the student's class.
     """
     if student not in STUDENTS:
@@ -332,9 +360,37 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
     dim = embedding.shape[1] if embedding_dim is None else int(embedding_dim)
     matrix = project_embeddings(embedding, dim)
     model_class = STUDENTS[student].load()
+    if trained_ids is not None:
+        trained_ids = np.unique(np.asarray(trained_ids, np.int64))
+        if not trained_ids.size or trained_ids[0] < 0 or trained_ids[-1] >= embedding.shape[0]:
+            raise ConfigError(f"trained_ids must be token ids in 0..{embedding.shape[0] - 1}, got "
+                              f"{trained_ids.size} ids" + (f", {trained_ids[0]}..{trained_ids[-1]}"
+                                                           if trained_ids.size else ""))
+        kwargs["trained_rows"] = int(trained_ids.size)
     model = model_class(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
-    model.get_layer("Student-Embedding").set_matrix(matrix)
+    layer = model.get_layer("Student-Embedding")
+    layer.set_matrix(matrix)
+    if trained_ids is not None:
+        layer.set_trained_rows(trained_ids)
     return model
+
+
+def merge_trained_rows(student):
+    """`student` as it would be without `trained_rows`: the same class and
+    weights, its embedding's trained rows written back into the whole
+    table (`StudentEmbedding.merged_weights`); a student without them is
+    returned as it is.  Predict, export and every reader then see a plain
+    student."""
+    config = student.get_config()
+    if not config.get("trained_rows"):
+        return student
+    plain = type(student).from_config(dict(config, trained_rows=None))
+    for layer in plain.layers:
+        if layer.weights:
+            source = student.get_layer(layer.name)
+            layer.set_weights(source.merged_weights() if isinstance(source, StudentEmbedding)
+                              else source.get_weights())
+    return plain
 
 
 def teacher_layers(layers, depth, layer_map="bottom"):
