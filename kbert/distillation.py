@@ -46,6 +46,7 @@ and best-{n}.weights.h5, what `resume=True` reads.
 """
 
 import dataclasses
+import inspect
 import logging
 import os
 import time
@@ -65,7 +66,7 @@ from kbert.options import DistillOptions
 from kbert.progress import ItemsProgress
 from kbert.registry import STUDENTS, student_classes
 from kbert.seeding import EpochSeed
-from kbert.student import build_student, cut_teacher, static_start, teacher_layers
+from kbert.student import build_student, cut_teacher, merge_trained_rows, static_start, teacher_layers
 from kbert.views import layerwise_trainer, student_trainer
 
 logger = logging.getLogger(__name__)
@@ -75,10 +76,10 @@ STATE_FILE = "state.json"
 # from the current default: runs before the holdout picked epochs on dev; runs
 # before the length-matched draw drew the holdout at random and picked on gold.
 PREDATING = {"holdout": 0.0, "holdout_draw": "random", "selection": "gold", "learning_rate": 1e-3,
-             "narrow_start": "random"}
+             "narrow_start": "random", "embedding_rows": "all"}
 # A new run's choices for the options left None.
 NEW_RUN = {"holdout": 0.05, "holdout_draw": "length", "selection": "agreement", "learning_rate": None,
-           "narrow_start": None}
+           "narrow_start": None, "embedding_rows": "seen"}
 
 
 # ---------------------------------------------------------------- loss and metric
@@ -421,6 +422,22 @@ def _start(materials, options, splits):
     return static_start(materials.static, counts, dim)
 
 
+def _trained_ids(splits, options):
+    """The token ids the training splits read (`DistillOptions.embedding_rows`
+    "seen"), else None: every row trains.  Padding (0) reads a zero vector
+    and is left out.  A registered student whose class takes no
+    `trained_rows` trains every row: the same student, only slower."""
+    if options.embedding_rows == "all" or options.variant == "static":
+        return None
+    if "trained_rows" not in inspect.signature(STUDENTS[options.student].load()).parameters:
+        logger.info("the %s student trains every embedding row (its class takes no trained_rows)", options.student)
+        return None
+    ids = np.unique(np.concatenate([np.unique(split.x) for split in splits.values()]))
+    ids = ids[ids > 0]
+    logger.info("training %d of the embedding's rows: those the training rows read", ids.size)
+    return ids if ids.size else None
+
+
 def _training_rows(directory, splits, pooled, segments=False):
     """(token ids [N, T], or (token ids, segment ids) with `segments`;
     targets; lengths) of the training splits, one after the other."""
@@ -557,7 +574,8 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
         else:
             model = build_student(_start(materials, options, splits), materials.num_labels,
                                   student=options.student, variant=options.variant,
-                                  embedding_dim=options.embedding_dim, **_student_arguments(materials, options))
+                                  embedding_dim=options.embedding_dim, trained_ids=_trained_ids(splits, options),
+                                  **_student_arguments(materials, options))
         # What _finish rebuilds the student from, when a trainer wraps it.
         state["student"] = {"class": type(model).__name__, "config": model.get_config()}
         if options.pooled_weight:
@@ -666,6 +684,9 @@ def _finish(out_dir, model, record, state, vocab, dev, selected_on):
         for layer in best.layers:
             if layer.weights:
                 layer.set_weights(model.get_layer(layer.name).get_weights())
+    # Saved without the trained/frozen split of its embedding rows, the
+    # student is the same to predict, export and every other reader.
+    best = merge_trained_rows(best)
     runs.save_model(out_dir, best, "student")
     runs.write_vocab(out_dir, vocab)
     kept = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])

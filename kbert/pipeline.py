@@ -49,7 +49,7 @@ FINETUNE = {
 # that their scores compare.
 STUDENT_KEYS = ("epochs", "batch_size", "learning_rate", "alpha", "loss", "temperature", "units", "pooling",
                 "pairs", "layers", "hidden", "heads", "intermediate", "layer_map", "narrow_start", "hidden_weight",
-                "attention_weight", "variant", "embedding", "embedding_dim", "pooled_weight")
+                "attention_weight", "variant", "embedding", "embedding_dim", "embedding_rows", "pooled_weight")
 # Rows timed one at a time for the batch-1 latency.
 LATENCY_ROWS = 200
 

@@ -263,9 +263,11 @@ def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     state_path = tmp_path / "checkpoint" / "state.json"
     state = json.loads(state_path.read_text())
     del state["config"]["length_bucketing"]
-    # A run from before unlabeled shards and narrow_start, of materials without shards, resumes.
+    # A run from before unlabeled shards, narrow_start and embedding_rows, of
+    # materials without shards, resumes.
     state["config"]["train_splits"] = ["train", "augmented"]
     del state["config"]["narrow_start"]
+    del state["config"]["embedding_rows"]
     del state["identity"]["rows"]
     # A run from before the holdout picked epochs on dev: its holdout is 0,
     # which an unset holdout keeps on resume, and another one is refused.
@@ -597,3 +599,40 @@ def test_a_resumed_run_keeps_its_own_draw_and_selection(materials_dir, tmp_path)
     with pytest.raises(ConfigError, match="only epochs may change"):
         distill(materials_dir, str(tmp_path), DistillOptions(epochs=3, batch_size=25, selection="gold"),
                 resume=True, verbose=0)
+
+
+def test_training_only_the_rows_read_gives_the_same_student(tmp_path):
+    """`embedding_rows` "seen" (the default) against "all": Adam moves no
+    row that no training row reads, so the two students are the same, bit
+    for bit; the saved one is a plain student either way."""
+    rng = np.random.default_rng(5)
+    teacher = bag_of_words_teacher()
+    train = random_split(rng, 300, labeled=False)
+    train.token_ids[:] = np.where(train.token_ids > 0, (train.token_ids - 1) % (V // 2 - 1) + 1, 0)  # ids 1..V/2-1
+    splits = {"train": train, "dev": random_split(rng, 100)}
+    materials = str(tmp_path / "materials")
+    generate_materials(teacher, splits, materials, vocab=VOCAB, teacher_id="bag-of-words",
+                       options=MaterialsOptions(task="BOW", max_seq_len=T, batch_size=100), verbose=False)
+    students, records = {}, {}
+    for rows in ("seen", "all"):
+        records[rows] = distill(materials, str(tmp_path / rows), DistillOptions(
+            epochs=2, batch_size=50, learning_rate=3e-3, seed=3, student="bilstm", embedding_rows=rows), verbose=0)
+        students[rows] = keras.saving.load_model(tmp_path / rows / "student.keras")
+        assert students[rows].get_config()["trained_rows"] is None
+    seen_ids = np.unique(train.token_ids[train.token_ids > 0])
+    checkpoint = keras.saving.load_model(tmp_path / "seen" / "checkpoint" / "epoch-2.keras")
+    assert checkpoint.get_config()["trained_rows"] == seen_ids.size < V - 1
+    assert records["seen"].options["embedding_rows"] == "seen"
+    for a, b in zip(students["seen"].weights, students["all"].weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a.value), keras.ops.convert_to_numpy(b.value),
+                                   atol=1e-6, err_msg=a.path)
+    table = keras.ops.convert_to_numpy(students["seen"].get_layer("Student-Embedding").embeddings.value)
+    start = teacher.get_layer("Embedding-Token").get_weights()[0]
+    unread = np.setdiff1d(np.arange(1, V), seen_ids)
+    np.testing.assert_array_equal(table[unread], start[unread])  # where the teacher's matrix put them
+    assert np.abs(table[seen_ids] - start[seen_ids]).max() > 1e-3  # the rows read did learn
+    assert records["seen"].results["dev_accuracy"] == records["all"].results["dev_accuracy"]
+    with pytest.raises(ConfigError, match="embedding_rows must be one of"):
+        DistillOptions(embedding_rows="some")
+    with pytest.raises(ConfigError, match="--embedding-rows"):
+        DistillOptions(student="transformer", embedding_rows="all")

@@ -13,7 +13,7 @@ from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
 from kbert.layers.student_pool import StudentPool
-from kbert.student import BiLSTMStudent, CNNStudent, build_student, project_embeddings
+from kbert.student import BiLSTMStudent, CNNStudent, build_student, merge_trained_rows, project_embeddings
 
 from test_case import run_layer_test, run_model_test
 
@@ -137,6 +137,65 @@ def test_student_embedding_layer(rng):
     table = np.concatenate([to_numpy(layer.static_embeddings), to_numpy(layer.embeddings)], axis=1)
     expected = table[ids] * (ids != 0)[..., None]
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ids)), expected)
+
+
+def test_student_embedding_layer_training_only_some_rows(rng):
+    ids = token_batch(rng, [1, 2, 4, 7, 9], 9)
+    # Built alone, no row is named for training yet (`set_trained_rows`), so
+    # the fit step leaves `trained` where it is.
+    layer = run_layer_test(
+        StudentEmbedding,
+        {"vocab_size": V, "output_dim": H, "variant": "multichannel", "trained_rows": 4,
+         "name": "Student-Embedding"},
+        ids,
+        (5, 9, 2 * H),
+        unmoved=("trained",),
+    )
+    assert [w.name for w in layer.trainable_weights] == ["trained"]
+    read = np.unique(ids[ids > 0])[[0, 2, 3, 5]]
+    layer.set_trained_rows(read[::-1])  # any order
+    moved = rng.normal(size=(4, H)).astype(np.float32)
+    layer.trained.assign(moved)  # as training would move them
+    table = to_numpy(layer.embeddings).copy()
+    table[read[::-1]] = moved
+    expected = np.concatenate([to_numpy(layer.static_embeddings), table], axis=1)[ids] * (ids != 0)[..., None]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ids)), expected)
+    merged = layer.merged_weights()
+    np.testing.assert_array_equal(merged[0], table)
+    np.testing.assert_array_equal(merged[1], to_numpy(layer.static_embeddings))
+    with pytest.raises(ValueError, match="distinct ids"):
+        layer.set_trained_rows([1, 1, 2, 3])
+    with pytest.raises(ValueError, match="trained_rows"):
+        StudentEmbedding(V, H, "static", trained_rows=3)
+
+
+@pytest.mark.parametrize("student, variant", [("cnn", "multichannel"), ("bilstm", "non-static")])
+def test_training_only_the_rows_read_is_the_same_training(matrix, rng, student, variant):
+    """Adam steps on a student whose embedding trains only the rows its
+    batches read, against the same steps on the whole table: the same
+    weights, and the rows never read where they started."""
+    x = token_batch(rng, [3, 5, 9, 2, 7, 4], 9)
+    x[x >= V - 10] = 1  # ids V-10.. never read
+    y = rng.normal(size=(len(x), C)).astype(np.float32)
+    sizes = {"filters": 4} if student == "cnn" else {"units": 4, "hidden": 8}
+    trained = {}
+    for ids in (None, np.unique(x[x > 0])):
+        keras.utils.set_random_seed(2)  # the same dropout masks and initial weights
+        model = build_student(matrix, C, student=student, variant=variant, trained_ids=ids, **sizes)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        for _ in range(4):
+            model.train_on_batch(x, y)
+        trained["all" if ids is None else "read"] = merge_trained_rows(model)
+    assert trained["read"].get_config()["trained_rows"] is None
+    for a, b in zip(trained["all"].weights, trained["read"].weights):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-6, err_msg=a.path)
+    table = to_numpy(trained["read"].get_layer("Student-Embedding").embeddings)
+    np.testing.assert_array_equal(table[V - 10:], matrix[V - 10:])
+    assert np.abs(table[np.unique(x[x > 0])] - matrix[np.unique(x[x > 0])]).max() > 1e-3
+    with pytest.raises(ConfigError, match="trained_ids"):
+        build_student(matrix, C, trained_ids=[V])
+    with pytest.raises(ConfigError, match="static variant"):
+        build_student(matrix, C, variant="static", trained_ids=[1, 2])
 
 
 def test_student_conv_layer(rng):

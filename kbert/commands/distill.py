@@ -2,6 +2,7 @@
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
 from kbert.options import (
+    EMBEDDING_ROWS,
     EMBEDDINGS,
     HOLDOUT_DRAWS,
     LAYER_MAPS,
@@ -66,6 +67,9 @@ def add_arguments(parser):
                     "through a learned projection of the student's sentence vector (default 0: off)")
     add_option(parser, DistillOptions, "embedding_dim", type=int,
                help="project the teacher's word vectors to this width (default: keep them)")
+    add_option(parser, DistillOptions, "embedding_rows", choices=EMBEDDING_ROWS,
+               help="which embedding rows of the CNN or BiLSTM train: those the training rows read (seen, "
+                    "default; a resumed run keeps its own) or all; the same student either way, seen is faster")
     add_flag(parser, "--augmented", action=bool,
              default=AUGMENTED in field_default(DistillOptions, "train_splits"),
              help="train on the augmented split too, when the materials have one")
