@@ -21,7 +21,7 @@ batch is timed four ways:
                  the same with only the rows SST-2's training sentences
                  read trainable (`build_student(trained_ids=...)`, what
                  `kbert distill` does by default, `--embedding-rows seen`):
-                 the same Adam steps, exactly, on 11,573 rows instead of
+                 the same Adam steps, exactly, on 11,572 rows instead of
                  30,522
 
 Timing: the batches run twice; the first pass compiles (one shape per

@@ -432,10 +432,30 @@ def _trained_ids(splits, options):
     if "trained_rows" not in inspect.signature(STUDENTS[options.student].load()).parameters:
         logger.info("the %s student trains every embedding row (its class takes no trained_rows)", options.student)
         return None
-    ids = np.unique(np.concatenate([np.unique(split.x) for split in splits.values()]))
-    ids = ids[ids > 0]
+    ids = _read_ids(splits)
     logger.info("training %d of the embedding's rows: those the training rows read", ids.size)
     return ids if ids.size else None
+
+
+def _read_ids(splits):
+    """The token ids, padding (0) aside, that the training splits read."""
+    ids = np.unique(np.concatenate([np.unique(split.x) for split in splits.values()]))
+    return ids[ids > 0]
+
+
+def _check_trained_ids(model, splits, checkpoint_dir):
+    """A resumed student trains the rows it began training: materials whose
+    training rows now read other ids (regenerated, the same row counts)
+    would leave those rows frozen, so they are refused."""
+    try:
+        layer = model.get_layer("Student-Embedding")
+    except ValueError:  # a student cut from the teacher
+        return
+    if getattr(layer, "trained_rows", None) is None:
+        return
+    if not np.array_equal(_read_ids(splits), layer.trained_ids()):
+        raise DataError(f"{checkpoint_dir}: the student was trained on rows that read other token ids than the "
+                        "materials' training rows now do; distil into a new directory")
 
 
 def _training_rows(directory, splits, pooled, segments=False):
@@ -489,7 +509,10 @@ def _resume_state(checkpoint_dir, options, identity, resume, available):
     that a training split a run predates (and the materials lack) does not
     count as another setting."""
     path = os.path.join(checkpoint_dir, STATE_FILE)
-    unset = [name for name in NEW_RUN if getattr(options, name) is None]
+    # embedding_rows shapes only a student built from the teacher's token
+    # vectors; one cut from the teacher keeps it None, new run or old.
+    small = STUDENTS[options.student].start == "embedding"
+    unset = [name for name in NEW_RUN if getattr(options, name) is None and (small or name != "embedding_rows")]
     if not os.path.exists(path):
         # learning_rate: the student's own (`StudentSpec.learning_rate`).
         fresh = dict(NEW_RUN, learning_rate=STUDENTS[options.student].learning_rate)
@@ -513,6 +536,8 @@ def _resume_state(checkpoint_dir, options, identity, resume, available):
                         f"give {identity['rows']}; distil into a new directory")
     # A setting the run predates is compared as its default.
     earlier = dict(DistillOptions().to_dict(), **PREDATING)
+    if not small:
+        earlier["embedding_rows"] = None
     earlier.update(state["config"])
     earlier["epochs"] = options.epochs
     options = dataclasses.replace(options, **{name: earlier[name] for name in unset})
@@ -588,6 +613,7 @@ def distill(materials_dir, out_dir, options=None, *, resume=False, verbose=1, ca
     else:
         logger.info("resuming after epoch %d", state["epoch"])
         model = keras.saving.load_model(os.path.join(checkpoint_dir, state["checkpoint"]))
+        _check_trained_ids(model, splits, checkpoint_dir)
         state["config"] = options.to_dict()
     record = _record(identity, options, status="training")
     runs.write_run(out_dir, record)

@@ -46,7 +46,11 @@ never Python objects)::
 Every file is written to a temporary name and moved into place, and the
 manifest is rewritten after each split, so an interrupted run leaves whole
 files only; a re-run skips the splits the manifest calls complete (same
-teacher, same input, file hash unchanged) and redoes the others.
+teacher, same input, file hash unchanged) and redoes the others.  Within a
+split, the teacher pass saves its logits every `CHUNK_ROWS` rows in
+`{split}.parts/` (removed when the split's file is written), so a re-run
+after a kill computes only the chunks not saved, and gives the logits the
+uninterrupted pass gives, bit for bit.
 
 The user's own text (`MaterialsOptions.unlabeled`) becomes the splits
 "unlabeled-00000", "unlabeled-00001", ...: shards of at most `shard_rows`
@@ -60,6 +64,7 @@ them all as the split "unlabeled".
 import dataclasses
 import glob
 import hashlib
+import json
 import logging
 import os
 import time
@@ -247,10 +252,16 @@ def _write_npz(path, arrays):
 
 
 def run_teacher(teacher, token_ids, segment_ids, lengths, *, batch_size=64, packing=True, desc=None,
-                verbose=True):
-    """Teacher logits float32 [N, C] in the rows' order (packed or length-sorted)."""
+                verbose=True, progress=None):
+    """Teacher logits float32 [N, C] in the rows' order (packed or length-sorted).
+
+    `progress`: a tqdm bar to advance (one spanning several calls); None
+    shows a bar of its own (with `verbose`)."""
     from tqdm.auto import tqdm
 
+    if progress is not None:
+        return predict_bucketed(teacher, [token_ids, segment_ids], lengths, batch_size=batch_size,
+                                progress=progress, packing=packing)
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
         return predict_bucketed(teacher, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar,
                                 packing=packing)
@@ -485,18 +496,110 @@ def _stored_static(out_dir, teacher, vocab):
     return _open_npz(shared_path, ("static",))["static"]
 
 
-def _windowed_logits(teacher, tokenizer, sentences, options, desc, verbose):
+def _windowed_logits(teacher, tokenizer, sentences, options):
     """Per sentence, the mean of the teacher's logits over its windows."""
     if sentences.ndim != 1:
         raise ConfigError("--long-inputs windows reads single sentences; this task's inputs are pairs")
     windows = tokenizer.encode_windows([str(t) for t in sentences], options.max_seq_len, options.stride)
     rows = run_teacher(teacher, windows.token_ids, windows.segment_ids, windows.lengths,
-                       batch_size=options.batch_size, packing=options.packing, desc=desc, verbose=verbose)
+                       batch_size=options.batch_size, packing=options.packing, verbose=False)
     if rows is None:
         return None
     y = np.zeros((len(sentences), rows.shape[1]), np.float64)
     np.add.at(y, windows.owner, rows.astype(np.float64))
     return (y / np.bincount(windows.owner, minlength=len(sentences))[:, None]).astype(np.float32)
+
+
+# Rows of a split a teacher pass computes between saves: a killed pass
+# resumes at its first unsaved chunk (`_Parts`).
+CHUNK_ROWS = 50_000
+PARTS_KEY = "key.json"
+
+
+class _Parts:
+    """`{split}.parts/` in a materials directory: each teacher's logits for
+    a split, one `.npy` file per chunk of `CHUNK_ROWS` rows, written
+    atomically as the pass goes and removed once the split's file is
+    written.  `key.json` records what the logits depend on (the split's
+    input hash, the teacher, the chunk size, batch size and packing); parts
+    under another key are another pass's and are discarded."""
+
+    def __init__(self, out_dir, split, key):
+        self.directory = os.path.join(out_dir, f"{split}.parts")
+        key_path = os.path.join(self.directory, PARTS_KEY)
+        if os.path.isdir(self.directory):
+            try:
+                stored = read_json(key_path, error=DataError, what="teacher pass parts")
+            except DataError:  # killed before its key was written, or damaged: start the pass over
+                stored = None
+            if stored != json.loads(json.dumps(key)):  # compared as the file holds it
+                self.remove()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as e:  # a file of that name, say
+            raise DataError(f"{self.directory}: cannot hold the teacher pass's parts ({e})") from None
+        if not os.path.isfile(key_path):
+            write_json(key_path, key)
+
+    def path(self, teacher, chunk):
+        return os.path.join(self.directory, f"teacher-{teacher}-chunk-{chunk:05d}.npy")
+
+    def load(self, teacher, chunk, shape):
+        """The saved logits of one chunk, or None if not saved (or not whole)."""
+        path = self.path(teacher, chunk)
+        if not os.path.isfile(path):
+            return None
+        try:
+            logits = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            logger.warning("%s: unreadable (%s), computed again", path, e)
+            return None
+        return logits if logits.shape == shape and logits.dtype == np.float32 else None
+
+    def save(self, teacher, chunk, logits):
+        with atomic_output(self.path(teacher, chunk)) as tmp, open(tmp, "wb") as f:
+            np.save(f, logits)
+
+    def remove(self):
+        """Remove the parts directory: only the files this class writes."""
+        if not os.path.isdir(self.directory):
+            return
+        for entry in os.listdir(self.directory):
+            if entry == PARTS_KEY or (entry.startswith("teacher-") and entry.endswith(".npy")):
+                os.remove(os.path.join(self.directory, entry))
+        try:
+            os.rmdir(self.directory)
+        except OSError as e:
+            raise DataError(f"{self.directory}: holds files kbert did not write ({e}); move them away") from None
+
+
+def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose):
+    """Teacher k's logits float32 [N, C] for a split's rows, `CHUNK_ROWS` at
+    a time, each chunk saved in `parts` as it completes and read back
+    from there when an earlier (killed) pass saved it."""
+    from tqdm.auto import tqdm
+
+    n = len(arrays["x"])
+    chunks = []
+    with tqdm(total=n, desc=desc, unit="item", disable=not verbose, leave=True) as bar:
+        for c, start in enumerate(range(0, n, CHUNK_ROWS)):
+            stop = min(start + CHUNK_ROWS, n)
+            y = parts.load(k, c, (stop - start, num_labels))
+            if y is not None:
+                bar.update(stop - start)
+            else:
+                if options.long_inputs == "windows":
+                    y = _windowed_logits(model, tokenizer, arrays["sentence"][start:stop], options)
+                    bar.update(stop - start)  # sentences, not their windows
+                else:
+                    y = run_teacher(model, arrays["x"][start:stop], arrays["segment"][start:stop],
+                                    arrays["length"][start:stop], batch_size=options.batch_size,
+                                    packing=options.packing, desc=desc, verbose=verbose, progress=bar)
+                if not np.isfinite(y).all():
+                    raise DataError(f"split {name!r}: the teacher {teacher_name} produced NaN or inf logits")
+                parts.save(k, c, y)
+            chunks.append(y)
+    return np.concatenate(chunks) if chunks else np.zeros((0, num_labels), np.float32)
 
 
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
@@ -615,19 +718,14 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         write_json(manifest_path, manifest)
 
         started = time.perf_counter()
+        parts = _Parts(out_dir, name, {"inputs_sha256": inputs_sha256, "teacher": identity["teacher"],
+                                       "chunk_rows": CHUNK_ROWS, "batch_size": options.batch_size,
+                                       "packing": options.packing})
         each = []
-        for k, (model, _) in enumerate(teachers):
+        for k, (model, teacher_name) in enumerate(teachers):
             desc = f"teacher on {name}" if len(teachers) == 1 else f"teacher {k + 1}/{len(teachers)} on {name}"
-            if options.long_inputs == "windows":
-                y = _windowed_logits(model, tokenizer, arrays["sentence"], options, desc, verbose)
-            else:
-                y = run_teacher(model, arrays["x"], arrays["segment"], arrays["length"],
-                                batch_size=options.batch_size, packing=options.packing, desc=desc, verbose=verbose)
-            if y is None:  # an empty split
-                y = np.zeros((0, num_labels), np.float32)
-            if not np.isfinite(y).all():
-                raise DataError(f"split {name!r}: the teacher {teachers[k][1]} produced NaN or inf logits")
-            each.append(y)
+            each.append(_chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer,
+                                        desc, verbose))
         y = each[0] if len(each) == 1 else np.mean(np.stack(each).astype(np.float64), axis=0).astype(np.float32)
         scores = {}
         if len(each) > 1 and len(y) and (arrays["label"] >= 0).all():
@@ -641,6 +739,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         seconds = time.perf_counter() - started
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
+        parts.remove()  # the split's file holds them now
         cut = getattr(split, "truncated", None)
         manifest["splits"][name] = {
             "file": file_name,

@@ -100,7 +100,7 @@ class DistillOptions:
             trainable: "seen", those the training rows' token ids read, or
             "all".  Adam leaves a row that no training row reads where it
             started, so both give the same student, bit for bit; "seen"
-            skips the other rows' updates (on SST-2, 11,573 of 30,522 rows
+            skips the other rows' updates (on SST-2, 11,572 of 30,522 rows
             train; benchmarks/results/student-steps.md).  None: "seen" for
             a new run, a resumed run's own (runs before the option: "all").
         embedding: the student's starting vectors: "teacher" (its

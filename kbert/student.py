@@ -344,9 +344,10 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
         trained_ids: None trains every row of the student's embedding; the
             ids its training reads (e.g. `np.unique` of the training rows'
             token ids) train only those rows, the rest frozen at their start.
-            Adam leaves rows with no gradient where they start, so the
-            student learns the same, in less time (see `StudentEmbedding`);
-            `merge_trained_rows` gives the student without the split.
+            Adam without weight decay leaves rows with no gradient where
+            they start, so the student learns the same, in less time (see
+            `StudentEmbedding`); `merge_trained_rows` gives the student
+            without the split.
         **kwargs: the other arguments of the student's class.
     """
     if student not in STUDENTS:

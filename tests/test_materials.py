@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import kbert
+from kbert import materials as materials_module
 from kbert.batching import length_buckets
 from kbert.config import BertConfig
 from kbert.errors import DataError
@@ -593,3 +594,60 @@ def test_an_npz_entry_flagged_encrypted_is_a_data_error(tmp_path):
     (tmp_path / "x.npz").write_bytes(bytes(data))
     with pytest.raises(DataError, match="x.npz: unreadable .npz .RuntimeError"):
         _open_npz(str(tmp_path / "x.npz"), ["a"])
+
+
+def test_a_killed_teacher_pass_resumes_at_its_first_unsaved_chunk(teacher, splits, tmp_path, monkeypatch):
+    """A split's pass saves its logits every CHUNK_ROWS rows: killed in the
+    third chunk, a re-run computes only the chunks not saved, and the
+    materials are the uninterrupted run's, bit for bit."""
+    monkeypatch.setattr(materials_module, "CHUNK_ROWS", 16)  # train's 40 rows: chunks of 16, 16, 8
+    whole = tmp_path / "whole"
+    generate(teacher, {"train": splits["train"]}, whole, batch_size=8)
+    assert not (whole / "train.parts").exists()  # removed once train.npz holds the logits
+
+    real_run_teacher = materials_module.run_teacher
+    rows = []
+
+    def dies_in_the_third_chunk(*args, **kwargs):
+        if len(rows) == 2:
+            raise KeyboardInterrupt
+        rows.append(len(args[1]))
+        return real_run_teacher(*args, **kwargs)
+
+    killed = tmp_path / "killed"
+    monkeypatch.setattr(materials_module, "run_teacher", dies_in_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        generate(teacher, {"train": splits["train"]}, killed, batch_size=8)
+    assert sorted(p.name for p in (killed / "train.parts").iterdir()) == [
+        "key.json", "teacher-0-chunk-00000.npy", "teacher-0-chunk-00001.npy"]
+    assert not (killed / "train.npz").exists()
+
+    rows.clear()
+    monkeypatch.setattr(materials_module, "run_teacher", lambda *a, **k: (rows.append(len(a[1])),
+                                                                          real_run_teacher(*a, **k))[1])
+    generate(teacher, {"train": splits["train"]}, killed, batch_size=8)
+    assert rows == [8]  # the third chunk only
+    assert not (killed / "train.parts").exists()
+    a, b = load_materials(str(whole)).splits["train"], load_materials(str(killed)).splits["train"]
+    np.testing.assert_array_equal(a.y, b.y)
+    direct = keras.ops.convert_to_numpy(teacher.predict_on_batch([splits["train"].token_ids,
+                                                                  splits["train"].segment_ids]))
+    np.testing.assert_allclose(b.y, direct, atol=1e-5)  # and they are the teacher's logits
+
+    # Parts of another pass (another batch size here) are discarded, not mixed in.
+    rows.clear()
+    monkeypatch.setattr(materials_module, "run_teacher", dies_in_the_third_chunk)
+    other = tmp_path / "other"
+    with pytest.raises(KeyboardInterrupt):
+        generate(teacher, {"train": splits["train"]}, other, batch_size=8)
+    rows.clear()
+    monkeypatch.setattr(materials_module, "run_teacher", lambda *a, **k: (rows.append(len(a[1])),
+                                                                          real_run_teacher(*a, **k))[1])
+    generate(teacher, {"train": splits["train"]}, other, batch_size=4)
+    assert rows == [16, 16, 8]
+    # A file kbert did not write is never removed with the parts.
+    (whole / "train.parts").mkdir()
+    (whole / "train.parts" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="did not write"):
+        materials_module._Parts(str(whole), "train", {"another": "key"})
+    assert (whole / "train.parts" / "notes.txt").read_text() == "mine"

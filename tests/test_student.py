@@ -188,7 +188,7 @@ def test_training_only_the_rows_read_is_the_same_training(matrix, rng, student, 
         trained["all" if ids is None else "read"] = merge_trained_rows(model)
     assert trained["read"].get_config()["trained_rows"] is None
     for a, b in zip(trained["all"].weights, trained["read"].weights):
-        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-6, err_msg=a.path)
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)  # bit for bit
     table = to_numpy(trained["read"].get_layer("Student-Embedding").embeddings)
     np.testing.assert_array_equal(table[V - 10:], matrix[V - 10:])
     assert np.abs(table[np.unique(x[x > 0])] - matrix[np.unique(x[x > 0])]).max() > 1e-3
@@ -196,6 +196,32 @@ def test_training_only_the_rows_read_is_the_same_training(matrix, rng, student, 
         build_student(matrix, C, trained_ids=[V])
     with pytest.raises(ConfigError, match="static variant"):
         build_student(matrix, C, variant="static", trained_ids=[1, 2])
+
+
+def test_frozen_rows_read_send_no_gradient_to_the_trained_ones(rng):
+    """Against a NumPy gradient: one SGD step (rate 1) on the loss
+    sum(vectors * R) / B moves trained row s by -sum of R over the positions
+    whose id is s's, and nothing else, frozen ids read included (their
+    reads go through the clipped slot K-1 and are dropped by the `where`)."""
+    ids = token_batch(rng, [3, 5, 9, 2, 7], 9)
+    read = np.unique(ids[ids > 0])
+    chosen = read[::2]  # half the ids read train; the others are read, frozen
+    layer = StudentEmbedding(V, H, trained_rows=len(chosen))
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    start = rng.normal(size=(V, H)).astype(np.float32)
+    layer.set_matrix(start)
+    layer.set_trained_rows(chosen)
+    weights = rng.normal(size=ids.shape + (H,)).astype(np.float32)  # R
+    model.compile(optimizer=keras.optimizers.SGD(1.0),
+                  loss=lambda r, vectors: keras.ops.sum(r * vectors, axis=(1, 2)))
+    model.train_on_batch(ids, weights)
+    expected = start.copy()
+    for b, t in zip(*np.nonzero(ids)):
+        if ids[b, t] in chosen:
+            expected[ids[b, t]] -= weights[b, t] / len(ids)  # the loss is averaged over the batch
+    np.testing.assert_allclose(layer.merged_weights()[0], expected, atol=1e-5)
+    np.testing.assert_array_equal(to_numpy(layer.embeddings), start)  # the frozen table itself never moves
 
 
 def test_student_conv_layer(rng):

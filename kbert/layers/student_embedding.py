@@ -23,7 +23,7 @@ row whose gradient is zero at every step exactly where it started (its
 moments stay zero, so its step is 0 / (0 + epsilon)), so a table of which
 training reads K of V rows learns the same with only those K rows trainable.
 The other V - K rows, and their two Adam slots, then cost nothing per step;
-on SST-2 (K = 11,573 of 30,522) that was most of a small student's step
+on SST-2 (K = 11,572 of 30,522) that was most of a small student's step
 (benchmarks/results/student-steps.md).  `merged_weights` writes the K rows
 back into the whole table, for a student saved without them.
 """
@@ -53,9 +53,13 @@ class StudentEmbedding(keras.layers.Layer):
 
     With `trained_rows=K`, the trained channel's `embeddings` [V, E] are
     frozen and `trained` [K, E] holds the K rows training may change
-    (`set_trained_rows` names them); `row_slots` [V] maps each id to its
-    row of `trained`, K for the frozen ones.  The output is the same as
-    without: ids of trained rows read `trained`, the rest `embeddings`.
+    (`set_trained_rows` names them; until then no row trains); `row_slots`
+    [V] maps each id to its row of `trained`, K for the frozen ones.  The
+    output is the same as without: ids of trained rows read `trained`, the
+    rest `embeddings`.  The training is the same as without when no row
+    outside the K is read and the optimizer moves no row whose gradient is
+    zero: Adam without weight decay (an AdamW decays every row; a global
+    gradient-norm clip sums the same squares in another order).
 
     Call arguments:
         token_ids: integer ids `[B, T]`.
@@ -134,8 +138,9 @@ class StudentEmbedding(keras.layers.Layer):
                 trainable=False,
             )
 
-    def _trained_ids(self):
-        """The ids of the trained rows, in the order of `trained`'s rows."""
+    def trained_ids(self):
+        """The ids of the trained rows (NumPy), in the order of `trained`'s
+        rows; empty until `set_trained_rows` names them."""
         slots = ops.convert_to_numpy(self.row_slots.value)
         ids = np.flatnonzero(slots < self.trained_rows)
         return ids[np.argsort(slots[ids])]
@@ -146,7 +151,7 @@ class StudentEmbedding(keras.layers.Layer):
         if self.variant == "multichannel":
             self.static_embeddings.assign(matrix)
         if self.trained_rows is not None:
-            self.trained.assign(np.asarray(matrix)[self._trained_ids()] if self._trained_ids().size
+            self.trained.assign(np.asarray(matrix)[self.trained_ids()] if self.trained_ids().size
                                 else np.zeros(self.trained.shape, self.trained.dtype))
 
     def set_trained_rows(self, ids):
@@ -169,7 +174,7 @@ class StudentEmbedding(keras.layers.Layer):
         (NumPy): the trained rows written back into the whole table."""
         table = ops.convert_to_numpy(self.embeddings.value).copy()
         if self.trained_rows is not None:
-            table[self._trained_ids()] = ops.convert_to_numpy(self.trained.value)
+            table[self.trained_ids()] = ops.convert_to_numpy(self.trained.value)
         if self.variant == "multichannel":
             return [table, ops.convert_to_numpy(self.static_embeddings.value)]
         return [table]
