@@ -41,7 +41,12 @@ never Python objects)::
      "splits": {"train": {"file": "train.npz", "complete": true,
                           "sha256": <hash of the file>,
                           "inputs_sha256": <hash of the encoded input>,
-                          "count": N, "seconds": s, "items_per_second": r}, ...}}
+                          "count": N, "seconds": s, "items_per_second": r,
+                          "resumed_rows": n}, ...}}
+
+(`items_per_second`: the rows this call ran the teacher on, per second;
+`resumed_rows`, only after a kill: the rows read from the killed pass's
+saved chunks.)
 
 Every file is written to a temporary name and moved into place, and the
 manifest is rewritten after each split, so an interrupted run leaves whole
@@ -67,6 +72,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import zipfile
 import zlib
@@ -519,15 +525,20 @@ PARTS_KEY = "key.json"
 class _Parts:
     """`{split}.parts/` in a materials directory: each teacher's logits for
     a split, one `.npy` file per chunk of `CHUNK_ROWS` rows, written
-    atomically as the pass goes and removed once the split's file is
-    written.  `key.json` records what the logits depend on (the split's
-    input hash, the teacher, the chunk size, batch size and packing); parts
-    under another key are another pass's and are discarded."""
+    atomically as the pass goes and removed once the manifest calls the
+    split complete.  `key.json` records what the logits depend on (the
+    split's input hash, the teacher, the chunk size, batch size, packing,
+    backend and kbert version); parts under another key are another pass's
+    and are discarded."""
+
+    # What this class writes: the key, the chunks, and the temporaries of
+    # `atomic_output` a killed writer leaves (`.NAME.PID.XXXX.tmp`).
+    OWN = re.compile(r"^\.?(key\.json|teacher-\d+-chunk-\d{5}\.npy)(\.\d+\..*\.tmp)?$")
 
     def __init__(self, out_dir, split, key):
         self.directory = os.path.join(out_dir, f"{split}.parts")
         key_path = os.path.join(self.directory, PARTS_KEY)
-        if os.path.isdir(self.directory):
+        if os.path.lexists(self.directory):
             try:
                 stored = read_json(key_path, error=DataError, what="teacher pass parts")
             except DataError:  # killed before its key was written, or damaged: start the pass over
@@ -536,51 +547,74 @@ class _Parts:
                 self.remove()
         try:
             os.makedirs(self.directory, exist_ok=True)
-        except OSError as e:  # a file of that name, say
+            if not os.path.isfile(key_path):
+                write_json(key_path, key)
+        except OSError as e:  # a file of that name, a full disk, ...
             raise DataError(f"{self.directory}: cannot hold the teacher pass's parts ({e})") from None
-        if not os.path.isfile(key_path):
-            write_json(key_path, key)
 
     def path(self, teacher, chunk):
         return os.path.join(self.directory, f"teacher-{teacher}-chunk-{chunk:05d}.npy")
 
     def load(self, teacher, chunk, shape):
-        """The saved logits of one chunk, or None if not saved (or not whole)."""
+        """The saved logits of one chunk, or None if not saved (or not
+        whole: torn, of another shape or type, or not finite)."""
         path = self.path(teacher, chunk)
         if not os.path.isfile(path):
             return None
         try:
             logits = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             logger.warning("%s: unreadable (%s), computed again", path, e)
             return None
-        return logits if logits.shape == shape and logits.dtype == np.float32 else None
+        if (isinstance(logits, np.ndarray) and logits.shape == shape and logits.dtype == np.float32
+                and np.isfinite(logits).all()):
+            return logits
+        logger.warning("%s: not this chunk's logits, computed again", path)
+        return None
 
     def save(self, teacher, chunk, logits):
-        with atomic_output(self.path(teacher, chunk)) as tmp, open(tmp, "wb") as f:
-            np.save(f, logits)
+        try:
+            with atomic_output(self.path(teacher, chunk)) as tmp, open(tmp, "wb") as f:
+                np.save(f, logits)
+        except OSError as e:
+            raise DataError(f"{self.path(teacher, chunk)}: cannot save the teacher's logits ({e})") from None
+
+    @classmethod
+    def discard(cls, out_dir, split):
+        """Remove `{split}.parts/` if present (see `remove`)."""
+        directory = os.path.join(out_dir, f"{split}.parts")
+        if os.path.lexists(directory):
+            parts = cls.__new__(cls)
+            parts.directory = directory
+            parts.remove()
 
     def remove(self):
-        """Remove the parts directory: only the files this class writes."""
-        if not os.path.isdir(self.directory):
-            return
-        for entry in os.listdir(self.directory):
-            if entry == PARTS_KEY or (entry.startswith("teacher-") and entry.endswith(".npy")):
-                os.remove(os.path.join(self.directory, entry))
+        """Remove the parts directory: only the files this class writes
+        (the key last, so that a kill midway leaves parts still keyed)."""
+        if os.path.islink(self.directory) or not os.path.isdir(self.directory):
+            raise DataError(f"{self.directory}: not a directory kbert made for a teacher pass's parts; move it away")
         try:
+            entries = sorted(os.listdir(self.directory), key=lambda entry: entry == PARTS_KEY)
+            foreign = [entry for entry in entries if not self.OWN.match(entry)]
+            if foreign:
+                raise DataError(f"{self.directory}: holds files kbert did not write ({', '.join(foreign[:3])}); "
+                                "move them away")
+            for entry in entries:
+                os.remove(os.path.join(self.directory, entry))
             os.rmdir(self.directory)
         except OSError as e:
-            raise DataError(f"{self.directory}: holds files kbert did not write ({e}); move them away") from None
+            raise DataError(f"{self.directory}: cannot remove the teacher pass's parts ({e})") from None
 
 
 def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose):
-    """Teacher k's logits float32 [N, C] for a split's rows, `CHUNK_ROWS` at
-    a time, each chunk saved in `parts` as it completes and read back
-    from there when an earlier (killed) pass saved it."""
+    """(teacher k's logits float32 [N, C] for a split's rows, the rows
+    computed here): `CHUNK_ROWS` rows at a time, each chunk saved in
+    `parts` as it completes and read back from there when an earlier
+    (killed) pass saved it."""
     from tqdm.auto import tqdm
 
     n = len(arrays["x"])
-    chunks = []
+    chunks, computed = [], 0
     with tqdm(total=n, desc=desc, unit="item", disable=not verbose, leave=True) as bar:
         for c, start in enumerate(range(0, n, CHUNK_ROWS)):
             stop = min(start + CHUNK_ROWS, n)
@@ -598,8 +632,9 @@ def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, opt
                 if not np.isfinite(y).all():
                     raise DataError(f"split {name!r}: the teacher {teacher_name} produced NaN or inf logits")
                 parts.save(k, c, y)
+                computed += stop - start
             chunks.append(y)
-    return np.concatenate(chunks) if chunks else np.zeros((0, num_labels), np.float32)
+    return (np.concatenate(chunks) if chunks else np.zeros((0, num_labels), np.float32)), computed
 
 
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
@@ -710,6 +745,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         if _reusable(manifest, name, out_dir, inputs_sha256) and (
                 manifest["splits"][name].get("pooled") or not options.pooled):
             logger.info("split %s: complete already, skipped", name)
+            _Parts.discard(out_dir, name)  # a kill between the manifest and the parts' removal left them
             return
         file_name = f"{name}.npz"
         # Mark the split incomplete before the long part, so that a crash
@@ -720,12 +756,15 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         started = time.perf_counter()
         parts = _Parts(out_dir, name, {"inputs_sha256": inputs_sha256, "teacher": identity["teacher"],
                                        "chunk_rows": CHUNK_ROWS, "batch_size": options.batch_size,
-                                       "packing": options.packing})
-        each = []
+                                       "packing": options.packing, "backend": keras.backend.backend(),
+                                       "kbert_version": kbert.__version__})
+        each, computed = [], 0
         for k, (model, teacher_name) in enumerate(teachers):
             desc = f"teacher on {name}" if len(teachers) == 1 else f"teacher {k + 1}/{len(teachers)} on {name}"
-            each.append(_chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer,
-                                        desc, verbose))
+            y, rows = _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer,
+                                      desc, verbose)
+            each.append(y)
+            computed += rows
         y = each[0] if len(each) == 1 else np.mean(np.stack(each).astype(np.float64), axis=0).astype(np.float32)
         scores = {}
         if len(each) > 1 and len(y) and (arrays["label"] >= 0).all():
@@ -737,9 +776,9 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
                                                         batch_size=options.batch_size, desc=f"pooled on {name}",
                                                         verbose=verbose))
         seconds = time.perf_counter() - started
+        fresh = computed // len(teachers)
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
-        parts.remove()  # the split's file holds them now
         cut = getattr(split, "truncated", None)
         manifest["splits"][name] = {
             "file": file_name,
@@ -752,10 +791,14 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             "inputs_sha256": inputs_sha256,
             "count": len(y),
             "seconds": round(seconds, 3),
-            "items_per_second": round(len(y) / seconds, 1) if seconds > 0 else None,
+            # The rows this call ran the teachers on, per second: a resumed
+            # pass read the others from its saved chunks.
+            "items_per_second": round(fresh / seconds, 1) if seconds > 0 and fresh else None,
+            **({"resumed_rows": len(y) - fresh} if fresh < len(y) else {}),
         }
         write_json(manifest_path, manifest)
-        logger.info("split %s: %d items in %.1f s (%.1f it/s)", name, len(y), seconds, len(y) / max(seconds, 1e-9))
+        parts.remove()  # only now: until the manifest says complete, a kill resumes from them
+        logger.info("split %s: %d items in %.1f s (%.1f it/s)", name, fresh, seconds, fresh / max(seconds, 1e-9))
 
     for name, arrays in encoded.items():
         write_split(name, arrays, splits[name], {})
@@ -773,6 +816,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             stale = os.path.join(out_dir, entry["file"])
             if _is_file_name(entry["file"]) and os.path.isfile(stale):
                 os.remove(stale)
+            _Parts.discard(out_dir, name)
             logger.info("split %s: not in this input any more, removed", name)
     return manifest
 

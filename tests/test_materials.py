@@ -628,6 +628,8 @@ def test_a_killed_teacher_pass_resumes_at_its_first_unsaved_chunk(teacher, split
     generate(teacher, {"train": splits["train"]}, killed, batch_size=8)
     assert rows == [8]  # the third chunk only
     assert not (killed / "train.parts").exists()
+    entry = json.loads((killed / "manifest.json").read_text())["splits"]["train"]
+    assert entry["resumed_rows"] == 32 and entry["count"] == 40  # its rate counts the 8 rows computed
     a, b = load_materials(str(whole)).splits["train"], load_materials(str(killed)).splits["train"]
     np.testing.assert_array_equal(a.y, b.y)
     direct = keras.ops.convert_to_numpy(teacher.predict_on_batch([splits["train"].token_ids,
@@ -643,8 +645,17 @@ def test_a_killed_teacher_pass_resumes_at_its_first_unsaved_chunk(teacher, split
     rows.clear()
     monkeypatch.setattr(materials_module, "run_teacher", lambda *a, **k: (rows.append(len(a[1])),
                                                                           real_run_teacher(*a, **k))[1])
+    # A hard kill (no clean-up) also leaves atomic_output's temporary file.
+    (other / "train.parts" / ".teacher-0-chunk-00002.npy.999999.x1y2.tmp").write_bytes(b"torn")
     generate(teacher, {"train": splits["train"]}, other, batch_size=4)
     assert rows == [16, 16, 8]
+    assert not (other / "train.parts").exists()
+    # Parts a kill left after the manifest called the split complete go on the next call.
+    (other / "train.parts").mkdir()
+    (other / "train.parts" / "teacher-0-chunk-00000.npy").write_bytes(b"")
+    rows.clear()
+    generate(teacher, {"train": splits["train"]}, other, batch_size=4)
+    assert rows == [] and not (other / "train.parts").exists()
     # A file kbert did not write is never removed with the parts.
     (whole / "train.parts").mkdir()
     (whole / "train.parts" / "notes.txt").write_text("mine")

@@ -70,7 +70,9 @@ def run(args):
         cut = entry.get("truncated")
         longer = "" if not cut else (f"; {cut} longer than max_seq_len, "
                                      f"{'read as windows' if entry.get('long_inputs') == 'windows' else 'truncated'}")
-        print(f"{name}: {entry['count']} rows, {entry.get('seconds')} s, {entry.get('items_per_second')} it/s{longer}")
+        resumed = f"; {entry['resumed_rows']} read from a killed pass's saved chunks" if entry.get("resumed_rows") else ""
+        print(f"{name}: {entry['count']} rows, {entry.get('seconds')} s, {entry.get('items_per_second')} it/s"
+              f"{longer}{resumed}")
         if "scores" in entry:
             ensemble, members = entry["scores"]["ensemble"], entry["scores"]["members"]
             print(f"{name}: the ensemble's " + ", ".join(
