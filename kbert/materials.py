@@ -53,7 +53,7 @@ manifest is rewritten after each split, so an interrupted run leaves whole
 files only; a re-run skips the splits the manifest calls complete (same
 teacher, same input, file hash unchanged) and redoes the others.  Within a
 split, the teacher pass saves its logits every `CHUNK_ROWS` rows in
-`{split}.parts/` (removed when the split's file is written), so a re-run
+`{split}.parts/` (removed once the manifest calls the split complete), so a re-run
 after a kill computes only the chunks not saved, and gives the logits the
 uninterrupted pass gives, bit for bit.
 
@@ -536,6 +536,7 @@ class _Parts:
     OWN = re.compile(r"^\.?(key\.json|teacher-\d+-chunk-\d{5}\.npy)(\.\d+\..*\.tmp)?$")
 
     def __init__(self, out_dir, split, key):
+        self.out_dir, self.split = out_dir, split
         self.directory = os.path.join(out_dir, f"{split}.parts")
         key_path = os.path.join(self.directory, PARTS_KEY)
         if os.path.lexists(self.directory):
@@ -579,31 +580,30 @@ class _Parts:
         except OSError as e:
             raise DataError(f"{self.path(teacher, chunk)}: cannot save the teacher's logits ({e})") from None
 
-    @classmethod
-    def discard(cls, out_dir, split):
-        """Remove `{split}.parts/` if present (see `remove`)."""
-        directory = os.path.join(out_dir, f"{split}.parts")
-        if os.path.lexists(directory):
-            parts = cls.__new__(cls)
-            parts.directory = directory
-            parts.remove()
-
     def remove(self):
-        """Remove the parts directory: only the files this class writes
-        (the key last, so that a kill midway leaves parts still keyed)."""
-        if os.path.islink(self.directory) or not os.path.isdir(self.directory):
-            raise DataError(f"{self.directory}: not a directory kbert made for a teacher pass's parts; move it away")
+        self.discard(self.out_dir, self.split)
+
+    @staticmethod
+    def discard(out_dir, split):
+        """Remove `{split}.parts/` if present: only the files `_Parts`
+        writes (the key last, so that a kill midway leaves parts still
+        keyed)."""
+        directory = os.path.join(out_dir, f"{split}.parts")
+        if not os.path.lexists(directory):
+            return
+        if os.path.islink(directory) or not os.path.isdir(directory):
+            raise DataError(f"{directory}: not a directory kbert made for a teacher pass's parts; move it away")
         try:
-            entries = sorted(os.listdir(self.directory), key=lambda entry: entry == PARTS_KEY)
-            foreign = [entry for entry in entries if not self.OWN.match(entry)]
+            entries = sorted(os.listdir(directory), key=lambda entry: entry == PARTS_KEY)
+            foreign = [entry for entry in entries if not _Parts.OWN.match(entry)]
             if foreign:
-                raise DataError(f"{self.directory}: holds files kbert did not write ({', '.join(foreign[:3])}); "
+                raise DataError(f"{directory}: holds files kbert did not write ({', '.join(foreign[:3])}); "
                                 "move them away")
             for entry in entries:
-                os.remove(os.path.join(self.directory, entry))
-            os.rmdir(self.directory)
+                os.remove(os.path.join(directory, entry))
+            os.rmdir(directory)
         except OSError as e:
-            raise DataError(f"{self.directory}: cannot remove the teacher pass's parts ({e})") from None
+            raise DataError(f"{directory}: cannot remove the teacher pass's parts ({e})") from None
 
 
 def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose):

@@ -363,10 +363,10 @@ def build_student(embedding, num_labels, *, student="cnn", variant="non-static",
     model_class = STUDENTS[student].load()
     if trained_ids is not None:
         trained_ids = np.unique(np.asarray(trained_ids, np.int64))
-        if not trained_ids.size or trained_ids[0] < 0 or trained_ids[-1] >= embedding.shape[0]:
-            raise ConfigError(f"trained_ids must be token ids in 0..{embedding.shape[0] - 1}, got "
-                              f"{trained_ids.size} ids" + (f", {trained_ids[0]}..{trained_ids[-1]}"
-                                                           if trained_ids.size else ""))
+        if not trained_ids.size or not 0 <= trained_ids[0] <= trained_ids[-1] < embedding.shape[0]:
+            span = f" in {trained_ids[0]}..{trained_ids[-1]}" if trained_ids.size else ""
+            raise ConfigError(f"trained_ids must be one or more token ids in 0..{embedding.shape[0] - 1}, got "
+                              f"{trained_ids.size} ids{span}")
         kwargs["trained_rows"] = int(trained_ids.size)
     model = model_class(embedding.shape[0], num_labels, embedding_dim=dim, variant=variant, **kwargs)
     layer = model.get_layer("Student-Embedding")

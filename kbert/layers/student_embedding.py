@@ -150,9 +150,9 @@ class StudentEmbedding(keras.layers.Layer):
         self.embeddings.assign(matrix)
         if self.variant == "multichannel":
             self.static_embeddings.assign(matrix)
-        if self.trained_rows is not None:
-            self.trained.assign(np.asarray(matrix)[self.trained_ids()] if self.trained_ids().size
-                                else np.zeros(self.trained.shape, self.trained.dtype))
+        ids = self.trained_ids() if self.trained_rows is not None else ()
+        if len(ids):  # none named yet: `set_trained_rows` copies them when it names them
+            self.trained.assign(np.asarray(matrix)[ids])
 
     def set_trained_rows(self, ids):
         """Train the rows of these K ids (distinct, in 0..V-1), starting
