@@ -67,7 +67,6 @@ them all as the split "unlabeled".
 """
 
 import dataclasses
-import glob
 import hashlib
 import json
 import logging
@@ -84,6 +83,7 @@ import kbert
 from kbert import runs
 from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, write_json
 from kbert.checks import is_int
+from kbert.corpus import expand_inputs, read_records
 from kbert.errors import ConfigError, DataError
 from kbert.inference import predict_bucketed
 from kbert.numeric import softmax
@@ -1124,48 +1124,6 @@ class SeenTexts:
             self.runs[-1] = np.union1d(self.runs[-1], newest)
 
 
-def expand_inputs(patterns, flag="--unlabeled"):
-    """Input files, in the order given, each glob pattern's matches sorted;
-    a missing file or a pattern that matches nothing is a DataError."""
-    paths = []
-    for pattern in patterns:
-        if os.path.isfile(pattern):  # a file named like a pattern ("data[1].txt") is that file
-            paths.append(pattern)
-        elif glob.has_magic(pattern):
-            matches = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
-            if not matches:
-                raise DataError(f"{flag} {pattern}: no file matches")
-            paths += matches
-        else:
-            raise DataError(f"{flag} {pattern}: no such file")
-    return paths
-
-
-def _read_lines(path, pairs):
-    """(line number from 1, text or (first, second)) of each non-empty line."""
-    try:
-        with open(path, "rb") as f:  # bytes, decoded a line at a time: an error names its line
-            for number, raw in enumerate(f, start=1):
-                try:
-                    line = raw.rstrip(b"\r\n").decode("utf-8")
-                    if number == 1:
-                        line = line.removeprefix("\ufeff")  # a byte-order mark is not text
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{number}: not UTF-8 ({e.reason})") from None
-                if not line.strip():
-                    continue
-                if not pairs:
-                    yield number, line
-                    continue
-                fields = line.split("\t")
-                if len(fields) != 2 or not all(field.strip() for field in fields):
-                    raise DataError(f"{path}:{number}: expected two tab-separated sentences (the task reads pairs), "
-                                    f"got {len(fields)} field{'s' * (len(fields) != 1)}")
-                yield number, (fields[0], fields[1])
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
-
-
 def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen, cased=False):
     """The unlabeled splits, one shard at a time: (name, `EncodedSplit`,
     manifest fields) for every `shard_rows` new rows of each file in turn.
@@ -1198,7 +1156,7 @@ def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen, cased=False):
 
     for path in paths:
         kept, pending, skipped = [], [], 0
-        for number, text in _read_lines(path, pairs):
+        for number, text in read_records(path, pairs=pairs, blank="skip"):
             pending.append((number, text))
             # Checked in batches (one digest array each), enough to fill the shard.
             if len(pending) >= max(shard_rows - len(kept), min(shard_rows, 1024)):
@@ -1259,7 +1217,7 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
     run_dir = run_dirs[0]
     data_dir = resolve_data_dir(data_dir)
     processor = get_processor(options.task or runs.read_run(run_dir).task)
-    unlabeled = expand_inputs(options.unlabeled)
+    unlabeled = expand_inputs(options.unlabeled, "--unlabeled")
     # Refused before the teacher loads: materials written into the run or
     # the task's data would sit among (and could replace) what they read.
     read = [*run_dirs, processor.task_dir(data_dir), *unlabeled]

@@ -457,3 +457,46 @@ class PretrainOptions:
         # Finite already (a number); negative decay would grow the weights.
         if not self.weight_decay >= 0:
             raise ConfigError(f"--weight-decay must be at least 0, got {self.weight_decay}")
+
+
+# How `kbert predict --output DIR` writes each shard (`kbert.predict.predict_files`).
+PREDICT_FORMATS = ("json", "tsv", "parquet")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """What `kbert predict` does with its inputs (`Classifier.predict`,
+    and `predict_files` for `--input ... --output DIR`).
+
+    Attributes:
+        batch_size: rows per model call.
+        long_inputs: "truncate" (as in training) or "windows": a long
+            single text read as overlapping windows whose logits are averaged.
+        stride: word pieces between windows (None: half a window).
+        packing: read a BERT classifier's rows packed where that pays (the
+            same logits).
+        format: "json" (JSON lines, `Prediction.to_json`), "tsv" (a header
+            and a row an input) or, for shards only, "parquet".
+        shard_rows: inputs per output shard with `--output`: what a kill
+            can lose, and about what is held in memory at once.
+    """
+
+    batch_size: int = 32
+    long_inputs: str = "truncate"
+    stride: int = None
+    packing: bool = True
+    format: str = "json"
+    shard_rows: int = 100000
+
+    def __post_init__(self):
+        check_option_types(self)
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.long_inputs not in ("truncate", "windows"):
+            raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
+        if self.stride is not None and (self.stride < 1 or self.long_inputs != "windows"):
+            raise ConfigError(f"--stride must be at least 1 and comes with --long-inputs windows, got {self.stride}")
+        if self.format not in PREDICT_FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(PREDICT_FORMATS)}, got {self.format!r}")
+        if self.shard_rows < 1:
+            raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")

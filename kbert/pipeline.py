@@ -247,18 +247,19 @@ def pareto_frontier(points):
 def run_pipeline(options, output="runs/demo", *, data_dir=None):
     """Run every stage of `options` (`PipelineOptions`) into `output`;
     returns the report dict (also written)."""
+    from kbert.corpus import expand_inputs
     from kbert.distillation import distill
     from kbert.evaluation import evaluate
     from kbert.finetuning import finetune
     from kbert.glue import get_processor, resolve_data_dir
-    from kbert.materials import expand_inputs, materials_from_run
+    from kbert.materials import materials_from_run
 
     processor = get_processor(options.task)
     if processor.is_regression:
         raise ConfigError(f"{processor.name} is a regression task; the pipeline's students distil classifiers only")
     data_dir = resolve_data_dir(data_dir)
     # Refused before the first stage: the run's files must not land among what it reads.
-    refuse_overlap(output, [processor.task_dir(data_dir), *expand_inputs(options.unlabeled)], flag="--output",
+    refuse_overlap(output, [processor.task_dir(data_dir), *expand_inputs(options.unlabeled, "--unlabeled")], flag="--output",
                    error=ConfigError)
     os.makedirs(output, exist_ok=True)
     teacher_options = FinetuneOptions(task=processor.name, checkpoint=options.checkpoint, seed=options.seed,

@@ -14,21 +14,43 @@ and each prediction says whether it was.  `long_inputs="windows"` instead
 splits a long single text into overlapping windows of word pieces (each as
 long as the model takes, `stride` pieces apart), runs every window, and
 averages their logits: the whole text then counts, not only its start.
+
+Inputs of any size (`predict_files`, `kbert predict --input ... --output
+DIR`) are read as streams (`kbert.corpus`) and answered in shards of
+`shard_rows` inputs, each written atomically beside its own record, so a
+re-run after a kill skips the shards already written:
+
+    DIR/part-00000.jsonl   the shard's predictions (.tsv, .parquet by --format)
+    DIR/part-00000.json    its record: input file and lines, rows, the
+                           inputs' and the output's sha256, the model's,
+                           the settings, rows/s; written last, so a shard
+                           without it is recomputed
+    DIR/manifest.json      every shard, status "running" then "complete"
+
+A shard never spans input files; its rows are its inputs in file order.
 """
 
 import dataclasses
+import hashlib
+import itertools
+import json
 import logging
+import os
+import re
+import time
 
 import numpy as np
 
 from kbert import runs
+from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, remove_quietly, write_json
 from kbert.errors import ConfigError, DataError
 from kbert.numeric import softmax
+from kbert.options import PredictOptions
 
 logger = logging.getLogger(__name__)
 
 LONG_INPUTS = ("truncate", "windows")
-PREDICT_BATCH_SIZE = 32
+PREDICT_BATCH_SIZE = PredictOptions.batch_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,3 +235,263 @@ def load_classifier(run_dir, *, verify=False):
     if record.num_labels is None or record.num_labels < 1:
         raise ConfigError(f"{runs.run_file(run_dir)}: the run records no classifier head")
     return Classifier(model, record, runs.load_tokenizer(run_dir, record, model), where=runs.run_file(run_dir))
+
+
+def tsv_lines(classifier, predictions):
+    """A header, then a tab-separated row a prediction: the text (tabs in it
+    become spaces), then the label and each label's probability, or the
+    score of a regression task."""
+    heads = ["text_a", "text_b"] if classifier.pairs else ["text"]
+    columns = ["score"] if classifier.is_regression else ["label", *(f"p_{label}" for label in classifier.labels)]
+    yield "\t".join([*heads, *columns])
+    for p in predictions:
+        texts = [t.replace("\t", " ") for t in ((p.text,) if isinstance(p.text, str) else p.text)]
+        values = [f"{p.score:.6g}"] if p.score is not None else [
+            p.label, *(f"{p.probabilities[label]:.6g}" for label in classifier.labels)]
+        yield "\t".join([*texts, *values])
+
+
+# ---------------------------------------------------------------- inputs of any size
+
+MANIFEST = "manifest.json"
+# A shard's files: its predictions and, written last, its record.
+_SHARD_FILE = re.compile(r"part-(\d{5,})\.(jsonl|tsv|parquet|json)")
+_EXTENSIONS = {"json": "jsonl", "tsv": "tsv", "parquet": "parquet"}
+
+
+def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=False, verbose=True):
+    """Classify every input of `inputs` (files or glob patterns, read by
+    `kbert.corpus`) into shards under `output` (see the module docstring);
+    a re-run skips the shards already written for the same inputs, model
+    and settings, and recomputes any other.
+
+    Two passes over the inputs: the first checks every record (an error
+    names its file and line before the model runs) and fixes the shards;
+    the second answers them.  Memory holds one shard.
+
+    Returns:
+        the manifest (also `output`/manifest.json): "shards" (each
+        shard's record), "rows", "resumed_rows" (read from earlier calls'
+        shards), "seconds" and "rows_per_second" of the rows computed now.
+
+    Raises:
+        ConfigError: an `output` that is, contains or lies inside the run
+            or an input, or that holds files kbert did not write there;
+            Parquet without pyarrow; the errors of `load_classifier`.
+        DataError: an input's damage, naming its file and line (or row);
+            an input that changed between the two passes.
+    """
+    import keras
+    from tqdm.auto import tqdm
+
+    import kbert
+    from kbert.corpus import expand_inputs, parquet_module
+
+    if not isinstance(options, PredictOptions):
+        raise ConfigError(f"options must be a PredictOptions, got {type(options).__name__}")
+    paths = [os.path.abspath(path) for path in expand_inputs(inputs, "--input")]
+    output = os.path.abspath(os.fspath(output))
+    refuse_overlap(output, [run_dir, *paths], flag="--output", error=ConfigError)
+    _check_output_dir(output)
+    if options.format == "parquet":
+        parquet_module()
+    classifier = load_classifier(run_dir, verify=verify)
+    record = classifier.record
+    model_path = os.path.join(os.fspath(run_dir), record.model_file)
+    settings = {
+        "model_sha256": (record.files or {}).get(record.model_file) or file_sha256(model_path),
+        "max_seq_len": classifier.max_seq_len,
+        **{field.name: getattr(options, field.name) for field in dataclasses.fields(options)
+           if field.name != "shard_rows"},
+        # What changes the logits' last bits: a resumed call mixes no other.
+        "backend": keras.backend.backend(), "kbert": kbert.__version__,
+    }
+    plan = _plan_shards(paths, classifier.pairs, options.shard_rows)
+    os.makedirs(output, exist_ok=True)
+    done = {entry["name"] for entry in plan if _shard_done(output, entry, settings)}
+    manifest = {"format": "kbert-predictions", "model": os.path.abspath(os.fspath(run_dir)), "settings": settings,
+                "inputs": paths, "status": "running", "shards": []}
+    write_json(os.path.join(output, MANIFEST), manifest)
+
+    total = sum(entry["rows"] for entry in plan)
+    resumed = sum(entry["rows"] for entry in plan if entry["name"] in done)
+    if done:
+        logger.info("%s: %d of %d shards (%d rows) already written; resuming", output, len(done), len(plan), resumed)
+    started, records = time.perf_counter(), []
+    with tqdm(total=total, initial=resumed, desc="predict", unit="ex", disable=not verbose) as bar:
+        for entry, texts in _read_shards(plan, classifier.pairs, skip=done):
+            if texts is None:
+                records.append(read_json(os.path.join(output, entry["name"] + ".json"), error=DataError,
+                                         what="shard record"))
+                continue
+            records.append(_write_shard(output, entry, texts, classifier, options, settings, bar))
+    seconds = time.perf_counter() - started
+    _remove_stale_shards(output, {entry["name"] for entry in plan})
+    computed = total - resumed
+    manifest.update(status="complete", shards=records, rows=total, resumed_rows=resumed, seconds=round(seconds, 3),
+                    rows_per_second=round(computed / seconds, 1) if computed and seconds > 0 else None)
+    write_json(os.path.join(output, MANIFEST), manifest)
+    return manifest
+
+
+def _check_output_dir(output):
+    """Refuse an `output` that is not a directory, or that holds a file
+    kbert's shards do not explain: it is never written into or cleaned."""
+    if not os.path.lexists(output):
+        return
+    if not os.path.isdir(output) or os.path.islink(output):
+        raise ConfigError(f"--output {output}: exists and is not a directory; write somewhere else")
+    for name in sorted(os.listdir(output)):
+        core = name[1:].split(".", 2) if name.startswith(".") else None
+        # A killed writer's temporary: .part-00000.jsonl.PID.xxxx.tmp (`kbert.atomic`).
+        temporary = core is not None and len(core) == 3 and (
+            _SHARD_FILE.fullmatch(".".join(core[:2])) or ".".join(core[:2]) == MANIFEST)
+        if name != MANIFEST and not _SHARD_FILE.fullmatch(name) and not temporary:
+            raise ConfigError(f"--output {output}: holds {name}, which kbert predict did not write; "
+                              f"write to a new or empty directory")
+
+
+def _texts_sha256(texts):
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(json.dumps(text, ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _chunks(records, size):
+    """Lists of at most `size` (number, text) records, in order."""
+    chunk = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _plan_shards(paths, pairs, shard_rows):
+    """One entry a shard: its name, input file, first and last line (or
+    row), rows and the sha256 of its inputs; every record checked."""
+    from kbert.corpus import read_records
+
+    plan = []
+    for path in paths:
+        for chunk in _chunks(read_records(path, pairs=pairs, blank="error"), shard_rows):
+            plan.append({"name": f"part-{len(plan):05d}", "input": path, "first": chunk[0][0],
+                         "last": chunk[-1][0], "rows": len(chunk),
+                         "inputs_sha256": _texts_sha256(text for _, text in chunk)})
+    return plan
+
+
+def _read_shards(plan, pairs, skip):
+    """(entry, its texts) a shard of `plan`, in order; texts None for a
+    shard in `skip` (read past, not kept).
+
+    Raises:
+        DataError: an input that no longer holds the records `plan` found.
+    """
+    from kbert.corpus import read_records
+
+    # Consecutive shards of one input (a file given twice is read twice).
+    for path, group in itertools.groupby(plan, key=lambda entry: entry["input"]):
+        shards = list(group)
+        chunks = _chunks(read_records(path, pairs=pairs, blank="error"), shards[0]["rows"])
+        for entry in shards:
+            chunk = next(chunks, None)
+            changed = chunk is None or (chunk[0][0], chunk[-1][0], len(chunk)) != (
+                entry["first"], entry["last"], entry["rows"])
+            texts = None if changed or entry["name"] in skip else [text for _, text in chunk]
+            if changed or texts is not None and _texts_sha256(texts) != entry["inputs_sha256"]:
+                raise DataError(f"{path}: changed while kbert predict read it (lines {entry['first']}-"
+                                f"{entry['last']}); run again once it is written")
+            yield entry, texts
+        if next(chunks, None) is not None:
+            raise DataError(f"{path}: changed while kbert predict read it (it grew); run again once it is written")
+
+
+def _shard_done(output, entry, settings):
+    """Whether `entry`'s shard is written for these settings: its record
+    holds the same inputs and settings and its predictions file the hash
+    the record gives."""
+    record_path = os.path.join(output, entry["name"] + ".json")
+    if not os.path.isfile(record_path):
+        return False
+    try:
+        record = read_json(record_path, error=DataError, what="shard record")
+    except DataError as e:
+        logger.warning("%s; the shard is recomputed", e)
+        return False
+    if record.get("settings") != settings or any(record.get(key) != value for key, value in entry.items()):
+        return False
+    path = os.path.join(output, str(record.get("file")))
+    return os.path.isfile(path) and file_sha256(path) == record.get("output_sha256")
+
+
+def _write_shard(output, entry, texts, classifier, options, settings, bar):
+    started = time.perf_counter()
+    predictions = classifier.predict(texts, batch_size=options.batch_size, long_inputs=options.long_inputs,
+                                     stride=options.stride, packing=options.packing, progress=bar)
+    seconds = time.perf_counter() - started
+    name = f"{entry['name']}.{_EXTENSIONS[options.format]}"
+    path = os.path.join(output, name)
+    remove_quietly(os.path.join(output, entry["name"] + ".json"))  # the old record no longer describes it
+    with atomic_output(path, suffix="." + _EXTENSIONS[options.format]) as tmp:
+        if options.format == "parquet":
+            _write_parquet(tmp, classifier, predictions)
+        else:
+            lines = (tsv_lines(classifier, predictions) if options.format == "tsv" else
+                     (json.dumps(p.to_json(), ensure_ascii=False) for p in predictions))
+            with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+                for line in lines:
+                    handle.write(line + "\n")
+    record = {**entry, "file": name, "output_sha256": file_sha256(path), "settings": settings,
+              "truncated": sum(1 for p in predictions if p.truncated), "seconds": round(seconds, 3),
+              "rows_per_second": round(len(texts) / seconds, 1) if seconds > 0 else None}
+    write_json(os.path.join(output, entry["name"] + ".json"), record)
+    return record
+
+
+def _write_parquet(path, classifier, predictions):
+    import pyarrow as pa
+
+    from kbert.corpus import parquet_module
+
+    columns = {}
+    if classifier.pairs:
+        columns["text_a"] = [p.text[0] for p in predictions]
+        columns["text_b"] = [p.text[1] for p in predictions]
+    else:
+        columns["text"] = [p.text for p in predictions]
+    if classifier.is_regression:
+        columns["score"] = pa.array([p.score for p in predictions], pa.float64())
+    else:
+        columns["label"] = [p.label for p in predictions]
+        for label in classifier.labels:
+            columns[f"p_{label}"] = pa.array([p.probabilities[label] for p in predictions], pa.float64())
+    columns["logits"] = pa.array([p.logits for p in predictions], pa.list_(pa.float64()))
+    columns["truncated"] = pa.array([p.truncated for p in predictions], pa.int64())
+    columns["windows"] = pa.array([p.windows for p in predictions], pa.int64())
+    parquet_module().write_table(pa.table(columns), path)
+
+
+def _remove_stale_shards(output, names):
+    """Shard files of earlier calls that no shard of this one explains (a
+    shorter input, another format): kbert's own, removed once all are written."""
+    for name in os.listdir(output):
+        match = _SHARD_FILE.fullmatch(name)
+        if match and (f"part-{match.group(1)}" not in names or not _is_current(output, name)):
+            remove_quietly(os.path.join(output, name))
+
+
+def _is_current(output, name):
+    """Whether a shard's file is the one its record names (a `.json`
+    record always is)."""
+    stem, extension = name.rsplit(".", 1)
+    if extension == "json":
+        return True
+    try:
+        record = read_json(os.path.join(output, stem + ".json"), error=DataError, what="shard record")
+    except DataError:  # none: a killed call's predictions, never recorded
+        return False
+    return record.get("file") == name

@@ -46,6 +46,7 @@ OPTION_TABLES = {
     ("kbert/options.py", "DistillOptions"): DOCS / "pipeline.md",
     ("kbert/pipeline.py", "PipelineOptions"): DOCS / "pipeline.md",
     ("kbert/options.py", "PretrainOptions"): DOCS / "pretraining.md",
+    ("kbert/options.py", "PredictOptions"): DOCS / "pipeline.md",
 }
 # README code blocks that are files under docs/examples/, shown whole.
 EXAMPLES = ("docs/examples/load_checkpoint.py", "docs/examples/keras_bert_program.py")

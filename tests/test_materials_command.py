@@ -291,8 +291,9 @@ def test_unlabeled_text_is_labelled_in_shards_and_resumes(run_dir, glue_dir, tmp
 
 @pytest.mark.single_backend  # reading files only
 def test_unlabeled_input_errors_name_the_file_and_line(tmp_path):
+    from kbert.corpus import expand_inputs
     from kbert.errors import DataError
-    from kbert.materials import SeenTexts, expand_inputs, unlabeled_shards
+    from kbert.materials import SeenTexts, unlabeled_shards
 
     def shards(path, pairs):
         encode = lambda firsts, seconds, labels: materials_module.EncodedSplit(  # noqa: E731
@@ -302,20 +303,26 @@ def test_unlabeled_input_errors_name_the_file_and_line(tmp_path):
 
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("one\tpair\n\nno tab here\n")
-    with pytest.raises(DataError, match=rf"{pairs}:3: expected two tab-separated sentences .* got 1 field$"):
+    with pytest.raises(DataError, match=rf"{pairs}:3: expected 'first<TAB>second', found 1 field"):
         shards(pairs, True)
-    assert [s.sentences.tolist() for _, s, _ in shards(pairs, False)] == [["one\tpair", "no tab here"]]
+    # A tab in a single-sentence task's line is damage (an id column?), not part of the text.
+    with pytest.raises(DataError, match=rf"{pairs}:1: a tab in a single-sentence input"):
+        shards(pairs, False)
+    good = tmp_path / "good.txt"
+    good.write_text("one\tpair\n\n  \nsecond\tpair\n")  # blank lines are no input here
+    assert [s.sentences.tolist() for _, s, _ in shards(good, True)] == [[["one", "pair"], ["second", "pair"]]]
+    assert [s.lines.tolist() for _, s, _ in shards(good, True)] == [[1, 4]]
     binary = tmp_path / "latin1.txt"
     binary.write_bytes("fine\nd\u00e9j\u00e0 vu\n".encode("latin-1"))
     with pytest.raises(DataError, match=rf"{binary}:2: not UTF-8"):
         shards(binary, False)
     named = tmp_path / "data[1].txt"  # a file whose name looks like a glob is that file
     named.write_text("x\n")
-    assert expand_inputs([str(named)]) == [str(named)]
+    assert expand_inputs([str(named)], "--unlabeled") == [str(named)]
     with pytest.raises(DataError, match="--unlabeled .*missing.txt: no such file"):
-        expand_inputs([str(tmp_path / "missing.txt")])
+        expand_inputs([str(tmp_path / "missing.txt")], "--unlabeled")
     with pytest.raises(DataError, match=r"--unlabeled .*\*.tsv: no file matches"):
-        expand_inputs([str(tmp_path / "*.tsv")])
+        expand_inputs([str(tmp_path / "*.tsv")], "--unlabeled")
 
 
 def test_seen_texts_finds_every_key_it_was_given():
