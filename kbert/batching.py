@@ -96,10 +96,16 @@ class BucketedBatches(keras.utils.PyDataset):
     rows of weight 0, so every batch is full (data-parallel devices split it
     evenly) and the loss is unchanged; batches are then
     `(inputs, targets, sample_weight)`, else `(inputs, targets)`.
+
+    `process=(index, count)` gives one process of a multi-process job
+    (`keras.distribution.initialize`) its share of each batch: every
+    process draws the same batches, each as wide as its longest row, and
+    keeps rows `[index * B / count, (index + 1) * B / count)`, as Keras'
+    JAX trainer expects each process's local part of the global batch.
     """
 
     def __init__(self, inputs, targets, lengths, *, batch_size, seed, epoch=0, fill=False,
-                 window=BUCKET_WINDOW):
+                 window=BUCKET_WINDOW, process=(0, 1)):
         super().__init__()
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         if targets is None or not hasattr(targets, "__len__"):
@@ -110,7 +116,13 @@ class BucketedBatches(keras.utils.PyDataset):
             raise DataError("no rows to batch: the input arrays are empty")
         if not is_int(batch_size, 1) or not is_int(window, 1):
             raise ConfigError(f"batch_size and window must be positive integers, got {batch_size!r}, {window!r}")
+        index, count = process
+        if not is_int(count, 1) or not is_int(index, 0) or index >= count or count > 1 and (
+                not fill or batch_size % count):
+            raise ConfigError(f"process {process!r}: needs 0 <= index < count, full batches (fill=True) and a "
+                              f"batch_size ({batch_size}) that count divides")
         self.batch_size, self.seed, self.fill, self.window = batch_size, seed, fill, window
+        self.process = (index, count)
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch):
@@ -169,7 +181,10 @@ class BucketedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         rows, weights = self._batches[index]
-        width = self._width(rows)
+        width = self._width(rows)  # the whole batch's: every process's share is as wide
+        process, count = self.process
+        share = len(rows) // count
+        rows, weights = rows[process * share:(process + 1) * share], weights[process * share:(process + 1) * share]
         x = tuple(a[rows, :width] for a in self.inputs)
         x = x if len(x) > 1 else x[0]
         return (x, self.targets[rows], weights) if self.fill else (x, self.targets[rows])

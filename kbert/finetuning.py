@@ -89,8 +89,16 @@ def _subset(features, limit, seed):
 
 
 def _distribution(enabled, batch_size, packing):
+    """With `enabled`, train data-parallel over every device of the job;
+    returns (this process's index, the processes' count), (0, 1) alone.
+
+    Several processes (hosts, or processes on one host) join first, before
+    JAX computes anything, when the `KERAS_DISTRIBUTION_*` variables that
+    `keras.distribution.initialize` reads name more than one; on CPUs their
+    gradients meet through JAX's gloo collectives.
+    """
     if not enabled:
-        return
+        return 0, 1
     if keras.backend.backend() != "jax":
         raise ConfigError("--distribute uses keras.distribution, which needs KERAS_BACKEND=jax")
     if packing:
@@ -98,11 +106,27 @@ def _distribution(enabled, batch_size, packing):
         # and the [CLS] indices into them do not split that way.
         raise ConfigError("--distribute splits batches by rows, which packed batches do not allow: "
                           "add --no-packing")
+    import jax
+
+    processes = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")
+    if not processes.isdigit() or int(processes) < 1:
+        raise ConfigError(f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a positive integer, got {processes!r}")
+    if int(processes) > 1 and not jax.distributed.is_initialized():
+        # CPU processes have no collectives without it; GPUs and TPUs use their own.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        try:
+            keras.distribution.initialize()
+        except (ValueError, RuntimeError) as e:  # a bad address or id, a coordinator not reached
+            raise ConfigError(f"--distribute: joining {processes} processes (KERAS_DISTRIBUTION_*) failed: "
+                              f"{e}") from None
     devices = keras.distribution.list_devices()
     if batch_size % len(devices):
         raise ConfigError(f"--batch-size {batch_size} does not split over {len(devices)} devices")
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    logger.info("data-parallel over %d devices", len(devices))
+    # Each process's batches are already its share (`BucketedBatches(process=...)`):
+    # Keras' own sharding takes tf.data datasets only.
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+    logger.info("data-parallel over %d devices in %d process(es)", len(devices), jax.process_count())
+    return jax.process_index(), jax.process_count()
 
 
 def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, distribute=False, verbose=True):
@@ -147,8 +171,9 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
         return record
     for name, source in defaults.items():
         logger.info("%s = %s (%s)", name, getattr(options, name), source)
+    # Before anything computes: several processes join before JAX starts.
+    process = _distribution(distribute, options.batch_size, options.packing)
     keras.utils.set_random_seed(options.seed)
-    _distribution(distribute, options.batch_size, options.packing)
 
     # keras-bert semantics: trainable defaults to `training` (False here).
     model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True)
@@ -167,7 +192,8 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     if options.packing:
         batches = PackedBatches((train.input_ids, train.segment_ids), labels, train.lengths, **batching)
     else:
-        batches = BucketedBatches((train.input_ids, train.segment_ids), labels, train.lengths, **batching)
+        batches = BucketedBatches((train.input_ids, train.segment_ids), labels, train.lengths, process=process,
+                                  **batching)
     total_steps = len(batches) * options.epochs
     compiled = dict(
         optimizer=create_optimizer(

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kbert.batching import BucketedBatches, bucket_width
+from kbert.errors import ConfigError
 
 N, T, B = 203, 40, 16
 
@@ -71,3 +72,24 @@ def test_window_trades_mixed_lengths_for_padding(data):
     # as in the data; a wide window sorts them and cuts the padding.
     assert spread[1] > 3 * spread[50]
     assert cells[50] < 0.8 * cells[1]
+
+
+def test_each_process_gets_its_share_of_the_same_batches(data):
+    """A multi-process job's shares, put back together in process order,
+    are the one-process batches: same rows, targets, weights and width."""
+    ids, labels, lengths = data
+    whole = BucketedBatches(ids, labels, lengths, batch_size=8, seed=3, fill=True)
+    shares = [BucketedBatches(ids, labels, lengths, batch_size=8, seed=3, fill=True, process=(p, 2)) for p in (0, 1)]
+    for epoch in (0, 1):
+        for batches in [whole, *shares]:
+            batches.set_epoch(epoch)
+        for k in range(len(whole)):
+            x, y, w = whole[k]
+            parts = [share[k] for share in shares]
+            assert all(part[0].shape == (4, x.shape[1]) for part in parts)
+            np.testing.assert_array_equal(np.concatenate([part[0] for part in parts]), x)
+            np.testing.assert_array_equal(np.concatenate([part[1] for part in parts]), y)
+            np.testing.assert_array_equal(np.concatenate([part[2] for part in parts]), w)
+    for process, fill, batch_size in [((2, 2), True, 8), ((0, 2), False, 8), ((0, 3), True, 8)]:
+        with pytest.raises(ConfigError, match="process"):
+            BucketedBatches(ids, labels, lengths, batch_size=batch_size, seed=3, fill=fill, process=process)

@@ -194,25 +194,53 @@ def test_evaluate_any_labeled_file(glue_dir, cache_dir, tiny_checkpoint, tmp_pat
 
 @pytest.mark.single_backend
 def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, tmp_path):
-    """keras.distribution.DataParallel on two forced CPU devices (JAX): the
-    loss trajectory matches one device."""
+    """keras.distribution.DataParallel (JAX) over two forced CPU devices in
+    one process, and over two processes joined through
+    `KERAS_DISTRIBUTION_*` on 127.0.0.1 (gloo collectives), each feeding
+    its half of every batch: the same losses and weights as one device."""
+    import socket
+
     script = (
         "import json, sys\n"
+        "import numpy as np\n"
         "from kbert.finetuning import FinetuneOptions, finetune\n"
         "o = FinetuneOptions(task='SST-2', checkpoint=sys.argv[1], max_train_examples=64, epochs=2,"
         " batch_size=16, learning_rate=1e-3, max_seq_len=16, seed=5, packing=False)\n"
-        "r = finetune(o, sys.argv[2], data_dir=sys.argv[3], cache_dir=sys.argv[5], distribute=sys.argv[4] == '1')\n"
-        "import jax; print(json.dumps({'loss': r.results['history']['loss'], 'devices': jax.device_count()}))\n"
+        "r = finetune(o, sys.argv[2], data_dir=sys.argv[3], cache_dir=sys.argv[5], distribute=sys.argv[4] != '0',"
+        " verbose=False)\n"
+        "import jax, keras\n"
+        "m = keras.saving.load_model(sys.argv[2] + '/model.keras')\n"
+        "np.savez(sys.argv[2] + '/weights.npz', *[np.asarray(w.numpy()) for w in m.weights])\n"
+        "print(json.dumps({'loss': r.results['history']['loss'], 'devices': jax.device_count(),"
+        " 'processes': jax.process_count()}))\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = dict(os.environ, KERAS_BACKEND="jax")
+    jobs = {"one": ("0", dict(base)), "devices": ("1", dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"))}
+    for rank in (0, 1):
+        jobs[f"process{rank}"] = ("1", dict(base, KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+                                          KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(rank)))
     out = {}
-    for flag in ("0", "1"):
-        proc = subprocess.run([sys.executable, "-c", script, tiny_checkpoint, str(tmp_path / flag), str(glue_dir), flag, cache_dir],
-                              env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out[flag] = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["1"]["devices"] == 2
-    np.testing.assert_allclose(out["1"]["loss"], out["0"]["loss"], rtol=2e-3)
+    for group in (["one", "devices"], ["process0", "process1"]):  # two at a time, on two cores
+        procs = {name: subprocess.Popen([sys.executable, "-c", script, tiny_checkpoint, str(tmp_path / name),
+                                         str(glue_dir), jobs[name][0], cache_dir], env=jobs[name][1],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in group}
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=600)
+            assert proc.returncode == 0, (name, stderr[-3000:])
+            out[name] = json.loads(stdout.strip().splitlines()[-1])
+    assert (out["devices"]["devices"], out["devices"]["processes"]) == (2, 1)
+    assert (out["process0"]["devices"], out["process0"]["processes"]) == (2, 2)
+    reference = np.load(tmp_path / "one" / "weights.npz")
+    for name in ("devices", "process0", "process1"):
+        np.testing.assert_allclose(out[name]["loss"], out["one"]["loss"], rtol=2e-3, err_msg=name)
+        weights = np.load(tmp_path / name / "weights.npz")
+        assert len(weights.files) == len(reference.files)
+        for key in reference.files:
+            np.testing.assert_allclose(weights[key], reference[key], atol=2e-4, err_msg=f"{name} {key}")
 
 
 @pytest.mark.single_backend  # the run directory's logic: the same on every backend

@@ -28,7 +28,8 @@ def add_arguments(parser):
                     "the same batches and results, ~2x faster (default: yes; --no-packing pads each batch "
                     "to its longest row)")
     add_flag(parser, "--resume", action=bool, help="continue an interrupted run")
-    add_flag(parser, "--distribute", action=bool, help="data-parallel over local devices (JAX)")
+    add_flag(parser, "--distribute", action=bool,
+             help="data-parallel over local devices, and over the processes KERAS_DISTRIBUTION_* name (JAX)")
     add_flag(parser, "--eval", action=bool, default=True, help="evaluate on dev when done (default: yes)")
 
 
