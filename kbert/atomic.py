@@ -189,7 +189,7 @@ def atomic_directory(target, *, overwrite, marker, inputs=(), flag, error):
     """
     refuse_overlap(target, inputs, flag=flag, error=error)
     target = os.path.abspath(os.fspath(target))
-    with _os_errors(target, flag, error):
+    with os_errors(target, flag, error):
         recover_dir(target)
     if os.path.lexists(target):
         if not overwrite:
@@ -198,13 +198,13 @@ def atomic_directory(target, *, overwrite, marker, inputs=(), flag, error):
             raise error(f"{flag} {target}: exists and is not a directory kbert wrote (no {marker} in it); "
                         f"kbert replaces only its own output, so remove it yourself or write somewhere else")
     parent = os.path.dirname(target)
-    with _os_errors(target, flag, error):
+    with os_errors(target, flag, error):
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.{os.getpid()}.", dir=parent)
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; what is written here is not
         yield tmp
-        with _os_errors(target, flag, error):
+        with os_errors(target, flag, error):
             replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -212,7 +212,7 @@ def atomic_directory(target, *, overwrite, marker, inputs=(), flag, error):
 
 
 @contextlib.contextmanager
-def _os_errors(target, flag, error):
+def os_errors(target, flag, error):
     """An OSError of the file system (no permission, a parent that is a file,
     a read-only or full disk) as `error`, naming the destination."""
     try:

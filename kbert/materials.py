@@ -1129,8 +1129,9 @@ def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen, cased=False):
     manifest fields) for every `shard_rows` new rows of each file in turn.
 
     Args:
-        paths: the input files (`expand_inputs`).
-        pairs: read each line as two tab-separated sentences.
+        paths: the input files (`kbert.corpus.expand_inputs`), each read
+            by `kbert.corpus.read_records` (text, JSON lines or Parquet).
+        pairs: read each record as two sentences.
         shard_rows: rows a shard holds at most; a shard never spans files.
         encode: (firsts, seconds or None, labels) -> `EncodedSplit`.
         seen: `SeenTexts` of the texts not to take again (the task's
@@ -1138,8 +1139,9 @@ def unlabeled_shards(paths, *, pairs, shard_rows, encode, seen, cased=False):
         cased: the teacher's casing: for an uncased one, texts that differ
             only in case or spacing are one text.
 
-    A line is taken when it is not empty and its text was not seen; the
-    same input gives the same shards, so a re-run finds them complete.
+    A record (its line, or its row in Parquet) is taken when it is not
+    blank and its text was not seen; the same input gives the same shards,
+    so a re-run finds them complete.
     """
     index = 0
 

@@ -345,8 +345,9 @@ class MaterialsOptions:
         mlm_top_k: sample among the masked LM's k likeliest whole words.
         mlm_temperature: the masked LM's logits are divided by it before
             sampling (below 1: likelier words; above: more varied).
-        unlabeled: the user's own text files (or glob patterns), one input a
-            line (a pair task's two sentences tab-separated), labelled by
+        unlabeled: the user's own files (or glob patterns): text, one input
+            a line (a pair task's two sentences tab-separated), JSON lines
+            or Parquet, read by `kbert.corpus`, labelled by
             the teacher in shards of `shard_rows` rows (the splits
             "unlabeled-00000", ...; `kbert.materials.unlabeled_shards`):
             empty lines and lines already seen (in the task's splits or

@@ -32,7 +32,6 @@ A shard never spans input files; its rows are its inputs in file order.
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -42,7 +41,16 @@ import time
 import numpy as np
 
 from kbert import runs
-from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, remove_quietly, write_json
+from kbert.atomic import (
+    atomic_output,
+    file_sha256,
+    os_errors,
+    read_json,
+    refuse_overlap,
+    remove_quietly,
+    stale_temporaries,
+    write_json,
+)
 from kbert.errors import ConfigError, DataError
 from kbert.numeric import softmax
 from kbert.options import PredictOptions
@@ -171,11 +179,8 @@ class Classifier:
         firsts, seconds = self._split_inputs(texts)
         if not texts:
             return []
+        self._check_windows(long_inputs)
         if long_inputs == "windows":
-            if seconds is not None:
-                raise ConfigError("long_inputs='windows' splits single texts; pairs are truncated")
-            if self.max_seq_len < 3:
-                raise ConfigError(f"max_seq_len {self.max_seq_len} leaves no room for a window")
             token_ids, segment_ids, lengths, owner = self.tokenizer.encode_windows(firsts, self.max_seq_len, stride)
             truncated = np.zeros(len(texts), np.int64)
         else:
@@ -195,6 +200,13 @@ class Classifier:
         logits /= counts[:, None]
         return [self._prediction(text, row, int(cut), int(n))
                 for text, row, cut, n in zip(texts, logits, truncated, counts)]
+
+    def _check_windows(self, long_inputs):
+        if long_inputs == "windows":
+            if self.pairs:
+                raise ConfigError("long_inputs='windows' splits single texts; pairs are truncated")
+            if self.max_seq_len < 3:
+                raise ConfigError(f"max_seq_len {self.max_seq_len} leaves no room for a window")
 
     def _prediction(self, text, logits, truncated, windows):
         if self.is_regression:
@@ -238,14 +250,14 @@ def load_classifier(run_dir, *, verify=False):
 
 
 def tsv_lines(classifier, predictions):
-    """A header, then a tab-separated row a prediction: the text (tabs in it
-    become spaces), then the label and each label's probability, or the
-    score of a regression task."""
+    """A header, then a tab-separated row a prediction: the text (tabs and
+    line breaks in it become spaces, so row n answers input n), then the
+    label and each label's probability, or the score of a regression task."""
     heads = ["text_a", "text_b"] if classifier.pairs else ["text"]
     columns = ["score"] if classifier.is_regression else ["label", *(f"p_{label}" for label in classifier.labels)]
     yield "\t".join([*heads, *columns])
     for p in predictions:
-        texts = [t.replace("\t", " ") for t in ((p.text,) if isinstance(p.text, str) else p.text)]
+        texts = [_ONE_LINE.sub(" ", t) for t in ((p.text,) if isinstance(p.text, str) else p.text)]
         values = [f"{p.score:.6g}"] if p.score is not None else [
             p.label, *(f"{p.probabilities[label]:.6g}" for label in classifier.labels)]
         yield "\t".join([*texts, *values])
@@ -253,9 +265,14 @@ def tsv_lines(classifier, predictions):
 
 # ---------------------------------------------------------------- inputs of any size
 
+_ONE_LINE = re.compile(r"[\t\n\r]")
 MANIFEST = "manifest.json"
+FORMAT = "kbert-predictions"
 # A shard's files: its predictions and, written last, its record.
 _SHARD_FILE = re.compile(r"part-(\d{5,})\.(jsonl|tsv|parquet|json)")
+# What a killed writer leaves (`kbert.atomic.atomic_output`): .NAME.PID.XXXXXXXX.SUFFIX
+_TEMPORARY = re.compile(r"\.(part-\d{5,}\.(?:jsonl|tsv|parquet|json)|manifest\.json)\.\d+\.[a-z0-9_]{8}\."
+                        r"(?:tmp|jsonl|tsv|parquet)")
 _EXTENSIONS = {"json": "jsonl", "tsv": "tsv", "parquet": "parquet"}
 
 
@@ -292,10 +309,12 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
     paths = [os.path.abspath(path) for path in expand_inputs(inputs, "--input")]
     output = os.path.abspath(os.fspath(output))
     refuse_overlap(output, [run_dir, *paths], flag="--output", error=ConfigError)
-    _check_output_dir(output)
+    with os_errors(output, "--output", ConfigError):
+        _check_output_dir(output)
     if options.format == "parquet":
         parquet_module()
     classifier = load_classifier(run_dir, verify=verify)
+    classifier._check_windows(options.long_inputs)
     record = classifier.record
     model_path = os.path.join(os.fspath(run_dir), record.model_file)
     settings = {
@@ -307,46 +326,55 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
         "backend": keras.backend.backend(), "kbert": kbert.__version__,
     }
     plan = _plan_shards(paths, classifier.pairs, options.shard_rows)
-    os.makedirs(output, exist_ok=True)
-    done = {entry["name"] for entry in plan if _shard_done(output, entry, settings)}
-    manifest = {"format": "kbert-predictions", "model": os.path.abspath(os.fspath(run_dir)), "settings": settings,
-                "inputs": paths, "status": "running", "shards": []}
-    write_json(os.path.join(output, MANIFEST), manifest)
+    entries = [entry for _, shards in plan for entry in shards]
+    with os_errors(output, "--output", ConfigError):
+        os.makedirs(output, exist_ok=True)
+        done = {entry["name"] for entry in entries if _shard_done(output, entry, settings)}
+        manifest = {"format": FORMAT, "model": os.path.abspath(os.fspath(run_dir)), "settings": settings,
+                    "inputs": paths, "status": "running", "shards": []}
+        write_json(os.path.join(output, MANIFEST), manifest)
 
-    total = sum(entry["rows"] for entry in plan)
-    resumed = sum(entry["rows"] for entry in plan if entry["name"] in done)
-    if done:
-        logger.info("%s: %d of %d shards (%d rows) already written; resuming", output, len(done), len(plan), resumed)
-    started, records = time.perf_counter(), []
-    with tqdm(total=total, initial=resumed, desc="predict", unit="ex", disable=not verbose) as bar:
-        for entry, texts in _read_shards(plan, classifier.pairs, skip=done):
-            if texts is None:
-                records.append(read_json(os.path.join(output, entry["name"] + ".json"), error=DataError,
-                                         what="shard record"))
-                continue
-            records.append(_write_shard(output, entry, texts, classifier, options, settings, bar))
-    seconds = time.perf_counter() - started
-    _remove_stale_shards(output, {entry["name"] for entry in plan})
-    computed = total - resumed
-    manifest.update(status="complete", shards=records, rows=total, resumed_rows=resumed, seconds=round(seconds, 3),
-                    rows_per_second=round(computed / seconds, 1) if computed and seconds > 0 else None)
-    write_json(os.path.join(output, MANIFEST), manifest)
+        total = sum(entry["rows"] for entry in entries)
+        resumed = sum(entry["rows"] for entry in entries if entry["name"] in done)
+        if done:
+            logger.info("%s: %d of %d shards (%d rows) already written; resuming", output, len(done), len(entries),
+                        resumed)
+        started, records = time.perf_counter(), []
+        with tqdm(total=total, initial=resumed, desc="predict", unit="ex", disable=not verbose) as bar:
+            for entry, texts in _read_shards(plan, classifier.pairs, skip=done):
+                if texts is None:
+                    records.append(read_json(os.path.join(output, entry["name"] + ".json"), error=DataError,
+                                             what="shard record"))
+                    continue
+                records.append(_write_shard(output, entry, texts, classifier, options, settings, bar))
+        seconds = time.perf_counter() - started
+        _remove_stale_files(output, {entry["name"] for entry in entries})
+        computed = total - resumed
+        manifest.update(status="complete", shards=records, rows=total, resumed_rows=resumed,
+                        seconds=round(seconds, 3),
+                        rows_per_second=round(computed / seconds, 1) if computed and seconds > 0 else None)
+        write_json(os.path.join(output, MANIFEST), manifest)
     return manifest
 
 
 def _check_output_dir(output):
-    """Refuse an `output` that is not a directory, or that holds a file
-    kbert's shards do not explain: it is never written into or cleaned."""
+    """Refuse an `output` that is not a directory, or that is not empty and
+    not kbert predict's (its manifest.json says so), or that holds a file
+    its shards do not explain: such a directory is never written into."""
     if not os.path.lexists(output):
         return
     if not os.path.isdir(output) or os.path.islink(output):
         raise ConfigError(f"--output {output}: exists and is not a directory; write somewhere else")
-    for name in sorted(os.listdir(output)):
-        core = name[1:].split(".", 2) if name.startswith(".") else None
-        # A killed writer's temporary: .part-00000.jsonl.PID.xxxx.tmp (`kbert.atomic`).
-        temporary = core is not None and len(core) == 3 and (
-            _SHARD_FILE.fullmatch(".".join(core[:2])) or ".".join(core[:2]) == MANIFEST)
-        if name != MANIFEST and not _SHARD_FILE.fullmatch(name) and not temporary:
+    names = sorted(os.listdir(output))
+    if not names:
+        return
+    manifest = os.path.join(output, MANIFEST)
+    mine = os.path.isfile(manifest) and read_json(manifest, error=ConfigError, what="manifest").get("format") == FORMAT
+    if not mine:
+        raise ConfigError(f"--output {output}: not empty and not written by kbert predict (no {MANIFEST} of its "
+                          f"format); write to a new or empty directory")
+    for name in names:
+        if name != MANIFEST and not _SHARD_FILE.fullmatch(name) and not _TEMPORARY.fullmatch(name):
             raise ConfigError(f"--output {output}: holds {name}, which kbert predict did not write; "
                               f"write to a new or empty directory")
 
@@ -371,16 +399,19 @@ def _chunks(records, size):
 
 
 def _plan_shards(paths, pairs, shard_rows):
-    """One entry a shard: its name, input file, first and last line (or
-    row), rows and the sha256 of its inputs; every record checked."""
+    """[(path, its shards)] in input order: a shard's name, input file,
+    first and last line (or row), rows and the sha256 of its inputs; every
+    record checked.  A file given twice is two inputs."""
     from kbert.corpus import read_records
 
-    plan = []
+    plan, count = [], 0
     for path in paths:
+        shards = []
         for chunk in _chunks(read_records(path, pairs=pairs, blank="error"), shard_rows):
-            plan.append({"name": f"part-{len(plan):05d}", "input": path, "first": chunk[0][0],
-                         "last": chunk[-1][0], "rows": len(chunk),
-                         "inputs_sha256": _texts_sha256(text for _, text in chunk)})
+            shards.append({"name": f"part-{count:05d}", "input": path, "first": chunk[0][0], "last": chunk[-1][0],
+                           "rows": len(chunk), "inputs_sha256": _texts_sha256(text for _, text in chunk)})
+            count += 1
+        plan.append((path, shards))
     return plan
 
 
@@ -393,9 +424,9 @@ def _read_shards(plan, pairs, skip):
     """
     from kbert.corpus import read_records
 
-    # Consecutive shards of one input (a file given twice is read twice).
-    for path, group in itertools.groupby(plan, key=lambda entry: entry["input"]):
-        shards = list(group)
+    for path, shards in plan:
+        if not shards:
+            continue
         chunks = _chunks(read_records(path, pairs=pairs, blank="error"), shards[0]["rows"])
         for entry in shards:
             chunk = next(chunks, None)
@@ -403,7 +434,7 @@ def _read_shards(plan, pairs, skip):
                 entry["first"], entry["last"], entry["rows"])
             texts = None if changed or entry["name"] in skip else [text for _, text in chunk]
             if changed or texts is not None and _texts_sha256(texts) != entry["inputs_sha256"]:
-                raise DataError(f"{path}: changed while kbert predict read it (lines {entry['first']}-"
+                raise DataError(f"{path}: changed while kbert predict read it (records {entry['first']}-"
                                 f"{entry['last']}); run again once it is written")
             yield entry, texts
         if next(chunks, None) is not None:
@@ -475,13 +506,18 @@ def _write_parquet(path, classifier, predictions):
     parquet_module().write_table(pa.table(columns), path)
 
 
-def _remove_stale_shards(output, names):
+def _remove_stale_files(output, names):
     """Shard files of earlier calls that no shard of this one explains (a
-    shorter input, another format): kbert's own, removed once all are written."""
+    shorter input, another format), and killed writers' temporaries: kbert's
+    own, removed once every shard is written."""
     for name in os.listdir(output):
         match = _SHARD_FILE.fullmatch(name)
         if match and (f"part-{match.group(1)}" not in names or not _is_current(output, name)):
             remove_quietly(os.path.join(output, name))
+        elif _TEMPORARY.fullmatch(name):
+            target = os.path.join(output, _TEMPORARY.fullmatch(name).group(1))
+            for stale in stale_temporaries(target):
+                remove_quietly(stale)
 
 
 def _is_current(output, name):

@@ -15,19 +15,37 @@ from kbert.errors import ConfigError, DataError
 pytestmark = pytest.mark.keras_free
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["", "a film", "\u00e9t\u00e9 \u4e2d", " x y "]),
                           st.sampled_from(["\n", "\r\n", "\r"])), max_size=8),
-       st.sampled_from(["", "tail", "\u00e9"]), st.booleans())
-def test_lines_split_as_universal_newlines_split_them(parts, tail, bom):
+       st.sampled_from(["", "tail", "\u00e9"]), st.booleans(), st.sampled_from([1, 2, 3, 7, 1 << 20]))
+def test_lines_split_as_universal_newlines_split_them(parts, tail, bom, block):
+    import kbert.corpus
+
     text = "".join(line + end for line, end in parts) + tail
     data = ("\ufeff" if bom else "").encode("utf-8") + text.encode("utf-8")
     # The reference: Python's text layer, newline=None, on the same bytes.
     expected = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline=None).read().split("\n")
     if expected[-1] == "":
         expected.pop()  # the end of the last line is not a line
-    assert [line for _, line in text_lines(io.BytesIO(data), "x")] == expected
-    assert [number for number, _ in text_lines(io.BytesIO(data), "x")] == list(range(1, len(expected) + 1))
+    # Read in blocks of `block` bytes: breaks, "\r\n" pairs and characters cut anywhere.
+    original, kbert.corpus.READ_BYTES = kbert.corpus.READ_BYTES, block
+    try:
+        got = list(text_lines(io.BytesIO(data), "x"))
+    finally:
+        kbert.corpus.READ_BYTES = original
+    assert [line for _, line in got] == expected
+    assert [number for number, _ in got] == list(range(1, len(expected) + 1))
+
+
+def test_a_line_without_end_is_refused_past_the_limit(monkeypatch):
+    import kbert.corpus
+
+    monkeypatch.setattr(kbert.corpus, "READ_BYTES", 4)
+    monkeypatch.setattr(kbert.corpus, "MAX_LINE_BYTES", 10)
+    assert [line for _, line in text_lines(io.BytesIO(b"short\r" * 3), "x")] == ["short"] * 3
+    with pytest.raises(DataError, match=r"^x:2: a line longer than 10 bytes"):
+        list(text_lines(io.BytesIO(b"fine\n" + b"y" * 40), "x"))
 
 
 def test_text_records_singles_pairs_and_blanks(tmp_path):
@@ -55,6 +73,13 @@ def test_text_records_singles_pairs_and_blanks(tmp_path):
         list(read_records(tmp_path / "none.txt", pairs=False, blank="skip"))
 
 
+def test_compressed_files_are_refused(tmp_path):
+    path = tmp_path / "reviews.txt.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00")
+    with pytest.raises(DataError, match=rf"^{path}: a compressed file; decompress it first"):
+        list(read_records(path, pairs=False, blank="skip"))
+
+
 def test_json_lines_read_as_the_text_lines_they_stand_for(tmp_path):
     singles = tmp_path / "in.jsonl"
     singles.write_text("\n".join(json.dumps(v) for v in [
@@ -75,11 +100,17 @@ def test_json_lines_read_as_the_text_lines_they_stand_for(tmp_path):
         ('{"text_a": "one", "text_b": null}\n', True, r":1: field 'text_b' must be a string, got null"),
         ('{"text": ["one", " "]}\n', True, r":1: empty sentence in field 2"),
         ('{"text": "  "}\n', False, r":1: empty text"),
+        ('{"text": ["  ", ""]}\n', True, r":1: empty text"),
+        ('{"text": "\\ud83d alone"}\n', False, r":1: text 1 is not Unicode text"),
     ]:
         path = tmp_path / "bad.jsonl"
         path.write_text(body)
         with pytest.raises(DataError, match=rf"^{path}{message}"):
             list(read_records(path, pairs=pairs_, blank="error"))
+    # A lone "\r" inside a JSON line is JSON's whitespace, not a line break; ".json" is JSON lines too.
+    carriage = tmp_path / "carriage.json"
+    carriage.write_bytes(b'{"text":\r "one"}\r\n{"text": "two"}\n')
+    assert list(read_records(carriage, pairs=False, blank="error")) == [(1, "one"), (2, "two")]
 
 
 def test_parquet_reads_the_same_records_across_batches(tmp_path, monkeypatch):
@@ -98,6 +129,9 @@ def test_parquet_reads_the_same_records_across_batches(tmp_path, monkeypatch):
         list(read_records(pair_path, pairs=True, blank="error"))
     with pytest.raises(DataError, match=rf"^{path}: no column 'text_a' or 'text_b'"):
         list(read_records(path, pairs=True, blank="error"))
+    # A pair layout read by a single-sentence task: refused, not read as its first half.
+    with pytest.raises(DataError, match=rf"^{pair_path}: no column 'text'; the task reads 'text'"):
+        list(read_records(pair_path, pairs=False, blank="error"))
     blank = tmp_path / "blank.parquet"
     pq.write_table(pa.table({"text": ["x", " ", "y"]}), blank)
     assert list(read_records(blank, pairs=False, blank="skip")) == [(1, "x"), (3, "y")]

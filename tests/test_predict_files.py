@@ -5,6 +5,7 @@ nothing lost and nothing partial, and the output directory is kbert's own."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -138,10 +139,24 @@ def test_the_output_directory_is_kbert_predicts_own(sst2_run, inputs, tmp_path):
     np.testing.assert_allclose(table["p_1"], [p.probabilities["1"] for p in single], atol=1e-6)
     assert table["label"] == [p.label for p in single] and manifest["rows"] == 7
 
+    # A killed writer's temporary (a pid no process has) is kbert's, removed at the end.
+    temporary = output / ".part-00002.parquet.999999999.abcd_123.parquet"
+    temporary.write_bytes(b"torn")
+    predict_files(sst2_run, paths[:1], output, PredictOptions(shard_rows=3, format="parquet"), verbose=False)
+    assert not temporary.exists()
+
     (output / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match=r"holds notes.txt, which kbert predict did not write"):
         predict_files(sst2_run, paths, output, verbose=False)
     assert (output / "notes.txt").read_text() == "mine"
+    # Names alone do not make a directory kbert's: its manifest must.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"format": "another tool"}')
+    (other / "part-00000.parquet").write_text("theirs")
+    with pytest.raises(ConfigError, match=r"not empty and not written by kbert predict"):
+        predict_files(sst2_run, paths, other, verbose=False)
+    assert (other / "part-00000.parquet").read_text() == "theirs"
     with pytest.raises(ConfigError, match="lies inside the input"):
         predict_files(sst2_run, paths, sst2_run / "predictions", verbose=False)
     with pytest.raises(ConfigError, match="is the input"):
@@ -153,11 +168,24 @@ def test_the_output_directory_is_kbert_predicts_own(sst2_run, inputs, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_a_file_given_twice_is_read_twice(sst2_run, inputs, tmp_path):
+    paths, texts = inputs
+    manifest = predict_files(sst2_run, [paths[1], paths[1]], tmp_path / "out", PredictOptions(shard_rows=2),
+                             verbose=False)
+    _, rows = read_shards(tmp_path / "out")
+    assert [row["text"] for row in rows] == texts[7:10] * 2 and len(manifest["shards"]) == 4
+
+
 def test_pairs_from_json_lines_to_tsv_shards(tmp_path):
     run = make_run(tmp_path / "mrpc", "MRPC", 2, ("0", "1"))
     firsts, seconds = sentences(5, 3), sentences(5, 4)
+    firsts[1] = "a fine\nmoving film"  # a line break inside a text: still one row
+    seconds[2] = "dull\r\nplot"
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps({"text_a": a, "text_b": b}) + "\n" for a, b in zip(firsts, seconds)))
+    with pytest.raises(ConfigError, match="windows' splits single texts"):  # before anything is written
+        predict_files(run, [str(path)], tmp_path / "out", PredictOptions(long_inputs="windows"), verbose=False)
+    assert not (tmp_path / "out").exists()
     predict_files(run, [str(path)], tmp_path / "out", PredictOptions(shard_rows=2, format="tsv"), verbose=False)
     expected = load_classifier(run).predict(list(zip(firsts, seconds)))
     rows = []
@@ -165,7 +193,8 @@ def test_pairs_from_json_lines_to_tsv_shards(tmp_path):
         header, *body = (tmp_path / "out" / f"part-{k:05d}.tsv").read_text().splitlines()
         assert header == "text_a\ttext_b\tlabel\tp_0\tp_1"
         rows += [line.split("\t") for line in body]
-    assert [r[:2] for r in rows] == [[a, b] for a, b in zip(firsts, seconds)]
+    one_line = lambda text: re.sub(r"[\t\r\n]", " ", text)  # noqa: E731
+    assert [r[:2] for r in rows] == [[one_line(a), one_line(b)] for a, b in zip(firsts, seconds)]
     assert [r[2] for r in rows] == [p.label for p in expected]
     np.testing.assert_allclose([float(r[4]) for r in rows], [p.probabilities["1"] for p in expected], atol=1e-5)
 
