@@ -74,7 +74,7 @@ def main(argv=None, *, quiet=False):
     args = build_parser(argv).parse_args(argv)
     if quiet and not args.verbose:
         _hide_native_stderr()
-        for name in ("absl", "tensorflow", "jax", "h5py"):  # their Python-side start-up warnings
+        for name in ("absl", "tensorflow", "jax", "h5py", "ray"):  # their Python-side start-up warnings
             logging.getLogger(name).setLevel(logging.ERROR)
         # The libraries' own Python warnings (Keras on input structures,
         # tf2onnx's FutureWarnings); kbert's, such as CheckpointWarning, stay.

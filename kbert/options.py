@@ -386,6 +386,12 @@ class MaterialsOptions:
             raise ConfigError("--mlm rewrites the masked words of the augmented copies: it needs --augment N")
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine != "ray" and (self.ray_address is not None or self.workers is not None):
+            raise ConfigError("--ray-address and --workers come with --engine ray")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.long_inputs not in ("truncate", "windows"):
             raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
         if self.stride is not None and self.stride < 1:
@@ -462,6 +468,8 @@ class PretrainOptions:
 
 # How `kbert predict --output DIR` writes each shard (`kbert.predict.predict_files`).
 PREDICT_FORMATS = ("json", "tsv", "parquet")
+# What runs the shards: this process, or Ray Data actors (`pip install "kbert[ray]"`).
+ENGINES = ("local", "ray")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -480,6 +488,13 @@ class PredictOptions:
             and a row an input) or, for shards only, "parquet".
         shard_rows: inputs per output shard with `--output`: what a kill
             can lose, and about what is held in memory at once.
+        engine: what answers the shards: "local" (this process) or "ray"
+            (Ray Data actors, one model each; the same files, so either
+            engine resumes the other's job).
+        ray_address: with "ray", the cluster to join (None: a Ray instance
+            on this machine, started for the call).
+        workers: with "ray", the actors (None: one per CPU Ray offers, at
+            most one per shard to write).
     """
 
     batch_size: int = 32
@@ -488,6 +503,9 @@ class PredictOptions:
     packing: bool = True
     format: str = "json"
     shard_rows: int = 100000
+    engine: str = "local"
+    ray_address: str = None
+    workers: int = None
 
     def __post_init__(self):
         check_option_types(self)

@@ -51,7 +51,7 @@ from kbert.atomic import (
     stale_temporaries,
     write_json,
 )
-from kbert.errors import ConfigError, DataError
+from kbert.errors import ConfigError, DataError, KbertError
 from kbert.numeric import softmax
 from kbert.options import PredictOptions
 
@@ -265,6 +265,8 @@ def tsv_lines(classifier, predictions):
 
 # ---------------------------------------------------------------- inputs of any size
 
+# Options that change where and how fast shards are made, not what they hold.
+_NOT_SETTINGS = ("shard_rows", "engine", "ray_address", "workers")
 _ONE_LINE = re.compile(r"[\t\n\r]")
 MANIFEST = "manifest.json"
 FORMAT = "kbert-predictions"
@@ -284,7 +286,9 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
 
     Two passes over the inputs: the first checks every record (an error
     names its file and line before the model runs) and fixes the shards;
-    the second answers them.  Memory holds one shard.
+    the second answers them, here or (`options.engine` "ray") on Ray Data
+    actors that read and write their shards themselves.  Memory holds one
+    shard.
 
     Returns:
         the manifest (also `output`/manifest.json): "shards" (each
@@ -294,7 +298,8 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
     Raises:
         ConfigError: an `output` that is, contains or lies inside the run
             or an input, or that holds files kbert did not write there;
-            Parquet without pyarrow; the errors of `load_classifier`.
+            Parquet without pyarrow, Ray without Ray Data; a Ray job that
+            failed; the errors of `load_classifier`.
         DataError: an input's damage, naming its file and line (or row);
             an input that changed between the two passes.
     """
@@ -313,6 +318,8 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
         _check_output_dir(output)
     if options.format == "parquet":
         parquet_module()
+    if options.engine == "ray":
+        ray_module()
     classifier = load_classifier(run_dir, verify=verify)
     classifier._check_windows(options.long_inputs)
     record = classifier.record
@@ -321,7 +328,7 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
         "model_sha256": (record.files or {}).get(record.model_file) or file_sha256(model_path),
         "max_seq_len": classifier.max_seq_len,
         **{field.name: getattr(options, field.name) for field in dataclasses.fields(options)
-           if field.name != "shard_rows"},
+           if field.name not in _NOT_SETTINGS},
         # What changes the logits' last bits: a resumed call mixes no other.
         "backend": keras.backend.backend(), "kbert": kbert.__version__,
     }
@@ -341,12 +348,18 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
                         resumed)
         started, records = time.perf_counter(), []
         with tqdm(total=total, initial=resumed, desc="predict", unit="ex", disable=not verbose) as bar:
-            for entry, texts in _read_shards(plan, classifier.pairs, skip=done):
-                if texts is None:
+            if options.engine == "ray":
+                todo = [entry for entry in entries if entry["name"] not in done]
+                made = {record["name"]: record for record in _ray_shards(
+                    todo, os.fspath(run_dir), output, options, settings, classifier.pairs, bar, verbose)}
+            for entry, texts in _read_shards(plan, classifier.pairs, skip=done, read=options.engine == "local"):
+                if entry["name"] in done:
                     records.append(read_json(os.path.join(output, entry["name"] + ".json"), error=DataError,
                                              what="shard record"))
-                    continue
-                records.append(_write_shard(output, entry, texts, classifier, options, settings, bar))
+                elif options.engine == "ray":
+                    records.append(made[entry["name"]])
+                else:
+                    records.append(_write_shard(output, entry, texts, classifier, options, settings, bar))
         seconds = time.perf_counter() - started
         _remove_stale_files(output, {entry["name"] for entry in entries})
         computed = total - resumed
@@ -415,9 +428,10 @@ def _plan_shards(paths, pairs, shard_rows):
     return plan
 
 
-def _read_shards(plan, pairs, skip):
+def _read_shards(plan, pairs, skip, read=True):
     """(entry, its texts) a shard of `plan`, in order; texts None for a
-    shard in `skip` (read past, not kept).
+    shard in `skip` (read past, not kept), and for every shard unless
+    `read` (nothing read).
 
     Raises:
         DataError: an input that no longer holds the records `plan` found.
@@ -425,20 +439,137 @@ def _read_shards(plan, pairs, skip):
     from kbert.corpus import read_records
 
     for path, shards in plan:
+        if not read:
+            yield from ((entry, None) for entry in shards)
+            continue
         if not shards:
             continue
         chunks = _chunks(read_records(path, pairs=pairs, blank="error"), shards[0]["rows"])
         for entry in shards:
             chunk = next(chunks, None)
-            changed = chunk is None or (chunk[0][0], chunk[-1][0], len(chunk)) != (
-                entry["first"], entry["last"], entry["rows"])
-            texts = None if changed or entry["name"] in skip else [text for _, text in chunk]
-            if changed or texts is not None and _texts_sha256(texts) != entry["inputs_sha256"]:
-                raise DataError(f"{path}: changed while kbert predict read it (records {entry['first']}-"
-                                f"{entry['last']}); run again once it is written")
-            yield entry, texts
+            texts = _checked_texts(entry, chunk, check=entry["name"] not in skip)
+            yield entry, None if entry["name"] in skip else texts
         if next(chunks, None) is not None:
             raise DataError(f"{path}: changed while kbert predict read it (it grew); run again once it is written")
+
+
+def _checked_texts(entry, chunk, check=True):
+    """The texts of `chunk` ((number, text) records), which must be the
+    records `entry` planned (their sha256 compared when `check`).
+
+    Raises:
+        DataError: the input changed since it was planned.
+    """
+    changed = chunk is None or (chunk[0][0], chunk[-1][0], len(chunk)) != (entry["first"], entry["last"], entry["rows"])
+    texts = None if changed else [text for _, text in chunk]
+    if changed or check and _texts_sha256(texts) != entry["inputs_sha256"]:
+        raise DataError(f"{entry['input']}: changed while kbert predict read it (records {entry['first']}-"
+                        f"{entry['last']}); run again once it is written")
+    return texts
+
+
+def _shard_texts(entry, pairs):
+    """A shard's texts read from its input alone (what a Ray actor does):
+    the records from `entry["first"]` on, checked against the plan."""
+    from kbert.corpus import read_records
+
+    chunk = []
+    for number, text in read_records(entry["input"], pairs=pairs, blank="error"):
+        if number >= entry["first"]:
+            chunk.append((number, text))
+            if len(chunk) == entry["rows"]:
+                break
+    return _checked_texts(entry, chunk or None)
+
+
+# ---------------------------------------------------------------- on Ray Data
+
+
+def ray_module():
+    """`ray` with Ray Data, or a ConfigError saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ConfigError('--engine ray needs Ray Data: pip install "kbert[ray]"') from None
+    return ray
+
+
+class ShardWorker:
+    """A Ray Data actor: loads the run's classifier once, on the backend the
+    caller's settings name, then answers whole shards, each read from its
+    input and written (predictions, then record) as the local engine
+    writes them; it returns the records, one JSON string a shard."""
+
+    def __init__(self, run_dir, output, options, settings, pairs):
+        import keras
+
+        if keras.backend.backend() != settings["backend"]:
+            raise ConfigError(f"a Ray worker runs Keras on {keras.backend.backend()}, the call on "
+                              f"{settings['backend']}: set KERAS_BACKEND alike on the cluster")
+        self.classifier = load_classifier(run_dir)
+        self.output, self.options, self.settings, self.pairs = output, options, settings, pairs
+
+    def __call__(self, batch):
+        records = []
+        for text in batch["entry"]:
+            entry = json.loads(str(text))
+            texts = _shard_texts(entry, self.pairs)
+            record = _write_shard(self.output, entry, texts, self.classifier, self.options, self.settings, None)
+            records.append(json.dumps(record))
+        return {"record": records}
+
+
+def _ray_shards(entries, run_dir, output, options, settings, pairs, bar, verbose):
+    """The records of `entries`' shards, made by Ray Data actors (one shard
+    a task), as they finish; a Ray instance is started for the call unless
+    one is running or `options.ray_address` names a cluster."""
+    import keras
+
+    ray = ray_module()
+    if not entries:
+        return []
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=options.ray_address, num_cpus=None if options.ray_address else os.cpu_count(),
+                 include_dashboard=False, log_to_driver=verbose, configure_logging=True,
+                 logging_level=logging.INFO if logger.isEnabledFor(logging.INFO) else logging.ERROR,
+                 # Workers build the model on the caller's backend: one key for every shard.
+                 runtime_env={"env_vars": {"KERAS_BACKEND": keras.backend.backend()}})
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        workers = options.workers or max(1, min(len(entries), int(ray.available_resources().get("CPU", 1))))
+        dataset = ray.data.from_items([{"entry": json.dumps(entry)} for entry in entries],
+                                      override_num_blocks=len(entries))
+        dataset = dataset.map_batches(
+            ShardWorker, fn_constructor_args=(run_dir, output, options, settings, pairs), batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
+        records = []
+        for row in dataset.iter_rows():
+            record = json.loads(row["record"])
+            bar.update(record["rows"])
+            records.append(record)
+        return records
+    except ray.exceptions.RayError as e:
+        raise _kbert_error(e) from None
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _kbert_error(error):
+    """A Ray task's failure as the kbert error it carries (a worker's
+    DataError stays a DataError), else as a ConfigError naming it."""
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, KbertError):
+            # Ray's wrapper classes derive from the cause's class; give the plain one.
+            plain = next(kind for kind in type(cause).__mro__ if kind.__module__.startswith("kbert."))
+            return plain(*getattr(cause, "args", ())[:1]) if plain is not type(cause) else cause
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return ConfigError(f"--engine ray: the job failed: {type(error).__name__}: {error}")
 
 
 def _shard_done(output, entry, settings):

@@ -217,3 +217,71 @@ def test_cli_writes_shards_and_refuses_mixed_inputs(sst2_run, inputs, tmp_path, 
     ]:
         assert cli(["predict", "--model", str(sst2_run), *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_ray_options_without_ray(sst2_run, inputs, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r'pip install "kbert\[ray\]"'):
+        predict_files(sst2_run, inputs[0], tmp_path / "out", PredictOptions(engine="ray"), verbose=False)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="--ray-address and --workers come with --engine ray"):
+        PredictOptions(workers=2)
+
+
+def _die_once_before_a_record():
+    """A Ray worker's start-up hook: the first worker to claim the marker
+    file $DIE_ONCE dies (os._exit, as a kill) after writing a shard's
+    predictions and before its record."""
+    import kbert.predict
+
+    marker = os.environ["DIE_ONCE"]
+    real = kbert.predict.write_json
+
+    def write_json(path, value):
+        if os.path.basename(path).startswith("part-"):
+            try:
+                os.rename(marker, marker + ".claimed")
+            except FileNotFoundError:
+                pass
+            else:
+                os._exit(1)
+        real(path, value)
+
+    kbert.predict.write_json = write_json
+
+
+@pytest.mark.single_backend  # Ray's workers run the caller's backend; one is enough
+def test_ray_engine_writes_the_local_engines_shards_and_survives_a_killed_worker(sst2_run, inputs, tmp_path):
+    ray = pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    paths, texts = inputs
+    local = tmp_path / "local"
+    predict_files(sst2_run, paths, local, PredictOptions(shard_rows=3), verbose=False)
+    marker = str(tmp_path / "die-once")
+    open(marker, "w").close()
+    import test_predict_files
+
+    cloudpickle.register_pickle_by_value(test_predict_files)  # the workers cannot import the tests
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"KERAS_BACKEND": __import__("keras").backend.backend(), "DIE_ONCE": marker},
+                          "worker_process_setup_hook": _die_once_before_a_record})
+    try:
+        output = tmp_path / "ray"
+        manifest = predict_files(sst2_run, paths, output, PredictOptions(shard_rows=3, engine="ray", workers=2),
+                                 verbose=False)
+    finally:
+        ray.shutdown()
+    assert os.path.exists(marker + ".claimed")  # a worker did die, and the job completed
+    assert manifest["status"] == "complete" and [s["name"] for s in manifest["shards"]] == [
+        f"part-{k:05d}" for k in range(6)]
+    _, rows = read_shards(output)
+    assert [row["text"] for row in rows] == texts
+    _, expected = read_shards(local)
+    np.testing.assert_allclose([row["logits"] for row in rows], [row["logits"] for row in expected], atol=1e-6)
+    assert sorted(os.listdir(output)) == sorted(os.listdir(local))
+    # Either engine resumes the other's job: the local one finds every shard written.
+    again = predict_files(sst2_run, paths, output, PredictOptions(shard_rows=3), verbose=False)
+    assert again["resumed_rows"] == 14

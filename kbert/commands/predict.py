@@ -23,7 +23,7 @@ import sys
 import time
 
 from kbert.commands.flags import add_flag, add_option, options_from_args
-from kbert.options import PREDICT_FORMATS, PredictOptions
+from kbert.options import ENGINES, PREDICT_FORMATS, PredictOptions
 
 
 def add_arguments(parser):
@@ -44,6 +44,12 @@ def add_arguments(parser):
                help="read a BERT classifier's rows packed where that pays: the same logits (default: yes)")
     add_option(parser, PredictOptions, "shard_rows", metavar="N", help="inputs per shard with --output "
                                                                        "(default %(default)s)")
+    add_option(parser, PredictOptions, "engine", choices=ENGINES,
+               help="with --output: answer the shards here (local, the default) or on Ray Data actors (ray)")
+    add_option(parser, PredictOptions, "ray_address", type=str, metavar="ADDRESS",
+               help="with --engine ray: the Ray cluster to join (default: a Ray instance on this machine)")
+    add_option(parser, PredictOptions, "workers", type=int, metavar="N",
+               help="with --engine ray: Ray actors, each with its own model (default: one per CPU)")
     add_flag(parser, "--verify", action=bool, help="check the run's files against their recorded hashes first")
 
 
@@ -112,6 +118,8 @@ def run(args):
     options = options_from_args(PredictOptions, args)
     if args.input:
         return _run_files(args, options)
+    if options.engine != "local":
+        _fail("--engine ray answers shards: give --input PATH... --output DIR")
     if args.output:
         _fail("--output comes with --input (inputs of any size, in shards); TEXT and --file print to stdout")
     if options.format == "parquet":
