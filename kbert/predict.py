@@ -544,7 +544,8 @@ def _ray_shards(entries, run_dir, output, options, settings, pairs, bar, verbose
                                       override_num_blocks=len(entries))
         dataset = dataset.map_batches(
             ShardWorker, fn_constructor_args=(run_dir, output, options, settings, pairs), batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
+            # One shard at a time per actor: else the first actor up takes several, the others idle.
+            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1), num_cpus=1)
         records = []
         for row in dataset.iter_rows():
             record = json.loads(row["record"])

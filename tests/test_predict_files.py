@@ -72,6 +72,7 @@ def test_shards_hold_what_one_call_gives(sst2_run, inputs, tmp_path):
                                                                      for e in ("json", "jsonl")])
 
 
+@pytest.mark.single_backend  # the shards' files and their bookkeeping: the same on every backend
 def test_a_killed_run_resumes_with_no_shard_lost_or_partial(sst2_run, inputs, tmp_path, monkeypatch):
     paths, texts = inputs
     options = PredictOptions(shard_rows=3)
@@ -123,6 +124,7 @@ def test_a_killed_run_resumes_with_no_shard_lost_or_partial(sst2_run, inputs, tm
     assert len(calls) == 6
 
 
+@pytest.mark.single_backend  # the shards' files and their bookkeeping: the same on every backend
 def test_the_output_directory_is_kbert_predicts_own(sst2_run, inputs, tmp_path):
     paths, _ = inputs
     output = tmp_path / "out"
@@ -168,6 +170,7 @@ def test_the_output_directory_is_kbert_predicts_own(sst2_run, inputs, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.single_backend  # the shards' files and their bookkeeping: the same on every backend
 def test_a_file_given_twice_is_read_twice(sst2_run, inputs, tmp_path):
     paths, texts = inputs
     manifest = predict_files(sst2_run, [paths[1], paths[1]], tmp_path / "out", PredictOptions(shard_rows=2),
@@ -199,6 +202,7 @@ def test_pairs_from_json_lines_to_tsv_shards(tmp_path):
     np.testing.assert_allclose([float(r[4]) for r in rows], [p.probabilities["1"] for p in expected], atol=1e-5)
 
 
+@pytest.mark.single_backend  # the shards' files and their bookkeeping: the same on every backend
 def test_cli_writes_shards_and_refuses_mixed_inputs(sst2_run, inputs, tmp_path, capsys):
     paths, texts = inputs
     output = tmp_path / "cli"
@@ -219,6 +223,7 @@ def test_cli_writes_shards_and_refuses_mixed_inputs(sst2_run, inputs, tmp_path, 
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.single_backend  # the shards' files and their bookkeeping: the same on every backend
 def test_ray_options_without_ray(sst2_run, inputs, tmp_path, monkeypatch):
     import sys
 
