@@ -144,6 +144,15 @@ def main(argv=None):
     print(json.dumps(out, indent=2))
 
 
+def overhead(out, engine):
+    """Seconds a shard costs beyond its model calls: the time the engine's
+    models were held (the call's shard time, times the actors for Ray)
+    less their time in model calls, over the shards."""
+    result = out["engines"][engine]
+    models = out["workers"] if engine == "ray" else 1
+    return (result["shard_seconds"] * models - result["model_seconds"]) / result["shards"]
+
+
 def markdown(out, args, engines, argv):
     lines = [f"# `kbert predict --input` over {out['rows']:,} rows",
              "", f"Date: {out['date']}. Machine: {out['machine']}. {out['note']}", "",
@@ -154,13 +163,18 @@ def markdown(out, args, engines, argv):
     rows = [("peak resident memory of the call (Ray: the driver)", "peak_rss_mb", "{:,} MB"),
             ("wall time of the call (process start to exit)", "wall_seconds", "{:.0f} s"),
             ("rows/s of the call's shards (manifest)", "rows_per_second", "{:,}"),
-            ("rows/s inside the model calls (shards' records)", "model_rows_per_second", "{:,}"),
-            ("seconds answering the shards / of them in model calls", None, None),
+            ("rows/s of one model inside its calls (Ray: of each actor, running side by side)",
+             "model_rows_per_second", "{:,}"),
+            ("seconds answering the shards / of them in model calls (Ray: summed over the actors)", None, None),
+            ("per shard, seconds outside the model calls (Ray: actors' time beside the model, start-up and the "
+             "idle tail included)", "overhead", None),
             ("seconds before the first shard (start-up, loading, the checking pass)", "start_and_check_seconds",
              "{} s"),
             ("a re-run over the finished directory: wall time", "rerun_wall_seconds", "{:.0f} s")]
     for label, key, form in rows:
-        if key is None:
+        if key == "overhead":
+            cells = [f"{overhead(out, e):.2f} s" for e in engines]
+        elif key is None:
             cells = [f"{out['engines'][e]['shard_seconds']} s / {out['engines'][e]['model_seconds']} s"
                      for e in engines]
         else:
