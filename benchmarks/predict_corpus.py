@@ -29,6 +29,7 @@ import json
 import os
 import pathlib
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -184,7 +185,7 @@ def markdown(out, args, engines, argv):
         lines += ["", f"{engine} against {engines[0]}: {agreement['rows']:,} rows, labels "
                   f"{'all equal' if agreement['labels_equal'] else 'NOT all equal'}, largest logit difference "
                   f"{agreement['max_abs_logit_difference']:.2g}."]
-    lines += ["", "```sh", "python benchmarks/predict_corpus.py " + " ".join(argv), "```", ""]
+    lines += ["", "```sh", "python benchmarks/predict_corpus.py " + shlex.join(argv), "```", ""]
     return "\n".join(lines)
 
 
