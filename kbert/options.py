@@ -386,12 +386,6 @@ class MaterialsOptions:
             raise ConfigError("--mlm rewrites the masked words of the augmented copies: it needs --augment N")
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.engine != "ray" and (self.ray_address is not None or self.workers is not None):
-            raise ConfigError("--ray-address and --workers come with --engine ray")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.long_inputs not in ("truncate", "windows"):
             raise ConfigError(f"--long-inputs must be truncate or windows, got {self.long_inputs!r}")
         if self.stride is not None and self.stride < 1:
@@ -519,3 +513,9 @@ class PredictOptions:
             raise ConfigError(f"--format must be one of {', '.join(PREDICT_FORMATS)}, got {self.format!r}")
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine != "ray" and (self.ray_address is not None or self.workers is not None):
+            raise ConfigError("--ray-address and --workers come with --engine ray")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
