@@ -35,14 +35,18 @@ def sst2_run(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("runs") / "sst2", "SST-2", 2, ("0", "1"))
 
 
+def write_inputs(directory):
+    """Two text files and a JSON lines file, 7 + 3 + 4 inputs: (paths, texts)."""
+    first, second, third = sentences(7, 0), sentences(3, 1), sentences(4, 2)
+    (directory / "a.txt").write_text("\n".join(first) + "\n")
+    (directory / "b.txt").write_bytes("\r\n".join(second).encode())  # CRLF, no final newline
+    (directory / "c.jsonl").write_text("".join(json.dumps({"text": t, "id": k}) + "\n" for k, t in enumerate(third)))
+    return [str(directory / "a.txt"), str(directory / "b.txt"), str(directory / "c.jsonl")], first + second + third
+
+
 @pytest.fixture
 def inputs(tmp_path):
-    """Two text files and a JSON lines file, 7 + 3 + 4 inputs."""
-    first, second, third = sentences(7, 0), sentences(3, 1), sentences(4, 2)
-    (tmp_path / "a.txt").write_text("\n".join(first) + "\n")
-    (tmp_path / "b.txt").write_bytes("\r\n".join(second).encode())  # CRLF, no final newline
-    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t, "id": k}) + "\n" for k, t in enumerate(third)))
-    return [str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), str(tmp_path / "c.jsonl")], first + second + third
+    return write_inputs(tmp_path)
 
 
 def read_shards(output):
@@ -233,60 +237,3 @@ def test_ray_options_without_ray(sst2_run, inputs, tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="--ray-address and --workers come with --engine ray"):
         PredictOptions(workers=2)
-
-
-def _die_once_before_a_record():
-    """A Ray worker's start-up hook: the first worker to claim the marker
-    file $DIE_ONCE dies (os._exit, as a kill) after writing a shard's
-    predictions and before its record."""
-    import kbert.predict
-
-    marker = os.environ["DIE_ONCE"]
-    real = kbert.predict.write_json
-
-    def write_json(path, value):
-        if os.path.basename(path).startswith("part-"):
-            try:
-                os.rename(marker, marker + ".claimed")
-            except FileNotFoundError:
-                pass
-            else:
-                os._exit(1)
-        real(path, value)
-
-    kbert.predict.write_json = write_json
-
-
-@pytest.mark.single_backend  # Ray's workers run the caller's backend; one is enough
-def test_ray_engine_writes_the_local_engines_shards_and_survives_a_killed_worker(sst2_run, inputs, tmp_path):
-    ray = pytest.importorskip("ray")
-    from ray import cloudpickle
-
-    paths, texts = inputs
-    local = tmp_path / "local"
-    predict_files(sst2_run, paths, local, PredictOptions(shard_rows=3), verbose=False)
-    marker = str(tmp_path / "die-once")
-    open(marker, "w").close()
-    import test_predict_files
-
-    cloudpickle.register_pickle_by_value(test_predict_files)  # the workers cannot import the tests
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"KERAS_BACKEND": __import__("keras").backend.backend(), "DIE_ONCE": marker},
-                          "worker_process_setup_hook": _die_once_before_a_record})
-    try:
-        output = tmp_path / "ray"
-        manifest = predict_files(sst2_run, paths, output, PredictOptions(shard_rows=3, engine="ray", workers=2),
-                                 verbose=False)
-    finally:
-        ray.shutdown()
-    assert os.path.exists(marker + ".claimed")  # a worker did die, and the job completed
-    assert manifest["status"] == "complete" and [s["name"] for s in manifest["shards"]] == [
-        f"part-{k:05d}" for k in range(6)]
-    _, rows = read_shards(output)
-    assert [row["text"] for row in rows] == texts
-    _, expected = read_shards(local)
-    np.testing.assert_allclose([row["logits"] for row in rows], [row["logits"] for row in expected], atol=1e-6)
-    assert sorted(os.listdir(output)) == sorted(os.listdir(local))
-    # Either engine resumes the other's job: the local one finds every shard written.
-    again = predict_files(sst2_run, paths, output, PredictOptions(shard_rows=3), verbose=False)
-    assert again["resumed_rows"] == 14
