@@ -66,8 +66,10 @@ its input file and line range in the manifest; `kbert distill` trains on
 them all as the split "unlabeled".
 """
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -88,6 +90,7 @@ from kbert.errors import ConfigError, DataError
 from kbert.inference import predict_bucketed
 from kbert.numeric import softmax
 from kbert.options import SPLITS, MaterialsOptions
+from kbert.raydata import Actor, actor_count, check_backend, map_actors, ray_module, ray_session
 from kbert.tokenization import load_vocab_tokens, vocab_sha256
 from kbert.variants import apply_variant
 from kbert.views import pooled_output_model, sequence_output_model
@@ -502,18 +505,33 @@ def _stored_static(out_dir, teacher, vocab):
     return _open_npz(shared_path, ("static",))["static"]
 
 
-def _windowed_logits(teacher, tokenizer, sentences, options):
-    """Per sentence, the mean of the teacher's logits over its windows."""
+def _teacher_inputs(arrays, start, stop, options, tokenizer):
+    """What the teacher reads for rows [start, stop) of a split: {"x",
+    "segment", "length"} and, with windows, "owner" (each window's row in
+    the chunk): long single sentences are read whole, as overlapping windows."""
+    if options.long_inputs != "windows":
+        return {key: arrays[key][start:stop] for key in ("x", "segment", "length")}
+    sentences = arrays["sentence"][start:stop]
     if sentences.ndim != 1:
         raise ConfigError("--long-inputs windows reads single sentences; this task's inputs are pairs")
     windows = tokenizer.encode_windows([str(t) for t in sentences], options.max_seq_len, options.stride)
-    rows = run_teacher(teacher, windows.token_ids, windows.segment_ids, windows.lengths,
-                       batch_size=options.batch_size, packing=options.packing, verbose=False)
-    if rows is None:
-        return None
-    y = np.zeros((len(sentences), rows.shape[1]), np.float64)
-    np.add.at(y, windows.owner, rows.astype(np.float64))
-    return (y / np.bincount(windows.owner, minlength=len(sentences))[:, None]).astype(np.float32)
+    return {"x": windows.token_ids, "segment": windows.segment_ids, "length": windows.lengths,
+            "owner": windows.owner}
+
+
+def _teacher_logits(model, inputs, rows, options, desc=None, verbose=False, progress=None):
+    """float32 [rows, C]: the teacher's logits of `_teacher_inputs`, a row's
+    the mean of its windows' where there are windows."""
+    if "owner" not in inputs:
+        return run_teacher(model, inputs["x"], inputs["segment"], inputs["length"], batch_size=options.batch_size,
+                           packing=options.packing, desc=desc, verbose=verbose, progress=progress)
+    windows = run_teacher(model, inputs["x"], inputs["segment"], inputs["length"], batch_size=options.batch_size,
+                          packing=options.packing, verbose=False)
+    if progress is not None:
+        progress.update(rows)  # sentences, not their windows
+    y = np.zeros((rows, windows.shape[1]), np.float64)
+    np.add.at(y, inputs["owner"], windows.astype(np.float64))
+    return (y / np.bincount(inputs["owner"], minlength=rows)[:, None]).astype(np.float32)
 
 
 # Rows of a split a teacher pass computes between saves: a killed pass
@@ -555,6 +573,13 @@ class _Parts:
 
     def path(self, teacher, chunk):
         return os.path.join(self.directory, f"teacher-{teacher}-chunk-{chunk:05d}.npy")
+
+    def missing(self, teachers, rows):
+        """The chunks (teacher, chunk, start, stop) of a split of `rows`
+        rows that no earlier pass saved."""
+        return [(k, c, start, min(start + CHUNK_ROWS, rows)) for k in range(teachers)
+                for c, start in enumerate(range(0, rows, CHUNK_ROWS))
+                if not os.path.isfile(self.path(k, c))]
 
     def load(self, teacher, chunk, shape):
         """The saved logits of one chunk, or None if not saved (or not
@@ -622,23 +647,125 @@ def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, opt
             if y is not None:
                 bar.update(stop - start)
             else:
-                if options.long_inputs == "windows":
-                    y = _windowed_logits(model, tokenizer, arrays["sentence"][start:stop], options)
-                    bar.update(stop - start)  # sentences, not their windows
-                else:
-                    y = run_teacher(model, arrays["x"][start:stop], arrays["segment"][start:stop],
-                                    arrays["length"][start:stop], batch_size=options.batch_size,
-                                    packing=options.packing, desc=desc, verbose=verbose, progress=bar)
-                if not np.isfinite(y).all():
-                    raise DataError(f"split {name!r}: the teacher {teacher_name} produced NaN or inf logits")
+                y = _teacher_logits(model, _teacher_inputs(arrays, start, stop, options, tokenizer), stop - start,
+                                    options, desc=desc, verbose=verbose, progress=bar)
+                _check_finite(y, name, teacher_name)
                 parts.save(k, c, y)
                 computed += stop - start
             chunks.append(y)
     return (np.concatenate(chunks) if chunks else np.zeros((0, num_labels), np.float32)), computed
 
 
+def _check_finite(logits, name, teacher_name):
+    if not np.isfinite(logits).all():
+        raise DataError(f"split {name!r}: the teacher {teacher_name} produced NaN or inf logits")
+
+
+# ---------------------------------------------------------------- on Ray Data
+
+
+def _to_bytes(arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _from_bytes(data):
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+class ChunkWorker(Actor):
+    """A Ray Data actor: loads every teacher run once, on the caller's
+    backend, checks that its weights are the ones the call hashed, and
+    answers chunks: the `_teacher_inputs` of one teacher's rows in, that
+    teacher's logits out, computed as the local engine computes them."""
+
+    def start(self, run_dirs, settings):
+        check_backend(settings["backend"])
+        self.models = []
+        for run_dir, expected in zip(run_dirs, settings["teachers"]):
+            model, _ = runs.load_model(run_dir)
+            if teacher_sha256(model) != expected:
+                raise DataError(f"{run_dir}: the teacher's weights changed after the materials call began")
+            if settings["options"].int8:
+                apply_variant(model, "int8")
+            self.models.append(model)
+        self.options = settings["options"]
+
+    def answer(self, batch):
+        out = {"job": [], "logits": [], "seconds": []}
+        for job, teacher, data in zip(batch["job"], batch["teacher"], batch["inputs"]):
+            started = time.perf_counter()
+            inputs = _from_bytes(data)
+            rows = int(inputs.pop("rows"))
+            y = _teacher_logits(self.models[int(teacher)], inputs, rows, self.options)
+            out["job"].append(int(job))
+            out["logits"].append(_to_bytes({"y": y}))
+            out["seconds"].append(time.perf_counter() - started)
+        return out
+
+
+class _RayPass:
+    """The Ray engine's side of a materials call: the teachers' missing
+    chunks of several splits as one Ray Data job (`kbert.raydata`), their
+    logits saved in each split's parts as they come back; the Ray session
+    opens on the first chunk to compute and closes with `stack`."""
+
+    def __init__(self, stack, run_dirs, settings, tokenizer, verbose):
+        if run_dirs is None or len(run_dirs) != len(settings["teachers"]):
+            raise ConfigError("generate_materials with engine 'ray' needs the run directory of every teacher "
+                              "(teacher_runs): each actor loads the teachers itself")
+        self.stack, self.run_dirs, self.settings = stack, [os.fspath(d) for d in run_dirs], settings
+        self.tokenizer, self.verbose, self.ray, self._workers = tokenizer, verbose, None, None
+
+    @property
+    def workers(self):
+        """The actors a job may use, counted once (this opens the session)."""
+        options = self.settings["options"]
+        if self.ray is None:
+            self.ray = self.stack.enter_context(ray_session(options.ray_address, self.settings["backend"],
+                                                            self.verbose))
+            self._workers = actor_count(self.ray, options.workers, 1 << 30)
+        return self._workers
+
+    def compute(self, begun, num_labels, teacher_names):
+        """Compute and save the missing chunks of `begun`'s splits ((name,
+        arrays, parts) triples); returns {name: (rows computed, seconds)}:
+        each split's rows per teacher, and its share of the job's time."""
+        from tqdm.auto import tqdm
+
+        options = self.settings["options"]
+        jobs = [(name, arrays, parts, k, c, start, stop) for name, arrays, parts in begun
+                for k, c, start, stop in parts.missing(len(teacher_names), len(arrays["x"]))]
+        if not jobs:
+            return {}
+        workers = min(self.workers, len(jobs))
+        items = [{"job": j, "teacher": k,
+                  "inputs": _to_bytes(dict(_teacher_inputs(arrays, start, stop, options, self.tokenizer),
+                                           rows=np.int64(stop - start)))}
+                 for j, (name, arrays, parts, k, c, start, stop) in enumerate(jobs)]
+        started, rows = time.perf_counter(), {}
+        total = sum(stop - start for *_, start, stop in jobs)
+        with tqdm(total=total, desc=f"teachers on Ray ({workers} actors)", unit="item",
+                  disable=not self.verbose) as bar:
+            for row in map_actors(self.ray, items, ChunkWorker, (self.run_dirs, self.settings), workers):
+                name, arrays, parts, k, c, start, stop = jobs[int(row["job"])]
+                y = _from_bytes(row["logits"])["y"]
+                if y.shape != (stop - start, num_labels) or y.dtype != np.float32:
+                    raise DataError(f"split {name!r}: a Ray worker returned logits {y.dtype} {list(y.shape)} for "
+                                    f"chunk {c}, expected float32 {[stop - start, num_labels]}")
+                _check_finite(y, name, teacher_names[k])
+                parts.save(k, c, y)
+                rows[name] = rows.get(name, 0) + stop - start
+                bar.update(stop - start)
+        seconds = time.perf_counter() - started
+        teachers = len(teacher_names)
+        return {name: (n // teachers, seconds * n / total) for name, n in rows.items()}
+
+
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
-                       tokenizer=None, static=None, unlabeled=None, ensemble=()):
+                       tokenizer=None, static=None, unlabeled=None, ensemble=(), teacher_runs=None):
     """Run the teacher over every split and write the materials directory.
 
     Args:
@@ -668,6 +795,11 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             teacher's (`teacher`'s and theirs), and each labelled split
             records every teacher's score and the ensemble's.  The
             embedding, static and pooled vectors stay `teacher`'s own.
+        teacher_runs: with `options.engine` "ray", the run directories
+            (`kbert.runs`) of `teacher` and the ensemble's, in order: each
+            Ray actor loads them itself (and refuses weights other than
+            these models').  Unlabeled shards then go to Ray in groups of
+            at least `CHUNK_ROWS` rows an actor, which memory holds together.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -739,25 +871,40 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
                               **({"static": True} if options.static_embedding else {})}
         write_json(manifest_path, manifest)
 
-    def write_split(name, arrays, split, extra):
+    def begin_split(name, arrays):
+        """(inputs hash, parts) of a split to compute, marked incomplete in
+        the manifest; None for a split complete already."""
         inputs_sha256 = _arrays_sha256(arrays["x"], arrays["segment"], arrays["label"], arrays["sentence"],
                                        *[arrays[k] for k in ("source", "line") if k in arrays])
         if _reusable(manifest, name, out_dir, inputs_sha256) and (
                 manifest["splits"][name].get("pooled") or not options.pooled):
             logger.info("split %s: complete already, skipped", name)
             _Parts.discard(out_dir, name)  # a kill between the manifest and the parts' removal left them
-            return
-        file_name = f"{name}.npz"
+            return None
         # Mark the split incomplete before the long part, so that a crash
         # leaves a manifest that cannot be mistaken for a finished split.
-        manifest["splits"][name] = {"file": file_name, "complete": False, "count": len(arrays["x"])}
+        manifest["splits"][name] = {"file": f"{name}.npz", "complete": False, "count": len(arrays["x"])}
         write_json(manifest_path, manifest)
+        # The parts' key: what the logits depend on.  The backend is the
+        # caller's on either engine (Ray's workers check theirs against it).
+        return inputs_sha256, _Parts(out_dir, name, {
+            "inputs_sha256": inputs_sha256, "teacher": identity["teacher"], "chunk_rows": CHUNK_ROWS,
+            "batch_size": options.batch_size, "packing": options.packing, "backend": keras.backend.backend(),
+            "kbert_version": kbert.__version__})
 
+    def write_splits(pending):
+        """Compute and write `pending`'s splits ((name, arrays, split,
+        extra, begun) tuples): on Ray, their missing chunks first, as one job."""
+        on_ray = {} if ray_pass is None else ray_pass.compute(
+            [(name, arrays, begun[1]) for name, arrays, _, _, begun in pending], num_labels,
+            [teacher_name for _, teacher_name in teachers])
+        for name, arrays, split, extra, begun in pending:
+            write_split(name, arrays, split, extra, begun, *on_ray.get(name, (0, 0.0)))
+
+    def write_split(name, arrays, split, extra, begun, ray_rows, ray_seconds):
+        inputs_sha256, parts = begun
+        file_name = f"{name}.npz"
         started = time.perf_counter()
-        parts = _Parts(out_dir, name, {"inputs_sha256": inputs_sha256, "teacher": identity["teacher"],
-                                       "chunk_rows": CHUNK_ROWS, "batch_size": options.batch_size,
-                                       "packing": options.packing, "backend": keras.backend.backend(),
-                                       "kbert_version": kbert.__version__})
         each, computed = [], 0
         for k, (model, teacher_name) in enumerate(teachers):
             desc = f"teacher on {name}" if len(teachers) == 1 else f"teacher {k + 1}/{len(teachers)} on {name}"
@@ -775,8 +922,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             arrays = dict(arrays, pooled=pooled_vectors(teacher, arrays["x"], arrays["segment"], arrays["length"],
                                                         batch_size=options.batch_size, desc=f"pooled on {name}",
                                                         verbose=verbose))
-        seconds = time.perf_counter() - started
-        fresh = computed // len(teachers)
+        seconds = time.perf_counter() - started + ray_seconds
+        fresh = computed // len(teachers) + ray_rows
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
         cut = getattr(split, "truncated", None)
@@ -787,6 +934,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             **scores,
             **({} if cut is None else {"truncated": int(cut), "long_inputs": options.long_inputs}),
             **({"pooled": True} if options.pooled else {}),
+            **({"engine": "ray"} if ray_rows else {}),
             "sha256": file_sha256(path),
             "inputs_sha256": inputs_sha256,
             "count": len(y),
@@ -800,15 +948,38 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         parts.remove()  # only now: until the manifest says complete, a kill resumes from them
         logger.info("split %s: %d items in %.1f s (%.1f it/s)", name, fresh, seconds, fresh / max(seconds, 1e-9))
 
-    for name, arrays in encoded.items():
-        write_split(name, arrays, splits[name], {})
-    if unlabeled is not None:
-        written = set()
-        for name, split, extra in unlabeled:
+    with contextlib.ExitStack() as stack:
+        ray_pass = None
+        if options.engine == "ray":
+            settings = {"backend": keras.backend.backend(), "options": options,
+                        "teachers": [identity["teacher"]["sha256"]] + [
+                            member["sha256"] for member in identity["teacher"].get("ensemble", [])[1:]]}
+            ray_pass = _RayPass(stack, teacher_runs, settings, tokenizer, verbose)
+        pending = []
+        for name, arrays in encoded.items():
+            begun = begin_split(name, arrays)
+            if begun is not None:
+                pending.append((name, arrays, splits[name], {}, begun))
+            if pending and ray_pass is None:  # one split at a time; on Ray, all in one job
+                write_splits(pending)
+                pending = []
+        write_splits(pending)
+        written, pending = set(), []
+        for name, split, extra in unlabeled or ():
             arrays = _check_encoded(name, split, max_seq_len)
             _check_ids_and_labels(name, arrays, len(vocab), num_labels)
-            write_split(name, arrays, split, extra)
+            begun = begin_split(name, arrays)
             written.add(name)
+            if begun is not None:
+                pending.append((name, arrays, split, extra, begun))
+            # Locally one shard at a time; on Ray, a chunk's rows for every
+            # actor at least, since each job starts its actors anew.
+            if pending and (ray_pass is None or sum(len(p[1]["x"]) for p in pending)
+                            >= ray_pass.workers * CHUNK_ROWS):
+                write_splits(pending)
+                pending = []
+        write_splits(pending)
+    if unlabeled is not None:
         # Shards of a longer input an earlier call read: not this input's.
         for name in sorted(n for n in manifest["splits"] if is_unlabeled_shard(n) and n not in written):
             entry = manifest["splits"].pop(name)
@@ -1217,6 +1388,8 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         if path in real[:k]:
             raise ConfigError(f"--model {run_dirs[k]}: names the teacher {run_dirs[real.index(path)]} again")
     run_dir = run_dirs[0]
+    if options.engine == "ray":
+        ray_module()  # a ConfigError saying what to install, before anything loads
     data_dir = resolve_data_dir(data_dir)
     processor = get_processor(options.task or runs.read_run(run_dir).task)
     unlabeled = expand_inputs(options.unlabeled, "--unlabeled")
@@ -1313,4 +1486,5 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
                                   cased=record.cased)
     return generate_materials(teacher, encoded, out_dir, vocab=vocab, teacher_id=os.path.abspath(run_dir),
                               options=options, cased=record.cased, verbose=verbose, tokenizer=tokenizer,
-                              static=static, unlabeled=shards, ensemble=members)
+                              static=static, unlabeled=shards, ensemble=members,
+                              teacher_runs=run_dirs if options.engine == "ray" else None)

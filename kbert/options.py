@@ -41,6 +41,21 @@ NARROW_STARTS = ("projection", "random")
 EMBEDDING_ROWS = ("seen", "all")
 
 
+# What runs a teacher pass: this process, or Ray Data actors (`kbert.raydata`;
+# `pip install "kbert[ray]"`).
+ENGINES = ("local", "ray")
+
+
+def _check_engine(options):
+    """The engine fields that `MaterialsOptions` and `PredictOptions` share."""
+    if options.engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {options.engine!r}")
+    if options.engine != "ray" and (options.ray_address is not None or options.workers is not None):
+        raise ConfigError("--ray-address and --workers come with --engine ray")
+    if options.workers is not None and options.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {options.workers}")
+
+
 @dataclasses.dataclass(frozen=True)
 class DistillOptions:
     """What `distill` does; every field is recorded in run.json.
@@ -354,6 +369,15 @@ class MaterialsOptions:
             earlier in the files) are skipped.
         shard_rows: rows per unlabeled shard: what a kill can lose, and
             about half of what is held in memory at once.
+        engine: what runs the teachers over the rows: "local" (this
+            process) or "ray" (Ray Data actors, each loading the teacher
+            runs once, one chunk of a split a task; the same saved chunks,
+            so either engine resumes the other's pass).  The MLM fill,
+            static and pooled vectors stay in this process.
+        ray_address: with "ray", the cluster to join (None: a Ray instance
+            on this machine, started for the call).
+        workers: with "ray", the actors (None: one per CPU Ray offers, at
+            most one per chunk to compute).
     """
 
     task: str = None
@@ -375,9 +399,13 @@ class MaterialsOptions:
     mlm_temperature: float = 1.0
     unlabeled: tuple = ()
     shard_rows: int = 10000
+    engine: str = "local"
+    ray_address: str = None
+    workers: int = None
 
     def __post_init__(self):
         check_option_types(self)
+        _check_engine(self)
         if self.mlm_top_k < 1:
             raise ConfigError(f"--mlm-top-k must be at least 1, got {self.mlm_top_k}")
         if self.mlm_temperature <= 0:
@@ -462,8 +490,6 @@ class PretrainOptions:
 
 # How `kbert predict --output DIR` writes each shard (`kbert.predict.predict_files`).
 PREDICT_FORMATS = ("json", "tsv", "parquet")
-# What runs the shards: this process, or Ray Data actors (`pip install "kbert[ray]"`).
-ENGINES = ("local", "ray")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -513,9 +539,4 @@ class PredictOptions:
             raise ConfigError(f"--format must be one of {', '.join(PREDICT_FORMATS)}, got {self.format!r}")
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows must be at least 1, got {self.shard_rows}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.engine != "ray" and (self.ray_address is not None or self.workers is not None):
-            raise ConfigError("--ray-address and --workers come with --engine ray")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        _check_engine(self)

@@ -51,9 +51,10 @@ from kbert.atomic import (
     stale_temporaries,
     write_json,
 )
-from kbert.errors import ConfigError, DataError, KbertError
+from kbert.errors import ConfigError, DataError
 from kbert.numeric import softmax
 from kbert.options import PredictOptions
+from kbert.raydata import Actor, actor_count, check_backend, map_actors, ray_module, ray_session
 
 logger = logging.getLogger(__name__)
 
@@ -485,32 +486,18 @@ def _shard_texts(entry, pairs):
 # ---------------------------------------------------------------- on Ray Data
 
 
-def ray_module():
-    """`ray` with Ray Data, or a ConfigError saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise ConfigError('--engine ray needs Ray Data: pip install "kbert[ray]"') from None
-    return ray
-
-
-class ShardWorker:
+class ShardWorker(Actor):
     """A Ray Data actor: loads the run's classifier once, on the backend the
     caller's settings name, then answers whole shards, each read from its
     input and written (predictions, then record) as the local engine
     writes them; it returns the records, one JSON string a shard."""
 
-    def __init__(self, run_dir, output, options, settings, pairs):
-        import keras
-
-        if keras.backend.backend() != settings["backend"]:
-            raise ConfigError(f"a Ray worker runs Keras on {keras.backend.backend()}, the call on "
-                              f"{settings['backend']}: set KERAS_BACKEND alike on the cluster")
+    def start(self, run_dir, output, options, settings, pairs):
+        check_backend(settings["backend"])
         self.classifier = load_classifier(run_dir)
         self.output, self.options, self.settings, self.pairs = output, options, settings, pairs
 
-    def __call__(self, batch):
+    def answer(self, batch):
         records = []
         for text in batch["entry"]:
             entry = json.loads(str(text))
@@ -522,55 +509,18 @@ class ShardWorker:
 
 def _ray_shards(entries, run_dir, output, options, settings, pairs, bar, verbose):
     """The records of `entries`' shards, made by Ray Data actors (one shard
-    a task), as they finish; a Ray instance is started for the call unless
-    one is running or `options.ray_address` names a cluster."""
-    import keras
-
-    ray = ray_module()
+    a task), as they finish (`kbert.raydata`)."""
+    records = []
     if not entries:
-        return []
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=options.ray_address, num_cpus=None if options.ray_address else os.cpu_count(),
-                 include_dashboard=False, log_to_driver=verbose, configure_logging=True,
-                 logging_level=logging.INFO if logger.isEnabledFor(logging.INFO) else logging.ERROR,
-                 # Workers build the model on the caller's backend: one key for every shard.
-                 runtime_env={"env_vars": {"KERAS_BACKEND": keras.backend.backend()}})
-    try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        workers = options.workers or max(1, min(len(entries), int(ray.available_resources().get("CPU", 1))))
-        dataset = ray.data.from_items([{"entry": json.dumps(entry)} for entry in entries],
-                                      override_num_blocks=len(entries))
-        dataset = dataset.map_batches(
-            ShardWorker, fn_constructor_args=(run_dir, output, options, settings, pairs), batch_size=1,
-            # One shard at a time per actor: else the first actor up takes several, the others idle.
-            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1), num_cpus=1)
-        records = []
-        for row in dataset.iter_rows():
+        return records
+    with ray_session(options.ray_address, settings["backend"], verbose) as ray:
+        workers = actor_count(ray, options.workers, len(entries))
+        for row in map_actors(ray, [{"entry": json.dumps(entry)} for entry in entries], ShardWorker,
+                              (run_dir, output, options, settings, pairs), workers):
             record = json.loads(row["record"])
             bar.update(record["rows"])
             records.append(record)
-        return records
-    except ray.exceptions.RayError as e:
-        raise _kbert_error(e) from None
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def _kbert_error(error):
-    """A Ray task's failure as the kbert error it carries (a worker's
-    DataError stays a DataError), else as a ConfigError naming it."""
-    seen, cause = set(), error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, KbertError):
-            # Ray's wrapper classes derive from the cause's class; give the plain one.
-            plain = next(kind for kind in type(cause).__mro__ if kind.__module__.startswith("kbert."))
-            return plain(*getattr(cause, "args", ())[:1]) if plain is not type(cause) else cause
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return ConfigError(f"--engine ray: the job failed: {type(error).__name__}: {error}")
+    return records
 
 
 def _shard_done(output, entry, settings):

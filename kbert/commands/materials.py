@@ -7,7 +7,7 @@ With `--augment N`, up to N augmented copies of each training sentence
 """
 
 from kbert.commands.flags import add_flag, add_option, field_default, options_from_args
-from kbert.options import MaterialsOptions
+from kbert.options import ENGINES, MaterialsOptions
 
 
 def add_arguments(parser):
@@ -51,6 +51,13 @@ def add_arguments(parser):
                     "labelled by the teacher in shards, lines already seen skipped; a re-run skips finished shards")
     add_option(parser, MaterialsOptions, "shard_rows", metavar="N",
                help="rows per unlabeled shard (default %(default)s)")
+    add_option(parser, MaterialsOptions, "engine", choices=ENGINES,
+               help="run the teachers here (local, the default) or on Ray Data actors (ray): the same logits, "
+                    "and either engine resumes the other's pass")
+    add_option(parser, MaterialsOptions, "ray_address", type=str, metavar="ADDRESS",
+               help="with --engine ray: the Ray cluster to join (default: a Ray instance on this machine)")
+    add_option(parser, MaterialsOptions, "workers", type=int, metavar="N",
+               help="with --engine ray: Ray actors, each with its own teachers (default: one per CPU)")
     add_option(parser, MaterialsOptions, "packing",
                help="read the teacher's rows packed where that computes under 0.9 of length-sorted batches' "
                     "token slots: the same logits (default: yes)")
