@@ -535,8 +535,13 @@ def _teacher_logits(model, inputs, rows, options, desc=None, verbose=False, prog
 
 
 # Rows of a split a teacher pass computes between saves: a killed pass
-# resumes at its first unsaved chunk (`_Parts`).
-CHUNK_ROWS = 50_000
+# resumes at its first unsaved chunk (`_Parts`), and Ray's actors take a
+# chunk a task.  About 25 s of MiniLM's pass on one core here: little to
+# lose, and enough tasks to keep every actor busy to the end of a job.
+CHUNK_ROWS = 10_000
+# Unlabeled rows per actor that a Ray job waits for: each job starts its
+# actors anew (about 10 s here), so it should run them for minutes.
+RAY_ROWS_PER_ACTOR = 50_000
 PARTS_KEY = "key.json"
 
 
@@ -799,7 +804,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             (`kbert.runs`) of `teacher` and the ensemble's, in order: each
             Ray actor loads them itself (and refuses weights other than
             these models').  Unlabeled shards then go to Ray in groups of
-            at least `CHUNK_ROWS` rows an actor, which memory holds together.
+            at least `RAY_ROWS_PER_ACTOR` rows an actor, which memory holds
+            together.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -972,10 +978,10 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             written.add(name)
             if begun is not None:
                 pending.append((name, arrays, split, extra, begun))
-            # Locally one shard at a time; on Ray, a chunk's rows for every
-            # actor at least, since each job starts its actors anew.
+            # Locally one shard at a time; on Ray, enough for minutes of
+            # every actor, since each job starts its actors anew.
             if pending and (ray_pass is None or sum(len(p[1]["x"]) for p in pending)
-                            >= ray_pass.workers * CHUNK_ROWS):
+                            >= ray_pass.workers * RAY_ROWS_PER_ACTOR):
                 write_splits(pending)
                 pending = []
         write_splits(pending)

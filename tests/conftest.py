@@ -13,6 +13,16 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
+# JAX compiles every new shape of every new model; the suite builds many
+# alike (a fine-tuning run, killed and resumed, compiles the same steps
+# three times).  JAX's own persistent compilation cache, shared by the
+# workers and kept in build/ between runs, compiles each program once: the
+# same executables, so the same results.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(pathlib.Path(__file__).resolve().parents[1] / "build" /
+                                                      "jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

@@ -147,7 +147,7 @@ def test_ray_engine_computes_the_local_engines_materials_and_either_resumes_the_
     teachers = [teacher_run(tmp_path / "a", 0), teacher_run(tmp_path / "b", 1)]
     rng = np.random.default_rng(3)
     splits = {"train": make_split(rng, 40), "dev": make_split(rng, 12)}
-    # 36 rows, enough for one Ray job of a chunk an actor.
+    # 36 rows: one Ray job (RAY_ROWS_PER_ACTOR).
     unlabeled = [(f"unlabeled-{k:05d}", make_split(rng, 12, labeled=False), {"lines": [1, 12]}) for k in range(3)]
     local = generate(teachers, splits, unlabeled, tmp_path / "local")
     expected = load_materials(str(tmp_path / "local"))
