@@ -86,7 +86,7 @@ from kbert import runs
 from kbert.atomic import atomic_output, file_sha256, read_json, refuse_overlap, write_json
 from kbert.checks import is_int
 from kbert.corpus import expand_inputs, read_records
-from kbert.errors import ConfigError, DataError
+from kbert.errors import ConfigError, DataError, KbertError
 from kbert.inference import predict_bucketed
 from kbert.numeric import softmax
 from kbert.options import SPLITS, MaterialsOptions
@@ -540,8 +540,10 @@ def _teacher_logits(model, inputs, rows, options, desc=None, verbose=False, prog
 # lose, and enough tasks to keep every actor busy to the end of a job.
 CHUNK_ROWS = 10_000
 # Unlabeled rows per actor that a Ray job waits for: each job starts its
-# actors anew (about 10 s here), so it should run them for minutes.
+# actors anew (about 10 s here), so it should run them for minutes; at most
+# RAY_GROUP_ROWS, which the caller's memory holds together.
 RAY_ROWS_PER_ACTOR = 50_000
+RAY_GROUP_ROWS = 200_000
 PARTS_KEY = "key.json"
 
 
@@ -579,12 +581,16 @@ class _Parts:
     def path(self, teacher, chunk):
         return os.path.join(self.directory, f"teacher-{teacher}-chunk-{chunk:05d}.npy")
 
-    def missing(self, teachers, rows):
-        """The chunks (teacher, chunk, start, stop) of a split of `rows`
-        rows that no earlier pass saved."""
-        return [(k, c, start, min(start + CHUNK_ROWS, rows)) for k in range(teachers)
-                for c, start in enumerate(range(0, rows, CHUNK_ROWS))
-                if not os.path.isfile(self.path(k, c))]
+    def missing(self, teachers, rows, num_labels):
+        """The chunks of a split of `rows` rows that no earlier pass saved
+        whole for every teacher: (chunk, start, stop, [teacher, ...])."""
+        chunks = []
+        for c, start in enumerate(range(0, rows, CHUNK_ROWS)):
+            stop = min(start + CHUNK_ROWS, rows)
+            todo = [k for k in range(teachers) if self.load(k, c, (stop - start, num_labels)) is None]
+            if todo:
+                chunks.append((c, start, stop, todo))
+        return chunks
 
     def load(self, teacher, chunk, shape):
         """The saved logits of one chunk, or None if not saved (or not
@@ -683,8 +689,9 @@ def _from_bytes(data):
 class ChunkWorker(Actor):
     """A Ray Data actor: loads every teacher run once, on the caller's
     backend, checks that its weights are the ones the call hashed, and
-    answers chunks: the `_teacher_inputs` of one teacher's rows in, that
-    teacher's logits out, computed as the local engine computes them."""
+    answers chunks: the `_teacher_inputs` of a chunk's rows in, the logits
+    of each teacher named with it out (`y0`, `y1`, ... by teacher), computed
+    as the local engine computes them."""
 
     def start(self, run_dirs, settings):
         check_backend(settings["backend"])
@@ -699,30 +706,30 @@ class ChunkWorker(Actor):
         self.options = settings["options"]
 
     def answer(self, batch):
-        out = {"job": [], "logits": [], "seconds": []}
-        for job, teacher, data in zip(batch["job"], batch["teacher"], batch["inputs"]):
-            started = time.perf_counter()
+        out = {"job": [], "logits": []}
+        for job, teachers, data in zip(batch["job"], batch["teachers"], batch["inputs"]):
             inputs = _from_bytes(data)
             rows = int(inputs.pop("rows"))
-            y = _teacher_logits(self.models[int(teacher)], inputs, rows, self.options)
             out["job"].append(int(job))
-            out["logits"].append(_to_bytes({"y": y}))
-            out["seconds"].append(time.perf_counter() - started)
+            out["logits"].append(_to_bytes({f"y{k}": _teacher_logits(self.models[k], inputs, rows, self.options)
+                                            for k in json.loads(str(teachers))}))
         return out
 
 
 class _RayPass:
-    """The Ray engine's side of a materials call: the teachers' missing
-    chunks of several splits as one Ray Data job (`kbert.raydata`), their
-    logits saved in each split's parts as they come back; the Ray session
-    opens on the first chunk to compute and closes with `stack`."""
+    """The Ray engine's side of a materials call: the missing chunks of
+    several splits as one Ray Data job (`kbert.raydata`), a chunk a task
+    with every teacher still to run on it, their logits saved in each
+    split's parts as they come back; the Ray session opens on the first
+    chunk to compute and closes with `stack`."""
 
     def __init__(self, stack, run_dirs, settings, tokenizer, verbose):
         if run_dirs is None or len(run_dirs) != len(settings["teachers"]):
             raise ConfigError("generate_materials with engine 'ray' needs the run directory of every teacher "
                               "(teacher_runs): each actor loads the teachers itself")
-        self.stack, self.run_dirs, self.settings = stack, [os.fspath(d) for d in run_dirs], settings
-        self.tokenizer, self.verbose, self.ray, self._workers = tokenizer, verbose, None, None
+        # Absolute: the actors resolve paths in their own working directories.
+        self.stack, self.run_dirs = stack, [os.path.abspath(os.fspath(d)) for d in run_dirs]
+        self.settings, self.tokenizer, self.verbose, self.ray, self._workers = settings, tokenizer, verbose, None, None
 
     @property
     def workers(self):
@@ -736,37 +743,40 @@ class _RayPass:
 
     def compute(self, begun, num_labels, teacher_names):
         """Compute and save the missing chunks of `begun`'s splits ((name,
-        arrays, parts) triples); returns {name: (rows computed, seconds)}:
-        each split's rows per teacher, and its share of the job's time."""
+        arrays, parts) triples); returns {name: (teacher-rows computed,
+        seconds)}: the rows times the teachers run on them, and the split's
+        share of the job's time (the session's start included)."""
         from tqdm.auto import tqdm
 
+        started = time.perf_counter()
         options = self.settings["options"]
-        jobs = [(name, arrays, parts, k, c, start, stop) for name, arrays, parts in begun
-                for k, c, start, stop in parts.missing(len(teacher_names), len(arrays["x"]))]
+        jobs = [(name, arrays, parts, c, start, stop, todo) for name, arrays, parts in begun
+                for c, start, stop, todo in parts.missing(len(teacher_names), len(arrays["x"]), num_labels)]
         if not jobs:
             return {}
         workers = min(self.workers, len(jobs))
-        items = [{"job": j, "teacher": k,
+        # One copy of a chunk's inputs, whatever the teachers.
+        items = [{"job": j, "teachers": json.dumps(todo),
                   "inputs": _to_bytes(dict(_teacher_inputs(arrays, start, stop, options, self.tokenizer),
                                            rows=np.int64(stop - start)))}
-                 for j, (name, arrays, parts, k, c, start, stop) in enumerate(jobs)]
-        started, rows = time.perf_counter(), {}
-        total = sum(stop - start for *_, start, stop in jobs)
+                 for j, (name, arrays, parts, c, start, stop, todo) in enumerate(jobs)]
+        computed, total = {}, sum((stop - start) * len(todo) for *_, start, stop, todo in jobs)
         with tqdm(total=total, desc=f"teachers on Ray ({workers} actors)", unit="item",
                   disable=not self.verbose) as bar:
             for row in map_actors(self.ray, items, ChunkWorker, (self.run_dirs, self.settings), workers):
-                name, arrays, parts, k, c, start, stop = jobs[int(row["job"])]
-                y = _from_bytes(row["logits"])["y"]
-                if y.shape != (stop - start, num_labels) or y.dtype != np.float32:
-                    raise DataError(f"split {name!r}: a Ray worker returned logits {y.dtype} {list(y.shape)} for "
-                                    f"chunk {c}, expected float32 {[stop - start, num_labels]}")
-                _check_finite(y, name, teacher_names[k])
-                parts.save(k, c, y)
-                rows[name] = rows.get(name, 0) + stop - start
-                bar.update(stop - start)
+                name, arrays, parts, c, start, stop, todo = jobs[int(row["job"])]
+                logits = _from_bytes(row["logits"])
+                for k in todo:
+                    y = logits.get(f"y{k}")
+                    if y is None or y.shape != (stop - start, num_labels) or y.dtype != np.float32:
+                        raise DataError(f"split {name!r}: a Ray worker returned no float32 "
+                                        f"{[stop - start, num_labels]} logits of teacher {k} for chunk {c}")
+                    _check_finite(y, name, teacher_names[k])
+                    parts.save(k, c, y)
+                computed[name] = computed.get(name, 0) + (stop - start) * len(todo)
+                bar.update((stop - start) * len(todo))
         seconds = time.perf_counter() - started
-        teachers = len(teacher_names)
-        return {name: (n // teachers, seconds * n / total) for name, n in rows.items()}
+        return {name: (n, seconds * n / total) for name, n in computed.items()}
 
 
 def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, cased=False, verbose=True,
@@ -804,8 +814,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             (`kbert.runs`) of `teacher` and the ensemble's, in order: each
             Ray actor loads them itself (and refuses weights other than
             these models').  Unlabeled shards then go to Ray in groups of
-            at least `RAY_ROWS_PER_ACTOR` rows an actor, which memory holds
-            together.
+            `RAY_ROWS_PER_ACTOR` rows an actor, at most `RAY_GROUP_ROWS`,
+            which memory holds together.
 
     Returns:
         The manifest (a dict), as written to `out_dir/manifest.json`.
@@ -908,6 +918,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             write_split(name, arrays, split, extra, begun, *on_ray.get(name, (0, 0.0)))
 
     def write_split(name, arrays, split, extra, begun, ray_rows, ray_seconds):
+        """`ray_rows`: the teacher-rows Ray computed for it, in `ray_seconds`."""
         inputs_sha256, parts = begun
         file_name = f"{name}.npz"
         started = time.perf_counter()
@@ -929,7 +940,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
                                                         batch_size=options.batch_size, desc=f"pooled on {name}",
                                                         verbose=verbose))
         seconds = time.perf_counter() - started + ray_seconds
-        fresh = computed // len(teachers) + ray_rows
+        fresh = (computed + ray_rows) // len(teachers)
         path = os.path.join(out_dir, file_name)
         _write_npz(path, dict(arrays, y=y, ysm=softmax(y)))
         cut = getattr(split, "truncated", None)
@@ -970,18 +981,25 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
                 write_splits(pending)
                 pending = []
         write_splits(pending)
-        written, pending = set(), []
-        for name, split, extra in unlabeled or ():
-            arrays = _check_encoded(name, split, max_seq_len)
-            _check_ids_and_labels(name, arrays, len(vocab), num_labels)
+        written, pending, shards = set(), [], iter(unlabeled or ())
+        while True:
+            try:
+                name, split, extra = next(shards)
+                arrays = _check_encoded(name, split, max_seq_len)
+                _check_ids_and_labels(name, arrays, len(vocab), num_labels)
+            except StopIteration:
+                break
+            except KbertError:
+                write_splits(pending)  # damage further on: the shards read before it are kept, as locally
+                raise
             begun = begin_split(name, arrays)
             written.add(name)
             if begun is not None:
                 pending.append((name, arrays, split, extra, begun))
             # Locally one shard at a time; on Ray, enough for minutes of
-            # every actor, since each job starts its actors anew.
+            # every actor (each job starts its actors anew), within a cap.
             if pending and (ray_pass is None or sum(len(p[1]["x"]) for p in pending)
-                            >= ray_pass.workers * RAY_ROWS_PER_ACTOR):
+                            >= min(ray_pass.workers * RAY_ROWS_PER_ACTOR, RAY_GROUP_ROWS)):
                 write_splits(pending)
                 pending = []
         write_splits(pending)

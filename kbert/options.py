@@ -371,7 +371,7 @@ class MaterialsOptions:
             about half of what is held in memory at once.
         engine: what runs the teachers over the rows: "local" (this
             process) or "ray" (Ray Data actors, each loading the teacher
-            runs once, one chunk of a split a task; the same saved chunks,
+            runs once, a chunk of a split a task; the same saved chunks,
             so either engine resumes the other's pass).  The MLM fill,
             static and pooled vectors stay in this process.
         ray_address: with "ray", the cluster to join (None: a Ray instance

@@ -352,7 +352,8 @@ def predict_files(run_dir, inputs, output, options=PredictOptions(), *, verify=F
             if options.engine == "ray":
                 todo = [entry for entry in entries if entry["name"] not in done]
                 made = {record["name"]: record for record in _ray_shards(
-                    todo, os.fspath(run_dir), output, options, settings, classifier.pairs, bar, verbose)}
+                    todo, os.path.abspath(os.fspath(run_dir)), output, options, settings, classifier.pairs, bar,
+                    verbose)}
             for entry, texts in _read_shards(plan, classifier.pairs, skip=done, read=options.engine == "local"):
                 if entry["name"] in done:
                     records.append(read_json(os.path.join(output, entry["name"] + ".json"), error=DataError,

@@ -38,10 +38,16 @@ def ray_session(address, backend, verbose):
     ray = ray_module()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, num_cpus=None if address else os.cpu_count(),
-                 include_dashboard=False, log_to_driver=verbose, configure_logging=True,
-                 logging_level=logging.INFO if logger.isEnabledFor(logging.INFO) else logging.ERROR,
-                 runtime_env={"env_vars": {"KERAS_BACKEND": backend}})
+        try:
+            # "local": a new instance here, whatever RAY_ADDRESS or a running
+            # `ray start` says; a cluster is joined only when named.
+            ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(),
+                     include_dashboard=False, log_to_driver=verbose, configure_logging=True,
+                     logging_level=logging.INFO if logger.isEnabledFor(logging.INFO) else logging.ERROR,
+                     runtime_env={"env_vars": {"KERAS_BACKEND": backend}})
+        except (ValueError, ConnectionError, RuntimeError, OSError) as e:
+            where = f"--ray-address {address}" if address else "a Ray instance on this machine"
+            raise ConfigError(f"{where}: Ray did not start: {e}") from None
     try:
         yield ray
     finally:
@@ -80,13 +86,22 @@ def map_actors(ray, items, worker, args, workers):
     to a pool of `workers` actors of the `Actor` class `worker` (built
     with `args`), each taking one item at a time.  A failed job raises the
     kbert error it carries (`kbert_error`)."""
+    from ray.data.exceptions import ExecutionTimeoutError
+
     if not items:
         return
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    # A worker's own exception, not Ray Data's `UserCodeException`, whose
-    # cause is lost on the way back to the caller.
-    context.raise_original_map_exception = True
+    settings = {
+        "enable_progress_bars": False,
+        # A worker's own exception, not Ray Data's `UserCodeException`, whose
+        # cause is lost on the way back to the caller.
+        "raise_original_map_exception": True,
+        # No deadline: one item of a large teacher on one CPU may take long.
+        "execution_no_progress_timeout_s": -1,
+    }
+    before = {name: getattr(context, name) for name in settings if hasattr(context, name)}
+    for name in before:
+        setattr(context, name, settings[name])
     try:
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         dataset = dataset.map_batches(
@@ -94,8 +109,11 @@ def map_actors(ray, items, worker, args, workers):
             # One item at a time per actor: else the first actor up takes several, the others idle.
             compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1), num_cpus=1)
         yield from dataset.iter_rows()
-    except ray.exceptions.RayError as e:
+    except (ray.exceptions.RayError, ExecutionTimeoutError) as e:
         raise kbert_error(e) from None
+    finally:
+        for name, value in before.items():
+            setattr(context, name, value)
 
 
 def kbert_error(error):
@@ -105,9 +123,14 @@ def kbert_error(error):
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, KbertError):
-            # Ray's wrapper classes derive from the cause's class; give the plain one.
+            if type(cause).__module__.startswith("kbert."):
+                return cause
+            # Ray's wrapper class derives from the cause's class and holds the cause itself.
+            inner = getattr(cause, "cause", None)
+            if isinstance(inner, KbertError):
+                return inner
             plain = next(kind for kind in type(cause).__mro__ if kind.__module__.startswith("kbert."))
-            return plain(*getattr(cause, "args", ())[:1]) if plain is not type(cause) else cause
+            return plain(str(cause))
         cause = getattr(cause, "cause", None) or cause.__cause__
     return ConfigError(f"--engine ray: the job failed: {type(error).__name__}: {error}")
 

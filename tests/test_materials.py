@@ -662,3 +662,38 @@ def test_a_killed_teacher_pass_resumes_at_its_first_unsaved_chunk(teacher, split
     with pytest.raises(DataError, match="did not write"):
         materials_module._Parts(str(whole), "train", {"another": "key"})
     assert (whole / "train.parts" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.single_backend  # the engine's bookkeeping: the same on every backend
+def test_ray_groups_unlabeled_shards_and_keeps_those_read_before_damage(teacher, splits, tmp_path, monkeypatch):
+    """On Ray, unlabeled shards wait for a group of RAY_ROWS_PER_ACTOR rows
+    an actor; damage further on in the input still leaves every shard read
+    before it written, as the local engine does.  (Ray's own part runs in
+    test_ray_engine.py; here a stand-in records the jobs and the caller
+    computes their chunks, as it does for chunks Ray left unsaved.)"""
+    jobs = []
+
+    class Recording(materials_module._RayPass):
+        workers = 2
+
+        def compute(self, begun, num_labels, teacher_names):
+            jobs.append([name for name, _, _ in begun])
+            return {}
+
+    monkeypatch.setattr(materials_module, "_RayPass", Recording)
+    monkeypatch.setattr(materials_module, "RAY_ROWS_PER_ACTOR", 10)  # jobs of 20 rows or more
+    rng = np.random.default_rng(5)
+
+    def shards():
+        for k in range(3):
+            yield f"unlabeled-{k:05d}", make_split(rng, 12, labeled=False), {"lines": [12 * k + 1, 12 * k + 12]}
+        raise DataError("corpus.txt:37: not UTF-8")
+
+    options = MaterialsOptions(task="SST-2", max_seq_len=T, engine="ray")
+    with pytest.raises(DataError, match="corpus.txt:37"):
+        generate_materials(teacher, {"dev": splits["dev"]}, str(tmp_path), vocab=VOCAB, teacher_id="t",
+                           options=options, verbose=False, unlabeled=shards(), teacher_runs=["teacher-run"])
+    assert jobs == [["dev"], ["unlabeled-00000", "unlabeled-00001"], ["unlabeled-00002"]]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [name for name, entry in manifest["splits"].items() if entry["complete"]] == [
+        "dev", "unlabeled-00000", "unlabeled-00001", "unlabeled-00002"]

@@ -6,6 +6,7 @@ restarted and the job completes; either engine resumes the other's job.
 workers can run these slow tests beside them; one Ray instance serves both.)"""
 
 import os
+import re
 
 import keras
 import numpy as np
@@ -194,7 +195,7 @@ def test_a_ray_worker_refuses_weights_other_than_the_callers(ray_instance, tmp_p
     (directory, model), (_, other) = teacher_run(tmp_path / "a", 0), teacher_run(tmp_path / "b", 1)
     assert teacher_sha256(model) != teacher_sha256(other)
     options = MaterialsOptions(task="SST-2", max_seq_len=10, batch_size=8, engine="ray", workers=1)
-    with pytest.raises(DataError, match=f"{directory}: the teacher's weights changed"):
+    with pytest.raises(DataError, match=re.escape(f"{directory}: the teacher's weights changed")):
         generate_materials(other, {"dev": make_split(np.random.default_rng(0), 4)}, str(tmp_path / "m"),
                            vocab=MATERIALS_VOCAB, teacher_id="other", options=options, verbose=False,
                            teacher_runs=[directory])

@@ -52,8 +52,8 @@ def add_arguments(parser):
     add_option(parser, MaterialsOptions, "shard_rows", metavar="N",
                help="rows per unlabeled shard (default %(default)s)")
     add_option(parser, MaterialsOptions, "engine", choices=ENGINES,
-               help="run the teachers here (local, the default) or on Ray Data actors (ray): the same logits, "
-                    "and either engine resumes the other's pass")
+               help="run the teachers here (local, the default) or on Ray Data actors (ray): the local engine's "
+                    "logits, and either engine resumes the other's pass")
     add_option(parser, MaterialsOptions, "ray_address", type=str, metavar="ADDRESS",
                help="with --engine ray: the Ray cluster to join (default: a Ray instance on this machine)")
     add_option(parser, MaterialsOptions, "workers", type=int, metavar="N",
