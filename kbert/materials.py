@@ -642,16 +642,20 @@ class _Parts:
             raise DataError(f"{directory}: cannot remove the teacher pass's parts ({e})") from None
 
 
-def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose):
+def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose,
+                    progress=None):
     """(teacher k's logits float32 [N, C] for a split's rows, the rows
     computed here): `CHUNK_ROWS` rows at a time, each chunk saved in
     `parts` as it completes and read back from there when an earlier
-    (killed) pass saved it."""
+    (killed) pass saved it.  `progress`: a bar spanning several splits to
+    advance, instead of one of the split's own."""
     from tqdm.auto import tqdm
 
     n = len(arrays["x"])
     chunks, computed = [], 0
-    with tqdm(total=n, desc=desc, unit="item", disable=not verbose, leave=True) as bar:
+    own = progress is None
+    with (tqdm(total=n, desc=desc, unit="item", disable=not verbose, leave=True) if own
+          else contextlib.nullcontext(progress)) as bar:
         for c, start in enumerate(range(0, n, CHUNK_ROWS)):
             stop = min(start + CHUNK_ROWS, n)
             y = parts.load(k, c, (stop - start, num_labels))
@@ -741,7 +745,7 @@ class _RayPass:
             self._workers = actor_count(self.ray, options.workers, 1 << 30)
         return self._workers
 
-    def compute(self, begun, num_labels, teacher_names):
+    def compute(self, begun, num_labels, teacher_names, progress=None):
         """Compute and save the missing chunks of `begun`'s splits ((name,
         arrays, parts) triples); returns {name: (teacher-rows computed,
         seconds)}: the rows times the teachers run on them, and the split's
@@ -761,8 +765,8 @@ class _RayPass:
                                            rows=np.int64(stop - start)))}
                  for j, (name, arrays, parts, c, start, stop, todo) in enumerate(jobs)]
         computed, total = {}, sum((stop - start) * len(todo) for *_, start, stop, todo in jobs)
-        with tqdm(total=total, desc=f"teachers on Ray ({workers} actors)", unit="item",
-                  disable=not self.verbose) as bar:
+        with (tqdm(total=total, desc=f"teachers on Ray ({workers} actors)", unit="item", disable=not self.verbose)
+              if progress is None else contextlib.nullcontext(progress)) as bar:
             for row in map_actors(self.ray, items, ChunkWorker, (self.run_dirs, self.settings), workers):
                 name, arrays, parts, c, start, stop, todo = jobs[int(row["job"])]
                 logits = _from_bytes(row["logits"])
@@ -908,17 +912,21 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             "batch_size": options.batch_size, "packing": options.packing, "backend": keras.backend.backend(),
             "kbert_version": kbert.__version__})
 
-    def write_splits(pending):
+    def write_splits(pending, progress=None):
         """Compute and write `pending`'s splits ((name, arrays, split,
-        extra, begun) tuples): on Ray, their missing chunks first, as one job."""
+        extra, begun) tuples): on Ray, their missing chunks first, as one
+        job.  `progress`: a bar spanning them (else each split has its own)."""
+        if not pending:
+            return
         on_ray = {} if ray_pass is None else ray_pass.compute(
             [(name, arrays, begun[1]) for name, arrays, _, _, begun in pending], num_labels,
-            [teacher_name for _, teacher_name in teachers])
+            [teacher_name for _, teacher_name in teachers], progress)
         for name, arrays, split, extra, begun in pending:
-            write_split(name, arrays, split, extra, begun, *on_ray.get(name, (0, 0.0)))
+            write_split(name, arrays, split, extra, begun, *on_ray.get(name, (0, 0.0)), progress=progress)
 
-    def write_split(name, arrays, split, extra, begun, ray_rows, ray_seconds):
-        """`ray_rows`: the teacher-rows Ray computed for it, in `ray_seconds`."""
+    def write_split(name, arrays, split, extra, begun, ray_rows, ray_seconds, progress=None):
+        """`ray_rows`: the teacher-rows Ray computed for it, in `ray_seconds`
+        (and showed on its own bar: the chunks are read back quietly)."""
         inputs_sha256, parts = begun
         file_name = f"{name}.npz"
         started = time.perf_counter()
@@ -926,7 +934,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         for k, (model, teacher_name) in enumerate(teachers):
             desc = f"teacher on {name}" if len(teachers) == 1 else f"teacher {k + 1}/{len(teachers)} on {name}"
             y, rows = _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer,
-                                      desc, verbose)
+                                      desc, verbose and not ray_rows, None if ray_rows else progress)
             each.append(y)
             computed += rows
         y = each[0] if len(each) == 1 else np.mean(np.stack(each).astype(np.float64), axis=0).astype(np.float32)
@@ -965,6 +973,8 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
         parts.remove()  # only now: until the manifest says complete, a kill resumes from them
         logger.info("split %s: %d items in %.1f s (%.1f it/s)", name, fresh, seconds, fresh / max(seconds, 1e-9))
 
+    from tqdm.auto import tqdm
+
     with contextlib.ExitStack() as stack:
         ray_pass = None
         if options.engine == "ray":
@@ -981,7 +991,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
                 write_splits(pending)
                 pending = []
         write_splits(pending)
-        written, pending, shards = set(), [], iter(unlabeled or ())
+        written, pending, shards, bar = set(), [], iter(unlabeled or ()), None
         while True:
             try:
                 name, split, extra = next(shards)
@@ -990,19 +1000,21 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             except StopIteration:
                 break
             except KbertError:
-                write_splits(pending)  # damage further on: the shards read before it are kept, as locally
+                write_splits(pending, bar)  # damage further on: the shards read before it are kept, as locally
                 raise
             begun = begin_split(name, arrays)
             written.add(name)
             if begun is not None:
                 pending.append((name, arrays, split, extra, begun))
+            if bar is None:  # one bar over every shard (their number is known only at the end)
+                bar = stack.enter_context(tqdm(desc="teachers on unlabeled text", unit="item", disable=not verbose))
             # Locally one shard at a time; on Ray, enough for minutes of
             # every actor (each job starts its actors anew), within a cap.
             if pending and (ray_pass is None or sum(len(p[1]["x"]) for p in pending)
                             >= min(ray_pass.workers * RAY_ROWS_PER_ACTOR, RAY_GROUP_ROWS)):
-                write_splits(pending)
+                write_splits(pending, bar)
                 pending = []
-        write_splits(pending)
+        write_splits(pending, bar)
     if unlabeled is not None:
         # Shards of a longer input an earlier call read: not this input's.
         for name in sorted(n for n in manifest["splits"] if is_unlabeled_shard(n) and n not in written):

@@ -676,7 +676,7 @@ def test_ray_groups_unlabeled_shards_and_keeps_those_read_before_damage(teacher,
     class Recording(materials_module._RayPass):
         workers = 2
 
-        def compute(self, begun, num_labels, teacher_names):
+        def compute(self, begun, num_labels, teacher_names, progress=None):
             jobs.append([name for name, _, _ in begun])
             return {}
 

@@ -217,7 +217,10 @@ def test_unlabeled_text_is_labelled_in_shards_and_resumes(run_dir, glue_dir, tmp
             "--unlabeled", str(text / "a.txt"), str(text / "b*.txt"), "--shard-rows", "2"]
     out = tmp_path / "materials"
     materials_command.run(parse(materials_command, argv + ["--output", str(out)]))
-    assert "unlabeled: 5 rows in 3 shards" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "unlabeled: 5 rows in 3 shards" in captured.out
+    # One progress bar over every shard, not one a shard.
+    assert "teachers on unlabeled text: 5item" in captured.err and "on unlabeled-0" not in captured.err
     materials = load_materials(str(out), vocab=VOCAB)
     shards = {name: materials.splits[name] for name in ("unlabeled-00000", "unlabeled-00001", "unlabeled-00002")}
     assert set(materials.splits) == {"train", "dev", *shards}
