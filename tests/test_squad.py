@@ -1,0 +1,106 @@
+"""SQuAD files and the official scores (`kbert.squad`): the reader against
+v1.1- and v2.0-shaped files written here, and the normalisation, exact
+match and F1 against a table worked by hand from the official script's
+rules."""
+
+import json
+
+import pytest
+
+from kbert.errors import DataError
+from kbert.squad import Question, exact_match, normalize_answer, read_squad, squad_scores, token_f1
+
+pytestmark = pytest.mark.keras_free
+
+CONTEXT = "The Normans were a people who in the 10th and 11th centuries gave their name to Normandy."
+
+
+def squad(qas, version=None):
+    document = {"data": [{"title": "Normans", "paragraphs": [{"context": CONTEXT, "qas": qas}]}]}
+    return dict(document, version=version) if version else document
+
+
+def write(tmp_path, document, name="dev.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return path
+
+
+V1 = [{"id": "q1", "question": "Who gave their name to Normandy?",
+       "answers": [{"text": "The Normans", "answer_start": 0}, {"text": "Normans", "answer_start": 4}]},
+      {"id": "q2", "question": "When?", "answers": [{"text": "10th and 11th centuries", "answer_start": 37}]}]
+
+
+def test_v1_and_v2_files_are_read(tmp_path):
+    version, questions = read_squad(write(tmp_path, squad(V1, "1.1")))
+    assert version == 1
+    assert questions[0] == Question("q1", "Who gave their name to Normandy?", CONTEXT,
+                                    (("The Normans", 0), ("Normans", 4)), False)
+    assert questions[1].answers == (("10th and 11th centuries", 37),)
+    v2 = V1 + [{"id": "q3", "question": "Who gave their name to France?", "answers": [], "is_impossible": True}]
+    version, questions = read_squad(write(tmp_path, squad(v2, "v2.0")))
+    assert version == 2 and questions[2].is_impossible and questions[2].answers == ()
+    # Without a version field, an is_impossible field says v2.
+    assert read_squad(write(tmp_path, squad(v2)))[0] == 2
+
+
+@pytest.mark.parametrize("text, normal", [
+    ("The Normans", "normans"),
+    ("  an  Apple, a day!", "apple day"),
+    ("10th-11th", "10th11th"),
+    ("Theater", "theater"),  # "the" only as a word
+])
+def test_normalisation(text, normal):
+    assert normalize_answer(text) == normal
+
+
+@pytest.mark.parametrize("prediction, gold, em, f1", [
+    ("Normans", "The Normans", 1.0, 1.0),
+    ("the Normans people", "The Normans", 0.0, 2 * (1 / 2) * 1 / (1 / 2 + 1)),  # P 1/2, R 1
+    ("10th century", "10th and 11th centuries", 0.0, 2 * (1 / 2) * (1 / 4) / (1 / 2 + 1 / 4)),  # P 1/2, R 1/4
+    ("", "", 1.0, 1.0),
+    ("", "Normans", 0.0, 0.0),
+    ("Normandy", "Normans", 0.0, 0.0),
+])
+def test_exact_match_and_f1(prediction, gold, em, f1):
+    assert exact_match(prediction, gold) == em
+    assert token_f1(prediction, gold) == pytest.approx(f1)
+
+
+def test_scores_take_the_best_gold_answer_and_the_empty_answer_for_none():
+    questions = [Question("q1", "?", CONTEXT, (("The Normans", 0), ("Normans", 4))),
+                 Question("q2", "?", CONTEXT, (("10th and 11th centuries", 37),)),
+                 Question("q3", "?", CONTEXT, (), True),
+                 Question("q4", "?", CONTEXT, (), True)]
+    predictions = {"q1": "Normans were", "q2": "11th centuries", "q3": "", "q4": "Normandy"}
+    scores = squad_scores(questions, predictions)
+    # q1: F1 against "Normans" 2/3 (P 1/2, R 1); q2: F1 2/3 (P 1, R 1/2); q3 right; q4 wrong.
+    assert scores["exact_match"] == pytest.approx(25.0)
+    assert scores["f1"] == pytest.approx(100 * (2 / 3 + 2 / 3 + 1 + 0) / 4)
+    assert scores["total"] == 4
+    with pytest.raises(DataError, match="no prediction for 1 of 4 questions, e.g. 'q4'"):
+        squad_scores(questions, {k: v for k, v in predictions.items() if k != "q4"})
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"data": {}}, r"`data` is \{\}, expected a list"),
+    (squad([{"id": "q1", "question": "?", "answers": [{"text": "Normans", "answer_start": 0}]}]),
+     r"`data\[0\].paragraphs\[0\].qas\[0\].answers\[0\]` \(q1\): 'Normans' is not at offset 0"),
+    (squad([{"id": "q1", "answers": []}]), r"`data\[0\].paragraphs\[0\].qas\[0\]` \(q1\) has no answer"),
+    (squad([{"id": "q1", "question": "?", "answers": [], "is_impossible": True}] * 2),
+     r"`data\[0\].paragraphs\[0\].qas\[1\].id` 'q1' is given twice"),
+    (squad([{"id": "q1", "question": 7, "answers": [], "is_impossible": True}]),
+     r"`data\[0\].paragraphs\[0\].qas\[0\].question` is 7, expected str"),
+    (squad([{"id": "q1", "question": "?", "answers": [{"text": "The", "answer_start": "0"}]}]),
+     r"`data\[0\].paragraphs\[0\].qas\[0\].answers\[0\].answer_start` is '0', expected int"),
+])
+def test_bad_files_are_data_errors_naming_the_field(tmp_path, document, message):
+    with pytest.raises(DataError, match="dev.json: " + message):
+        read_squad(write(tmp_path, document))
+
+
+def test_bad_json_names_its_line(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text('{"data": [\n{"title": "x",\n"paragraphs": [}\n]}', encoding="utf-8")
+    with pytest.raises(DataError, match="dev.json:3: not JSON"):
+        read_squad(path)
