@@ -11,6 +11,13 @@ last are read), sentences separated by blank lines, and documents begun by
     rejects VBZ B-VP O
     German JJ B-NP B-MISC
 
+`encode_tagged` turns sentences into word pieces for a token classifier,
+as BERT's authors did for CoNLL-2003: a word's tag goes to its first word
+piece, the other pieces carry no label (-1, left out of the loss), and a
+sentence longer than a window is read as overlapping windows; each word's
+prediction comes from the window where it has the most context on both
+sides (`run_squad.py`'s "max context" rule).
+
 Entity tags are `O` or `B-TYPE` / `I-TYPE`, in either scheme: IOB2, where
 every entity begins with `B-`, or IOB1 (the original CoNLL-2003 files),
 where `B-` only separates two adjacent entities of one type.  `entities`
@@ -22,8 +29,11 @@ first and last word) exactly matched, as the CoNLL evaluation script and
 
 import dataclasses
 import re
+from typing import NamedTuple
 
-from kbert.errors import DataError
+import numpy as np
+
+from kbert.errors import ConfigError, DataError
 
 OUTSIDE = "O"
 _TAG = re.compile(r"^(?:O|[BI]-\S+)$")
@@ -117,3 +127,98 @@ def entity_scores(gold, predicted):
 
     total = [sum(c[i] for c in counts.values()) for i in range(3)]
     return {**scores(*total), "by_type": {kind: scores(*c) for kind, c in sorted(counts.items())}}
+
+
+# Positions without a label: special tokens, padding, and every word piece
+# of a word but its first.
+IGNORED = -1
+
+
+class EncodedTagged(NamedTuple):
+    """What `encode_tagged` returns: W windows of N sentences."""
+
+    token_ids: np.ndarray
+    """int32 [W, T]: [CLS] a window's word pieces [SEP], then pad ids."""
+    segment_ids: np.ndarray
+    """int32 [W, T]: zeros."""
+    lengths: np.ndarray
+    """int32 [W]: tokens before padding."""
+    labels: np.ndarray
+    """int32 [W, T]: the tag id at each word's first piece, IGNORED elsewhere."""
+    owner: np.ndarray
+    """int64 [W]: the sentence each window reads."""
+    words: np.ndarray
+    """int64 [W, T]: the word (within its sentence) whose first piece is
+    at each position, and whose prediction this window gives (the window
+    of its most context); -1 elsewhere."""
+
+
+def encode_tagged(tokenizer, sentences, tag_ids, max_len=128, stride=None):
+    """Sentences ((words, tags) pairs, e.g. `TaggedSentence`s) as word-piece
+    windows with first-piece labels (see the module docstring).
+
+    Args:
+        tokenizer: a `kbert.tokenization.Tokenizer`.
+        sentences: (words, tags) pairs; tags may be None (prediction).
+        tag_ids: {tag: id}; a tag outside it is a DataError naming it.
+        max_len: tokens a window holds, [CLS] and [SEP] included.
+        stride: word pieces between windows (default: half a window).
+
+    A word of no word pieces (only characters the tokenizer drops) reads as
+    [UNK], so that every word has a first piece and a prediction.
+    """
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 3:
+        raise ConfigError(f"max_len must be an int of at least 3 ([CLS], a piece, [SEP]), got {max_len!r}")
+    room = max_len - 2
+    stride = stride or max(room // 2, 1)
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 < stride <= room:
+        raise ConfigError(f"stride must be an int in 1..{room} (a window's word pieces), got {stride!r}")
+    cls, sep = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
+    unknown = tokenizer.convert_tokens_to_ids([tokenizer.unknown])[0]
+    windows = []  # (sentence, ids, labels, words)
+    for index, (words, tags) in enumerate(sentences):
+        if tags is not None and len(tags) != len(words):
+            raise DataError(f"sentence {index}: {len(tags)} tags for {len(words)} words")
+        ids, firsts = [], []  # the sentence's pieces; each word's first piece
+        for word in words:
+            pieces = tokenizer.convert_tokens_to_ids(tokenizer.split(word)) or [unknown]
+            firsts.append(len(ids))
+            ids.extend(pieces)
+        labels = np.full(len(ids), IGNORED, np.int64)
+        if tags is not None:
+            for position, tag in zip(firsts, tags):
+                if tag not in tag_ids:
+                    raise DataError(f"sentence {index}: tag {tag!r} is not one of the model's "
+                                    f"({', '.join(sorted(tag_ids))})")
+                labels[position] = tag_ids[tag]
+        starts = list(range(0, max(len(ids) - room, 0) + 1, stride))
+        if starts[-1] + room < len(ids):  # the last window reaches the end
+            starts.append(len(ids) - room)
+        # Each word's window: the one where its first piece has the most
+        # context, min(left, right), the longer window on a tie (run_squad.py).
+        best = {}
+        for w, start in enumerate(starts):
+            span = min(room, len(ids) - start)
+            for word, position in enumerate(firsts):
+                if start <= position < start + span:
+                    score = min(position - start, start + span - 1 - position) + 0.01 * span
+                    if word not in best or score > best[word][0]:
+                        best[word] = (score, w)
+        for w, start in enumerate(starts):
+            stop = min(start + room, len(ids))
+            owned = np.full(stop - start, -1, np.int64)
+            for word, position in enumerate(firsts):
+                if start <= position < stop and best[word][1] == w:
+                    owned[position - start] = word
+            windows.append((index, ids[start:stop], labels[start:stop], owned))
+    width = max((len(ids) + 2 for _, ids, _, _ in windows), default=2)
+    token_ids = np.full((len(windows), width), tokenizer.pad_index, np.int32)
+    labels = np.full((len(windows), width), IGNORED, np.int32)
+    owners = np.full((len(windows), width), -1, np.int64)
+    for row, (_, ids, window_labels, owned) in enumerate(windows):
+        token_ids[row, : len(ids) + 2] = [cls, *ids, sep]
+        labels[row, 1 : len(ids) + 1] = window_labels
+        owners[row, 1 : len(ids) + 1] = owned
+    lengths = np.array([len(ids) + 2 for _, ids, _, _ in windows], np.int32)
+    return EncodedTagged(token_ids, np.zeros_like(token_ids), lengths, labels,
+                         np.array([index for index, *_ in windows], np.int64), owners)

@@ -770,6 +770,11 @@ class Tokenizer:
     def unknown(self):
         return self._wordpiece.unknown
 
+    @property
+    def pad_index(self):
+        """The id that pads encoded rows."""
+        return self._pad_index
+
     # -- single texts (reference implementation) ------------------------
 
     def split(self, text):

@@ -5,7 +5,7 @@ table worked by hand, and the scores against `seqeval` where installed."""
 import numpy as np
 import pytest
 
-from kbert.conll import TaggedSentence, entities, entity_scores, read_conll
+from kbert.conll import IGNORED, TaggedSentence, encode_tagged, entities, entity_scores, read_conll
 from kbert.errors import DataError
 
 pytestmark = pytest.mark.keras_free
@@ -104,3 +104,63 @@ def test_unreadable_files_and_mismatched_scores_are_data_errors(tmp_path):
         entity_scores([["O", "O"]], [["O"]])
     with pytest.raises(DataError, match="1 predicted sentences for 2 gold ones"):
         entity_scores([["O"], ["O"]], [["O"]])
+
+
+def _tokenizer():
+    from kbert.tokenization import Tokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "eu", "re", "##jects", "german", "call", ".", "peter",
+             "black", "##burn"]
+    return Tokenizer({token: i for i, token in enumerate(vocab)}), vocab
+
+
+TAGS = {"O": 0, "B-ORG": 1, "B-MISC": 2, "B-PER": 3, "I-PER": 4}
+
+
+def test_first_pieces_carry_the_tags():
+    tokenizer, vocab = _tokenizer()
+    sentences = [(("EU", "rejects", "German", "call", "."), ("B-ORG", "O", "B-MISC", "O", "O")),
+                 (("Peter", "Blackburn", "\u200b"), ("B-PER", "I-PER", "O"))]
+    encoded = encode_tagged(tokenizer, sentences, TAGS, max_len=16)
+    assert [vocab[i] for i in encoded.token_ids[0][: encoded.lengths[0]]] == [
+        "[CLS]", "eu", "re", "##jects", "german", "call", ".", "[SEP]"]
+    assert encoded.labels[0][:8].tolist() == [IGNORED, 1, 0, IGNORED, 2, 0, 0, IGNORED]
+    assert encoded.words[0][:8].tolist() == [-1, 0, 1, -1, 2, 3, 4, -1]
+    # A word of no pieces (a zero-width space) reads as [UNK] and keeps its tag.
+    assert [vocab[i] for i in encoded.token_ids[1][: encoded.lengths[1]]] == [
+        "[CLS]", "peter", "black", "##burn", "[UNK]", "[SEP]"]
+    assert encoded.labels[1][:6].tolist() == [IGNORED, 3, 4, IGNORED, 0, IGNORED]
+    assert (encoded.token_ids[1][6:] == tokenizer.pad_index).all() and encoded.owner.tolist() == [0, 1]
+    with pytest.raises(DataError, match="sentence 0: tag 'B-LOC' is not one of the model's"):
+        encode_tagged(tokenizer, [(("EU",), ("B-LOC",))], TAGS)
+
+
+@pytest.mark.parametrize("room, stride", [(3, 1), (3, 2), (4, 3), (5, None), (12, None)])
+def test_windows_cover_every_word_once_where_it_has_most_context(room, stride):
+    """Each word is predicted by exactly one window, the one that a brute
+    force over all windows picks by run_squad.py's rule."""
+    tokenizer, _ = _tokenizer()
+    words = ("EU", "rejects", "German", "call", ".", "Peter", "Blackburn", "EU")
+    tags = ("B-ORG", "O", "B-MISC", "O", "O", "B-PER", "I-PER", "B-ORG")
+    encoded = encode_tagged(tokenizer, [(words, tags)], TAGS, max_len=room + 2, stride=stride)
+    pieces = [1, 2, 1, 1, 1, 1, 2, 1]
+    firsts = np.cumsum([0] + pieces[:-1])
+    total = sum(pieces)
+    chosen = {}
+    for w in range(len(encoded.token_ids)):
+        for position in np.flatnonzero(encoded.words[w] >= 0):
+            word = int(encoded.words[w][position])
+            assert word not in chosen, f"word {word} predicted by two windows"
+            chosen[word] = w
+            assert encoded.labels[w][position] == TAGS[tags[word]]
+    assert sorted(chosen) == list(range(len(words)))
+    # Brute force: the windows' piece ranges, then each word's best by min(left, right) + 0.01 length.
+    step = stride or max(room // 2, 1)
+    starts = list(range(0, max(total - room, 0) + 1, step))
+    if starts[-1] + room < total:
+        starts.append(total - room)
+    assert len(starts) == len(encoded.token_ids)
+    for word, first in enumerate(firsts):
+        scores = [min(first - s, min(s + room, total) - 1 - first) + 0.01 * (min(s + room, total) - s)
+                  if s <= first < s + room else -1 for s in starts]
+        assert chosen[word] == int(np.argmax(scores))
