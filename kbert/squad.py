@@ -18,10 +18,14 @@ empty answer as its only gold one.  Both are reported in percent.
 import collections
 import dataclasses
 import json
+import logging
 import re
 import string
+from typing import NamedTuple
 
-from kbert.errors import DataError
+from kbert.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -135,3 +139,220 @@ def squad_scores(questions, predictions):
         f1 += max(token_f1(predictions[q.id], gold) for gold in golds)
     n = max(len(questions), 1)
     return {"exact_match": 100.0 * exact / n, "f1": 100.0 * f1 / n, "total": len(questions)}
+
+
+# ---------------------------------------------------------------- features
+
+# run_squad.py's defaults.
+MAX_SEQ_LENGTH = 384
+DOC_STRIDE = 128
+MAX_QUERY_LENGTH = 64
+MAX_ANSWER_LENGTH = 30
+N_BEST_SIZE = 20
+
+
+def _is_whitespace(c):
+    return c in " \t\r\n" or ord(c) == 0x202F
+
+
+def doc_words(context):
+    """(the context's words split on white space, each character's word
+    index): `run_squad.py`'s `doc_tokens` and `char_to_word_offset`."""
+    words, offsets, previous_white = [], [], True
+    for c in context:
+        if _is_whitespace(c):
+            previous_white = True
+        else:
+            if previous_white:
+                words.append(c)
+            else:
+                words[-1] += c
+            previous_white = False
+        offsets.append(len(words) - 1)
+    return words, offsets
+
+
+class Feature(NamedTuple):
+    """One window of one question (`run_squad.py`'s `InputFeatures`)."""
+
+    question: int
+    """the question's index in the list given to `squad_features`."""
+    token_ids: list
+    segment_ids: list
+    tokens: list
+    """the window's tokens: [CLS] question [SEP] context pieces [SEP]."""
+    token_to_word: dict
+    """position -> the context word (of `doc_words`) its piece is part of."""
+    max_context: dict
+    """position -> whether this window gives that piece its most context."""
+    start: int
+    """the answer's first position (training; 0 when the answer is not in
+    this window or there is none)."""
+    end: int
+
+
+def _improve_span(pieces, start, end, tokenizer, answer):
+    """run_squad.py's `_improve_answer_span`: the tightest piece span
+    inside [start, end] whose pieces are the answer's own."""
+    wanted = " ".join(tokenizer.split(answer))
+    for new_start in range(start, end + 1):
+        for new_end in range(end, new_start - 1, -1):
+            if " ".join(pieces[new_start:new_end + 1]) == wanted:
+                return new_start, new_end
+    return start, end
+
+
+def squad_features(tokenizer, questions, *, training=False, max_seq_length=MAX_SEQ_LENGTH, doc_stride=DOC_STRIDE,
+                   max_query_length=MAX_QUERY_LENGTH):
+    """The windows (`Feature`s) of `questions` (`Question`s), by
+    `run_squad.py`'s `convert_examples_to_features`: the question's pieces
+    cut to `max_query_length`, the context's in windows of what is left of
+    `max_seq_length`, `doc_stride` pieces apart, each piece's "max
+    context" window marked.  With `training`, each feature's answer
+    positions come from the question's first answer (0, 0: not in this
+    window, or no answer); a question whose answer the context's words do
+    not hold (`run_squad.py` warns and skips it) is left out, and logged."""
+    cls, sep = "[CLS]", "[SEP]"
+    features = []
+    for index, question in enumerate(questions):
+        query = tokenizer.split(question.question)[:max_query_length]
+        words, offsets = doc_words(question.context)
+        start_word = end_word = None
+        if training and question.answers and not question.is_impossible:
+            text, offset = question.answers[0]
+            start_word, end_word = offsets[offset], offsets[offset + len(text) - 1]
+            if " ".join(words[start_word:end_word + 1]).find(" ".join(text.split())) == -1:
+                logger.warning("question %s: the answer %r is not whole words of the context; skipped",
+                               question.id, text)
+                continue
+        pieces, piece_word, word_first = [], [], []
+        for w, word in enumerate(words):
+            word_first.append(len(pieces))
+            for piece in tokenizer.split(word):
+                piece_word.append(w)
+                pieces.append(piece)
+        piece_start = piece_end = None
+        if start_word is not None:
+            piece_start = word_first[start_word]
+            piece_end = word_first[end_word + 1] - 1 if end_word < len(words) - 1 else len(pieces) - 1
+            piece_start, piece_end = _improve_span(pieces, piece_start, piece_end, tokenizer, question.answers[0][0])
+        room = max_seq_length - len(query) - 3
+        if room < 1:
+            raise ConfigError(f"max_seq_length {max_seq_length} leaves no room for the context after a "
+                              f"{len(query)}-piece question")
+        spans, offset = [], 0
+        while offset < len(pieces):
+            length = min(len(pieces) - offset, room)
+            spans.append((offset, length))
+            if offset + length == len(pieces):
+                break
+            offset += min(length, doc_stride)
+        for s, (span_start, span_length) in enumerate(spans):
+            tokens = [cls, *query, sep]
+            segments = [0] * len(tokens)
+            token_to_word, max_context = {}, {}
+            for i in range(span_length):
+                position = span_start + i
+                token_to_word[len(tokens)] = piece_word[position]
+                max_context[len(tokens)] = _is_max_context(spans, s, position)
+                tokens.append(pieces[position])
+                segments.append(1)
+            tokens.append(sep)
+            segments.append(1)
+            start = end = 0
+            if piece_start is not None and span_start <= piece_start and piece_end <= span_start + span_length - 1:
+                start = piece_start - span_start + len(query) + 2
+                end = piece_end - span_start + len(query) + 2
+            features.append(Feature(index, tokenizer.convert_tokens_to_ids(tokens), segments, tokens, token_to_word,
+                                    max_context, start, end))
+    return features
+
+
+def _is_max_context(spans, index, position):
+    """Whether span `index` gives piece `position` its most context:
+    min(left, right) + 0.01 * length, the first span on a tie."""
+    best, best_index = None, None
+    for s, (start, length) in enumerate(spans):
+        end = start + length - 1
+        if not start <= position <= end:
+            continue
+        score = min(position - start, end - position) + 0.01 * length
+        if best is None or score > best:
+            best, best_index = score, s
+    return best_index == index
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _project(prediction, original, cased):
+    """The characters of `original` (context words, spaced as they are
+    there) that the tokenized `prediction` stands for: both texts'
+    non-space characters aligned one to one.  Where they cannot be (the
+    prediction is not in the tokenized words, or tokenizing changed the
+    count of characters), the original words whole."""
+    from kbert.tokenization import BasicTokenizer
+
+    tokenized = " ".join(BasicTokenizer(cased=cased).tokenize(original))
+    at = tokenized.find(prediction)
+    if at < 0:
+        return original
+    original_chars = [i for i, c in enumerate(original) if c != " "]
+    tokenized_chars = {position: k for k, position in enumerate(i for i, c in enumerate(tokenized) if c != " ")}
+    if len(original_chars) != len(tokenized_chars):
+        return original
+    first, last = tokenized_chars.get(at), tokenized_chars.get(at + len(prediction) - 1)
+    if first is None or last is None:
+        return original
+    return original[original_chars[first]:original_chars[last] + 1]
+
+
+def best_answers(questions, features, start_logits, end_logits, *, cased=False, version=1,
+                 n_best_size=N_BEST_SIZE, max_answer_length=MAX_ANSWER_LENGTH, null_score_diff_threshold=0.0):
+    """{question id: answer text ("" for no answer)} from each feature's
+    start and end logits, by `run_squad.py`'s `write_predictions`: the
+    `n_best_size` likeliest starts and ends of every window of a question,
+    kept where both lie in the context, the start's window gives it its
+    most context, the end is not before the start and the span is at most
+    `max_answer_length` pieces; the best span by start + end logit wins,
+    its text taken from the context's own words.  Version 2 compares the
+    best span's score with the no-answer score (the least [CLS] start +
+    end over the windows) and answers "" when that beats it by more than
+    `null_score_diff_threshold`."""
+    import numpy as np
+
+    by_question = collections.defaultdict(list)
+    for k, feature in enumerate(features):
+        by_question[feature.question].append(k)
+    answers = {}
+    for index, question in enumerate(questions):
+        words, _ = doc_words(question.context)
+        candidates, null_score = [], None
+        for k in by_question.get(index, ()):
+            feature, starts, ends = features[k], np.asarray(start_logits[k]), np.asarray(end_logits[k])
+            if version == 2:
+                score = float(starts[0] + ends[0])
+                null_score = score if null_score is None else min(null_score, score)
+            top_starts = np.argsort(-starts, kind="stable")[:n_best_size]
+            top_ends = np.argsort(-ends, kind="stable")[:n_best_size]
+            for start in top_starts:
+                for end in top_ends:
+                    start, end = int(start), int(end)
+                    if (start not in feature.token_to_word or end not in feature.token_to_word
+                            or not feature.max_context.get(start) or end < start
+                            or end - start + 1 > max_answer_length):
+                        continue
+                    candidates.append((float(starts[start] + ends[end]), k, start, end))
+        best = None
+        for score, k, start, end in sorted(candidates, key=lambda c: -c[0]):
+            feature = features[k]
+            pieces = " ".join(feature.tokens[start:end + 1]).replace(" ##", "").replace("##", "")
+            pieces = " ".join(pieces.split())
+            original = " ".join(words[feature.token_to_word[start]:feature.token_to_word[end] + 1])
+            best = (score, _project(pieces, original, cased))
+            break
+        if version == 2 and (best is None or null_score - best[0] > null_score_diff_threshold):
+            answers[question.id] = ""
+        else:
+            answers[question.id] = best[1] if best else ""
+    return answers

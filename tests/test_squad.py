@@ -8,7 +8,16 @@ import json
 import pytest
 
 from kbert.errors import DataError
-from kbert.squad import Question, exact_match, normalize_answer, read_squad, squad_scores, token_f1
+from kbert.squad import (
+    Question,
+    best_answers,
+    exact_match,
+    normalize_answer,
+    read_squad,
+    squad_features,
+    squad_scores,
+    token_f1,
+)
 
 pytestmark = pytest.mark.keras_free
 
@@ -104,3 +113,71 @@ def test_bad_json_names_its_line(tmp_path):
     path.write_text('{"data": [\n{"title": "x",\n"paragraphs": [}\n]}', encoding="utf-8")
     with pytest.raises(DataError, match="dev.json:3: not JSON"):
         read_squad(path)
+
+
+def _tokenizer(*texts):
+    from kbert.tokenization import BasicTokenizer, Tokenizer
+
+    words = sorted({w for text in texts for w in BasicTokenizer().tokenize(text)})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words]
+    return Tokenizer({token: i for i, token in enumerate(vocab)})
+
+
+LONG = ("The Normans were a people who, in the 10th and 11th centuries, gave their name to Normandy. "
+        "They descended from Norse raiders and pirates from Denmark, Iceland and Norway.")
+
+
+@pytest.mark.parametrize("max_seq_length, doc_stride", [(384, 128), (16, 4), (14, 3), (20, 8)])
+def test_features_hold_the_answer_where_it_fits_and_one_max_context_window_a_piece(max_seq_length, doc_stride):
+    questions = [Question("q1", "In what country is Normandy?", LONG, (("Normandy", LONG.index("Normandy")),)),
+                 Question("q2", "When?", LONG, (("10th and 11th centuries", LONG.index("10th")),)),
+                 Question("q3", "Who were the Normans' ancestors?", LONG, (), True)]
+    tokenizer = _tokenizer(LONG, *(q.question for q in questions))
+    features = squad_features(tokenizer, questions, training=True, max_seq_length=max_seq_length,
+                              doc_stride=doc_stride, max_query_length=5)
+    pieces = tokenizer.split(LONG)
+    for index, question in enumerate(questions):
+        mine = [f for f in features if f.question == index]
+        query = tokenizer.split(question.question)[:5]
+        for f in mine:
+            assert f.tokens[:len(query) + 2] == ["[CLS]", *query, "[SEP]"] and f.tokens[-1] == "[SEP]"
+            assert len(f.tokens) <= max_seq_length and f.segment_ids == [0] * (len(query) + 2) + [1] * (
+                len(f.tokens) - len(query) - 2)
+            assert f.token_ids == tokenizer.convert_tokens_to_ids(f.tokens)
+        # The windows cover the context's pieces, each piece the max context of exactly one window.
+        assert sum(best for f in mine for best in f.max_context.values()) == len(pieces)
+        answered = [f for f in mine if f.start]
+        if question.is_impossible:
+            assert not answered
+            continue
+        text = question.answers[0][0]
+        assert answered, "no window holds the answer"
+        for f in answered:
+            assert f.tokens[f.start:f.end + 1] == tokenizer.split(text)
+        # Decoding the gold positions gives the answer back, spelled as the context spells it.
+        start_logits = [[10.0 if k == f.start else 0.0 for k in range(max_seq_length)] for f in mine]
+        end_logits = [[10.0 if k == f.end else 0.0 for k in range(max_seq_length)] for f in mine]
+        single = [f._replace(question=0) for f in mine]
+        assert best_answers([question], single, start_logits, end_logits) == {question.id: text}
+
+
+def test_answers_take_the_contexts_spelling_and_v2_abstains_past_the_threshold():
+    context = "They gave their name to NORMANDY, a region."
+    question = Question("q", "Which region?", context, (("NORMANDY", context.index("NORMANDY")),))
+    tokenizer = _tokenizer(context, question.question)
+    (feature,) = squad_features(tokenizer, [question], training=True)
+    start, end = [0.0] * len(feature.tokens), [0.0] * len(feature.tokens)
+    start[feature.start], end[feature.end] = 5.0, 5.0
+    # "normandy" stands for "NORMANDY," of the context: the comma is left out, the case kept.
+    assert best_answers([question], [feature], [start], [end]) == {"q": "NORMANDY"}
+    start[0], end[0] = 5.5, 5.0  # no answer scores 10.5 against the span's 10
+    assert best_answers([question], [feature], [start], [end], version=2) == {"q": ""}
+    assert best_answers([question], [feature], [start], [end], version=2, null_score_diff_threshold=1.0) == {
+        "q": "NORMANDY"}
+    assert best_answers([question], [feature], [start], [end], version=1) == {"q": "NORMANDY"}
+    # A span longer than max_answer_length, or ending before it starts, is never the answer.
+    start, end = [0.0] * len(feature.tokens), [0.0] * len(feature.tokens)
+    first = feature.tokens.index("they")
+    start[first], end[feature.end] = 9.0, 9.0  # "They ... NORMANDY": 18, but longer than 3 pieces
+    start[feature.start], end[first] = 1.0, 0.5  # "NORMANDY ... They": 1.5, but ending before it starts
+    assert best_answers([question], [feature], [start], [end], max_answer_length=3) == {"q": "NORMANDY"}
