@@ -46,7 +46,7 @@ def to_keras_hub(model):
     Raises:
         ConfigError: keras-hub is not installed, the model is not a kbert
             `BertModel`, its activation is not keras-hub's, it has a task
-            embedding, or its sequence output is not the last encoder's
+            embedding or a token or span head, or its sequence output is not the last encoder's
             alone (`output_layer_num`).
     """
     try:
@@ -62,6 +62,9 @@ def to_keras_hub(model):
             f"{config.hidden_act!r} ({config.activation}), so keras-hub's outputs would differ from kbert's")
     if getattr(model, "task_num", None) is not None:
         raise ConfigError("keras-hub's BERT has no task embedding (the model was built with task_num)")
+    if getattr(model, "head", "sequence") != "sequence":
+        raise ConfigError(f"keras-hub has no BERT model with a {model.head} head (the model was built with "
+                          f"head={model.head!r}); convert the same weights without it")
     depth = config.num_hidden_layers
     chosen = encoder_indices(model.output_layer_num, depth)
     # Only a sequence model outputs the chosen encoders (a classifier and the

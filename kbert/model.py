@@ -13,6 +13,8 @@ against `model.get_layer("Encoder-3-FeedForward-Norm")` keeps working:
     MLM-Dense, MLM-Norm, MLM-Sim, MLM   (training=True)
     Extract, NSP-Dense, NSP             (training=True)
     Extract, NSP-Dense, Classifier-Dropout, Classifier-Dense  (num_labels=k)
+    Token-Classifier-Dropout, Token-Classifier-Dense  (head="token", num_labels=k)
+    Span-Dense, Span-Split              (head="span")
     Extract, NSP-Dense                  (with_pooler=True)
 
 It is a functional model whose `get_config()` returns exactly its
@@ -41,10 +43,16 @@ from kbert.layers import (
     MultiHeadSelfAttention,
     PaddingMask,
     PositionEmbedding,
+    SpanSplit,
     TaskEmbedding,
     TokenEmbedding,
     activations,
 )
+
+# What a classifier reads: the pooled [CLS] vector ("sequence", one row of
+# logits an input), every position of the last encoder ("token", a row a
+# position), or every position for the start and end of an answer ("span").
+HEADS = ("sequence", "token", "span")
 
 
 def _initializer(config):
@@ -183,6 +191,7 @@ class BertModel(InputBoundary, keras.Model):
             Defaults to 1, the last encoder's output alone.
         num_labels: add a classifier on the pooled output with k logits,
             `[B, k]`, as the model's only output (needs `training=False`).
+            With `head="token"`, on every position instead: `[B, T, k]`.
             Defaults to None, no classifier.
         with_pooler: also output the pooled `[CLS]` vector (`NSP-Dense`,
             the original's `bert/pooler`), as `[sequence, pooled]`.
@@ -194,6 +203,13 @@ class BertModel(InputBoundary, keras.Model):
         dtype: a Keras dtype policy for every layer (None: the global
             one), e.g. "mixed_bfloat16": computed in bfloat16, variables
             in float32 (`policy_scope`). Defaults to None.
+        head: what the classifier reads (`HEADS`): "sequence" (the
+            pooled `[CLS]` vector, with `num_labels`), "token" (every
+            position of the last encoder, `Token-Classifier-Dense`, with
+            `num_labels`: NER) or "span" (every position, `Span-Dense` of
+            width 2 split by `Span-Split` into start and end logits `[B,
+            T]` each: extractive question answering). Defaults to
+            "sequence".
         **kwargs: arguments of `keras.Model`, such as `name`.
 
     Example:
@@ -223,14 +239,15 @@ class BertModel(InputBoundary, keras.Model):
         with_pooler=False,
         task_num=None,
         dtype=None,
+        head="sequence",
         **kwargs,
     ):
         with policy_scope(dtype):
             self._build(bert_config, training, trainable, seq_len, output_layer_num, num_labels, with_pooler,
-                        task_num, dtype, **kwargs)
+                        task_num, dtype, head, **kwargs)
 
     def _build(self, bert_config, training, trainable, seq_len, output_layer_num, num_labels, with_pooler,
-               task_num, dtype, **kwargs):
+               task_num, dtype, head, **kwargs):
         config = bert_config if isinstance(bert_config, BertConfig) else BertConfig.from_dict(bert_config)
         if isinstance(output_layer_num, tuple):
             output_layer_num = list(output_layer_num)  # as get_config's JSON gives it back
@@ -259,6 +276,13 @@ class BertModel(InputBoundary, keras.Model):
                 "num_labels needs a positive count and training=False "
                 f"(got num_labels={num_labels}, training={training})"
             )
+        if head not in HEADS:
+            raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        if head == "token" and num_labels is None:
+            raise ConfigError("head='token' needs num_labels (the tags a position can take)")
+        if head == "span" and (num_labels is not None or training):
+            raise ConfigError("head='span' gives start and end logits: no num_labels, and training=False "
+                              f"(got num_labels={num_labels}, training={training})")
 
         token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Input-Token")
         segment_ids = keras.Input(shape=(seq_len,), dtype="int32", name="Input-Segment")
@@ -313,6 +337,21 @@ class BertModel(InputBoundary, keras.Model):
                 2, activation="softmax", kernel_initializer=_initializer(config), name="NSP"
             )(pooled)
             outputs = [mlm, nsp]
+        elif head == "token":
+            # On every position of the last encoder, as BertForTokenClassification.
+            x = keras.layers.Dropout(0.1, name="Token-Classifier-Dropout")(x)
+            outputs = keras.layers.Dense(
+                num_labels,
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                name="Token-Classifier-Dense",
+            )(x)
+        elif head == "span":
+            # run_squad.py: cls/squad/output_weights [2, H] on every position,
+            # unstacked into the start and end logits.
+            x = keras.layers.Dense(
+                2, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="Span-Dense"
+            )(x)
+            outputs = SpanSplit(name="Span-Split")(x)
         elif num_labels is not None:
             pooled = self._pooler(x, config)
             # run_classifier.py: dropout 0.1 on the pooled output, then
@@ -339,9 +378,10 @@ class BertModel(InputBoundary, keras.Model):
         self.num_labels = num_labels
         self.with_pooler = with_pooler
         self.task_num = task_num
+        self.head = head
         self.trainable_spec = trainable
         if trainable is None:
-            trainable = training or num_labels is not None
+            trainable = training or num_labels is not None or head == "span"
         _apply_trainable(self, trainable)
         self.input_limits = InputLimits(config, seq_len, [i.name for i in inputs], task_num)
 
@@ -382,6 +422,7 @@ class BertModel(InputBoundary, keras.Model):
             "with_pooler": self.with_pooler,
             "task_num": self.task_num,
             "dtype": self.dtype_spec,
+            "head": self.head,
         }
 
     @classmethod

@@ -91,6 +91,16 @@ def test_extract(hidden):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(hidden)), hidden[:, 0])
 
 
+def test_span_split(rng):
+    logits = rng.normal(size=(B, T, 2)).astype("float32")
+    layer = run_layer_test(layers.SpanSplit, {}, logits, [(B, T), (B, T)])
+    start, end = (keras.ops.convert_to_numpy(t) for t in layer(logits))
+    np.testing.assert_array_equal(start, logits[..., 0])
+    np.testing.assert_array_equal(end, logits[..., 1])
+    padding = keras.ops.convert_to_tensor(np.arange(T)[None].repeat(B, 0) < np.array([[3], [5]]))
+    assert [m is padding for m in layer.compute_mask(logits, padding)] == [True, True]
+
+
 @pytest.mark.parametrize("activation", ["gelu", "gelu_exact", "relu"])
 def test_feed_forward(hidden, activation):
     layer = run_layer_test(layers.FeedForward, {"intermediate_size": 13, "activation": activation}, hidden, (B, T, D))

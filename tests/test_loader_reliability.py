@@ -108,7 +108,7 @@ def test_automatic_heads_are_one_library_function(tmp_path, rng, monkeypatch, ca
     write_checkpoint(tmp_path / "src", CONFIG, weights, adam=False)
     checkpoint = loading.open_checkpoint(tmp_path / "src")
     # Pre-training heads win over the classifier, as in both callers before.
-    assert loading.default_heads(checkpoint) == dict(training=True, num_labels=None, with_pooler=False)
+    assert loading.default_heads(checkpoint) == dict(training=True, num_labels=None, with_pooler=False, head="sequence")
 
     asked = []
     real = loading.default_heads

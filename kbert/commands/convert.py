@@ -1,7 +1,8 @@
 """`kbert convert SRC DST`: any checkpoint kbert reads -> Google's original format.
 
 The heads built are `loading.default_heads`'s choice, the same as `kbert names`':
-MLM + NSP when the source has both, else its classifier, else its pooler.
+MLM + NSP when the source has both, else its classifier (sequence, token or span:
+a Hugging Face config's `architectures` says which), else its pooler.
 """
 
 

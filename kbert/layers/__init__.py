@@ -11,6 +11,7 @@ from kbert.layers.packing_gather import PackingGather
 from kbert.layers.packing_mask import PackingMask
 from kbert.layers.padding_mask import PaddingMask
 from kbert.layers.position_embedding import PositionEmbedding
+from kbert.layers.span_split import SpanSplit
 from kbert.layers.student_bilstm import StudentBiLSTM
 from kbert.layers.student_conv import StudentConv
 from kbert.layers.student_embedding import StudentEmbedding
@@ -32,6 +33,7 @@ __all__ = [
     "PackingMask",
     "PaddingMask",
     "PositionEmbedding",
+    "SpanSplit",
     "StudentBiLSTM",
     "StudentConv",
     "StudentEmbedding",

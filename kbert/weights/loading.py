@@ -74,6 +74,7 @@ class Checkpoint:
     reader: object
     config: BertConfig
     vocab_file: str = None
+    head: str = None  # the head its config names (Hugging Face's `architectures`), if any
 
 
 def open_checkpoint(path, config=None):
@@ -186,12 +187,17 @@ def _open_original(prefix, config, directory):
 
 
 def _open_hf(directory, config):
+    source = os.path.join(directory, "config.json")
+    values = read_json(source, error=ConfigError, what="config")
     if config is None:
-        source = os.path.join(directory, "config.json")
-        values = read_json(source, error=ConfigError, what="config")
         config = BertConfig.from_hf_dict(values, source)
     else:
         config = _read_config(config, None)
+    architectures = values.get("architectures") if isinstance(values, dict) else None
+    named = {name_map.HF_ARCHITECTURES[a] for a in architectures or () if a in name_map.HF_ARCHITECTURES} \
+        if isinstance(architectures, list) else set()
+    if len(named) > 1:
+        raise CheckpointError(f"{source}: `architectures` names several heads ({', '.join(architectures)})")
     if not (
         os.path.isfile(os.path.join(directory, "model.safetensors"))
         or os.path.isfile(os.path.join(directory, "model.safetensors.index.json"))
@@ -202,7 +208,7 @@ def _open_hf(directory, config):
                 "downloaded file. Convert it to model.safetensors first."
             )
         raise CheckpointError(f"{directory}: config.json found but no model.safetensors")
-    return Checkpoint(SafetensorsCheckpoint(directory), config, _vocab(directory))
+    return Checkpoint(SafetensorsCheckpoint(directory), config, _vocab(directory), next(iter(named), None))
 
 
 def check_config_against_index(checkpoint):
@@ -273,14 +279,24 @@ def _check_vocab_size(checkpoint):
         )
 
 
-def _classifier_rows(reader):
-    """The checkpoint names of the classifier head, resolving run_classifier's scopes.
+_ARCHITECTURE_OF = {head: architecture for architecture, head in name_map.HF_ARCHITECTURES.items()}
+_HEAD_WORDS = {name_map.CLASSIFIER_LAYER: "classifier", name_map.TOKEN_CLASSIFIER_LAYER: "token classifier",
+               name_map.SPAN_LAYER: "span"}
+
+
+def _classifier_rows(reader, layer=name_map.CLASSIFIER_LAYER):
+    """{row name: checkpoint name} of a head's layer (`name_map.HEAD_LAYERS`),
+    resolving run_classifier's scopes; {} when the checkpoint has no such head.
 
     A head is all there or not at all: one of its two tensors alone, or
-    tensors of the wrong rank, is a `CheckpointError`.
+    tensors of the wrong rank (a span head of other than 2 outputs), is a
+    `CheckpointError`.
     """
-    rows = [r for r in reader.table if r.layer == name_map.CLASSIFIER_LAYER]
-    scopes = name_map.CLASSIFIER_SCOPES if reader.format == "original" else ("",)
+    rows = [r for r in reader.table if r.layer == layer]
+    if not rows:
+        return {}
+    scopes = name_map.CLASSIFIER_SCOPES if reader.format == "original" and layer != name_map.SPAN_LAYER else ("",)
+    what = _HEAD_WORDS[layer]
     found = {}
     for scope in scopes:
         present = [r for r in rows if scope + r.name in reader.shapes]
@@ -290,14 +306,14 @@ def _classifier_rows(reader):
             )
             lacking = ", ".join(repr(scope + r.name) for r in rows if r not in present)
             raise CheckpointError(
-                f"{reader.path}: half a classifier head: {have} is there but {lacking} "
+                f"{reader.path}: half a {what} head: {have} is there but {lacking} "
                 "is missing"
             )
         if present:
             found[scope] = {r.name: scope + r.name for r in rows}
     if len(found) > 1:
         raise CheckpointError(
-            f"{reader.path}: classifier head found under several scopes "
+            f"{reader.path}: {what} head found under several scopes "
             f"({', '.join(repr(s) for s in found)}); cannot tell which to load"
         )
     if not found:
@@ -307,12 +323,14 @@ def _classifier_rows(reader):
     bias = next(r for r in rows if r.weight == "bias")
     kernel_shape, bias_shape = reader.shapes[names[kernel.name]], reader.shapes[names[bias.name]]
     labels_axis = 0 if kernel.transform == name_map.TRANSPOSE else -1
-    if len(bias_shape) != 1 or len(kernel_shape) != 2 or kernel_shape[labels_axis] != bias_shape[0]:
-        layout = "[num_labels, hidden_size]" if labels_axis == 0 else "[hidden_size, num_labels]"
+    labels = "2" if layer == name_map.SPAN_LAYER else "num_labels"
+    if (len(bias_shape) != 1 or len(kernel_shape) != 2 or kernel_shape[labels_axis] != bias_shape[0]
+            or layer == name_map.SPAN_LAYER and bias_shape[0] != 2):
+        layout = f"[{labels}, hidden_size]" if labels_axis == 0 else f"[hidden_size, {labels}]"
         raise CheckpointError(
-            f"{reader.path}: classifier head {names[kernel.name]!r} has shape "
+            f"{reader.path}: {what} head {names[kernel.name]!r} has shape "
             f"{list(kernel_shape)} and {names[bias.name]!r} has shape {list(bias_shape)}; "
-            f"expected {layout} and [num_labels]"
+            f"expected {layout} and [{labels}]"
         )
     return names
 
@@ -332,7 +350,10 @@ def checkpoint_heads(checkpoint):
     return {
         "training": has("MLM-Sim") and has("NSP"),
         "pooler": has("NSP-Dense"),
-        "num_labels": num_labels,
+        "num_labels": num_labels,  # of a sequence or token classifier: the same tensors
+        "span": bool(_classifier_rows(reader, name_map.SPAN_LAYER)),
+        # What the checkpoint's config says its head is (Hugging Face's `architectures`), or None.
+        "head": checkpoint.head,
     }
 
 
@@ -342,10 +363,13 @@ def default_heads(checkpoint):
     heads (MLM + NSP, pooler included) when both are there, else the
     classifier (pooler included), else the pooler alone."""
     heads = checkpoint_heads(checkpoint)
+    if not heads["training"] and heads["span"] and (heads["head"] == "span" or not heads["num_labels"]):
+        return {"training": False, "num_labels": None, "with_pooler": False, "head": "span"}
     return {
         "training": heads["training"],
         "num_labels": None if heads["training"] else heads["num_labels"],
         "with_pooler": heads["pooler"] and not heads["training"] and not heads["num_labels"],
+        "head": "token" if heads["head"] == "token" and heads["num_labels"] and not heads["training"] else "sequence",
     }
 
 
@@ -377,12 +401,12 @@ def plan_assignments(model, checkpoint, fresh_heads=False):
     """
     reader = checkpoint.reader
     slots = {v.path: v for v in model.weights}
-    classifier = _classifier_rows(reader)
+    heads = {layer: _classifier_rows(reader, layer) for layer in name_map.HEAD_LAYERS.values()}
     rows = name_map.expand(reader.table, checkpoint.config.num_hidden_layers)
     fresh = _fresh_layers(reader, rows, fresh_heads)
     assigned, initialized, heads_not_built = [], [], []
     for row in rows:
-        name = classifier.get(row.name) if row.layer == name_map.CLASSIFIER_LAYER else row.name
+        name = heads[row.layer].get(row.name) if row.layer in heads else row.name
         if row.slot not in slots:
             if name is not None and name in reader.shapes:
                 heads_not_built.append(name)
@@ -403,6 +427,9 @@ def plan_assignments(model, checkpoint, fresh_heads=False):
     if slots:
         # A model weight with no row in the table is a bug in kbert, not bad input.
         raise CheckpointError(f"no name-map row for model variables: {', '.join(sorted(slots))}")
+    # A sequence and a token classifier read the same tensors: one built is
+    # the other's "not built", which it is not.
+    heads_not_built = sorted(set(heads_not_built) - {a.name for a in assigned})
     used = {a.name for a in assigned} | set(heads_not_built)
     expected_re = name_map.EXPECTED_UNUSED[reader.format]
     leftovers = sorted(n for n in reader.shapes if n not in used)
@@ -412,7 +439,7 @@ def plan_assignments(model, checkpoint, fresh_heads=False):
         assigned=tuple(assigned),
         initialized=tuple(initialized),
         unused_expected=tuple(n for n in leftovers if expected_re.search(n)),
-        unused_heads=tuple(sorted(heads_not_built)),
+        unused_heads=tuple(heads_not_built),
         unexpected=tuple(n for n in leftovers if not expected_re.search(n)),
     )
 
@@ -474,6 +501,7 @@ def load_checkpoint(
     task_num=None,
     fresh_heads=False,
     dtype=None,
+    head=None,
 ):
     """Build a `BertModel` from a checkpoint and assign all its weights.
 
@@ -495,17 +523,42 @@ def load_checkpoint(
             "mixed_bfloat16" or "mixed_float16": the checkpoint's float32
             weights go into float32 variables and the model computes in
             the low precision; "bfloat16" stores them in bfloat16 too.
+        head: the classifier to build (see `BertModel`): "sequence" (with
+            `num_labels`), "token" (`num_labels` defaults to the
+            checkpoint's) or "span".  None: the head the checkpoint's
+            config names (Hugging Face's `architectures`) when `num_labels`
+            asks for a classifier, else "sequence"; without `num_labels`,
+            no head.  A head other than the one the config names is a
+            `CheckpointError` naming both: a sequence and a token
+            classifier are stored under the same names, so only the config
+            tells them apart (an original checkpoint has no such field:
+            there the caller's `head` decides).
 
     Returns the model; `model.load_report` says what went where and
     `model.vocab_file` is the checkpoint's `vocab.txt` (or None).
     """
     checkpoint = open_checkpoint(path, config)
+    stored = checkpoint_heads(checkpoint)
+    if head is None:
+        head = stored["head"] or "sequence" if num_labels is not None else "sequence"
+    elif head not in name_map.HEAD_LAYERS:
+        raise ConfigError(f"head must be one of {', '.join(name_map.HEAD_LAYERS)}, got {head!r}")
+    asked = head != "sequence" or num_labels is not None
+    if asked and stored["head"] is not None and stored["head"] != head:
+        raise CheckpointError(
+            f"{checkpoint.reader.path}: the checkpoint's config names a {stored['head']} head "
+            f"({_ARCHITECTURE_OF[stored['head']]}), but head={head!r} was asked"
+        )
+    if head == "token" and num_labels is None:
+        num_labels = stored["num_labels"]
+        if num_labels is None:
+            raise ConfigError(f"{checkpoint.reader.path}: head='token' needs num_labels: the checkpoint has no "
+                              "token classifier to take it from")
     if num_labels is not None:
-        stored = checkpoint_heads(checkpoint)["num_labels"]
-        if stored is not None and stored != num_labels:
+        if stored["num_labels"] is not None and stored["num_labels"] != num_labels:
             raise CheckpointError(
                 f"{checkpoint.reader.path}: num_labels={num_labels} but the checkpoint's "
-                f"classifier has {stored} labels"
+                f"classifier has {stored['num_labels']} labels"
             )
     model = BertModel(
         checkpoint.config,
@@ -517,6 +570,7 @@ def load_checkpoint(
         with_pooler=with_pooler,
         task_num=task_num,
         dtype=dtype,
+        head=head,
     )
     model.load_report = assign_weights(model, checkpoint, fresh_heads)
     model.vocab_file = checkpoint.vocab_file

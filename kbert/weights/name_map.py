@@ -79,6 +79,13 @@ ORIGINAL = (
     # run_classifier.py's head; see CLASSIFIER_SCOPES.
     Row("output_weights",                                  "Classifier-Dense",   "kernel", TRANSPOSE),
     Row("output_bias",                                     "Classifier-Dense",   "bias"),
+    # A token classifier: the same names on the sequence output (as the
+    # run_classifier.py-derived NER scripts write them); the caller says which.
+    Row("output_weights",                                  "Token-Classifier-Dense", "kernel", TRANSPOSE),
+    Row("output_bias",                                     "Token-Classifier-Dense", "bias"),
+    # run_squad.py's head.
+    Row("cls/squad/output_weights",                        "Span-Dense",         "kernel", TRANSPOSE),
+    Row("cls/squad/output_bias",                           "Span-Dense",         "bias"),
 )
 
 _HF = "encoder.layer.{i}"
@@ -116,6 +123,12 @@ HUGGING_FACE = (
     Row("cls.seq_relationship.bias",                       "NSP",                "bias"),
     Row("classifier.weight",                               "Classifier-Dense",   "kernel", TRANSPOSE),
     Row("classifier.bias",                                 "Classifier-Dense",   "bias"),
+    # BertForTokenClassification: the same names; config.json's `architectures` says which.
+    Row("classifier.weight",                               "Token-Classifier-Dense", "kernel", TRANSPOSE),
+    Row("classifier.bias",                                 "Token-Classifier-Dense", "bias"),
+    # BertForQuestionAnswering.
+    Row("qa_outputs.weight",                               "Span-Dense",         "kernel", TRANSPOSE),
+    Row("qa_outputs.bias",                                 "Span-Dense",         "bias"),
 )
 
 # keras-hub's BertBackbone / BertTextClassifier variable paths (`kbert.to_keras_hub`).
@@ -160,12 +173,19 @@ KERAS_HUB = (
 # `bert/loss/`.  The first scope is the one export writes.
 CLASSIFIER_SCOPES = ("", "loss/", "bert/loss/")
 CLASSIFIER_LAYER = "Classifier-Dense"
+TOKEN_CLASSIFIER_LAYER = "Token-Classifier-Dense"
+SPAN_LAYER = "Span-Dense"
+# The heads' layers, by `BertModel(head=...)`; each is all there or absent.
+HEAD_LAYERS = {"sequence": CLASSIFIER_LAYER, "token": TOKEN_CLASSIFIER_LAYER, "span": SPAN_LAYER}
+# Hugging Face's model classes (config.json `architectures`) and the head each has.
+HF_ARCHITECTURES = {"BertForSequenceClassification": "sequence", "BertForTokenClassification": "token",
+                    "BertForQuestionAnswering": "span"}
 
 # Layers a checkpoint may lack, which then keep their initial values (listed
-# in `LoadReport.initialized`): the classifier (run_classifier.py creates it
-# fresh) and the task table (keras-bert's `use_task_embed` on a Google
+# in `LoadReport.initialized`): the heads (run_classifier.py and
+# run_squad.py create them fresh) and the task table (keras-bert's `use_task_embed` on a Google
 # checkpoint, which never has one).
-FRESH_LAYERS = (CLASSIFIER_LAYER, "Embedding-Task")
+FRESH_LAYERS = (CLASSIFIER_LAYER, TOKEN_CLASSIFIER_LAYER, SPAN_LAYER, "Embedding-Task")
 # The pre-training heads, fresh only when the caller asks (continuing
 # pre-training from a checkpoint saved without them, such as a sentence
 # encoder's), each group all there or all missing.
