@@ -46,6 +46,10 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
     """
     if not is_int(batch_size, 1):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if getattr(model, "head", "sequence") != "sequence":
+        # Its outputs are per position, as wide as each batch: no one array of rows.
+        raise ConfigError(f"predict_bucketed gives a row of outputs an input; a {model.head} head's are per "
+                          "position: call the model on batches of one width")
     arrays = [np.asarray(a) for a in arrays]
     if lengths is None and arrays and arrays[0].ndim == 2:
         lengths = id_lengths(arrays[0])
@@ -120,7 +124,8 @@ def inference_plan(model, arrays, lengths, batch_size):
     apply (`model` must be a `BertModel` classifier with no task ids and no
     fixed seq_len, over (token ids, segment ids), and every row must hold a
     `[CLS]`) or does not pay (`PACKING_PAYS`)."""
-    if not (isinstance(model, BertModel) and model.num_labels is not None and model.task_num is None
+    if not (isinstance(model, BertModel) and model.num_labels is not None and model.head == "sequence"
+            and model.task_num is None
             and model.seq_len is None and len(arrays) == 2 and len(lengths) and lengths.min() >= 1):
         return None
     width = arrays[0].shape[1]

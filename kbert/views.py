@@ -53,8 +53,8 @@ def layerwise_trainer(student, teacher, pairs, *, hidden_weight=0.0, attention_w
     `Teacher-Probe`).
     """
     for model in (student, teacher):
-        if not isinstance(model, BertModel) or model.num_labels is None:
-            raise ConfigError("layer-wise distillation matches two BertModel classifiers")
+        if not isinstance(model, BertModel) or model.num_labels is None or model.head != "sequence":
+            raise ConfigError("layer-wise distillation matches two BertModel sequence classifiers")
     attended = [(s, t) for s, t in pairs if s and t]
     hidden = [_hidden(teacher, t) for _, t in pairs] if hidden_weight else []
     attention = [_probabilities(teacher, t) for _, t in attended] if attention_weight else []
@@ -125,8 +125,8 @@ def packed_classifier(model):
         ConfigError: `model` is no classifier, or has a task embedding (its
             ids are per example, not per token).
     """
-    if not isinstance(model, BertModel) or model.num_labels is None:
-        raise ConfigError("packing needs a BertModel classifier (num_labels set)")
+    if not isinstance(model, BertModel) or model.num_labels is None or model.head != "sequence":
+        raise ConfigError("packing needs a BertModel sequence classifier (num_labels set, head 'sequence')")
     if model.task_num is not None:
         raise ConfigError("packing does not carry task ids (task_num): train this model with --no-packing")
     cls = keras.Input(shape=(), dtype="int32", name=PACKED_INPUTS[0])

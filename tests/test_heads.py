@@ -131,3 +131,18 @@ def test_a_head_other_than_the_configs_or_half_a_head_is_refused(span_checkpoint
                                               r"'qa_outputs.bias' is missing"):
         load_checkpoint(half, head="span")
     assert json.loads((span_dir / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
+
+
+def test_row_wise_paths_refuse_per_position_heads(span_checkpoint, tokenizer):
+    """Packing and length-sorted prediction give a row of outputs an input:
+    a token or span model, whose outputs are per position, is refused there
+    rather than packed as a [CLS] classifier."""
+    from kbert.inference import predict_bucketed
+    from kbert.views import packed_classifier
+
+    model = load_checkpoint(span_checkpoint[1], head="span")
+    ids, segments, _, _ = inputs(tokenizer)
+    with pytest.raises(ConfigError, match="a span head's are per position"):
+        predict_bucketed(model, [ids, segments])
+    with pytest.raises(ConfigError, match="packing needs a BertModel sequence classifier"):
+        packed_classifier(model)
