@@ -170,11 +170,11 @@ def encode_tagged(tokenizer, sentences, tag_ids, max_len=128, stride=None):
     if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 3:
         raise ConfigError(f"max_len must be an int of at least 3 ([CLS], a piece, [SEP]), got {max_len!r}")
     room = max_len - 2
-    stride = stride or max(room // 2, 1)
+    stride = max(room // 2, 1) if stride is None else stride
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 < stride <= room:
         raise ConfigError(f"stride must be an int in 1..{room} (a window's word pieces), got {stride!r}")
-    cls, sep = tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
-    unknown = tokenizer.convert_tokens_to_ids([tokenizer.unknown])[0]
+    cls_token, sep_token, unknown = tokenizer.special_tokens
+    cls, sep = tokenizer.convert_tokens_to_ids([cls_token, sep_token])
     windows = []  # (sentence, ids, labels, words)
     for index, (words, tags) in enumerate(sentences):
         if tags is not None and len(tags) != len(words):

@@ -176,7 +176,7 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     keras.utils.set_random_seed(options.seed)
 
     # keras-bert semantics: trainable defaults to `training` (False here).
-    model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True)
+    model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True, head="sequence")
     if model.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
     runs.copy_vocab(output, model.vocab_file)

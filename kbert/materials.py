@@ -313,8 +313,8 @@ def pooled_vectors(teacher, token_ids, segment_ids, lengths, *, batch_size=64, d
 
     from kbert.model import BertModel
 
-    if not isinstance(teacher, BertModel) or teacher.num_labels is None:
-        raise ConfigError("pooled vectors need a BertModel classifier teacher (its NSP-Dense pooler)")
+    if not isinstance(teacher, BertModel) or teacher.num_labels is None or teacher.head != "sequence":
+        raise ConfigError("pooled vectors need a BertModel sequence classifier teacher (its NSP-Dense pooler)")
     pooler = pooled_output_model(teacher)
     with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
         pooled = predict_bucketed(pooler, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar)
@@ -829,6 +829,9 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
     if options.long_inputs == "windows" and tokenizer is None:
         raise ConfigError("generate_materials needs the tokenizer for long_inputs='windows'")
     task, max_seq_len = options.task, options.max_seq_len
+    for model in [teacher, *(m for m, _ in ensemble)]:
+        if getattr(model, "head", "sequence") != "sequence":
+            raise ConfigError(f"a teacher labels rows: a {model.head} head's logits are per position")
     os.makedirs(out_dir, exist_ok=True)
     vocab = [str(token) for token in vocab]
     matrix = np.asarray(keras.ops.convert_to_numpy(teacher.get_layer("Embedding-Token").embeddings.value), np.float32)

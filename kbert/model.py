@@ -280,6 +280,9 @@ class BertModel(InputBoundary, keras.Model):
             raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
         if head == "token" and num_labels is None:
             raise ConfigError("head='token' needs num_labels (the tags a position can take)")
+        if head != "sequence" and (with_pooler or output_layer_num != 1):
+            raise ConfigError(f"head={head!r} reads the last encoder alone: no with_pooler, output_layer_num 1 "
+                              f"(got with_pooler={with_pooler}, output_layer_num={output_layer_num!r})")
         if head == "span" and (num_labels is not None or training):
             raise ConfigError("head='span' gives start and end logits: no num_labels, and training=False "
                               f"(got num_labels={num_labels}, training={training})")
@@ -339,7 +342,7 @@ class BertModel(InputBoundary, keras.Model):
             outputs = [mlm, nsp]
         elif head == "token":
             # On every position of the last encoder, as BertForTokenClassification.
-            x = keras.layers.Dropout(0.1, name="Token-Classifier-Dropout")(x)
+            x = keras.layers.Dropout(config.hidden_dropout_prob, name="Token-Classifier-Dropout")(x)
             outputs = keras.layers.Dense(
                 num_labels,
                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),

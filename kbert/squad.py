@@ -90,7 +90,9 @@ def read_squad(path):
                 for k, answer in enumerate(field(qa, "answers", list, here)):
                     text = field(answer, "text", str, f"{here}.answers[{k}]")
                     start = field(answer, "answer_start", int, f"{here}.answers[{k}]")
-                    if context[start:start + len(text)] != text:
+                    if not text.strip():
+                        raise DataError(f"{path}: `{here}.answers[{k}]` ({qid}): an empty answer text")
+                    if start < 0 or context[start:start + len(text)] != text:
                         raise DataError(f"{path}: `{here}.answers[{k}]` ({qid}): {text!r} is not at offset {start} "
                                         f"of the context ({context[start:start + len(text)]!r} is)")
                     answers.append((text, start))
@@ -212,7 +214,9 @@ def squad_features(tokenizer, questions, *, training=False, max_seq_length=MAX_S
     positions come from the question's first answer (0, 0: not in this
     window, or no answer); a question whose answer the context's words do
     not hold (`run_squad.py` warns and skips it) is left out, and logged."""
-    cls, sep = "[CLS]", "[SEP]"
+    if isinstance(doc_stride, bool) or not isinstance(doc_stride, int) or doc_stride < 1:
+        raise ConfigError(f"doc_stride must be a positive int, got {doc_stride!r}")
+    cls, sep, _ = tokenizer.special_tokens
     features = []
     for index, question in enumerate(questions):
         query = tokenizer.split(question.question)[:max_query_length]
@@ -329,7 +333,9 @@ def best_answers(questions, features, start_logits, end_logits, *, cased=False, 
         words, _ = doc_words(question.context)
         candidates, null_score = [], None
         for k in by_question.get(index, ()):
-            feature, starts, ends = features[k], np.asarray(start_logits[k]), np.asarray(end_logits[k])
+            # float64, as run_squad.py adds Python floats: low-precision logits would tie.
+            feature = features[k]
+            starts, ends = np.asarray(start_logits[k], np.float64), np.asarray(end_logits[k], np.float64)
             if version == 2:
                 score = float(starts[0] + ends[0])
                 null_score = score if null_score is None else min(null_score, score)

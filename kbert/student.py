@@ -455,8 +455,8 @@ def cut_teacher(teacher, *, layers=None, hidden=None, heads=None, intermediate=N
     student = kbert.cut_teacher(teacher, layers=2, hidden=256, heads=8, intermediate=1024)
     ```
     """
-    if not isinstance(teacher, BertModel) or teacher.num_labels is None:
-        raise ConfigError("a transformer student is cut from a BertModel classifier (num_labels set)")
+    if not isinstance(teacher, BertModel) or teacher.num_labels is None or teacher.head != "sequence":
+        raise ConfigError("a transformer student is cut from a BertModel sequence classifier (num_labels set)")
     if narrow_start is not None and narrow_start not in NARROW_STARTS:
         raise ConfigError(f"narrow_start must be one of {NARROW_STARTS}, got {narrow_start!r}")
     config = teacher.bert_config

@@ -775,6 +775,12 @@ class Tokenizer:
         """The id that pads encoded rows."""
         return self._pad_index
 
+    @property
+    def special_tokens(self):
+        """(the [CLS] token, the [SEP] token, the id of [UNK]) as this
+        tokenizer spells and numbers them."""
+        return self._token_cls, self._token_sep, self._unk_id
+
     # -- single texts (reference implementation) ------------------------
 
     def split(self, text):

@@ -110,7 +110,7 @@ def _tokenizer():
     from kbert.tokenization import Tokenizer
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "eu", "re", "##jects", "german", "call", ".", "peter",
-             "black", "##burn"]
+             "black", "##burn", "word"]  # "word": the tokenizer's unknown-word mode is no token
     return Tokenizer({token: i for i, token in enumerate(vocab)}), vocab
 
 

@@ -110,12 +110,14 @@ def test_span_head_matches_transformers_and_round_trips_the_original_format(span
 def test_a_head_other_than_the_configs_or_half_a_head_is_refused(span_checkpoint, token_checkpoint, tmp_path):
     _, span_dir = span_checkpoint
     _, token_dir = token_checkpoint
-    with pytest.raises(CheckpointError, match=r"names a span head \(BertForQuestionAnswering\), but "
-                                              r"head='token' was asked"):
-        load_checkpoint(span_dir, head="token", num_labels=2)
+    # A sequence and a token classifier share their tensors' names: only the config tells them apart.
     with pytest.raises(CheckpointError, match=r"names a token head \(BertForTokenClassification\), but "
                                               r"head='sequence' was asked"):
         load_checkpoint(token_dir, head="sequence", num_labels=5)
+    # A span head has names of its own: a token head starts fresh beside it, the span head unused.
+    fresh = load_checkpoint(span_dir, head="token", num_labels=2)
+    assert fresh.load_report.initialized == ("Token-Classifier-Dense/kernel", "Token-Classifier-Dense/bias")
+    assert fresh.load_report.unused_heads == ("qa_outputs.bias", "qa_outputs.weight")
     with pytest.raises(ConfigError, match="head must be one of sequence, token, span"):
         load_checkpoint(span_dir, head="qa")
     # Half a span head: its bias dropped from the safetensors.

@@ -161,6 +161,14 @@ def test_features_hold_the_answer_where_it_fits_and_one_max_context_window_a_pie
         assert best_answers([question], single, start_logits, end_logits) == {question.id: text}
 
 
+def test_a_stride_that_does_not_advance_is_refused():
+    from kbert.errors import ConfigError
+
+    question = Question("q", "Who?", LONG, (("Normans", 4),))
+    with pytest.raises(ConfigError, match="doc_stride must be a positive int, got 0"):
+        squad_features(_tokenizer(LONG, "Who?"), [question], doc_stride=0)
+
+
 def test_answers_take_the_contexts_spelling_and_v2_abstains_past_the_threshold():
     context = "They gave their name to NORMANDY, a region."
     question = Question("q", "Which region?", context, (("NORMANDY", context.index("NORMANDY")),))

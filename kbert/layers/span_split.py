@@ -7,7 +7,11 @@ import keras
 class SpanSplit(keras.layers.Layer):
     """The two channels of a span head's logits apart: `run_squad.py`'s
     `unstack(transpose(logits, [2, 0, 1]))`, Hugging Face's
-    `qa_outputs(...).split(1, dim=-1)`.  The padding mask passes on to both.
+    `qa_outputs(...).split(1, dim=-1)`.  No mask follows: a span loss is
+    one cross-entropy over the positions an example (the answer's start
+    among them), not one a position; padded positions are never the gold
+    answer, and decoding (`kbert.squad.best_answers`) reads only the
+    context's.
 
     Call arguments:
         inputs: `[B, T, 2]`, a dense layer of width 2 on every position.
@@ -33,7 +37,7 @@ class SpanSplit(keras.layers.Layer):
         return [inputs[..., 0], inputs[..., 1]]
 
     def compute_mask(self, inputs, mask=None):
-        return [mask, mask]
+        return [None, None]
 
     def compute_output_shape(self, input_shape):
         return [tuple(input_shape[:-1]), tuple(input_shape[:-1])]

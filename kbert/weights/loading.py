@@ -194,10 +194,10 @@ def _open_hf(directory, config):
     else:
         config = _read_config(config, None)
     architectures = values.get("architectures") if isinstance(values, dict) else None
-    named = {name_map.HF_ARCHITECTURES[a] for a in architectures or () if a in name_map.HF_ARCHITECTURES} \
-        if isinstance(architectures, list) else set()
+    named = {name_map.HF_ARCHITECTURES[a] for a in architectures
+             if isinstance(a, str) and a in name_map.HF_ARCHITECTURES} if isinstance(architectures, list) else set()
     if len(named) > 1:
-        raise CheckpointError(f"{source}: `architectures` names several heads ({', '.join(architectures)})")
+        raise CheckpointError(f"{source}: `architectures` names several heads ({', '.join(sorted(named))})")
     if not (
         os.path.isfile(os.path.join(directory, "model.safetensors"))
         or os.path.isfile(os.path.join(directory, "model.safetensors.index.json"))
@@ -351,7 +351,8 @@ def checkpoint_heads(checkpoint):
         "training": has("MLM-Sim") and has("NSP"),
         "pooler": has("NSP-Dense"),
         "num_labels": num_labels,  # of a sequence or token classifier: the same tensors
-        "span": bool(_classifier_rows(reader, name_map.SPAN_LAYER)),
+        # Seen, not checked: a span head is checked when a model builds it.
+        "span": any(r.name in reader.shapes for r in reader.table if r.layer == name_map.SPAN_LAYER),
         # What the checkpoint's config says its head is (Hugging Face's `architectures`), or None.
         "head": checkpoint.head,
     }
@@ -401,7 +402,12 @@ def plan_assignments(model, checkpoint, fresh_heads=False):
     """
     reader = checkpoint.reader
     slots = {v.path: v for v in model.weights}
-    heads = {layer: _classifier_rows(reader, layer) for layer in name_map.HEAD_LAYERS.values()}
+    # The classifier's tensors are checked on every load (a sequence and a
+    # token classifier share them); a span head's only when the model has one.
+    built = {v.path.split("/", 1)[0] for v in model.weights}
+    heads = {layer: _classifier_rows(reader, layer) if layer != name_map.SPAN_LAYER or layer in built
+             else {r.name: r.name for r in reader.table if r.layer == layer}
+             for layer in name_map.HEAD_LAYERS.values()}
     rows = name_map.expand(reader.table, checkpoint.config.num_hidden_layers)
     fresh = _fresh_layers(reader, rows, fresh_heads)
     assigned, initialized, heads_not_built = [], [], []
@@ -525,26 +531,30 @@ def load_checkpoint(
             the low precision; "bfloat16" stores them in bfloat16 too.
         head: the classifier to build (see `BertModel`): "sequence" (with
             `num_labels`), "token" (`num_labels` defaults to the
-            checkpoint's) or "span".  None: the head the checkpoint's
-            config names (Hugging Face's `architectures`) when `num_labels`
-            asks for a classifier, else "sequence"; without `num_labels`,
-            no head.  A head other than the one the config names is a
-            `CheckpointError` naming both: a sequence and a token
+            checkpoint's) or "span".  None: the classifier the checkpoint's
+            config names (Hugging Face's `architectures`: sequence or
+            token) when `num_labels` asks for one, else "sequence";
+            without `num_labels`, no head.  A sequence and a token
             classifier are stored under the same names, so only the config
-            tells them apart (an original checkpoint has no such field:
-            there the caller's `head` decides).
+            tells them apart: asking for the one it does not name is a
+            `CheckpointError` naming both (an original checkpoint has no
+            such field: there `head` decides).  A span head has names of
+            its own; another head asked for beside it starts fresh.
 
     Returns the model; `model.load_report` says what went where and
     `model.vocab_file` is the checkpoint's `vocab.txt` (or None).
     """
     checkpoint = open_checkpoint(path, config)
     stored = checkpoint_heads(checkpoint)
+    classifiers = ("sequence", "token")  # stored under the same names
     if head is None:
-        head = stored["head"] or "sequence" if num_labels is not None else "sequence"
+        head = stored["head"] if num_labels is not None and stored["head"] in classifiers else "sequence"
     elif head not in name_map.HEAD_LAYERS:
         raise ConfigError(f"head must be one of {', '.join(name_map.HEAD_LAYERS)}, got {head!r}")
     asked = head != "sequence" or num_labels is not None
-    if asked and stored["head"] is not None and stored["head"] != head:
+    # Only the config tells a sequence from a token classifier; a span head
+    # has names of its own, so another head starts fresh beside it.
+    if (asked and stored["num_labels"] is not None and {head, stored["head"]} == set(classifiers)):
         raise CheckpointError(
             f"{checkpoint.reader.path}: the checkpoint's config names a {stored['head']} head "
             f"({_ARCHITECTURE_OF[stored['head']]}), but head={head!r} was asked"
