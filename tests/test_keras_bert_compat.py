@@ -531,3 +531,29 @@ def test_adam_warmup_refuses_odd_arguments():
     np.testing.assert_array_equal(steps(lr=1), steps(learning_rate=1.0))
     np.testing.assert_array_equal(steps(weight_decay=2**63, learning_rate=1e-30),
                                   steps(weight_decay=float(2**63), learning_rate=1e-30))
+
+
+def test_the_docs_ner_program_masks_padding_out_of_the_loss(monkeypatch):
+    """docs/keras-bert.md's token classifier, run as the page shows it: the
+    padding mask reaches the loss, which is NumPy's mean over the real
+    positions only."""
+    import pathlib
+    import re
+
+    from needs import missing
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    if not (repo.parent / "shared" / "fixtures" / "keras_bert_test_checkpoint" / "bert_config.json").is_file():
+        missing("the shared fixture ../shared/fixtures/keras_bert_test_checkpoint is missing")
+    page = (repo / "docs" / "keras-bert.md").read_text(encoding="utf-8")
+    code = re.search(r"<!-- tested: tests/test_keras_bert_compat.py -->\n```python\n(.*?)```", page, re.S).group(1)
+    monkeypatch.chdir(repo)
+    scope = {}
+    exec(compile(code, "docs/keras-bert.md", "exec"), scope)  # noqa: S102 - the page's own program
+    model, x, y = scope["model"], scope["x"], scope["y"]
+    probs = np.asarray(model.predict(x, verbose=0))  # [1, 6, 3]
+    nll = -np.log(probs[0, np.arange(6), y[0]])
+    real = int(np.count_nonzero(scope["indices"]))
+    assert real == 4
+    np.testing.assert_allclose(scope["loss"], nll[:real].mean(), rtol=1e-4)
+    assert not np.isclose(nll[:real].mean(), nll.mean(), rtol=1e-3)  # counting the pads would differ
