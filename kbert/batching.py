@@ -102,10 +102,17 @@ class BucketedBatches(keras.utils.PyDataset):
     process draws the same batches, each as wide as its longest row, and
     keeps rows `[index * B / count, (index + 1) * B / count)`, as Keras'
     JAX trainer expects each process's local part of the global batch.
+
+    `position_targets=IGNORED` says the targets are one per position
+    ([N, T], a token classifier's): each batch's are trimmed with its
+    inputs, and a fill row's set to IGNORED, so that a loss averaging over
+    labelled positions leaves it out.  With per-position targets, or
+    `weight_each_target=True` (a span head's [N, 2] start and end), the
+    sample weights are shaped as each batch's targets.
     """
 
     def __init__(self, inputs, targets, lengths, *, batch_size, seed, epoch=0, fill=False,
-                 window=BUCKET_WINDOW, process=(0, 1)):
+                 window=BUCKET_WINDOW, process=(0, 1), position_targets=None, weight_each_target=False):
         super().__init__()
         self.inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         if targets is None or not hasattr(targets, "__len__"):
@@ -122,6 +129,11 @@ class BucketedBatches(keras.utils.PyDataset):
             raise ConfigError(f"process {process!r}: needs 0 <= index < count, full batches (fill=True) and a "
                               f"batch_size ({batch_size}) that count divides")
         self.batch_size, self.seed, self.fill, self.window = batch_size, seed, fill, window
+        if position_targets is not None and np.shape(targets)[1:] != self.inputs[0].shape[1:]:
+            raise DataError(f"per-position targets must be [rows, length] as the token ids "
+                            f"{list(self.inputs[0].shape)}, got {list(np.shape(targets))}")
+        self.position_targets = position_targets
+        self.weight_each_target = weight_each_target or position_targets is not None
         self.process = (index, count)
         self.set_epoch(epoch)
 
@@ -187,7 +199,13 @@ class BucketedBatches(keras.utils.PyDataset):
         rows, weights = rows[process * share:(process + 1) * share], weights[process * share:(process + 1) * share]
         x = tuple(a[rows, :width] for a in self.inputs)
         x = x if len(x) > 1 else x[0]
-        return (x, self.targets[rows], weights) if self.fill else (x, self.targets[rows])
+        y = self.targets[rows]
+        if self.position_targets is not None:
+            y = np.where(weights[:, None] > 0, y[:, :width], self.position_targets)
+        if self.weight_each_target:
+            # One weight a target: Keras weighs a [B, T] loss by [B, T] weights.
+            weights = np.repeat(weights[:, None], y.shape[1], axis=1)
+        return (x, y, weights) if self.fill else (x, y)
 
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)

@@ -14,6 +14,7 @@ import numpy as np
 from kbert import runs
 from kbert.errors import ConfigError, DataError
 from kbert.numeric import log_softmax
+from kbert.options import head_task
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def _loss(logits, labels, regression):
 
 def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_BATCH_SIZE, verbose=True,
              verify=False, packing=True):
-    """Evaluate the run in `model_dir` on the task's dev set or on `file`.
+    """Evaluate the run in `model_dir` on the task's dev set or on `file`
+    (for a CoNLL or SQuAD run, its `--dev` file unless `file` is given).
 
     Writes `eval_results.txt` (or `eval_results_<file stem>.txt`) into
     `model_dir` and returns the results dict.  `verify=True` checks the
@@ -50,6 +52,8 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_
     from kbert.inference import predict_bucketed
 
     model, record = runs.load_model(model_dir, verify=verify)
+    if head_task(record.task):
+        return _evaluate_head_run(model_dir, model, record, task, file, batch_size, verbose)
     processor = get_processor(task or record.task)
     if processor.name != record.task:
         raise ConfigError(f"{model_dir}: the model was trained on {record.task}, not {processor.name}")
@@ -88,4 +92,30 @@ def evaluate(model_dir, task=None, *, file=None, data_dir=None, batch_size=EVAL_
         "items_per_second": len(examples) / max(seconds, 1e-9),
         "report": results,
         "path": os.path.join(model_dir, out_name),
+    }
+
+
+def _evaluate_head_run(model_dir, model, record, task, file, batch_size, verbose):
+    """`evaluate` for a token or span run (`kbert.headtasks`)."""
+    from kbert.glue import write_eval_results
+    from kbert.headtasks import evaluate_head_run
+
+    if task is not None and head_task(task) != record.task:
+        raise ConfigError(f"{model_dir}: the model was trained on {record.task}, not {task}")
+    tokenizer = runs.load_tokenizer(model_dir, record, model)
+    metrics, examples, seconds, path = evaluate_head_run(model_dir, model, record, tokenizer, file,
+                                                         batch_size=batch_size, verbose=verbose)
+    out_name = "eval_results.txt" if file is None else \
+        f"eval_results_{os.path.splitext(os.path.basename(file))[0]}.txt"
+    report = write_eval_results(os.path.join(model_dir, out_name), metrics, global_step=record.global_step)
+    return {
+        "metrics": {f"eval_{k}": float(v) for k, v in metrics.items()},
+        "global_step": record.global_step,
+        "examples": examples,
+        "truncated": 0,  # long inputs are read as windows
+        "seconds": seconds,
+        "items_per_second": examples / max(seconds, 1e-9),
+        "report": report,
+        "path": os.path.join(model_dir, out_name),
+        "file": path,
     }

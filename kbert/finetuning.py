@@ -1,4 +1,5 @@
-"""Fine-tune BERT with a classifier head on a GLUE task: the teacher.
+"""Fine-tune BERT with a classifier head on a GLUE task (the teacher), or
+with a token or span head on a CoNLL-2003 or SQuAD file (`kbert.headtasks`).
 
 The run directory (`kbert.runs` owns its layout) receives run.json,
 model.keras, vocab.txt, checkpoint/ (the same weights in the original
@@ -23,7 +24,7 @@ import numpy as np
 from kbert import runs
 from kbert.atomic import refuse_overlap
 from kbert.errors import ConfigError
-from kbert.options import RECIPE_FIELDS, FinetuneOptions
+from kbert.options import HEAD_TASKS, RECIPE_FIELDS, FinetuneOptions
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +131,12 @@ def _distribution(enabled, batch_size, packing):
 
 
 def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, distribute=False, verbose=True):
-    """Fine-tune `options.checkpoint` on `options.task`; returns the `RunRecord`."""
+    """Fine-tune `options.checkpoint` on `options.task` (a GLUE task from
+    `data_dir`, or "conll" or "squad" from `options.train`); returns the
+    `RunRecord`."""
+    from kbert import headtasks
     from kbert.batching import BUCKET_WINDOW, BucketedBatches, EpochOrder
+    from kbert.conll import IGNORED
     from kbert.glue import get_processor, resolve_data_dir
     from kbert.optimization import create_optimizer, train_jit_compile
     from kbert.packing import PackedBatches
@@ -151,12 +156,16 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
             if getattr(options, name) is None and name in used})
     options, defaults = options.resolved()
     validate_case_matches_checkpoint(cased=options.cased, checkpoint=options.checkpoint)
-    processor = get_processor(options.task)
-    data_dir = resolve_data_dir(data_dir)
+    head_task = HEAD_TASKS.get(options.task) and options.task  # "conll", "squad", or None: GLUE
+    if head_task:
+        processor, inputs = None, [options.train, options.dev]
+    else:
+        processor = get_processor(options.task)
+        data_dir = resolve_data_dir(data_dir)
+        inputs = [processor.task_dir(data_dir)]
     # Refused before run.json is written: a run in the checkpoint's folder
     # would replace its vocab.txt, one in the task's data would sit among it.
-    refuse_overlap(output, [checkpoint_directory(options.checkpoint), processor.task_dir(data_dir)],
-                   flag="--output", error=ConfigError)
+    refuse_overlap(output, [checkpoint_directory(options.checkpoint), *inputs], flag="--output", error=ConfigError)
     # A key a stored run predates is compared as the value runs had then.
     implied = dict(dataclasses.asdict(FinetuneOptions(task=options.task)), **PREDATING)
     record = runs.start_run(
@@ -171,46 +180,64 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
         return record
     for name, source in defaults.items():
         logger.info("%s = %s (%s)", name, getattr(options, name), source)
+    # Read before anything computes: a bad file is refused at once.
+    examples = headtasks.read_training(head_task, options.train, limit=options.max_train_examples,
+                                       seed=options.seed) if head_task else None
     # Before anything computes: several processes join before JAX starts.
     process = _distribution(distribute, options.batch_size, options.packing)
     keras.utils.set_random_seed(options.seed)
 
     # keras-bert semantics: trainable defaults to `training` (False here).
-    model = load_checkpoint(options.checkpoint, num_labels=processor.num_labels, trainable=True, head="sequence")
+    if head_task:
+        # A span head's width is fixed (start, end): it takes no num_labels.
+        head, num_labels = HEAD_TASKS[head_task], examples.num_labels if head_task == "conll" else None
+    else:
+        head, num_labels = "sequence", processor.num_labels
+    model = load_checkpoint(options.checkpoint, num_labels=num_labels, trainable=True, head=head)
     if model.vocab_file is None:
         raise ConfigError(f"{options.checkpoint}: no vocab.txt beside the checkpoint")
     runs.copy_vocab(output, model.vocab_file)
     vocab_file = runs.vocab_file(output)
     tokenizer = Tokenizer.from_vocab_file(vocab_file, cased=options.cased)
-    cache_dir = cache_dir or os.path.join(output, "features")
-    train = encode_split(processor, "train", data_dir, tokenizer, options.max_seq_len, cache_dir, vocab_file, options.cased)
-    train = _subset(train, options.max_train_examples, options.seed)
-
-    labels = train.labels.astype("float32")[:, None] if processor.is_regression else train.labels
     batching = dict(batch_size=options.batch_size, seed=options.seed, fill=True,
                     window=BUCKET_WINDOW if options.length_bucketing else 1)
-    if options.packing:
-        batches = PackedBatches((train.input_ids, train.segment_ids), labels, train.lengths, **batching)
+    if head_task:
+        rows = headtasks.encode_training(examples, tokenizer, options.max_seq_len)
+        batches = BucketedBatches(rows.inputs, rows.targets, rows.lengths, process=process,
+                                  position_targets=IGNORED if head_task == "conll" else None,
+                                  weight_each_target=True, **batching)
+        loss, metrics, train_count = headtasks.loss(head_task), [], len(examples.items)
     else:
-        batches = BucketedBatches((train.input_ids, train.segment_ids), labels, train.lengths, process=process,
-                                  **batching)
+        cache_dir = cache_dir or os.path.join(output, "features")
+        train = encode_split(processor, "train", data_dir, tokenizer, options.max_seq_len, cache_dir, vocab_file,
+                             options.cased)
+        train = _subset(train, options.max_train_examples, options.seed)
+        labels = train.labels.astype("float32")[:, None] if processor.is_regression else train.labels
+        if options.packing:
+            batches = PackedBatches((train.input_ids, train.segment_ids), labels, train.lengths, **batching)
+        else:
+            batches = BucketedBatches((train.input_ids, train.segment_ids), labels, train.lengths, process=process,
+                                      **batching)
+        loss = (keras.losses.MeanSquaredError() if processor.is_regression
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        metrics, train_count = [] if processor.is_regression else ["accuracy"], len(train)
     total_steps = len(batches) * options.epochs
     compiled = dict(
         optimizer=create_optimizer(
             options.learning_rate, total_steps, options.warmup_proportion, options.weight_decay
         ),
-        loss=(
-            keras.losses.MeanSquaredError()
-            if processor.is_regression
-            else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        ),
-        weighted_metrics=[] if processor.is_regression else ["accuracy"],
+        loss=loss,
+        weighted_metrics=metrics,
         jit_compile=train_jit_compile(),
     )
-    # The packed view trains the model's own layers with the model's own
-    # optimizer, so model.keras holds the optimizer state either way.
+    # A view (packed rows; a span head's stacked logits) trains the model's
+    # own layers with the model's own optimizer, so model.keras holds the
+    # optimizer state either way.
     model.compile(**compiled)
-    trained = packed_classifier(model) if options.packing else model
+    if head_task:
+        trained = headtasks.trained_model(model, head_task)
+    else:
+        trained = packed_classifier(model) if options.packing else model
     if trained is not model:
         trained.compile(**compiled)
     # BackupAndRestore needs built weights: one forward pass on a real batch.
@@ -239,14 +266,21 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
 
     runs.save_model(output, model, "teacher")
     export_checkpoint(model, os.path.join(output, "checkpoint"), vocab_file=vocab_file, overwrite=True)
+    if head_task:
+        labels, num_labels = examples.labels, examples.num_labels
+        task_results = {"squad_version": examples.version} if head_task == "squad" else {}
+    else:
+        labels = None if processor.is_regression else tuple(processor.labels)
+        num_labels, task_results = processor.num_labels, {}
     record = epochs.record.replace(
         status="complete",
         files=runs.file_hashes(output, "teacher"),
-        labels=None if processor.is_regression else tuple(processor.labels),
-        num_labels=processor.num_labels,
+        labels=labels,
+        num_labels=num_labels,
         results=dict(
             epochs.record.results,
-            train_examples=len(train),
+            **task_results,
+            train_examples=train_count,
             global_step=total_steps,
             train_seconds=seconds,
             train_examples_per_second=progress.rates,

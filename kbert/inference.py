@@ -80,6 +80,39 @@ def predict_bucketed(model, arrays, lengths=None, *, batch_size=64, progress=Non
     return out
 
 
+def predict_positions(model, arrays, lengths=None, *, batch_size=64, progress=None):
+    """A token or span model's outputs at every position of the rows of
+    `arrays` ([N, T] each), in the rows' order: one float32 array per
+    output, [N, T, ...] (a token head's logits [N, T, K]; a span head's
+    start and end logits [N, T] each), zero beyond each row's length.
+
+    Rows go in length-sorted batches of `batch_size`, each trimmed to its
+    bucket's width; `progress` is a tqdm bar advanced by rows (or None).
+    """
+    if not is_int(batch_size, 1):
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if getattr(model, "head", None) not in ("token", "span"):
+        raise ConfigError("predict_positions reads a token or span head's outputs; a classifier's rows go "
+                          "through predict_bucketed")
+    arrays = [np.asarray(a) for a in arrays]
+    if lengths is None and arrays and arrays[0].ndim == 2:
+        lengths = id_lengths(arrays[0])
+    lengths = check_rows(arrays, lengths)
+    n, width_limit = arrays[0].shape
+    outs = None
+    for rows, width in length_buckets(lengths, batch_size, width_limit):
+        batch = model.predict_on_batch([a[rows, :width] for a in arrays])
+        batch = batch if isinstance(batch, (list, tuple)) else [batch]
+        batch = [np.asarray(keras.ops.convert_to_numpy(b), dtype=np.float32) for b in batch]
+        if outs is None:
+            outs = [np.zeros((n, width_limit) + b.shape[2:], np.float32) for b in batch]
+        for out, b in zip(outs, batch):
+            out[rows, :width] = b
+        if progress is not None:
+            progress.update(len(rows))
+    return outs or []
+
+
 def time_bucketed(model, arrays, lengths=None, *, batch_size=32, repeats=2):
     """(outputs, seconds): `predict_bucketed` once to warm up (compilation
     excluded; its outputs are returned), then the best of `repeats` timed passes."""

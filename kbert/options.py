@@ -22,6 +22,19 @@ SPLITS = ("train", "dev", "test")
 # Options a checkpoint's recipe fills in when the caller leaves them None.
 RECIPE_FIELDS = ("learning_rate", "epochs")
 
+# Tasks beside GLUE's, read from the user's files (`--train`, `--dev`), by
+# the head that answers them (`kbert.model.BertModel(head=...)`,
+# `kbert.headtasks`): CoNLL-2003 tagging and SQuAD question answering.
+HEAD_TASKS = {"conll": "token", "squad": "span"}
+# Their encodings' default lengths: run_squad.py's 384 for SQuAD.
+HEAD_TASK_MAX_SEQ_LEN = {"conll": 128, "squad": 384}
+GLUE_MAX_SEQ_LEN = 128
+
+
+def head_task(task):
+    """The canonical name ("conll", "squad") of a token or span task, else None."""
+    return task.lower() if isinstance(task, str) and task.lower() in HEAD_TASKS else None
+
 LOSSES = ("mse", "kl")
 EMBEDDINGS = ("teacher", "static")
 PAIRS = ("joint", "siamese")
@@ -267,7 +280,8 @@ class FinetuneOptions:
     batch_size: int = 32
     learning_rate: float = None
     epochs: int = None
-    max_seq_len: int = 128
+    # None: the task's (GLUE and CoNLL 128, SQuAD run_squad.py's 384).
+    max_seq_len: int = None
     max_train_examples: int = None
     seed: int = 42
     warmup_proportion: float = 0.1
@@ -283,11 +297,16 @@ class FinetuneOptions:
     # unpacked, with ~2.7x fewer token slots on SST-2
     # (benchmarks/results/training-*.md).  None: packed, except that a
     # resumed run keeps the layout it began with (runs before packing: not).
+    # A token or span task is never packed: its loss reads every position.
     packing: bool = None
+    # The training and dev files of a token or span task (CoNLL-2003 or
+    # SQuAD JSON); GLUE tasks read theirs from the GLUE data directory.
+    train: str = None
+    dev: str = None
 
     def __post_init__(self):
         check_option_types(self)
-        for name in ("batch_size", "max_seq_len") + (("epochs",) if self.epochs is not None else ()):
+        for name in ("batch_size",) + tuple(n for n in ("epochs", "max_seq_len") if getattr(self, n) is not None):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)!r}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
@@ -298,17 +317,32 @@ class FinetuneOptions:
             raise ConfigError("--warmup-proportion must be in [0, 1)")
 
     def resolved(self):
-        """(options with the task's canonical name and recipe values set,
-        {option: where its value came from} for those the recipe set)."""
+        """(options with the task's canonical name, its length, packing and
+        recipe values set, {option: where its value came from} for those
+        the recipe set)."""
         from kbert import presets
-        from kbert.glue import get_processor
 
-        task = get_processor(self.task).name
+        task = head_task(self.task)
+        if task is not None:
+            if self.train is None:
+                raise ConfigError(f"--task {task} trains on your file: give --train FILE (and --dev FILE to evaluate)")
+            if self.packing:
+                raise ConfigError(f"--packing lays sentences end to end for a [CLS] classifier; --task {task} "
+                                  "reads every position: leave it out")
+            packing, max_seq_len = False, self.max_seq_len or HEAD_TASK_MAX_SEQ_LEN[task]
+        else:
+            from kbert.glue import get_processor
+
+            if self.train is not None or self.dev is not None:
+                raise ConfigError(f"--train and --dev are the files of --task {' or '.join(HEAD_TASKS)}; a GLUE "
+                                  "task reads its own from --data-dir")
+            task = get_processor(self.task).name
+            packing = True if self.packing is None else self.packing
+            max_seq_len = self.max_seq_len or GLUE_MAX_SEQ_LEN
         recipe = presets.recipe(self.checkpoint, task)
         chosen = {name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
         defaults = {name: recipe["source"] for name in chosen}
-        packing = True if self.packing is None else self.packing
-        return dataclasses.replace(self, task=task, packing=packing, **chosen), defaults
+        return dataclasses.replace(self, task=task, packing=packing, max_seq_len=max_seq_len, **chosen), defaults
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,6 +110,10 @@ class Classifier:
     def __init__(self, model, record, tokenizer, *, where=runs.RUN_FILE):
         from kbert.glue import TASKS, get_processor
 
+        if getattr(model, "head", "sequence") != "sequence":
+            raise ConfigError(f"{where}: a {record.task} run's {model.head} head answers per position, not a "
+                              "class an input: kbert predict TEXT/--file/stdin (kbert.headtasks.predict_texts) "
+                              "reads it")
         self.model, self.record, self.tokenizer = model, record, tokenizer
         processor = get_processor(record.task) if record.task in TASKS else None
         self.is_regression = processor is not None and processor.is_regression

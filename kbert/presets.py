@@ -46,8 +46,10 @@ PRESETS = {
     ),
 }
 
-# Any other checkpoint (Google's originals): run_classifier.py's README values.
+# Any other checkpoint (Google's originals): run_classifier.py's README
+# values, and for SQuAD run_squad.py's (BERT's README, SQuAD 1.1).
 ORIGINAL_RECIPE = {"learning_rate": 2e-5, "epochs": 3}
+ORIGINAL_SQUAD_RECIPE = {"learning_rate": 3e-5, "epochs": 2}
 
 
 def is_preset(name):
@@ -56,12 +58,15 @@ def is_preset(name):
 
 def recipe(checkpoint, task):
     """{"learning_rate", "epochs", "source"}: the recommended fine-tuning
-    values for `checkpoint` on `task` (a canonical GLUE task name)."""
+    values for `checkpoint` on `task` (a canonical GLUE task name, or
+    "conll" or "squad")."""
     if is_preset(checkpoint):
         recipes = PRESETS[checkpoint].recipes
         key = task if task in recipes else "*"
         which = f"for {task}" if key == task else "for any task"
         return dict(recipes[key], source=f"preset {checkpoint} recipe {which}")
+    if task == "squad":
+        return dict(ORIGINAL_SQUAD_RECIPE, source="original BERT recipe for SQuAD (run_squad.py)")
     return dict(ORIGINAL_RECIPE, source="original BERT recipe (run_classifier.py)")
 
 

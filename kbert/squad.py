@@ -290,30 +290,42 @@ def _is_max_context(spans, index, position):
 
 
 def _project(prediction, original, cased):
-    """The characters of `original` (context words, spaced as they are
-    there) that the tokenized `prediction` stands for: both texts'
+    """The (first, last) characters of `original` (context words, spaced as
+    they are there) that the tokenized `prediction` stands for: both texts'
     non-space characters aligned one to one.  Where they cannot be (the
     prediction is not in the tokenized words, or tokenizing changed the
     count of characters), the original words whole."""
     from kbert.tokenization import BasicTokenizer
 
+    whole = (0, len(original) - 1)
     tokenized = " ".join(BasicTokenizer(cased=cased).tokenize(original))
     at = tokenized.find(prediction)
     if at < 0:
-        return original
+        return whole
     original_chars = [i for i, c in enumerate(original) if c != " "]
     tokenized_chars = {position: k for k, position in enumerate(i for i, c in enumerate(tokenized) if c != " ")}
     if len(original_chars) != len(tokenized_chars):
-        return original
+        return whole
     first, last = tokenized_chars.get(at), tokenized_chars.get(at + len(prediction) - 1)
     if first is None or last is None:
-        return original
-    return original[original_chars[first]:original_chars[last] + 1]
+        return whole
+    return original_chars[first], original_chars[last]
 
 
-def best_answers(questions, features, start_logits, end_logits, *, cased=False, version=1,
+class Answer(NamedTuple):
+    """A predicted answer: its text as the context spells it, its
+    characters `context[start:end]`, and its probability in its window
+    (the start's softmax times the end's)."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+def answer_spans(questions, features, start_logits, end_logits, *, cased=False, version=1,
                  n_best_size=N_BEST_SIZE, max_answer_length=MAX_ANSWER_LENGTH, null_score_diff_threshold=0.0):
-    """{question id: answer text ("" for no answer)} from each feature's
+    """{question id: `Answer`, or None for no answer} from each feature's
     start and end logits, by `run_squad.py`'s `write_predictions`: the
     `n_best_size` likeliest starts and ends of every window of a question,
     kept where both lie in the context, the start's window gives it its
@@ -321,7 +333,7 @@ def best_answers(questions, features, start_logits, end_logits, *, cased=False, 
     `max_answer_length` pieces; the best span by start + end logit wins,
     its text taken from the context's own words.  Version 2 compares the
     best span's score with the no-answer score (the least [CLS] start +
-    end over the windows) and answers "" when that beats it by more than
+    end over the windows) and answers None when that beats it by more than
     `null_score_diff_threshold`."""
     import numpy as np
 
@@ -330,7 +342,7 @@ def best_answers(questions, features, start_logits, end_logits, *, cased=False, 
         by_question[feature.question].append(k)
     answers = {}
     for index, question in enumerate(questions):
-        words, _ = doc_words(question.context)
+        words, offsets = doc_words(question.context)
         candidates, null_score = [], None
         for k in by_question.get(index, ()):
             # float64, as run_squad.py adds Python floats: low-precision logits would tie.
@@ -349,16 +361,46 @@ def best_answers(questions, features, start_logits, end_logits, *, cased=False, 
                             or end - start + 1 > max_answer_length):
                         continue
                     candidates.append((float(starts[start] + ends[end]), k, start, end))
-        best = None
-        for score, k, start, end in sorted(candidates, key=lambda c: -c[0]):
-            feature = features[k]
-            pieces = " ".join(feature.tokens[start:end + 1]).replace(" ##", "").replace("##", "")
-            pieces = " ".join(pieces.split())
-            original = " ".join(words[feature.token_to_word[start]:feature.token_to_word[end] + 1])
-            best = (score, _project(pieces, original, cased))
-            break
+        best = max(candidates, key=lambda c: c[0], default=None)  # the first of equal scores
         if version == 2 and (best is None or null_score - best[0] > null_score_diff_threshold):
-            answers[question.id] = ""
-        else:
-            answers[question.id] = best[1] if best else ""
+            answers[question.id] = None
+            continue
+        if best is None:
+            answers[question.id] = None
+            continue
+        _, k, start, end = best
+        feature = features[k]
+        pieces = " ".join(feature.tokens[start:end + 1]).replace(" ##", "").replace("##", "")
+        pieces = " ".join(pieces.split())
+        first_word, last_word = feature.token_to_word[start], feature.token_to_word[end]
+        original = " ".join(words[first_word:last_word + 1])
+        first, last = _project(pieces, original, cased)
+        # Characters of `original` back to the context's: each word is a
+        # run of the context's characters, one space between words here.
+        word_start = {}
+        for position, word in enumerate(offsets):
+            word_start.setdefault(word, position)
+        spots = []
+        for word in range(first_word, last_word + 1):
+            spots.extend(range(word_start[word], word_start[word] + len(words[word])))
+            spots.append(None)  # the joining space
+        begin, stop = spots[first], spots[last] + 1
+        starts = np.asarray(start_logits[k], np.float64)
+        ends = np.asarray(end_logits[k], np.float64)
+        probability = np.exp(starts[start] - _logsumexp(starts) + ends[end] - _logsumexp(ends))
+        answers[question.id] = Answer(question.context[begin:stop], begin, stop, float(probability))
     return answers
+
+
+def _logsumexp(values):
+    import numpy as np
+
+    top = values.max()
+    return top + np.log(np.exp(values - top).sum())
+
+
+def best_answers(questions, features, start_logits, end_logits, **kwargs):
+    """{question id: answer text ("" for no answer)}: `answer_spans`' texts,
+    what the official scores read."""
+    return {qid: "" if answer is None else answer.text
+            for qid, answer in answer_spans(questions, features, start_logits, end_logits, **kwargs).items()}

@@ -1,5 +1,6 @@
 """Graphs derived from a built model, on its own layers (the same
-variables): the packed classifier, attention probabilities, the
+variables): the packed classifier, attention probabilities, a span
+head's stacked start and end logits, the
 pre-training graph and the distillation trainer.  Nothing here is saved:
 save the model they were made from.
 """
@@ -196,3 +197,16 @@ def pooled_output_model(model):
     """A Keras model from `model`'s token and segment inputs to its pooled
     `[CLS]` vector [B, H] (`NSP-Dense`, the input of a classifier head)."""
     return keras.Model(model.inputs[:2], model.get_layer("NSP-Dense").output, name=f"{model.name}_pooled")
+
+
+def stacked_span_logits(model):
+    """A view of a span model (`BertModel(head="span")`) on its own layers
+    whose one output stacks the start and end logits, [B, 2, T]: what a
+    single loss against [B, 2] (start, end) targets trains."""
+    if getattr(model, "head", None) != "span":
+        raise ConfigError(f"stacked_span_logits reads a span head's start and end logits; the model's head is "
+                          f"{getattr(model, 'head', None)!r}")
+    start, end = model.outputs  # [B, T] each
+    stacked = keras.layers.Concatenate(axis=1, name="Span-Stack")(
+        [keras.layers.Reshape((1, -1))(start), keras.layers.Reshape((1, -1))(end)])  # [B, 2, T]
+    return keras.Model(model.inputs, stacked, name="span_training_view")

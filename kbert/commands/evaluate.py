@@ -9,7 +9,8 @@ def add_arguments(parser):
 
     add_flag(parser, "--model", required=True, help="a fine-tuned run or a student directory")
     add_flag(parser, "--task", help="defaults to the run's task")
-    add_flag(parser, "--file", help="any labeled TSV in the task's dev format")
+    add_flag(parser, "--file", help="any labeled TSV in the task's dev format; for a conll or squad run, a "
+                                    "CoNLL-2003 or SQuAD file (default: the run's --dev)")
     add_flag(parser, "--data-dir", help="GLUE data (default: $GLUE_DIR)")
     add_flag(parser, "--batch-size", type=int, default=EVAL_BATCH_SIZE)
     add_flag(parser, "--packing", action=bool, default=True,

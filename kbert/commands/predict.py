@@ -59,19 +59,18 @@ def _fail(message):
     raise DataError(message)
 
 
-def _read_inputs(args, classifier):
+def _read_inputs(args, pairs, task):
     from kbert.corpus import read_records, text_lines, text_records
     from kbert.errors import DataError
     from kbert.glue import get_processor
 
-    pairs = classifier.pairs
     if args.texts:
         if args.file:
             _fail("give TEXT arguments or --file, not both")
         lines = ((number, text.rstrip("\n").rstrip("\r")) for number, text in enumerate(args.texts, 1))
         return [text for _, text in text_records(lines, "argument", pairs=pairs, blank="error")]
-    if args.file and args.file.endswith(".tsv"):
-        processor = get_processor(classifier.record.task)
+    if args.file and args.file.endswith(".tsv") and task is not None:
+        processor = get_processor(task)
         try:
             examples = processor.read_file(args.file, labeled=True)
         except DataError as labeled_error:
@@ -110,9 +109,35 @@ def _run_files(args, options):
           file=sys.stderr)
 
 
+def _run_head_task(args, options):
+    """A CoNLL run's entities, or a SQuAD run's answers, as JSON lines."""
+    from tqdm.auto import tqdm
+
+    from kbert import runs
+    from kbert.headtasks import predict_texts
+    defaults = PredictOptions()
+    changed = [f"--{name.replace('_', '-')}" for name in ("format", "long_inputs", "stride", "packing")
+               if getattr(options, name) != getattr(defaults, name)]
+    if changed:
+        _fail(f"{', '.join(changed)}: a conll or squad run answers in JSON lines, reading long texts as windows")
+    model, record = runs.load_model(args.model, verify=args.verify)
+    tokenizer = runs.load_tokenizer(args.model, record, model)
+    texts = _read_inputs(args, record.task == "squad", None)
+    started = time.perf_counter()
+    with tqdm(desc="predict", unit="window", disable=not args.file, file=sys.stderr) as bar:
+        answers = predict_texts(model, record, tokenizer, texts, batch_size=options.batch_size, progress=bar)
+    seconds = time.perf_counter() - started
+    for answer in answers:
+        print(json.dumps(answer, ensure_ascii=False))
+    print(f"kbert predict: {len(answers)} inputs in {seconds:.2f} s ({len(answers) / max(seconds, 1e-9):.1f} ex/s)",
+          file=sys.stderr)
+
+
 def run(args):
     from tqdm.auto import tqdm
 
+    from kbert import runs
+    from kbert.options import head_task
     from kbert.predict import load_classifier, tsv_lines
 
     options = options_from_args(PredictOptions, args)
@@ -124,8 +149,10 @@ def run(args):
         _fail("--output comes with --input (inputs of any size, in shards); TEXT and --file print to stdout")
     if options.format == "parquet":
         _fail("--format parquet writes shards: give --input PATH... --output DIR")
+    if head_task(runs.complete_run(args.model).task):
+        return _run_head_task(args, options)
     classifier = load_classifier(args.model, verify=args.verify)
-    texts = _read_inputs(args, classifier)
+    texts = _read_inputs(args, classifier.pairs, classifier.record.task)
     started = time.perf_counter()
     with tqdm(total=len(texts), desc="predict", unit="ex", disable=not args.file, file=sys.stderr) as bar:
         predictions = classifier.predict(texts, batch_size=options.batch_size, long_inputs=options.long_inputs,

