@@ -10,6 +10,8 @@ wrong combinations are refused by name."""
 import json
 import os
 import random
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -145,24 +147,47 @@ def write_squad(path, count, seed, *, impossible=False):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def trained(minilm, tmp_path_factory):
+    """A CoNLL and a SQuAD (v2) run trained by `kbert finetune` in one JAX
+    subprocess (JAX trains MiniLM several times faster than eager PyTorch
+    here), with the data they read: the tests then read them on the suite's
+    own backend."""
+    root = tmp_path_factory.mktemp("head-tasks")
+    data = dict(conll_train=write_conll(root / "train.txt", 200, 0), conll_dev=write_conll(root / "dev.txt", 40, 1),
+                squad_train=write_squad(root / "train.json", 120, 0, impossible=True),
+                squad_dev=write_squad(root / "dev.json", 20, 1, impossible=True))
+    runs = dict(conll=str(root / "ner"), squad=str(root / "qa"))
+    commands = [
+        ["finetune", "--task", "conll", "--train", data["conll_train"], "--dev", data["conll_dev"],
+         "--checkpoint", minilm, "--epochs", "3", "--learning-rate", "1e-4", "--output", runs["conll"]],
+        ["finetune", "--task", "squad", "--train", data["squad_train"], "--dev", data["squad_dev"],
+         "--checkpoint", minilm, "--epochs", "3", "--learning-rate", "1e-4", "--max-seq-len", "48",
+         "--output", runs["squad"]],
+    ]
+    script = ("import json, sys; from kbert.cli import main; "
+              "sys.exit(max(main(c) for c in json.loads(sys.argv[1])))")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(commands)], capture_output=True, text=True,
+                          env=dict(os.environ, KERAS_BACKEND="jax"), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(data, runs=runs, stdout=done.stdout)
+
+
 @pytest.mark.slow
 @pytest.mark.single_backend
-def test_conll_learns_evaluates_and_predicts_entities(minilm, tmp_path):
+def test_conll_learns_evaluates_and_predicts_entities(trained):
     from kbert import runs
     from kbert.evaluation import evaluate
-    from kbert.finetuning import finetune
     from kbert.headtasks import predict_texts
 
-    train, dev = write_conll(tmp_path / "train.txt", 240, 0), write_conll(tmp_path / "dev.txt", 40, 1)
-    out = str(tmp_path / "run")
-    record = finetune(FinetuneOptions(task="CoNLL", checkpoint=minilm, train=train, dev=dev, epochs=3,
-                                      learning_rate=1e-4), out)
+    out, dev = trained["runs"]["conll"], trained["conll_dev"]
+    assert "eval_f1 = " in trained["stdout"]  # finetune --eval scored --dev
+    model, record = runs.load_model(out)
     assert record.labels == ("O", "B-LOC", "B-PER", "I-PER") and record.max_seq_len == 128
     result = evaluate(out)
     assert result["metrics"]["eval_f1"] > 0.8, result["report"]
 
     # The same score from the model's logits, decoded here by NumPy.
-    model, record = runs.load_model(out)
     tokenizer = runs.load_tokenizer(out, record, model)
     sentences = list(read_conll(dev))
     predicted = []
@@ -182,32 +207,27 @@ def test_conll_learns_evaluates_and_predicts_entities(minilm, tmp_path):
     assert {"Olga", "Smith"} <= {word for label, text in found if label == "PER" for word in text.split()}, answer
     for e in answer["entities"]:
         assert text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1
-    with pytest.raises(ConfigError, match="per position"):
-        from kbert.predict import load_classifier
+    from kbert.predict import load_classifier
 
+    with pytest.raises(ConfigError, match="per position"):
         load_classifier(out)
 
 
 @pytest.mark.slow
 @pytest.mark.single_backend
-def test_squad_learns_evaluates_and_answers_with_offsets(minilm, tmp_path):
+def test_squad_learns_evaluates_and_answers_with_offsets(trained):
     from kbert import runs
     from kbert.evaluation import evaluate
-    from kbert.finetuning import finetune
     from kbert.headtasks import predict_texts
     from kbert.squad import best_answers, read_squad, squad_features, squad_scores
 
-    train = write_squad(tmp_path / "train.json", 160, 0, impossible=True)
-    dev = write_squad(tmp_path / "dev.json", 20, 1, impossible=True)
-    out = str(tmp_path / "run")
-    record = finetune(FinetuneOptions(task="squad", checkpoint=minilm, train=train, dev=dev, epochs=3,
-                                      learning_rate=1e-4, max_seq_len=48), out)
+    out, dev = trained["runs"]["squad"], trained["squad_dev"]
+    model, record = runs.load_model(out)
     assert record.results["squad_version"] == 2 and record.num_labels == 2 and record.labels is None
     result = evaluate(out)
     assert result["metrics"]["eval_f1"] > 60, result["report"]
 
     # The same score from the model's logits, one window at a time.
-    model, record = runs.load_model(out)
     tokenizer = runs.load_tokenizer(out, record, model)
     _, questions = read_squad(dev)
     features = squad_features(tokenizer, questions, max_seq_length=48)
