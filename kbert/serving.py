@@ -5,7 +5,9 @@
 
 The artifact is written by Keras 3's own `model.export`: it takes the
 model's int32 inputs ([batch, length] token ids, and segment ids for a
-teacher) and returns the logits [batch, num_labels].  Beside it, so that a
+teacher) and returns the logits [batch, num_labels]; a token head's
+(`kbert finetune --task conll`) [batch, length, num_labels], a span head's
+(`--task squad`) start and end logits [batch, length] each.  Beside it, so that a
 server can tokenize: `vocab.txt` and `serving.json` (the inputs' names and
 shapes, the casing, `max_seq_len`, the label names in logit order, the
 task, and the check below).
@@ -72,7 +74,8 @@ def _jax2tf_options(model):
 def run_artifact(directory, arrays):
     """Logits of the exported artifact in `directory` (as `export_run`
     wrote it) on `arrays` (the model's inputs, in order), run in the
-    artifact's own runtime.
+    artifact's own runtime: one array, or for a span head's artifact the
+    list [start logits, end logits].
 
     Raises:
         DataError: `serving.json` is missing or names no format and artifact
@@ -98,14 +101,16 @@ def run_artifact(directory, arrays):
         def run():
             loaded = tf.saved_model.load(path)  # held: its variables die with it
             tensors = [tf.constant(a) for a in arrays]
-            return np.asarray(loaded.serve(tensors if len(tensors) > 1 else tensors[0]))
+            out = loaded.serve(tensors if len(tensors) > 1 else tensors[0])
+            return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else np.asarray(out)
     else:
         def run():
             import onnxruntime
 
             session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
             feed = {spec.name: a for spec, a in zip(session.get_inputs(), arrays)}
-            return session.run(None, feed)[0]
+            out = session.run(None, feed)
+            return out if len(out) > 1 else out[0]
     return _exporter_step(f"{path}: the {format} runtime", run)
 
 
@@ -127,14 +132,44 @@ def _exporter_step(what, step, hint=""):
         raise DataError(f"{what} failed: {type(e).__name__}: {first[:300]}{hint}") from e
 
 
-def _probe_batches(classifier, length):
+class _Served:
+    """What an export reads of a run: its model, record and tokenizer,
+    whether it reads pairs, and its output's names and description."""
+
+    def __init__(self, run_dir):
+        from kbert.options import HEAD_TASKS, head_task
+        from kbert.predict import load_classifier
+
+        record = runs.complete_run(run_dir)
+        if head_task(record.task):
+            # A token or span head: its outputs are per position.
+            self.model, self.record = runs.load_model(run_dir, record)
+            self.tokenizer = runs.load_tokenizer(run_dir, record, self.model)
+            self.pairs = record.task == "squad"  # (question, context)
+            self.labels, self.is_regression = tuple(record.labels or ()), False
+            self.output = ("logits [batch, length, num_labels]" if HEAD_TASKS[record.task] == "token"
+                           else "start_logits [batch, length], end_logits [batch, length]")
+        else:
+            classifier = load_classifier(run_dir)
+            self.model, self.record, self.tokenizer = classifier.model, classifier.record, classifier.tokenizer
+            self.pairs, self.labels = classifier.pairs, classifier.labels
+            self.is_regression, self.output = classifier.is_regression, "logits [batch, num_labels]"
+
+
+def _outputs(value):
+    """An artifact's or a model's outputs as a list of float arrays."""
+    return [np.asarray(v, np.float32) for v in value] if isinstance(value, (list, tuple)) else \
+        [np.asarray(value, np.float32)]
+
+
+def _probe_batches(served, length):
     """Probe inputs as the model takes them: padded to `max_seq_len` and
     trimmed to the longest row (unless the artifact's length is fixed)."""
-    texts = PROBES if not classifier.pairs else [(a, b) for a, b in zip(PROBES, reversed(PROBES))]
+    texts = PROBES if not served.pairs else [(a, b) for a, b in zip(PROBES, reversed(PROBES))]
     firsts = [t if isinstance(t, str) else t[0] for t in texts]
-    seconds = None if not classifier.pairs else [t[1] for t in texts]
-    encoded = classifier.tokenizer.encode_batch(firsts, seconds, max_len=classifier.max_seq_len)
-    arrays = [encoded.token_ids, encoded.segment_ids][: len(classifier.model.inputs)]
+    seconds = None if not served.pairs else [t[1] for t in texts]
+    encoded = served.tokenizer.encode_batch(firsts, seconds, max_len=served.record.max_seq_len)
+    arrays = [encoded.token_ids, encoded.segment_ids][: len(served.model.inputs)]
     batches = [arrays]
     if length is None:
         width = int(encoded.lengths[:2].max())  # the short ones, unpadded
@@ -161,8 +196,6 @@ def export_run(run_dir, output, format, *, overwrite=False):
     """
     import keras
 
-    from kbert.predict import load_classifier
-
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     backend = keras.backend.backend()
@@ -177,14 +210,14 @@ def export_run(run_dir, output, format, *, overwrite=False):
     # remove the run), and only an earlier export is ever replaced.
     with atomic_directory(output, overwrite=overwrite, marker=MANIFEST, inputs=[run_dir], flag="--output",
                           error=ConfigError) as tmp:
-        classifier = load_classifier(run_dir)
-        model, record = classifier.model, classifier.record
+        served = _Served(run_dir)
+        model, record = served.model, served.record
         # jax2onnx names every free dimension on its own, so the two inputs'
         # lengths could not be tied together: the JAX ONNX artifact takes
         # inputs padded to max_seq_len.
         length = record.max_seq_len if (format, backend) == ("onnx", "jax") else None
-        probes = _probe_batches(classifier, length)
-        expected = [np.asarray(model.predict_on_batch(batch)) for batch in probes]
+        probes = _probe_batches(served, length)
+        expected = [_outputs(model.predict_on_batch(batch)) for batch in probes]
         model(probes[0])  # Keras exports only a model that has been called
         other = [b for b in EXPORTED_BY[format] if b != backend]
         hint = f" (nothing was written; KERAS_BACKEND={other[0]} may export it)" if other else ""
@@ -201,9 +234,9 @@ def export_run(run_dir, output, format, *, overwrite=False):
             "kind": record.kind,
             "task": record.task,
             "inputs": [{"name": t.name, "dtype": "int32", "shape": [None, length]} for t in model.inputs],
-            "output": "logits [batch, num_labels]",
-            "labels": list(classifier.labels),
-            "regression": classifier.is_regression,
+            "output": served.output,
+            "labels": list(served.labels),
+            "regression": served.is_regression,
             "num_labels": record.num_labels,
             "max_seq_len": record.max_seq_len,
             "cased": record.cased,
@@ -214,11 +247,14 @@ def export_run(run_dir, output, format, *, overwrite=False):
         # writes for erf is newer than TensorFlow 2.21 reads) is refused like
         # one that disagrees: running it is the only proof an artifact works.
         try:
-            got = [run_artifact(tmp, batch) for batch in probes]
+            got = [_outputs(run_artifact(tmp, batch)) for batch in probes]
         except DataError as e:
             reason = str(e).replace(tmp, output)  # the temporary directory is gone by now
             raise DataError(f"{output}: the artifact exported on {backend} does not run: {reason}{hint}") from e
-        difference = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
+        if any(len(g) != len(want) for g, want in zip(got, expected)):
+            raise DataError(f"{output}: the {format} artifact gives {len(got[0])} outputs, the Keras model "
+                            f"{len(expected[0])}; not written")
+        difference = max(float(np.abs(g - w).max()) for gs, ws in zip(got, expected) for g, w in zip(gs, ws))
         if not difference <= TOLERANCE:
             raise DataError(f"{output}: the {format} artifact's logits differ from the Keras model's by "
                             f"{difference:.3g} (more than {TOLERANCE}); not written")

@@ -21,9 +21,11 @@ WORDS = "a fine moving film dull plot goes nowhere sadly the cast is great borin
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + [",", "."]
 
 
-def make_run(directory, task, num_labels, labels, *, student=False, max_seq_len=12):
+def make_run(directory, task, num_labels, labels, *, student=False, max_seq_len=12, head="sequence",
+             results=None):
     """A complete run directory; `student`: False (a BERT teacher), True (a
-    CNN student) or `build_student` arguments."""
+    CNN student) or `build_student` arguments; `head`: a teacher's head
+    ("token" for a conll run, "span" for a squad one)."""
     directory.mkdir()
     keras.utils.set_random_seed(0)
     if student:
@@ -32,12 +34,13 @@ def make_run(directory, task, num_labels, labels, *, student=False, max_seq_len=
     else:
         config = BertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                             intermediate_size=16, max_position_embeddings=32)
-        model = BertModel(config, num_labels=num_labels)
+        model = BertModel(config, num_labels=None if head == "span" else num_labels, head=head)
     kind = "student" if student else "teacher"
     runs.save_model(directory, model, kind)
     runs.write_vocab(directory, VOCAB)
     runs.write_run(directory, runs.RunRecord(kind=kind, status="complete", options={}, task=task, labels=labels,
-                                             num_labels=num_labels, max_seq_len=max_seq_len))
+                                             num_labels=num_labels, max_seq_len=max_seq_len,
+                                             results=results or {}))
     return directory
 
 

@@ -37,17 +37,19 @@ def run_in_runtime(directory, arrays):
 
         loaded = tf.saved_model.load(path)
         tensors = [tf.constant(a) for a in arrays]
-        return np.asarray(loaded.serve(tensors if len(tensors) > 1 else tensors[0]))
+        out = loaded.serve(tensors if len(tensors) > 1 else tensors[0])
+        return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else np.asarray(out)
     import onnxruntime
 
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return session.run(None, {i.name: a for i, a in zip(session.get_inputs(), arrays)})[0]
+    out = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), arrays)})
+    return out if len(out) > 1 else out[0]
 
 
 def check_artifact(run_dir, out, texts, pairs=False):
     manifest = json.load(open(out / "serving.json"))
     record = runs.read_run(run_dir)
-    assert manifest["labels"] == list(record.labels) and manifest["max_seq_len"] == record.max_seq_len
+    assert manifest["labels"] == list(record.labels or ()) and manifest["max_seq_len"] == record.max_seq_len
     assert manifest["cased"] == record.cased and manifest["kind"] == record.kind
     tokenizer = Tokenizer.from_vocab_file(out / "vocab.txt", cased=manifest["cased"])  # what a server reads
     firsts, seconds = (texts[::2], texts[1::2]) if pairs else (texts, None)
@@ -61,8 +63,14 @@ def check_artifact(run_dir, out, texts, pairs=False):
         short = encoded.lengths == width
         batches.append([a[short, :width] for a in arrays])
     for batch in batches:
-        expected = keras.ops.convert_to_numpy(model(batch if len(batch) > 1 else batch[0]))
-        np.testing.assert_allclose(run_in_runtime(out, batch), expected, atol=1e-5)
+        expected = model(batch if len(batch) > 1 else batch[0])
+        got = run_in_runtime(out, batch)
+        if isinstance(expected, (list, tuple)):  # a span head: start and end logits
+            assert len(got) == len(expected) == 2
+            for g, e in zip(got, expected):
+                np.testing.assert_allclose(g, keras.ops.convert_to_numpy(e), atol=1e-5)
+        else:
+            np.testing.assert_allclose(got, keras.ops.convert_to_numpy(expected), atol=1e-5)
 
 
 @pytest.mark.parametrize("format", ["tf_saved_model", "onnx"])
@@ -93,6 +101,21 @@ def test_artifacts_agree_with_keras_in_their_runtime(format, glue_dir, tmp_path,
     assert cli(["export", "--model", str(siamese), "--output", str(tmp_path / "siamese-out"),
                 "--format", format]) == 0
     check_artifact(siamese, tmp_path / "siamese-out", texts, pairs=True)
+
+
+@pytest.mark.parametrize("format", ["tf_saved_model", "onnx"])
+def test_token_and_span_heads_export_and_agree_in_their_runtime(format, glue_dir, tmp_path):
+    if BACKEND not in EXPORTED_BY[format]:
+        pytest.skip(f"Keras exports {format} on {EXPORTED_BY[format]} only (the refusal is tested above)")
+    needs.module("onnxruntime")
+    texts = sentences(glue_dir, 8)
+    tagger = make_run(tmp_path / "ner", "conll", 3, ("O", "B-PER", "I-PER"), max_seq_len=16, head="token")
+    assert cli(["export", "--model", str(tagger), "--output", str(tmp_path / "ner-out"), "--format", format]) == 0
+    check_artifact(tagger, tmp_path / "ner-out", texts)
+    assert json.load(open(tmp_path / "ner-out" / "serving.json"))["output"].startswith("logits [batch, length")
+    reader = make_run(tmp_path / "qa", "squad", 2, None, max_seq_len=16, head="span", results={"squad_version": 1})
+    assert cli(["export", "--model", str(reader), "--output", str(tmp_path / "qa-out"), "--format", format]) == 0
+    check_artifact(reader, tmp_path / "qa-out", texts, pairs=True)
 
 
 def test_an_artifact_that_disagrees_is_never_written(tmp_path, monkeypatch):
