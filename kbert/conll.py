@@ -153,7 +153,7 @@ class EncodedTagged(NamedTuple):
     of its most context); -1 elsewhere."""
 
 
-def encode_tagged(tokenizer, sentences, tag_ids, max_len=128, stride=None):
+def encode_tagged(tokenizer, sentences, tag_ids, max_len=128, stride=None, pieces=None):
     """Sentences ((words, tags) pairs, e.g. `TaggedSentence`s) as word-piece
     windows with first-piece labels (see the module docstring).
 
@@ -163,6 +163,8 @@ def encode_tagged(tokenizer, sentences, tag_ids, max_len=128, stride=None):
         tag_ids: {tag: id}; a tag outside it is a DataError naming it.
         max_len: tokens a window holds, [CLS] and [SEP] included.
         stride: word pieces between windows (default: half a window).
+        pieces: each sentence's words already cut into word pieces (lists
+            of the tokenizer's tokens), used instead of cutting the words.
 
     A word of no word pieces (only characters the tokenizer drops) reads as
     [UNK], so that every word has a first piece and a prediction.
@@ -180,10 +182,11 @@ def encode_tagged(tokenizer, sentences, tag_ids, max_len=128, stride=None):
         if tags is not None and len(tags) != len(words):
             raise DataError(f"sentence {index}: {len(tags)} tags for {len(words)} words")
         ids, firsts = [], []  # the sentence's pieces; each word's first piece
-        for word in words:
-            pieces = tokenizer.convert_tokens_to_ids(tokenizer.split(word)) or [unknown]
+        for w, word in enumerate(words):
+            word_ids = tokenizer.convert_tokens_to_ids(
+                tokenizer.split(word) if pieces is None else pieces[index][w]) or [unknown]
             firsts.append(len(ids))
-            ids.extend(pieces)
+            ids.extend(word_ids)
         labels = np.full(len(ids), IGNORED, np.int64)
         if tags is not None:
             for position, tag in zip(firsts, tags):

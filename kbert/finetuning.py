@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from kbert import runs
-from kbert.atomic import refuse_overlap
+from kbert.atomic import file_sha256, refuse_overlap
 from kbert.errors import ConfigError
 from kbert.options import HEAD_TASKS, RECIPE_FIELDS, FinetuneOptions
 
@@ -166,6 +166,9 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
     # Refused before run.json is written: a run in the checkpoint's folder
     # would replace its vocab.txt, one in the task's data would sit among it.
     refuse_overlap(output, [checkpoint_directory(options.checkpoint), *inputs], flag="--output", error=ConfigError)
+    # Read before run.json is written: a bad file leaves nothing behind.
+    examples = headtasks.read_training(head_task, options.train, limit=options.max_train_examples,
+                                       seed=options.seed) if head_task else None
     # A key a stored run predates is compared as the value runs had then.
     implied = dict(dataclasses.asdict(FinetuneOptions(task=options.task)), **PREDATING)
     record = runs.start_run(
@@ -178,11 +181,16 @@ def finetune(options, output, *, data_dir=None, cache_dir=None, resume=False, di
         # A kill after the final run.json, before the backup went, left it.
         shutil.rmtree(os.path.join(output, "backup"), ignore_errors=True)
         return record
+    if head_task:
+        # The options name the file; its bytes must be the ones the run began on.
+        digest = file_sha256(options.train)
+        if record.results.get("train_sha256", digest) != digest:
+            raise ConfigError(f"{options.train}: changed since {output} began (its sha256 differs from run.json's "
+                              "train_sha256); start a new run")
+        record = record.replace(results=dict(record.results, train_sha256=digest))
+        runs.write_run(output, record)
     for name, source in defaults.items():
         logger.info("%s = %s (%s)", name, getattr(options, name), source)
-    # Read before anything computes: a bad file is refused at once.
-    examples = headtasks.read_training(head_task, options.train, limit=options.max_train_examples,
-                                       seed=options.seed) if head_task else None
     # Before anything computes: several processes join before JAX starts.
     process = _distribution(distribute, options.batch_size, options.packing)
     keras.utils.set_random_seed(options.seed)

@@ -19,6 +19,7 @@ Shapes: N rows (windows), B batch, T tokens, K tags.
 import dataclasses
 import logging
 import time
+import unicodedata
 from typing import NamedTuple
 
 import keras
@@ -26,6 +27,7 @@ import numpy as np
 
 from kbert.conll import encode_tagged, entities, entity_scores, read_conll
 from kbert.errors import ConfigError, DataError
+from kbert.losses import TokenCrossentropy
 from kbert.numeric import softmax
 from kbert.options import HEAD_TASKS
 from kbert.squad import Question, answer_spans, best_answers, read_squad, squad_features, squad_scores
@@ -116,36 +118,13 @@ def encode_training(examples, tokenizer, max_seq_len):
     return TrainingRows((ids, segments), targets, lengths)
 
 
-@keras.saving.register_keras_serializable(package="kbert")
-class TokenCrossentropy(keras.losses.Loss):
-    """Cross-entropy of a token classifier's logits ([B, T, K]) against tag
-    ids ([B, T]), averaged over the labelled positions of the batch: a
-    position labelled `IGNORED` (-1: padding, special tokens, a word's
-    later pieces) adds nothing, as BERT's authors trained CoNLL-2003 and as
-    transformers' `BertForTokenClassification` does (`ignore_index`).
-
-    Each position's share is divided by the batch's labelled count inside
-    the loss, which Keras then sums: a padding mask or a sample weight on
-    top multiplies shares, never renormalises them.
-    """
-
-    def __init__(self, name="token_crossentropy", **kwargs):
-        kwargs.pop("reduction", None)
-        super().__init__(name=name, reduction="sum", **kwargs)
-
-    def call(self, y_true, y_pred):
-        y_true = keras.ops.cast(y_true, "int32")
-        labelled = keras.ops.cast(keras.ops.greater_equal(y_true, 0), y_pred.dtype)  # [B, T]
-        losses = keras.ops.sparse_categorical_crossentropy(keras.ops.maximum(y_true, 0), y_pred, from_logits=True)
-        return losses * labelled / keras.ops.maximum(keras.ops.sum(labelled), 1.0)
-
-
 def loss(task):
     """The training loss of `task`'s trained model (`trained_model`)."""
     if task == "conll":
         return TokenCrossentropy()
-    # run_squad.py's: the mean of the start's and the end's cross-entropy,
-    # over every position of the window (padding included, unmasked).
+    # run_squad.py's: the mean of the start's and the end's cross-entropy
+    # over the window's positions, unmasked (its padding too, as far as
+    # the batch is wide: run_squad.py's always reach 384).
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -171,10 +150,12 @@ def _check_task(model, record, where):
     return task
 
 
-def _tag_words(model, record, tokenizer, word_lists, *, batch_size, progress):
+def _tag_words(model, record, tokenizer, word_lists, *, batch_size, progress, pieces=None):
     """(tags, probabilities) of each word of each list: the likeliest tag
-    at the word's first piece, in the window of its most context."""
-    encoded = encode_tagged(tokenizer, [(words, None) for words in word_lists], {}, max_len=record.max_seq_len)
+    at the word's first piece, in the window of its most context.
+    `pieces`: the words already cut into word pieces."""
+    encoded = encode_tagged(tokenizer, [(words, None) for words in word_lists], {}, max_len=record.max_seq_len,
+                            pieces=pieces)
     if progress is not None:
         progress.total = len(encoded.lengths)
         progress.refresh()
@@ -207,7 +188,7 @@ class _Encoded(NamedTuple):
 def evaluate_head_run(model_dir, model, record, tokenizer, file, *, batch_size, verbose):
     """Score a token or span run on a labelled file: CoNLL entity
     precision, recall and F1; SQuAD exact match and F1 (in percent).
-    Returns (metrics, examples, seconds)."""
+    Returns (metrics, examples, seconds, the file scored)."""
     from tqdm.auto import tqdm
 
     task = _check_task(model, record, model_dir)
@@ -231,8 +212,10 @@ def evaluate_head_run(model_dir, model, record, tokenizer, file, *, batch_size, 
                 raise DataError(f"{path}: no questions to evaluate")
             features = squad_features(tokenizer, questions, max_seq_length=record.max_seq_len)
             bar.total = len(features)
-            starts, ends = _predict(model, _Encoded(*_pad_features(features, tokenizer.pad_index)),
-                                                batch_size, bar)
+            starts = ends = []
+            if features:  # none when every context is empty (v2's unanswerable ones may be)
+                starts, ends = _predict(model, _Encoded(*_pad_features(features, tokenizer.pad_index)),
+                                        batch_size, bar)
             # The model's own version decides whether "no answer" is an answer.
             predictions = best_answers(questions, features, starts, ends, cased=record.cased,
                                        version=record.results.get("squad_version", 1))
@@ -242,19 +225,55 @@ def evaluate_head_run(model_dir, model, record, tokenizer, file, *, batch_size, 
     return metrics, count, time.perf_counter() - started, path
 
 
+def _normalized(text, cased):
+    """`text`'s characters as the tokenizer compares them (control
+    characters and white space dropped; uncased: lower-cased, accents
+    stripped), and for each the index of the character of `text` it
+    comes from."""
+    chars, owner = [], []
+    for i, c in enumerate(text):
+        if not cased:
+            c = "".join(x for x in unicodedata.normalize("NFD", c.lower()) if unicodedata.category(x) != "Mn")
+        for x in c:
+            if not (x.isspace() or unicodedata.category(x) in ("Cc", "Cf") or x in "\x00\ufffd"):
+                chars.append(x)
+                owner.append(i)
+    return "".join(chars), owner
+
+
 def _words_with_spans(tokenizer, text, cased):
-    """The words of `text` as the tokenizer splits them, each with its
-    (start, end) characters in `text` (`Tokenizer.rematch`)."""
-    pieces = tokenizer.split(text)
+    """The words of `text` as the tokenizer cuts them, each as its word
+    pieces, with its (start, end) characters in `text`.
+
+    Each word's characters are found in order in `text` as the tokenizer
+    sees it (`_normalized`), so white space, lower-casing and stripped
+    accents never shift a span; a word the tokenizer reads as [UNK] (or
+    one that casing changed, such as a final sigma) spans what lies
+    between its neighbours."""
     unknown = tokenizer.convert_ids_to_tokens([tokenizer.special_tokens[2]])[0]
-    spans = tokenizer.rematch(text, pieces, cased=cased, unknown_token=unknown)
-    word_spans = []
-    for piece, (start, end) in zip(pieces, spans):
-        if piece.startswith("##") and word_spans:
-            word_spans[-1] = (word_spans[-1][0], end)
+    words = []
+    for piece in tokenizer.split(text):
+        if piece.startswith("##") and words:
+            words[-1].append(piece)
         else:
-            word_spans.append((start, end))
-    return [text[start:end] for start, end in word_spans], word_spans
+            words.append([piece])
+    norm, owner = _normalized(text, cased)
+    found, cursor = [], 0
+    for word in words:
+        spelled = "".join(p[2:] if k and p.startswith("##") else p for k, p in enumerate(word))
+        at = -1 if unknown in word else norm.find(spelled, cursor)
+        found.append(None if at < 0 else (at, at + len(spelled)))
+        cursor = cursor if at < 0 else at + len(spelled)
+    spans = []
+    for k, span in enumerate(found):
+        if span is None:  # between the words found around it
+            lo = next((f[1] for f in reversed(found[:k]) if f is not None), 0)
+            hi = next((f[0] for f in found[k + 1:] if f is not None), len(norm))
+            span = (lo, max(lo, hi))
+        start, end = span
+        spans.append((owner[start], owner[end - 1] + 1) if end > start else
+                     ((owner[start] if start < len(owner) else len(text)),) * 2)
+    return words, spans
 
 
 def predict_texts(model, record, tokenizer, texts, *, batch_size=64, progress=None):
@@ -275,7 +294,7 @@ def predict_texts(model, record, tokenizer, texts, *, batch_size=64, progress=No
             raise DataError("a conll run tags one text an input, not a pair")
         split = [_words_with_spans(tokenizer, text, record.cased) for text in texts]
         tags, scores = _tag_words(model, record, tokenizer, [words for words, _ in split], batch_size=batch_size,
-                                  progress=progress)
+                                  progress=progress, pieces=[words for words, _ in split])
         out = []
         for text, (words, spans), sentence_tags, sentence_scores in zip(texts, split, tags, scores):
             found = []

@@ -7,6 +7,7 @@ classes without loading Keras or a backend.  The choices the options take
 """
 
 import dataclasses
+import os
 
 from kbert.checks import check_option_types
 from kbert.errors import ConfigError
@@ -31,9 +32,20 @@ HEAD_TASK_MAX_SEQ_LEN = {"conll": 128, "squad": 384}
 GLUE_MAX_SEQ_LEN = 128
 
 
+# Other spellings of the head tasks (after lower-casing and dropping all
+# but letters and digits).
+_HEAD_TASK_SPELLINGS = {"conll2003": "conll", "squad1": "squad", "squad11": "squad", "squadv1": "squad",
+                        "squadv11": "squad", "squad2": "squad", "squad20": "squad", "squadv2": "squad",
+                        "squadv20": "squad"}
+
+
 def head_task(task):
-    """The canonical name ("conll", "squad") of a token or span task, else None."""
-    return task.lower() if isinstance(task, str) and task.lower() in HEAD_TASKS else None
+    """The canonical name ("conll", "squad") of a token or span task (any
+    spelling: "CoNLL-2003", "SQuAD v2.0"), else None."""
+    if not isinstance(task, str):
+        return None
+    name = "".join(c for c in task.lower() if c.isalnum())
+    return name if name in HEAD_TASKS else _HEAD_TASK_SPELLINGS.get(name)
 
 LOSSES = ("mse", "kl")
 EMBEDDINGS = ("teacher", "static")
@@ -330,6 +342,10 @@ class FinetuneOptions:
                 raise ConfigError(f"--packing lays sentences end to end for a [CLS] classifier; --task {task} "
                                   "reads every position: leave it out")
             packing, max_seq_len = False, self.max_seq_len or HEAD_TASK_MAX_SEQ_LEN[task]
+            if max_seq_len < 3:
+                raise ConfigError(f"--max-seq-len {max_seq_len} holds no word beside [CLS] and [SEP]")
+            # Stored whole: evaluate and resume read them from anywhere.
+            files = {name: getattr(self, name) and os.path.abspath(getattr(self, name)) for name in ("train", "dev")}
         else:
             from kbert.glue import get_processor
 
@@ -342,7 +358,10 @@ class FinetuneOptions:
         recipe = presets.recipe(self.checkpoint, task)
         chosen = {name: recipe[name] for name in RECIPE_FIELDS if getattr(self, name) is None}
         defaults = {name: recipe["source"] for name in chosen}
-        return dataclasses.replace(self, task=task, packing=packing, max_seq_len=max_seq_len, **chosen), defaults
+        if head_task(self.task) is None:
+            files = {}
+        return dataclasses.replace(self, task=task, packing=packing, max_seq_len=max_seq_len, **files, **chosen), \
+            defaults
 
 
 @dataclasses.dataclass(frozen=True)

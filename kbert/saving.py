@@ -10,7 +10,7 @@ import importlib
 
 # Every module that defines a class or function registered with
 # `keras.saving.register_keras_serializable(package="kbert")`.
-REGISTERING_MODULES = ("kbert.layers", "kbert.model", "kbert.optimization", "kbert.student")
+REGISTERING_MODULES = ("kbert.layers", "kbert.losses", "kbert.model", "kbert.optimization", "kbert.student")
 
 
 def register_all():

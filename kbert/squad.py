@@ -289,27 +289,32 @@ def _is_max_context(spans, index, position):
 # ---------------------------------------------------------------- answers
 
 
-def _project(prediction, original, cased):
+def _project(prediction, original, cased, skip=None):
     """The (first, last) characters of `original` (context words, spaced as
     they are there) that the tokenized `prediction` stands for: both texts'
-    non-space characters aligned one to one.  Where they cannot be (the
-    prediction is not in the tokenized words, or tokenizing changed the
-    count of characters), the original words whole."""
+    non-space characters aligned one to one.  `skip`: how many non-space
+    characters of the tokenized words come before the prediction (its
+    pieces' place, so that a repeated spelling is not mistaken for it);
+    else its first occurrence, as run_squad.py.  Where they cannot be
+    aligned (the prediction is not in the tokenized words, or tokenizing
+    changed the count of characters), the original words whole."""
     from kbert.tokenization import BasicTokenizer
 
     whole = (0, len(original) - 1)
     tokenized = " ".join(BasicTokenizer(cased=cased).tokenize(original))
-    at = tokenized.find(prediction)
-    if at < 0:
-        return whole
     original_chars = [i for i, c in enumerate(original) if c != " "]
-    tokenized_chars = {position: k for k, position in enumerate(i for i, c in enumerate(tokenized) if c != " ")}
+    tokenized_chars = "".join(c for c in tokenized if c != " ")
     if len(original_chars) != len(tokenized_chars):
         return whole
-    first, last = tokenized_chars.get(at), tokenized_chars.get(at + len(prediction) - 1)
-    if first is None or last is None:
+    wanted = prediction.replace(" ", "")
+    if not wanted:
         return whole
-    return original_chars[first], original_chars[last]
+    if skip is None or tokenized_chars[skip:skip + len(wanted)] != wanted:
+        at = tokenized.find(prediction)
+        if at < 0:
+            return whole
+        skip = len(tokenized[:at].replace(" ", ""))
+    return original_chars[skip], original_chars[skip + len(wanted) - 1]
 
 
 class Answer(NamedTuple):
@@ -347,7 +352,11 @@ def answer_spans(questions, features, start_logits, end_logits, *, cased=False, 
         for k in by_question.get(index, ()):
             # float64, as run_squad.py adds Python floats: low-precision logits would tie.
             feature = features[k]
-            starts, ends = np.asarray(start_logits[k], np.float64), np.asarray(end_logits[k], np.float64)
+            # The window's own positions only: logits beyond it (padding,
+            # or zeros where a batch was narrower) are no answer's.
+            width = len(feature.token_ids)
+            starts = np.asarray(start_logits[k][:width], np.float64)
+            ends = np.asarray(end_logits[k][:width], np.float64)
             if version == 2:
                 score = float(starts[0] + ends[0])
                 null_score = score if null_score is None else min(null_score, score)
@@ -374,7 +383,11 @@ def answer_spans(questions, features, start_logits, end_logits, *, cased=False, 
         pieces = " ".join(pieces.split())
         first_word, last_word = feature.token_to_word[start], feature.token_to_word[end]
         original = " ".join(words[first_word:last_word + 1])
-        first, last = _project(pieces, original, cased)
+        # The characters of the first word's pieces before the answer's (a
+        # word cut by the window's start is caught by _project's check).
+        skip = sum(len(feature.tokens[p][2:] if feature.tokens[p].startswith("##") else feature.tokens[p])
+                   for p in range(start) if feature.token_to_word.get(p) == first_word)
+        first, last = _project(pieces, original, cased, skip)
         # Characters of `original` back to the context's: each word is a
         # run of the context's characters, one space between words here.
         word_start = {}
@@ -385,8 +398,9 @@ def answer_spans(questions, features, start_logits, end_logits, *, cased=False, 
             spots.extend(range(word_start[word], word_start[word] + len(words[word])))
             spots.append(None)  # the joining space
         begin, stop = spots[first], spots[last] + 1
-        starts = np.asarray(start_logits[k], np.float64)
-        ends = np.asarray(end_logits[k], np.float64)
+        width = len(feature.token_ids)
+        starts = np.asarray(start_logits[k][:width], np.float64)
+        ends = np.asarray(end_logits[k][:width], np.float64)
         probability = np.exp(starts[start] - _logsumexp(starts) + ends[end] - _logsumexp(ends))
         answers[question.id] = Answer(question.context[begin:stop], begin, stop, float(probability))
     return answers

@@ -7,6 +7,7 @@ NumPy decoding of the model's own logits, predictions carry the characters
 they name, a killed run resumes to the uninterrupted run's weights, and
 wrong combinations are refused by name."""
 
+import dataclasses
 import json
 import os
 import random
@@ -20,7 +21,7 @@ import pytest
 from kbert import ConfigError, DataError, load_checkpoint
 from kbert.batching import BucketedBatches
 from kbert.conll import IGNORED, entity_scores, read_conll
-from kbert.options import FinetuneOptions
+from kbert.options import FinetuneOptions, head_task
 
 import needs
 
@@ -31,7 +32,7 @@ def _log_softmax(x):
 
 
 def test_token_loss_is_the_mean_over_labelled_positions(rng):
-    from kbert.headtasks import TokenCrossentropy
+    from kbert.losses import TokenCrossentropy
 
     logits = rng.normal(size=(3, 7, 4)).astype("float32")
     labels = rng.integers(0, 4, size=(3, 7))
@@ -211,6 +212,8 @@ def test_conll_learns_evaluates_and_predicts_entities(trained):
 
     with pytest.raises(ConfigError, match="per position"):
         load_classifier(out)
+    # The model file loads compiled too: its loss is registered.
+    assert keras.saving.load_model(os.path.join(out, "model.keras")).loss.name == "token_crossentropy"
 
 
 @pytest.mark.slow
@@ -277,7 +280,16 @@ def test_a_killed_conll_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         finetune(options, str(tmp_path / "killed"))
     monkeypatch.undo()
-    finetune(options, str(tmp_path / "killed"), resume=True)
+    # The same file, named another way, resumes; the file edited does not.
+    relative = dataclasses.replace(options, train=os.path.relpath(train))
+    original = open(train, encoding="utf-8").read()
+    with open(train, "a", encoding="utf-8") as f:
+        f.write("Anna NN B-NP B-MISC\n")
+    with pytest.raises(ConfigError, match="changed since"):
+        finetune(relative, str(tmp_path / "killed"), resume=True)
+    with open(train, "w", encoding="utf-8") as f:
+        f.write(original)
+    finetune(relative, str(tmp_path / "killed"), resume=True)
     a = load_checkpoint(str(tmp_path / "straight" / "checkpoint"), head="token", num_labels=4)
     b = load_checkpoint(str(tmp_path / "killed" / "checkpoint"), head="token", num_labels=4)
     for x, y in zip(a.weights, b.weights):
@@ -302,8 +314,27 @@ def test_wrong_combinations_are_refused_by_name(tmp_path):
         finetune(FinetuneOptions(task="conll", train=train), train)
     bad = tmp_path / "bad.txt"
     bad.write_text("EU B-ORG\nrejects X\n", encoding="utf-8")
-    from kbert.headtasks import read_training
-
     with pytest.raises(DataError, match="bad.txt:2"):
-        read_training("conll", str(bad))
+        finetune(FinetuneOptions(task="conll", train=str(bad)), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists() or not os.listdir(tmp_path / "run")  # nothing to clear before a retry
+    assert head_task("CoNLL-2003") == "conll" and head_task("SQuAD v2.0") == head_task("squad1.1") == "squad"
+    assert head_task("SST-2") is None
 
+
+
+@pytest.mark.parametrize("text", ["José  Smith", "Mr.  Müller,  Sr.", "  ΟΔΟΣ\tx  ", "a \u00a0 b\u2603\u2603 c", "",
+                                  "İstanbul  e.g.  CAFÉ-au-lait\n"])
+def test_words_carry_their_own_characters(minilm, text):
+    from kbert.headtasks import _words_with_spans
+    from kbert.presets import preset_path
+    from kbert.tokenization import Tokenizer
+
+    tokenizer = Tokenizer.from_vocab_file(os.path.join(preset_path(minilm), "vocab.txt"))
+    words, spans = _words_with_spans(tokenizer, text, False)
+    # The model reads the tokenizer's own pieces, whatever the spacing.
+    assert [p for w in words for p in w] == tokenizer.split(text)
+    for pieces, (start, end) in zip(words, spans):
+        # A span holds no white space at its ends and reads, as the tokenizer sees it, as its pieces.
+        assert text[start:end] == text[start:end].strip()
+        if "[UNK]" not in pieces:
+            assert tokenizer.split(text[start:end]) == pieces, (text[start:end], pieces)

@@ -5,6 +5,7 @@ rules."""
 
 import json
 
+import numpy as np
 import pytest
 
 from kbert.errors import DataError
@@ -189,3 +190,35 @@ def test_answers_take_the_contexts_spelling_and_v2_abstains_past_the_threshold()
     start[first], end[feature.end] = 9.0, 9.0  # "They ... NORMANDY": 18, but longer than 3 pieces
     start[feature.start], end[first] = 1.0, 0.5  # "NORMANDY ... They": 1.5, but ending before it starts
     assert best_answers([question], [feature], [start], [end], max_answer_length=3) == {"q": "NORMANDY"}
+
+
+def test_answer_spans_name_the_chosen_characters_whatever_the_padding():
+    from kbert.squad import answer_spans
+
+    context = "The  Apple-apple merger,\nsaid e.g. nothing."
+    question = Question("q", "Which?", context, (("apple", context.index("apple")),))
+    tokenizer = _tokenizer(context, question.question)
+    (feature,) = squad_features(tokenizer, [question], training=True)
+    n = len(feature.tokens)
+    # The second "apple" of "Apple-apple": the spelling repeats, the place does not.
+    second = [i for i, t in enumerate(feature.tokens) if t == "apple"][1]
+    start, end = np.full(n + 40, -3.0), np.full(n + 40, -3.0)  # 40 columns beyond the window
+    start[second], end[second] = 4.0, 4.0
+    start[n:], end[n:] = 0.0, 0.0  # a batch's zeros past the window: never an answer, never in the softmax
+    answer = answer_spans([question], [feature], [start], [end])["q"]
+    assert (answer.text, answer.start, answer.end) == ("apple", context.index("-apple") + 1, context.index(" merger"))
+    p = np.exp(4.0) / (np.exp(4.0) + (n - 1) * np.exp(-3.0))
+    np.testing.assert_allclose(answer.score, p * p, rtol=1e-9)
+    # An answer over the newline keeps the context's own characters.
+    merger = feature.tokens.index("merger")
+    said = feature.tokens.index("said")
+    start, end = np.full(n, -3.0), np.full(n, -3.0)
+    start[merger], end[said] = 4.0, 4.0
+    answer = answer_spans([question], [feature], [start], [end])["q"]
+    assert answer.text == "merger,\nsaid" == context[answer.start:answer.end]
+    # The second "." of "e.g.".
+    dots = [i for i, t in enumerate(feature.tokens) if t == "."]
+    start, end = np.full(n, -3.0), np.full(n, -3.0)
+    start[dots[1]], end[dots[1]] = 4.0, 4.0
+    answer = answer_spans([question], [feature], [start], [end])["q"]
+    assert answer.start == context.index("e.g.") + 3 and answer.text == "."
