@@ -297,6 +297,7 @@ def test_a_killed_conll_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
                                    err_msg=x.path)
 
 
+@pytest.mark.single_backend
 def test_wrong_combinations_are_refused_by_name(tmp_path):
     train = write_conll(tmp_path / "train.txt", 4, 0)
     with pytest.raises(ConfigError, match="--train FILE"):
@@ -322,6 +323,7 @@ def test_wrong_combinations_are_refused_by_name(tmp_path):
 
 
 
+@pytest.mark.single_backend  # the tokenizer's characters only
 @pytest.mark.parametrize("text", ["José  Smith", "Mr.  Müller,  Sr.", "  ΟΔΟΣ\tx  ", "a \u00a0 b\u2603\u2603 c", "",
                                   "İstanbul  e.g.  CAFÉ-au-lait\n"])
 def test_words_carry_their_own_characters(minilm, text):
