@@ -156,10 +156,8 @@ def _tag_words(model, record, tokenizer, word_lists, *, batch_size, progress, pi
     `pieces`: the words already cut into word pieces."""
     encoded = encode_tagged(tokenizer, [(words, None) for words in word_lists], {}, max_len=record.max_seq_len,
                             pieces=pieces)
-    if progress is not None:
-        progress.total = len(encoded.lengths)
-        progress.refresh()
-    (logits,) = _predict(model, encoded, batch_size, progress)  # [N, T, K]
+    (logits,) = _predict(model, [encoded.token_ids, encoded.segment_ids], encoded.lengths, batch_size,
+                         progress)  # [N, T, K]
     probabilities = softmax(logits)
     tags = [[None] * len(words) for words in word_lists]
     scores = [[0.0] * len(words) for words in word_lists]
@@ -171,18 +169,24 @@ def _tag_words(model, record, tokenizer, word_lists, *, batch_size, progress, pi
     return tags, scores
 
 
-def _predict(model, encoded, batch_size, progress):
-    """The model's outputs at every position of `encoded`'s rows."""
+def _predict(model, arrays, lengths, batch_size, progress):
+    """The model's outputs at every position of the rows of `arrays`
+    ([token ids, segment ids]), the progress bar sized to them."""
     from kbert.inference import predict_positions
 
-    arrays = [encoded.token_ids, encoded.segment_ids][: len(model.inputs)]
-    return predict_positions(model, arrays, encoded.lengths, batch_size=batch_size, progress=progress)
+    if progress is not None:
+        progress.total = len(lengths)
+        progress.refresh()
+    return predict_positions(model, arrays[: len(model.inputs)], lengths, batch_size=batch_size, progress=progress)
 
 
-class _Encoded(NamedTuple):
-    token_ids: np.ndarray
-    segment_ids: np.ndarray
-    lengths: np.ndarray
+def _span_logits(model, tokenizer, features, batch_size, progress):
+    """(start logits, end logits) of SQuAD `features`, one row a window
+    ([], [] for none: every context empty)."""
+    if not features:
+        return [], []
+    ids, segments, lengths = _pad_features(features, tokenizer.pad_index)
+    return _predict(model, [ids, segments], lengths, batch_size, progress)
 
 
 def evaluate_head_run(model_dir, model, record, tokenizer, file, *, batch_size, verbose):
@@ -211,11 +215,7 @@ def evaluate_head_run(model_dir, model, record, tokenizer, file, *, batch_size, 
             if not questions:
                 raise DataError(f"{path}: no questions to evaluate")
             features = squad_features(tokenizer, questions, max_seq_length=record.max_seq_len)
-            bar.total = len(features)
-            starts = ends = []
-            if features:  # none when every context is empty (v2's unanswerable ones may be)
-                starts, ends = _predict(model, _Encoded(*_pad_features(features, tokenizer.pad_index)),
-                                        batch_size, bar)
+            starts, ends = _span_logits(model, tokenizer, features, batch_size, bar)
             # The model's own version decides whether "no answer" is an answer.
             predictions = best_answers(questions, features, starts, ends, cased=record.cased,
                                        version=record.results.get("squad_version", 1))
@@ -308,12 +308,9 @@ def predict_texts(model, record, tokenizer, texts, *, batch_size=64, progress=No
         raise DataError("a squad run answers a (question, context) pair an input: 'question<TAB>context'")
     questions = [Question(str(i), q, c, ()) for i, (q, c) in enumerate(texts)]
     features = squad_features(tokenizer, questions, max_seq_length=record.max_seq_len)
-    found = {}
-    if features:
-        starts, ends = _predict(model, _Encoded(*_pad_features(features, tokenizer.pad_index)),
-                                            batch_size, progress)
-        found = answer_spans(questions, features, starts, ends, cased=record.cased,
-                             version=record.results.get("squad_version", 1))
+    starts, ends = _span_logits(model, tokenizer, features, batch_size, progress)
+    found = answer_spans(questions, features, starts, ends, cased=record.cased,
+                         version=record.results.get("squad_version", 1))
     out = []
     for q in questions:
         answer = found.get(q.id)
