@@ -55,7 +55,10 @@ teacher, same input, file hash unchanged) and redoes the others.  Within a
 split, the teacher pass saves its logits every `CHUNK_ROWS` rows in
 `{split}.parts/` (removed once the manifest calls the split complete), so a re-run
 after a kill computes only the chunks not saved, and gives the logits the
-uninterrupted pass gives, bit for bit.
+uninterrupted pass gives, bit for bit.  The masked LM's rewrites of
+augmented copies (`fill_masks`) are kept the same way in
+`augmented-mlm.parts/`, which stays after the pass, so that a re-run does
+not rewrite them again.
 
 The user's own text (`MaterialsOptions.unlabeled`) becomes the splits
 "unlabeled-00000", "unlabeled-00001", ...: shards of at most `shard_rows`
@@ -545,6 +548,14 @@ CHUNK_ROWS = 10_000
 RAY_ROWS_PER_ACTOR = 50_000
 RAY_GROUP_ROWS = 200_000
 PARTS_KEY = "key.json"
+# Augmented copies per chunk of the masked LM's rewrites (`fill_masks`):
+# about 45 s of rewriting on two cores, the most a kill can lose.
+MLM_CHUNK_COPIES = 2048
+MLM_PARTS = "augmented-mlm"
+
+
+def _parts_role(split):
+    return "masked LM's rewrites" if split == MLM_PARTS else "teacher pass's parts"
 
 
 class _Parts:
@@ -554,11 +565,16 @@ class _Parts:
     split complete.  `key.json` records what the logits depend on (the
     split's input hash, the teacher, the chunk size, batch size, packing,
     backend and kbert version); parts under another key are another pass's
-    and are discarded."""
+    and are discarded.
+
+    `MLM_PARTS.parts/` holds the masked LM's rewrites of the augmented
+    copies the same way (`fill_masks`), a JSON file per chunk of
+    `MLM_CHUNK_COPIES` copies, under its own key."""
 
     # What this class writes: the key, the chunks, and the temporaries of
     # `atomic_output` a killed writer leaves (`.NAME.PID.XXXX.tmp`).
-    OWN = re.compile(r"^\.?(key\.json|teacher-\d+-chunk-\d{5}\.npy)(\.\d+\..*\.tmp)?$")
+    OWN = re.compile(r"^\.?(key\.json|teacher-\d+-chunk-\d{5}\.npy|masked-lm-chunk-\d{5}\.json)"
+                     r"(\.\d+\..*\.tmp)?$")
 
     def __init__(self, out_dir, split, key):
         self.out_dir, self.split = out_dir, split
@@ -566,7 +582,7 @@ class _Parts:
         key_path = os.path.join(self.directory, PARTS_KEY)
         if os.path.lexists(self.directory):
             try:
-                stored = read_json(key_path, error=DataError, what="teacher pass parts")
+                stored = read_json(key_path, error=DataError, what=_parts_role(split))
             except DataError:  # killed before its key was written, or damaged: start the pass over
                 stored = None
             if stored != json.loads(json.dumps(key)):  # compared as the file holds it
@@ -576,7 +592,7 @@ class _Parts:
             if not os.path.isfile(key_path):
                 write_json(key_path, key)
         except OSError as e:  # a file of that name, a full disk, ...
-            raise DataError(f"{self.directory}: cannot hold the teacher pass's parts ({e})") from None
+            raise DataError(f"{self.directory}: cannot hold the {_parts_role(split)} ({e})") from None
 
     def path(self, teacher, chunk):
         return os.path.join(self.directory, f"teacher-{teacher}-chunk-{chunk:05d}.npy")
@@ -609,6 +625,32 @@ class _Parts:
         logger.warning("%s: not this chunk's logits, computed again", path)
         return None
 
+    def fill_path(self, chunk):
+        return os.path.join(self.directory, f"masked-lm-chunk-{chunk:05d}.json")
+
+    def load_fill(self, chunk, rows):
+        """A chunk's saved rewrites ({"rows", "texts", "cut"}), or None if
+        not saved (or not whole, or not for these copies)."""
+        path = self.fill_path(chunk)
+        if not os.path.isfile(path):
+            return None
+        try:
+            saved = read_json(path, error=DataError, what="masked LM rewrites")
+        except DataError as e:
+            logger.warning("%s, computed again", e)
+            return None
+        if (isinstance(saved, dict) and saved.get("rows") == rows and isinstance(saved.get("texts"), list)
+                and isinstance(saved.get("cut"), list) and len(saved["texts"]) == len(saved["cut"]) == len(rows)):
+            return saved
+        logger.warning("%s: not this chunk's rewrites, computed again", path)
+        return None
+
+    def save_fill(self, chunk, saved):
+        try:
+            write_json(self.fill_path(chunk), saved)
+        except OSError as e:
+            raise DataError(f"{self.fill_path(chunk)}: cannot save the masked LM's rewrites ({e})") from None
+
     def save(self, teacher, chunk, logits):
         try:
             with atomic_output(self.path(teacher, chunk)) as tmp, open(tmp, "wb") as f:
@@ -628,7 +670,7 @@ class _Parts:
         if not os.path.lexists(directory):
             return
         if os.path.islink(directory) or not os.path.isdir(directory):
-            raise DataError(f"{directory}: not a directory kbert made for a teacher pass's parts; move it away")
+            raise DataError(f"{directory}: not a directory kbert made for the {_parts_role(split)}; move it away")
         try:
             entries = sorted(os.listdir(directory), key=lambda entry: entry == PARTS_KEY)
             foreign = [entry for entry in entries if not _Parts.OWN.match(entry)]
@@ -639,7 +681,7 @@ class _Parts:
                 os.remove(os.path.join(directory, entry))
             os.rmdir(directory)
         except OSError as e:
-            raise DataError(f"{directory}: cannot remove the teacher pass's parts ({e})") from None
+            raise DataError(f"{directory}: cannot remove the {_parts_role(split)} ({e})") from None
 
 
 def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose,
@@ -1187,7 +1229,7 @@ def _whole_words(tokens):
 
 
 def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, temperature=1.0, batch_size=64,
-               verbose=True):
+               out_dir=None, verbose=True):
     """Rewrite every `[MASK]` word of augmented copies with a word a masked
     language model predicts there (Wu et al. 2019, "Conditional BERT
     contextual augmentation"; TinyBERT's BERT-based replacement).
@@ -1205,6 +1247,12 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
             the MLM's logits / temperature over its `top_k` likeliest whole
             words (`_whole_words`).
         batch_size: rows per MLM call.
+        out_dir: where to keep the rewrites as they are made
+            (`MLM_PARTS.parts/`, a chunk of `MLM_CHUNK_COPIES` copies at a
+            time, keyed by the copies, the checkpoint's weights and these
+            options), so that a call after a kill, or a re-run, rewrites
+            only the chunks not saved and returns what the uninterrupted
+            call returns.  None: nothing is kept.
 
     Returns:
         The copies, each mask rewritten, in order; a rewritten copy equal to
@@ -1238,24 +1286,34 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
     k_kept = min(top_k, int(allowed.sum()))
     pairs = bool(copies) and not isinstance(copies[0][1], str)
     sides = [[text] if not pairs else list(text) for _, text in copies]
-    masked = [k for k, parts in enumerate(sides) if any(MASK in part.split() for part in parts)]
+    masked = [k for k, texts in enumerate(sides) if any(MASK in text.split() for text in texts)]
     order = sorted(masked, key=lambda k: sum(len(part.split()) for part in sides[k]))  # similar lengths together
-    filled, cut = {}, 0
-    with tqdm(total=len(order), desc="masked LM", unit="copy", disable=not verbose) as bar:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = tokenizer.encode_batch([sides[k][0] for k in rows], [sides[k][1] for k in rows] if pairs else None,
-                                           max_len=max_seq_len)
+    parts = None
+    if out_dir is not None:
+        parts = _Parts(out_dir, MLM_PARTS, {
+            "copies_sha256": hashlib.sha256(json.dumps([[int(k), text] for k, text in copies]).encode()).hexdigest(),
+            "checkpoint_sha256": teacher_sha256(bert), "max_seq_len": max_seq_len, "seed": seed, "top_k": top_k,
+            "temperature": temperature, "batch_size": batch_size, "chunk_copies": MLM_CHUNK_COPIES,
+            "backend": keras.backend.backend(), "kbert_version": kbert.__version__})
+
+    def rewrite(rows):
+        """{"rows", "texts", "cut"}: `rows`' copies rewritten, batch by batch."""
+        texts, cut = [], []
+        for start in range(0, len(rows), batch_size):
+            batch_rows = rows[start : start + batch_size]
+            batch = tokenizer.encode_batch([sides[k][0] for k in batch_rows],
+                                           [sides[k][1] for k in batch_rows] if pairs else None, max_len=max_seq_len)
             positions = [np.flatnonzero(ids == mask_id) for ids in batch.token_ids]  # the masks, in text order
             width = max(len(p) for p in positions)
-            chosen = np.zeros((len(rows), width), np.int32)  # position 0 ([CLS]) pads: its logits unread
+            chosen = np.zeros((len(batch_rows), width), np.int32)  # position 0 ([CLS]) pads: its logits unread
             for i, p in enumerate(positions):
                 chosen[i, : len(p)] = p
             logits = keras.ops.convert_to_numpy(
                 predict.predict_on_batch([batch.token_ids, batch.segment_ids, chosen])["mlm"])  # [B, P, V]
-            for i, k in enumerate(rows):
+            for i, k in enumerate(batch_rows):
                 if len(positions[i]) != sum(part.split().count(MASK) for part in sides[k]):
-                    filled[k], cut = copies[k][1], cut + 1  # a mask was cut off: which is which is unknown
+                    texts.append(copies[k][1])  # a mask was cut off: which is which is unknown
+                    cut.append(True)
                     continue
                 rng = np.random.default_rng([seed, 29, k])
                 scores = np.where(allowed, logits[i, : len(positions[i])].astype(np.float64) / temperature,
@@ -1264,8 +1322,27 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
                 top = np.take_along_axis(scores, likeliest, axis=-1)
                 p = np.exp(top - top.max(axis=-1, keepdims=True))
                 picks = [row[rng.choice(k_kept, p=q / q.sum())] for row, q in zip(likeliest, p)]
-                filled[k] = _rewrite(sides[k], [tokens[int(pick)] for pick in picks], MASK)
+                texts.append(_rewrite(sides[k], [tokens[int(pick)] for pick in picks], MASK))
+                cut.append(False)
+        return {"rows": rows, "texts": texts, "cut": cut}
+
+    filled, cut, resumed = {}, 0, 0
+    with tqdm(total=len(order), desc="masked LM", unit="copy", disable=not verbose) as bar:
+        for c, start in enumerate(range(0, len(order), MLM_CHUNK_COPIES)):
+            rows = order[start : start + MLM_CHUNK_COPIES]
+            saved = None if parts is None else parts.load_fill(c, rows)
+            if saved is None:
+                saved = rewrite(rows)
+                if parts is not None:
+                    parts.save_fill(c, saved)
+            else:
+                resumed += len(rows)
+            for k, text, was_cut in zip(rows, saved["texts"], saved["cut"]):
+                filled[k] = text if isinstance(text, str) else tuple(text)  # JSON keeps a pair as a list
+                cut += bool(was_cut)
             bar.update(len(rows))
+    if resumed:
+        logger.info("masked LM: %d of %d copies read back from %s", resumed, len(order), parts.directory)
     result, seen = [], set()
     for k, (source, text) in enumerate(copies):
         new = filled.get(k, text)
@@ -1500,7 +1577,7 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         if options.mlm is not None:
             drawn = fill_masks(drawn, sources, options.mlm, max_seq_len=options.max_seq_len,
                                seed=options.seed, top_k=options.mlm_top_k, temperature=options.mlm_temperature,
-                               batch_size=options.batch_size, verbose=verbose)
+                               batch_size=options.batch_size, out_dir=out_dir, verbose=verbose)
         copies = [text for _, text in drawn]
         encoded["augmented"] = encode(
             [c if seconds is None else c[0] for c in copies],

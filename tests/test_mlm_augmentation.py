@@ -115,6 +115,7 @@ def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path):
         "--model", str(run), "--output", str(out), "--data-dir", str(tmp_path / "glue"), "--splits", "train,dev",
         "--augment", "8", "--seed", "1", "--mlm", str(fixture_checkpoint), "--mlm-top-k", "4"]))
     augmented = load_materials(str(out)).splits["augmented"]
+    assert (out / "augmented-mlm.parts" / "masked-lm-chunk-00000.json").is_file()  # kept for a re-run
     assert len(augmented) > 0
     for sentence, source in zip(augmented.sentence, augmented.source):
         assert "[MASK]" not in sentence and sentence != train[source]
@@ -122,3 +123,57 @@ def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path):
     assert 4 not in augmented.x  # no mask id reaches the teacher
     with pytest.raises(ConfigError, match="--mlm .* needs --augment N"):
         MaterialsOptions(mlm=str(fixture_checkpoint))
+
+
+def test_a_killed_rewrite_resumes_at_its_first_unsaved_chunk(fixture_checkpoint, tmp_path, monkeypatch):
+    """The rewrites are saved a chunk of copies at a time: killed in the
+    second chunk, a second call runs the masked LM on the chunks not saved
+    only and returns the uninterrupted call's copies; other options (here
+    the seed) start over."""
+    import kbert.views as views
+    from kbert import materials as materials_module
+
+    monkeypatch.setattr(materials_module, "MLM_CHUNK_COPIES", 2)
+    originals = ["all work and no play", "makes jack a dull boy"]
+    copies = [(0, "all [MASK] and no play"), (0, "all work [MASK] no [MASK]"), (1, "[MASK] jack a dull boy"),
+              (1, "makes [MASK] a dull [MASK]"), (1, "makes jack [MASK] dull boy")]
+    kwargs = dict(max_seq_len=16, seed=0, top_k=3, batch_size=1, verbose=False)
+    whole = fill_masks(copies, originals, str(fixture_checkpoint), **kwargs)
+
+    calls, kill_at = [], [None]
+
+    class Counting:
+        def __init__(self, model):
+            self.model = model
+
+        def predict_on_batch(self, x):
+            calls.append(len(x[0]))
+            if len(calls) == kill_at[0]:
+                raise KeyboardInterrupt
+            return self.model.predict_on_batch(x)
+
+    real = views.pretraining_model
+    monkeypatch.setattr(views, "pretraining_model", lambda bert: Counting(real(bert)))
+    out = tmp_path / "materials"
+    kill_at[0] = 3  # the first copy of the second chunk
+    with pytest.raises(KeyboardInterrupt):
+        fill_masks(copies, originals, str(fixture_checkpoint), out_dir=str(out), **kwargs)
+    parts = out / "augmented-mlm.parts"
+    assert sorted(p.name for p in parts.iterdir()) == ["key.json", "masked-lm-chunk-00000.json"]
+
+    calls.clear()
+    kill_at[0] = None
+    assert fill_masks(copies, originals, str(fixture_checkpoint), out_dir=str(out), **kwargs) == whole
+    assert len(calls) == 3  # chunks 1 and 2 only
+    calls.clear()
+    assert fill_masks(copies, originals, str(fixture_checkpoint), out_dir=str(out), **kwargs) == whole
+    assert calls == []  # a re-run reads every rewrite back
+
+    # A torn chunk is rewritten; another seed's call discards the parts and starts over.
+    (parts / "masked-lm-chunk-00001.json").write_text("{")
+    assert fill_masks(copies, originals, str(fixture_checkpoint), out_dir=str(out), **kwargs) == whole
+    assert len(calls) == 2
+    calls.clear()
+    other = fill_masks(copies, originals, str(fixture_checkpoint), out_dir=str(out), **dict(kwargs, seed=5))
+    assert len(calls) == 5
+    assert other == fill_masks(copies, originals, str(fixture_checkpoint), **dict(kwargs, seed=5))
