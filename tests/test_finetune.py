@@ -222,7 +222,9 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = dict(os.environ, KERAS_BACKEND="jax")
-    jobs = {"one": ("0", dict(base)), "devices": ("1", dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=2"))}
+    # The suite's XLA flags (conftest.py) in every job, so that they differ in their devices only.
+    devices = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    jobs = {"one": ("0", dict(base)), "devices": ("1", dict(base, XLA_FLAGS=devices))}
     for rank in (0, 1):
         jobs[f"process{rank}"] = ("1", dict(base, KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
                                           KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(rank)))
