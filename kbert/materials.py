@@ -492,6 +492,23 @@ def _start_manifest(out_dir, identity):
     return manifest
 
 
+def _refuse_other_materials(out_dir, *, task, max_seq_len, cased, teacher, vocab):
+    """`_start_manifest`'s refusal of materials of another task, length,
+    casing, teacher or vocabulary in `out_dir`, for a long step that writes
+    there before the manifest is read (the masked LM's rewrites)."""
+    if not os.path.exists(os.path.join(out_dir, MANIFEST)):
+        return
+    manifest = _read_manifest(out_dir)
+    now = {"task": task, "max_seq_len": int(max_seq_len), "cased": bool(cased),
+           "teacher": teacher_sha256(teacher), "vocab": vocab_sha256(vocab)}
+    before = {**{key: manifest.get(key) for key in ("task", "max_seq_len", "cased")},
+              **{key: (manifest.get(key) or {}).get("sha256") for key in ("teacher", "vocab")}}
+    for key, value in now.items():
+        if before[key] != value:
+            raise DataError(f"{os.path.join(out_dir, MANIFEST)}: materials of another {key} "
+                            f"({before[key]!r}, now {value!r}); use a new directory")
+
+
 def _stored_static(out_dir, teacher, vocab):
     """The static vectors an earlier call stored in `out_dir` for this very
     teacher and vocabulary, else None: a resumed or extended call then skips
@@ -628,9 +645,10 @@ class _Parts:
     def fill_path(self, chunk):
         return os.path.join(self.directory, f"masked-lm-chunk-{chunk:05d}.json")
 
-    def load_fill(self, chunk, rows):
+    def load_fill(self, chunk, rows, pairs):
         """A chunk's saved rewrites ({"rows", "texts", "cut"}), or None if
-        not saved (or not whole, or not for these copies)."""
+        not saved (or not whole, or not for these copies: `pairs`, texts
+        of two sentences)."""
         path = self.fill_path(chunk)
         if not os.path.isfile(path):
             return None
@@ -639,8 +657,15 @@ class _Parts:
         except DataError as e:
             logger.warning("%s, computed again", e)
             return None
+        def is_text(text):  # a sentence, or a pair's two (JSON keeps a pair as a list)
+            if not pairs:
+                return isinstance(text, str)
+            return isinstance(text, list) and len(text) == 2 and all(isinstance(side, str) for side in text)
+
         if (isinstance(saved, dict) and saved.get("rows") == rows and isinstance(saved.get("texts"), list)
-                and isinstance(saved.get("cut"), list) and len(saved["texts"]) == len(saved["cut"]) == len(rows)):
+                and isinstance(saved.get("cut"), list) and len(saved["texts"]) == len(saved["cut"]) == len(rows)
+                and all(is_text(text) for text in saved["texts"])
+                and all(isinstance(flag, bool) for flag in saved["cut"])):
             return saved
         logger.warning("%s: not this chunk's rewrites, computed again", path)
         return None
@@ -1292,9 +1317,10 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
     if out_dir is not None:
         parts = _Parts(out_dir, MLM_PARTS, {
             "copies_sha256": hashlib.sha256(json.dumps([[int(k), text] for k, text in copies]).encode()).hexdigest(),
-            "checkpoint_sha256": teacher_sha256(bert), "max_seq_len": max_seq_len, "seed": seed, "top_k": top_k,
-            "temperature": temperature, "batch_size": batch_size, "chunk_copies": MLM_CHUNK_COPIES,
-            "backend": keras.backend.backend(), "kbert_version": kbert.__version__})
+            "checkpoint_sha256": teacher_sha256(bert), "vocab_sha256": vocab_sha256(tokens),
+            "max_seq_len": int(max_seq_len), "seed": int(seed), "top_k": int(top_k), "temperature": float(temperature),
+            "batch_size": int(batch_size), "chunk_copies": MLM_CHUNK_COPIES, "backend": keras.backend.backend(),
+            "kbert_version": kbert.__version__})
 
     def rewrite(rows):
         """{"rows", "texts", "cut"}: `rows`' copies rewritten, batch by batch."""
@@ -1330,7 +1356,7 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
     with tqdm(total=len(order), desc="masked LM", unit="copy", disable=not verbose) as bar:
         for c, start in enumerate(range(0, len(order), MLM_CHUNK_COPIES)):
             rows = order[start : start + MLM_CHUNK_COPIES]
-            saved = None if parts is None else parts.load_fill(c, rows)
+            saved = None if parts is None else parts.load_fill(c, rows, pairs)
             if saved is None:
                 saved = rewrite(rows)
                 if parts is not None:
@@ -1338,7 +1364,7 @@ def fill_masks(copies, originals, checkpoint, *, max_seq_len, seed, top_k=20, te
             else:
                 resumed += len(rows)
             for k, text, was_cut in zip(rows, saved["texts"], saved["cut"]):
-                filled[k] = text if isinstance(text, str) else tuple(text)  # JSON keeps a pair as a list
+                filled[k] = tuple(text) if pairs else text  # JSON keeps a pair as a list
                 cut += bool(was_cut)
             bar.update(len(rows))
     if resumed:
@@ -1575,6 +1601,9 @@ def materials_from_run(run_dir, out_dir, options=MaterialsOptions(), *, data_dir
         drawn = augmentation.augment(sources, options.augment, options.seed, neighbours=neighbours,
                                      p_neighbour=options.p_neighbour)
         if options.mlm is not None:
+            # Refused now rather than after an hour of rewriting left its parts there.
+            _refuse_other_materials(out_dir, task=options.task, max_seq_len=options.max_seq_len, cased=record.cased,
+                                    teacher=teacher, vocab=vocab)
             drawn = fill_masks(drawn, sources, options.mlm, max_seq_len=options.max_seq_len,
                                seed=options.seed, top_k=options.mlm_top_k, temperature=options.mlm_temperature,
                                batch_size=options.batch_size, out_dir=out_dir, verbose=verbose)

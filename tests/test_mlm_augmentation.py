@@ -86,7 +86,7 @@ def test_a_checkpoint_without_mlm_heads_or_a_mask_cut_off(fixture_checkpoint, tm
                       verbose=False) == [(0, long)]
 
 
-def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path):
+def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path, monkeypatch):
     from kbert.commands import materials as materials_command
     from kbert.config import BertConfig
     from kbert.materials import load_materials
@@ -121,6 +121,16 @@ def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path):
         assert "[MASK]" not in sentence and sentence != train[source]
         assert set(sentence.split()) <= set(WHOLE)
     assert 4 not in augmented.x  # no mask id reaches the teacher
+
+    # Materials of another setup in --output are refused before any rewriting.
+    from kbert import materials as materials_module
+    from kbert.errors import DataError
+
+    monkeypatch.setattr(materials_module, "fill_masks", lambda *a, **k: pytest.fail("rewrote before refusing"))
+    with pytest.raises(DataError, match="materials of another max_seq_len"):
+        materials_command.run(parser.parse_args([
+            "--model", str(run), "--output", str(out), "--data-dir", str(tmp_path / "glue"), "--splits", "train,dev",
+            "--augment", "8", "--seed", "1", "--mlm", str(fixture_checkpoint), "--max-seq-len", "10"]))
     with pytest.raises(ConfigError, match="--mlm .* needs --augment N"):
         MaterialsOptions(mlm=str(fixture_checkpoint))
 
@@ -177,3 +187,30 @@ def test_a_killed_rewrite_resumes_at_its_first_unsaved_chunk(fixture_checkpoint,
     other = fill_masks(copies, originals, str(fixture_checkpoint), out_dir=str(out), **dict(kwargs, seed=5))
     assert len(calls) == 5
     assert other == fill_masks(copies, originals, str(fixture_checkpoint), **dict(kwargs, seed=5))
+
+    # The same weights with another vocabulary (a word respelled) rewrite again, in its words.
+    import shutil
+
+    respelled = tmp_path / "respelled"
+    shutil.copytree(fixture_checkpoint, respelled)
+    vocab = (respelled / "vocab.txt").read_text().splitlines()
+    (respelled / "vocab.txt").write_text("".join(f"{'toy' if t == 'boy' else t}\n" for t in vocab))
+    calls.clear()
+    assert fill_masks(copies, originals, str(respelled), out_dir=str(out), **kwargs) == fill_masks(
+        copies, originals, str(respelled), **kwargs)
+    assert len(calls) == 5 + 5
+
+    # Pairs come back as pairs, killed or not.
+    pairs = [(0, ("all [MASK]", "[MASK] boy")), (0, ("all work", "a [MASK] boy")), (1, ("[MASK] jack", "no play"))]
+    pair_originals = [("all work", "dull boy"), ("makes jack", "no play")]
+    whole = fill_masks(pairs, pair_originals, str(fixture_checkpoint), **kwargs)
+    assert all(isinstance(text, tuple) for _, text in whole)
+    calls.clear()
+    kill_at[0] = 3
+    with pytest.raises(KeyboardInterrupt):
+        fill_masks(pairs, pair_originals, str(fixture_checkpoint), out_dir=str(tmp_path / "pairs"), **kwargs)
+    calls.clear()
+    kill_at[0] = None
+    assert fill_masks(pairs, pair_originals, str(fixture_checkpoint), out_dir=str(tmp_path / "pairs"),
+                      **kwargs) == whole
+    assert len(calls) == 1
