@@ -590,8 +590,8 @@ class _Parts:
 
     # What this class writes: the key, the chunks, and the temporaries of
     # `atomic_output` a killed writer leaves (`.NAME.PID.XXXX.tmp`).
-    OWN = re.compile(r"^\.?(key\.json|teacher-\d+-chunk-\d{5}\.npy|masked-lm-chunk-\d{5}\.json)"
-                     r"(\.\d+\..*\.tmp)?$")
+    OWN = re.compile(r"^\.?(key\.json|teacher-\d+-chunk-\d{5}\.npy|pooled-chunk-\d{5}\.npy"
+                     r"|masked-lm-chunk-\d{5}\.json)(\.\d+\..*\.tmp)?$")
 
     def __init__(self, out_dir, split, key):
         self.out_dir, self.split = out_dir, split
@@ -612,7 +612,10 @@ class _Parts:
             raise DataError(f"{self.directory}: cannot hold the {_parts_role(split)} ({e})") from None
 
     def path(self, teacher, chunk):
-        return os.path.join(self.directory, f"teacher-{teacher}-chunk-{chunk:05d}.npy")
+        """A teacher's logits of a chunk; `teacher` "pooled": the first
+        teacher's pooled vectors (`--pooled`)."""
+        name = "pooled" if teacher == "pooled" else f"teacher-{teacher}"
+        return os.path.join(self.directory, f"{name}-chunk-{chunk:05d}.npy")
 
     def missing(self, teachers, rows, num_labels):
         """The chunks of a split of `rows` rows that no earlier pass saved
@@ -625,9 +628,9 @@ class _Parts:
                 chunks.append((c, start, stop, todo))
         return chunks
 
-    def load(self, teacher, chunk, shape):
-        """The saved logits of one chunk, or None if not saved (or not
-        whole: torn, of another shape or type, or not finite)."""
+    def load(self, teacher, chunk, shape, dtype=np.float32):
+        """The saved logits (or pooled vectors) of one chunk, or None if not
+        saved (or not whole: torn, of another shape or type, or not finite)."""
         path = self.path(teacher, chunk)
         if not os.path.isfile(path):
             return None
@@ -636,7 +639,7 @@ class _Parts:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             logger.warning("%s: unreadable (%s), computed again", path, e)
             return None
-        if (isinstance(logits, np.ndarray) and logits.shape == shape and logits.dtype == np.float32
+        if (isinstance(logits, np.ndarray) and logits.shape == shape and logits.dtype == dtype
                 and np.isfinite(logits).all()):
             return logits
         logger.warning("%s: not this chunk's logits, computed again", path)
@@ -707,6 +710,27 @@ class _Parts:
             os.rmdir(directory)
         except OSError as e:
             raise DataError(f"{directory}: cannot remove the {_parts_role(split)} ({e})") from None
+
+
+def _chunked_pooled(teacher, arrays, parts, name, options, verbose):
+    """float16 [N, H]: the teacher's pooled vectors of a split, a chunk of
+    `CHUNK_ROWS` rows at a time, each saved in `parts` as it completes and
+    read back from there when an earlier (killed) pass saved it."""
+    from tqdm.auto import tqdm
+
+    rows, width = len(arrays["x"]), teacher.bert_config.hidden_size
+    pieces = []
+    with tqdm(total=rows, desc=f"pooled on {name}", unit="item", disable=not verbose, leave=True) as bar:
+        for c, start in enumerate(range(0, rows, CHUNK_ROWS)):
+            stop = min(start + CHUNK_ROWS, rows)
+            pooled = parts.load("pooled", c, (stop - start, width), np.float16)
+            if pooled is None:
+                pooled = pooled_vectors(teacher, arrays["x"][start:stop], arrays["segment"][start:stop],
+                                        arrays["length"][start:stop], batch_size=options.batch_size, verbose=False)
+                parts.save("pooled", c, pooled)
+            pieces.append(pooled)
+            bar.update(stop - start)
+    return np.concatenate(pieces) if pieces else np.zeros((0, width), np.float16)
 
 
 def _chunked_logits(model, teacher_name, k, arrays, parts, name, num_labels, options, tokenizer, desc, verbose,
@@ -1014,9 +1038,7 @@ def generate_materials(teacher, splits, out_dir, *, vocab, teacher_id, options, 
             scores = {"scores": {"ensemble": _scores(task, arrays["label"], y),
                                  "members": [_scores(task, arrays["label"], m) for m in each]}}
         if options.pooled:
-            arrays = dict(arrays, pooled=pooled_vectors(teacher, arrays["x"], arrays["segment"], arrays["length"],
-                                                        batch_size=options.batch_size, desc=f"pooled on {name}",
-                                                        verbose=verbose))
+            arrays = dict(arrays, pooled=_chunked_pooled(teacher, arrays, parts, name, options, verbose))
         seconds = time.perf_counter() - started + ray_seconds
         fresh = (computed + ray_rows) // len(teachers)
         path = os.path.join(out_dir, file_name)

@@ -541,6 +541,45 @@ def test_static_vectors_are_each_tokens_last_layer_output(splits, tmp_path):
         np.testing.assert_allclose(start[:, k], sign * column, atol=1e-4)
 
 
+def test_killed_pooled_vectors_resume_at_their_first_unsaved_chunk(splits, tmp_path, monkeypatch):
+    """`--pooled` vectors are saved chunk by chunk with the logits: killed
+    in the second chunk, a re-run computes the chunks not saved only, and
+    the materials are the uninterrupted run's, bit for bit."""
+    monkeypatch.setattr(materials_module, "CHUNK_ROWS", 16)  # train's 40 rows: chunks of 16, 16, 8
+    teacher = make_teacher(seed=6)
+    options = MaterialsOptions(task="SST-2", max_seq_len=T, batch_size=8, pooled=True)
+
+    def write(out):
+        generate_materials(teacher, {"train": splits["train"]}, str(out), vocab=VOCAB, teacher_id="t",
+                           options=options, verbose=False)
+
+    write(tmp_path / "whole")
+    real_pooled, calls = materials_module.pooled_vectors, []
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_pooled(*args, **kwargs)
+
+    monkeypatch.setattr(materials_module, "pooled_vectors", counted)
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path / "killed")
+    assert sorted(p.name for p in (tmp_path / "killed" / "train.parts").iterdir()) == [
+        "key.json", "pooled-chunk-00000.npy", "teacher-0-chunk-00000.npy", "teacher-0-chunk-00001.npy",
+        "teacher-0-chunk-00002.npy"]
+    calls.clear()
+    monkeypatch.setattr(materials_module, "pooled_vectors", lambda *a, **k: (calls.append(len(a[1])),
+                                                                             real_pooled(*a, **k))[1])
+    write(tmp_path / "killed")
+    assert calls == [16, 8]  # the second and third chunks only
+    assert not (tmp_path / "killed" / "train.parts").exists()
+    a = load_materials(str(tmp_path / "whole")).splits["train"]
+    b = load_materials(str(tmp_path / "killed")).splits["train"]
+    np.testing.assert_array_equal(a.pooled, b.pooled)
+    np.testing.assert_array_equal(a.y, b.y)
+
+
 def test_pooled_vectors_and_a_student_that_matches_them(splits, tmp_path):
     from kbert.distillation import DistillOptions, distill
     from kbert.student import CNNStudent
