@@ -11,7 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # test_transformer_student.py took 104 s on JAX against 137 s, and
 # TensorFlow's XLA-compiled fine-tuning resume test 66 s against 99 s.
 # Benchmarks and users run XLA's defaults.
-xla_flags = ["--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"]
+# A test that trains a real model in a subprocess takes these out again (fast_compile_flags_removed).
+FAST_COMPILE_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+xla_flags = list(FAST_COMPILE_XLA_FLAGS)
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # One compute thread per pytest-xdist worker: the workers already share
     # the cores, and a backend's own thread pool in each of them on top
@@ -30,6 +32,16 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(pathlib.Path(__file__).re
                                                       "jax-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+
+def fast_compile_flags_removed(environ):
+    """`environ` with XLA's optimisation back on: for a subprocess that
+    trains a real model (MiniLM), whose steps run far more often than they
+    compile."""
+    flags = [flag for flag in environ.get("XLA_FLAGS", "").split() if flag not in FAST_COMPILE_XLA_FLAGS]
+    return dict(environ, XLA_FLAGS=" ".join(flags))
+
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
