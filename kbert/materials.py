@@ -597,6 +597,10 @@ class _Parts:
         self.out_dir, self.split = out_dir, split
         self.directory = os.path.join(out_dir, f"{split}.parts")
         key_path = os.path.join(self.directory, PARTS_KEY)
+        if os.path.islink(self.directory) or (os.path.lexists(self.directory) and not os.path.isdir(self.directory)):
+            # Never read (or write through) a link: its parts are not this pass's to trust.
+            raise DataError(f"{self.directory}: not a directory kbert made for the {_parts_role(split)}; "
+                            "move it away")
         if os.path.lexists(self.directory):
             try:
                 stored = read_json(key_path, error=DataError, what=_parts_role(split))

@@ -660,6 +660,14 @@ def test_a_killed_teacher_pass_resumes_at_its_first_unsaved_chunk(teacher, split
     assert sorted(p.name for p in (killed / "train.parts").iterdir()) == [
         "key.json", "teacher-0-chunk-00000.npy", "teacher-0-chunk-00001.npy"]
     assert not (killed / "train.npz").exists()
+    # The same parts behind a link are refused, not read: a link's files are not this pass's to trust.
+    (killed / "train.parts").rename(tmp_path / "elsewhere")
+    (killed / "train.parts").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="train.parts: not a directory kbert made"):
+        generate(teacher, {"train": splits["train"]}, killed, batch_size=8)
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir())[:2] == ["key.json", "teacher-0-chunk-00000.npy"]
+    (killed / "train.parts").unlink()
+    (tmp_path / "elsewhere").rename(killed / "train.parts")
 
     rows.clear()
     monkeypatch.setattr(materials_module, "run_teacher", lambda *a, **k: (rows.append(len(a[1])),
