@@ -309,20 +309,12 @@ def static_vectors(teacher, vocab, *, batch_size=64, verbose=True):
     return out
 
 
-def pooled_vectors(teacher, token_ids, segment_ids, lengths, *, batch_size=64, desc=None, verbose=True):
-    """The teacher's pooled `[CLS]` vectors (`NSP-Dense`'s output, the input
-    of its classifier) float16 [N, H], in length-sorted batches."""
-    from tqdm.auto import tqdm
-
-    from kbert.model import BertModel
-
-    if not isinstance(teacher, BertModel) or teacher.num_labels is None or teacher.head != "sequence":
-        raise ConfigError("pooled vectors need a BertModel sequence classifier teacher (its NSP-Dense pooler)")
-    pooler = pooled_output_model(teacher)
-    with tqdm(total=len(token_ids), desc=desc, unit="item", disable=not verbose, leave=True) as bar:
-        pooled = predict_bucketed(pooler, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=bar)
-    width = teacher.bert_config.hidden_size
-    return np.zeros((0, width), np.float16) if pooled is None else pooled.astype(np.float16)
+def pooled_vectors(pooler, token_ids, segment_ids, lengths, *, batch_size=64, progress=None):
+    """float16 [N, H]: a teacher's pooled `[CLS]` vectors (`NSP-Dense`'s
+    output, the input of its classifier) through its `pooled_output_model`
+    view `pooler`, in length-sorted batches (`progress`: a bar to advance)."""
+    pooled = predict_bucketed(pooler, [token_ids, segment_ids], lengths, batch_size=batch_size, progress=progress)
+    return np.zeros((0, pooler.output_shape[-1]), np.float16) if pooled is None else pooled.astype(np.float16)
 
 
 # ---------------------------------------------------------------- generation
@@ -481,12 +473,8 @@ def _start_manifest(out_dir, identity):
     if not os.path.exists(os.path.join(out_dir, MANIFEST)):
         return dict(identity, splits={})
     manifest = _read_manifest(out_dir)
-    for key in ("task", "max_seq_len", "cased", "teacher", "vocab"):
-        if manifest.get(key) != identity[key]:
-            raise DataError(
-                f"{os.path.join(out_dir, MANIFEST)}: materials of another {key} "
-                f"({manifest.get(key)!r}, now {identity[key]!r}); use a new directory"
-            )
+    keys = ("task", "max_seq_len", "cased", "teacher", "vocab")
+    _refuse_another_setup(out_dir, {key: manifest.get(key) for key in keys}, {key: identity[key] for key in keys})
     manifest.update(identity)
     manifest.setdefault("splits", {})
     return manifest
@@ -503,6 +491,12 @@ def _refuse_other_materials(out_dir, *, task, max_seq_len, cased, teacher, vocab
            "teacher": teacher_sha256(teacher), "vocab": vocab_sha256(vocab)}
     before = {**{key: manifest.get(key) for key in ("task", "max_seq_len", "cased")},
               **{key: (manifest.get(key) or {}).get("sha256") for key in ("teacher", "vocab")}}
+    _refuse_another_setup(out_dir, before, now)
+
+
+def _refuse_another_setup(out_dir, before, now):
+    """DataError naming the first field where the manifest in `out_dir`
+    (`before`) differs from this call (`now`)."""
     for key, value in now.items():
         if before[key] != value:
             raise DataError(f"{os.path.join(out_dir, MANIFEST)}: materials of another {key} "
@@ -664,6 +658,7 @@ class _Parts:
         except DataError as e:
             logger.warning("%s, computed again", e)
             return None
+
         def is_text(text):  # a sentence, or a pair's two (JSON keeps a pair as a list)
             if not pairs:
                 return isinstance(text, str)
@@ -722,6 +717,11 @@ def _chunked_pooled(teacher, arrays, parts, name, options, verbose):
     read back from there when an earlier (killed) pass saved it."""
     from tqdm.auto import tqdm
 
+    from kbert.model import BertModel
+
+    if not isinstance(teacher, BertModel) or teacher.num_labels is None or teacher.head != "sequence":
+        raise ConfigError("pooled vectors need a BertModel sequence classifier teacher (its NSP-Dense pooler)")
+    pooler = pooled_output_model(teacher)  # one view for every chunk: its compiled steps are kept
     rows, width = len(arrays["x"]), teacher.bert_config.hidden_size
     pieces = []
     with tqdm(total=rows, desc=f"pooled on {name}", unit="item", disable=not verbose, leave=True) as bar:
@@ -729,11 +729,12 @@ def _chunked_pooled(teacher, arrays, parts, name, options, verbose):
             stop = min(start + CHUNK_ROWS, rows)
             pooled = parts.load("pooled", c, (stop - start, width), np.float16)
             if pooled is None:
-                pooled = pooled_vectors(teacher, arrays["x"][start:stop], arrays["segment"][start:stop],
-                                        arrays["length"][start:stop], batch_size=options.batch_size, verbose=False)
+                pooled = pooled_vectors(pooler, arrays["x"][start:stop], arrays["segment"][start:stop],
+                                        arrays["length"][start:stop], batch_size=options.batch_size, progress=bar)
                 parts.save("pooled", c, pooled)
+            else:
+                bar.update(stop - start)
             pieces.append(pooled)
-            bar.update(stop - start)
     return np.concatenate(pieces) if pieces else np.zeros((0, width), np.float16)
 
 
