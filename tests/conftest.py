@@ -34,7 +34,6 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
-
 def fast_compile_flags_removed(environ):
     """`environ` with XLA's optimisation back on: for a subprocess that
     trains a real model (MiniLM), whose steps run far more often than they
