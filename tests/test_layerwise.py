@@ -3,18 +3,28 @@ the loss layer against a NumPy pass, the trainer that runs the teacher in
 the step, and `kbert distill --hidden-weight/--attention-weight`."""
 
 import dataclasses
+import pathlib
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 from kbert import BertModel, ConfigError, DistillOptions, distill
+from kbert.batching import BucketedBatches
 from kbert.config import BertConfig
 from kbert.layers import LayerwiseDistillation
 from kbert.student import cut_teacher, teacher_layers
 from kbert.views import attention_probabilities, layerwise_trainer
 
 from test_case import run_layer_test
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# benchmarks/ is not installed: its scripts import from the repository root.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.layer_outputs import store_hidden, stored_batches, stored_trainer  # noqa: E402
 
 B, T, C = 3, 6, 2
 
@@ -188,3 +198,43 @@ def test_the_layer_map_of_the_losses_is_tinyberts():
     # Student layer m matches teacher layer m * N / M (TinyBERT's g(m)), the embeddings the embeddings.
     assert teacher_layers(3, 6, "spread") == [2, 4, 6]
     assert teacher_layers(2, 6, "spread") == [3, 6]
+
+
+def test_stored_teacher_outputs_give_the_in_step_loss(tmp_path):
+    # benchmarks/layer_outputs.py's other way: the teacher's layer outputs
+    # written once (float16, each row's real tokens) and fed to every
+    # step.  In shuffled, length-bucketed batches, each batch's stored
+    # outputs must be its own rows' (the loss the teacher in the step gives,
+    # up to float16's rounding).
+    rng = np.random.default_rng(4)
+    teacher = _teacher()
+    x = rng.integers(5, 30, size=(12, T)).astype("int32")
+    lengths = rng.integers(2, T + 1, size=12)
+    x[np.arange(T)[None] >= lengths[:, None]] = 0
+    segments = ((np.arange(T)[None] >= 1) & (x > 0)).astype("int32")
+    pairs = [(0, 0), (1, 2), (2, 4)]
+    names = ["Embedding-Norm" if t == 0 else f"Encoder-{t}-FeedForward-Norm" for _, t in pairs]
+    offsets = store_hidden(teacher, names, x, segments, lengths, tmp_path / "hidden.npy", batch_size=5)
+    assert offsets[-1] == lengths.sum()
+    store = np.load(tmp_path / "hidden.npy", mmap_mode="r")
+    student = cut_teacher(teacher, layers=2)
+    in_step = layerwise_trainer(student, teacher, pairs, hidden_weight=1.0)
+    stored = stored_trainer(student, pairs, 1.0)
+    batches = BucketedBatches((x, segments), np.zeros((12, 1 + C), "float32"), lengths, batch_size=4, seed=0)
+    fed = stored_batches(batches, store, offsets, len(pairs))
+    assert len(fed) == 3
+    for index in range(len(fed)):
+        inputs, _ = fed[index]
+        in_step(list(inputs[:2]))
+        stored(list(inputs))
+        want, got = (float(keras.ops.convert_to_numpy(m.losses[-1])) for m in (in_step, stored))
+        assert want > 0.01
+        assert got == pytest.approx(want, rel=2e-3)
+    # Another batch's stored outputs give another loss: the test can fail.
+    inputs, _ = fed[0]
+    other = fed[1][0]
+    width = min(inputs[0].shape[1], other[0].shape[1])
+    stored([inputs[0][:, :width], inputs[1][:, :width], *(t[: len(inputs[0]), :width] for t in other[2:])])
+    in_step([inputs[0][:, :width], inputs[1][:, :width]])
+    assert float(keras.ops.convert_to_numpy(stored.losses[-1])) != pytest.approx(
+        float(keras.ops.convert_to_numpy(in_step.losses[-1])), rel=2e-3)
