@@ -51,6 +51,7 @@ if REPO not in sys.path:
 BACKENDS = ("jax", "tensorflow", "torch")
 STUDENTS = ("bilstm", "cnn")
 BATCH = 50
+WAYS = ("forward", "step", "step, embedding frozen", "step, training rows only")
 
 
 def parse_args(argv):
@@ -58,6 +59,8 @@ def parse_args(argv):
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--students", default=",".join(STUDENTS))
     parser.add_argument("--batches", type=int, default=40, help="timed batches per way (default 40)")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help=f"sentences a batch (default {BATCH})")
+    parser.add_argument("--ways", default=";".join(WAYS), help="the ways to time, separated by semicolons (default all)")
     parser.add_argument("--data-dir", default=None, help="GLUE data (default: $GLUE_DIR, else ../shared/glue_data)")
     parser.add_argument("--json")
     parser.add_argument("--markdown")
@@ -65,7 +68,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def batches(data_dir, count):
+def batches(data_dir, count, batch):
     """(`count` length-sorted batches of SST-2 training sentences' token
     ids, the ids all of SST-2's training sentences read)."""
     from kbert import presets
@@ -76,10 +79,10 @@ def batches(data_dir, count):
     examples = get_processor("SST-2").train_examples(resolve_data_dir(data_dir))
     every = tokenizer.encode_batch([example.text_a for example in examples], max_len=128).token_ids
     rng = np.random.default_rng(0)
-    chosen = [examples[i].text_a for i in rng.permutation(len(examples))[: count * BATCH]]
+    chosen = [examples[i].text_a for i in rng.permutation(len(examples))[: count * batch]]
     encoded = tokenizer.encode_batch(chosen, max_len=128)
     order = np.argsort(encoded.lengths, kind="stable")
-    rows = [order[k * BATCH:(k + 1) * BATCH] for k in range(count)]
+    rows = [order[k * batch:(k + 1) * batch] for k in range(count)]
     rng.shuffle(rows)
     return [encoded.token_ids[r][:, : int(encoded.lengths[r].max())] for r in rows], np.unique(every[every > 0])
 
@@ -89,12 +92,12 @@ def worker(spec):
 
     from kbert.student import build_student
 
-    data, seen = batches(spec["data_dir"], spec["batches"])
+    data, seen = batches(spec["data_dir"], spec["batches"], spec["batch_size"])
     rng = np.random.default_rng(1)
     results = {}
     for name in spec["students"]:
         row = {"training rows": int(seen.size)}
-        for way in ("forward", "step", "step, embedding frozen", "step, training rows only"):
+        for way in spec["ways"]:
             keras.utils.set_random_seed(0)
             model = build_student(rng.normal(0, 0.05, (30522, 384)).astype("float32"), 2, student=name,
                                   trained_ids=seen if way == "step, training rows only" else None)
@@ -115,9 +118,11 @@ def worker(spec):
             for x, y in zip(data, targets):
                 one(x, y)
             row[way] = (time.perf_counter() - started) / len(data) * 1000.0
-        row["embedding update"] = row["step"] - row["step, embedding frozen"]
-        row["rows per second"] = BATCH / (row["step"] / 1000.0)
-        row["rows per second, training rows only"] = BATCH / (row["step, training rows only"] / 1000.0)
+        if "step" in row and "step, embedding frozen" in row:
+            row["embedding update"] = row["step"] - row["step, embedding frozen"]
+        for way, rate in (("step", "rows per second"), ("step, training rows only", "rows per second, training rows only")):
+            if way in row:
+                row[rate] = spec["batch_size"] / (row[way] / 1000.0)
         results[name] = {k: round(v, 2) for k, v in row.items()}
     return results
 
@@ -125,12 +130,13 @@ def worker(spec):
 def run(args):
     out = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
                                                          f"{os.cpu_count()} cores",
-           "batch": BATCH, "batches": args.batches, "results": {}}
+           "batch": args.batch_size, "batches": args.batches, "results": {}}
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             spec_path = os.path.join(tmp, "spec.json")
             with open(spec_path, "w") as f:
-                json.dump({"students": args.students.split(","), "batches": args.batches,
+                json.dump({"students": args.students.split(","), "batches": args.batches, "batch_size": args.batch_size,
+                           "ways": args.ways.split(";"),
                            "data_dir": args.data_dir, "out": os.path.join(tmp, "out.json")}, f)
             env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
             done = subprocess.run([sys.executable, __file__, "--worker", spec_path], env=env, capture_output=True,
@@ -146,7 +152,7 @@ def run(args):
             json.dump(out, f, indent=1)
     if args.markdown:
         lines = ["# Where a student's distillation step spends its time\n",
-                 f"Date: {out['date']}. Machine: {out['machine']}. Batch {BATCH}, {args.batches} SST-2 batches, "
+                 f"Date: {out['date']}. Machine: {out['machine']}. Batch {args.batch_size}, {args.batches} SST-2 batches, "
                  "milliseconds a batch (second pass).\n",
                  "```sh\npython benchmarks/student_steps.py --json benchmarks/results/student-steps.json "
                  "--markdown benchmarks/results/student-steps.md\n```\n",
@@ -158,10 +164,11 @@ def run(args):
                 if name == "skipped":
                     lines.append(f"| {backend} | skipped: {row} | | | | | | | |")
                     continue
-                lines.append(f"| {backend} | {name} | {row['forward']} | {row['step']} | "
-                             f"{row['step, embedding frozen']} | {row['embedding update']} | "
-                             f"{row['step, training rows only']} | {row['rows per second']:.0f} | "
-                             f"{row['rows per second, training rows only']:.0f} |")
+                cells = [row.get(k, "") for k in ("forward", "step", "step, embedding frozen", "embedding update",
+                                                   "step, training rows only")]
+                rates = [f"{row[k]:.0f}" if k in row else "" for k in ("rows per second",
+                                                                      "rows per second, training rows only")]
+                lines.append(f"| {backend} | {name} | " + " | ".join(str(c) for c in cells + rates) + " |")
         with open(args.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")
     return 0
