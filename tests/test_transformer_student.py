@@ -1,17 +1,21 @@
 """The transformer student: a smaller `BertModel` cut from the teacher's own
 layers (`kbert.student.cut_teacher`), distilled like the other students,
-and a BERT like any other afterwards (original-format export and reload)."""
+and a BERT like any other afterwards (original-format export and reload,
+predict and ONNX export)."""
 
 import re
 
 import keras
 import numpy as np
 import pytest
+from test_serving import run_in_runtime
 
-from kbert import BertModel, ConfigError, DataError, DistillOptions, distill, export_checkpoint, load_checkpoint, runs
+from kbert import BertModel, ConfigError, DataError, DistillOptions, distill, export_checkpoint, export_run, load_checkpoint, load_classifier, runs
 from kbert.config import BertConfig
 from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
+from kbert.serving import EXPORTED_BY
 from kbert.student import cut_teacher, teacher_layers
+from kbert.tokenization import Tokenizer
 
 import needs
 
@@ -218,6 +222,18 @@ def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, m
         for ours, theirs in zip(layer.get_weights(), reloaded.get_layer(layer.name).get_weights(), strict=True):
             assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), layer.name
     np.testing.assert_array_equal(logits(reloaded, dev.x[:8], dev.segment[:8]), logits(student, dev.x[:8], dev.segment[:8]))
+
+    # It serves like any student run: predict reads its run directory, and
+    # its ONNX export gives the same logits in onnxruntime.
+    texts = ["w5 w9 w12", "w7 w7 w30 w31 w8", "w39"]
+    encoded = Tokenizer.from_vocab_file(tmp_path / "student" / "vocab.txt", cased=False).encode_batch(texts, max_len=T)
+    predicted = [p.logits for p in load_classifier(tmp_path / "student").predict(texts)]
+    np.testing.assert_allclose(predicted, logits(student, encoded.token_ids, encoded.segment_ids), atol=1e-5)
+    if keras.backend.backend() in EXPORTED_BY["onnx"]:
+        needs.module("onnxruntime")
+        export_run(tmp_path / "student", tmp_path / "onnx", "onnx")
+        np.testing.assert_allclose(run_in_runtime(tmp_path / "onnx", [encoded.token_ids, encoded.segment_ids]),
+                                   predicted, atol=1e-5)
 
 
 def test_keras_bert_builds_the_exported_transformer_student(teacher_run, tmp_path):
