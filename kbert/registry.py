@@ -8,8 +8,10 @@ cut from the teacher itself (`start="teacher"`: the transformer student,
 a `BertModel`) is built by `kbert.student.cut_teacher` instead.  Every
 reader takes its students from this table: `kbert distill --student`,
 `kbert run --students`, `kbert.student.build_student`, distillation's
-rebuilding of the kept epoch, the pipeline's report and the throughput
-benchmark.
+rebuilding of the kept epoch and the pipeline's report.  The throughput
+benchmark builds the CNN and BiLSTM through `build_student` and times the
+transformer student's default shape (3 of MiniLM's layers) as a BERT
+config (`benchmarks/throughput_parts/flops.py`).
 
 Keras-free: a row names its class as "module:Class", imported on first
 use, so `kbert distill --help` lists the students without loading Keras.
