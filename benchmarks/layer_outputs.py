@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 REPO = str(pathlib.Path(__file__).resolve().parents[1])
+WAYS = ("stored", "step")
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
@@ -88,12 +89,16 @@ def stored_batches(batches, store, offsets, layers):
     import keras
 
     class StoredBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rows = batches.batch_rows()  # the epoch's batches' row indices, as batches[i] reads them
+
         def __len__(self):
             return len(batches)
 
         def __getitem__(self, index):
             (ids, segments), y = batches[index]
-            rows = batches.batch_rows()[index]
+            rows = self.rows[index]
             taught = np.zeros((len(rows), ids.shape[1], layers, store.shape[-1]), np.float16)  # [B, T, K, H]
             for i, row in enumerate(rows):
                 n = min(offsets[row + 1] - offsets[row], ids.shape[1])
@@ -102,6 +107,7 @@ def stored_batches(batches, store, offsets, layers):
 
         def on_epoch_end(self):
             batches.on_epoch_end()
+            self.rows = batches.batch_rows()
 
     return StoredBatches()
 
@@ -112,14 +118,12 @@ def stored_trainer(student, pairs, hidden_weight):
     import keras
 
     from kbert.layers import LayerwiseDistillation
-
-    def output(model, layer):
-        return model.get_layer("Embedding-Norm" if layer == 0 else f"Encoder-{layer}-FeedForward-Norm").output
+    from kbert.views import layer_output_name
 
     taught = [keras.Input((None, student.bert_config.hidden_size), dtype="float16", name=f"teacher_{t}")
               for _, t in pairs]
     logits = LayerwiseDistillation(hidden_weight, hidden_layers=len(pairs), name="Layerwise-Distillation")(
-        [student.output, student.get_layer("Padding-Mask").output, *[output(student, s) for s, _ in pairs], *taught])
+        [student.output, student.get_layer("Padding-Mask").output, *[student.get_layer(layer_output_name(s)).output for s, _ in pairs], *taught])
     return keras.Model([*student.inputs[:2], *taught], logits, name="stored_trainer")
 
 
@@ -134,7 +138,7 @@ def run(args):
     from kbert.registry import STUDENTS
     from kbert.seeding import EpochSeed
     from kbert.student import cut_teacher
-    from kbert.views import layerwise_trainer
+    from kbert.views import layer_output_name, layerwise_trainer
 
     os.makedirs(args.work, exist_ok=False)
     materials = load_materials(args.materials)
@@ -147,14 +151,16 @@ def run(args):
     x, segment, lengths = train.x[kept], train.segment[kept], train.length[kept].astype(np.int64)
     targets = pack_targets(train.label[kept], train.y[kept])
     pairs = layer_pairs(args.layers, teacher.bert_config.num_hidden_layers)
-    names = ["Embedding-Norm" if t == 0 else f"Encoder-{t}-FeedForward-Norm" for _, t in pairs]
+    names = [layer_output_name(t) for _, t in pairs]
     out = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
                                                          f"{os.cpu_count()} cores",
-           "backend": keras.backend.backend(), "materials": os.path.abspath(args.materials),
+           "backend": keras.backend.backend(), "materials": args.materials,
            "train rows": int(len(kept)), "held-out rows": int(len(held)), "pairs": pairs,
            "batch size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
            "hidden weight": args.hidden_weight, "ways": {}}
     ways = args.ways.split(",")
+    if not ways or set(ways) - set(WAYS):
+        raise SystemExit(f"--ways: a comma-separated subset of {', '.join(WAYS)}, got {args.ways!r}")
     if "stored" in ways:
         path = os.path.join(args.work, "hidden.npy")
         started = time.perf_counter()
@@ -177,13 +183,14 @@ def run(args):
                       loss=StoredLogitsLoss(0.0, "mse", 1.0),
                       metrics=[keras.metrics.MeanMetricWrapper(teacher_agreement, name="teacher_agreement")])
         started = time.perf_counter()
-        model.fit(data, epochs=args.epochs, callbacks=[EpochSeed(args.seed)], verbose=2, shuffle=False)
+        history = model.fit(data, epochs=args.epochs, callbacks=[EpochSeed(args.seed)], verbose=2, shuffle=False)
         seconds = time.perf_counter() - started
         held_logits = predict_bucketed(student, [train.x[held], train.segment[held]], train.length[held])
         dev_logits = predict_bucketed(student, [dev.x, dev.segment], dev.length)
         agreement = float(np.mean(held_logits.argmax(-1) == train.y[held].argmax(-1)))
         out["ways"][way] = {
-            "seconds": round(seconds, 1), "items per second": round(len(kept) * args.epochs / seconds, 1),
+            "seconds": round(seconds, 1), "training loss by epoch": [round(v, 4) for v in history.history["loss"]],
+            "items per second": round(len(kept) * args.epochs / seconds, 1),
             "held-out agreement": round(agreement, 4),
             "held-out standard error": round(float(np.sqrt(agreement * (1 - agreement) / len(held))), 4),
             "dev accuracy": round(float(np.mean(dev_logits.argmax(-1) == dev.label)), 4),

@@ -2,10 +2,11 @@
 
 The BiLSTM and CNN students (`kbert.student`, the MiniLM teacher's 30,522 x
 384 embedding, trainable as in `kbert distill`'s default "non-static"
-variant) train with Adam on stored logits, batch 50, on batches of real
-SST-2 training sentences (tokenized with MiniLM's vocabulary, length-sorted
-as `kbert distill` batches them, each trimmed to its longest row).  Each
-batch is timed four ways:
+variant) train with Adam on stored logits, batch 50 (`--batch-size`), on
+batches of real SST-2 training sentences (tokenized with MiniLM's
+vocabulary, length-sorted as `kbert distill` batches them, each trimmed to
+its longest row).  Each batch is timed four ways (`--ways` picks some),
+and a fifth figure derived:
 
     forward      `predict_on_batch`: the student alone
     step         `train_on_batch`: forward, backward, Adam on every weight
@@ -128,6 +129,9 @@ def worker(spec):
 
 
 def run(args):
+    ways = args.ways.split(";")
+    if set(ways) - set(WAYS):
+        raise SystemExit(f"--ways: a semicolon-separated subset of {'; '.join(WAYS)}, got {args.ways!r}")
     out = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
                                                          f"{os.cpu_count()} cores",
            "batch": args.batch_size, "batches": args.batches, "results": {}}
@@ -136,7 +140,7 @@ def run(args):
             spec_path = os.path.join(tmp, "spec.json")
             with open(spec_path, "w") as f:
                 json.dump({"students": args.students.split(","), "batches": args.batches, "batch_size": args.batch_size,
-                           "ways": args.ways.split(";"),
+                           "ways": ways,
                            "data_dir": args.data_dir, "out": os.path.join(tmp, "out.json")}, f)
             env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
             done = subprocess.run([sys.executable, __file__, "--worker", spec_path], env=env, capture_output=True,
@@ -154,8 +158,7 @@ def run(args):
         lines = ["# Where a student's distillation step spends its time\n",
                  f"Date: {out['date']}. Machine: {out['machine']}. Batch {args.batch_size}, {args.batches} SST-2 batches, "
                  "milliseconds a batch (second pass).\n",
-                 "```sh\npython benchmarks/student_steps.py --json benchmarks/results/student-steps.json "
-                 "--markdown benchmarks/results/student-steps.md\n```\n",
+                 "```sh\npython " + " ".join(["benchmarks/student_steps.py", *sys.argv[1:]]) + "\n```\n",
                  "| backend | student | forward | step | step, embedding frozen | embedding update | "
                  "step, training rows only | rows/s | rows/s, training rows only |",
                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

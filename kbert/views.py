@@ -38,9 +38,16 @@ def _probabilities(model, layer):
         return_probabilities=True)
 
 
+def layer_output_name(layer):
+    """The name of the layer whose output is encoder `layer`'s hidden states
+    (1-based, as the layer names), or the embeddings' for 0: what the
+    hidden-state loss matches."""
+    return "Embedding-Norm" if layer == 0 else f"Encoder-{layer}-FeedForward-Norm"
+
+
 def _hidden(model, layer):
     """The output [B, T, H] of encoder `layer`, or of the embeddings for 0."""
-    return model.get_layer("Embedding-Norm" if layer == 0 else f"Encoder-{layer}-FeedForward-Norm").output
+    return model.get_layer(layer_output_name(layer)).output
 
 
 def layerwise_trainer(student, teacher, pairs, *, hidden_weight=0.0, attention_weight=0.0):

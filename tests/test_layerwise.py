@@ -15,7 +15,7 @@ from kbert.batching import BucketedBatches
 from kbert.config import BertConfig
 from kbert.layers import LayerwiseDistillation
 from kbert.student import cut_teacher, teacher_layers
-from kbert.views import attention_probabilities, layerwise_trainer
+from kbert.views import attention_probabilities, layer_output_name, layerwise_trainer
 
 from test_case import run_layer_test
 
@@ -76,10 +76,10 @@ def test_the_loss_layer_matches_numpy():
                                0.5 * hidden_loss + 2.0 * attention_loss, rtol=1e-5)
 
 
-def _teacher(seed=3, depth=4, hidden=16):
+def _teacher(seed=3, depth=4, hidden=16, positions=T):
     keras.utils.set_random_seed(seed)
     config = BertConfig(vocab_size=30, hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=T, initializer_range=0.3)
+                        intermediate_size=32, max_position_embeddings=positions, initializer_range=0.3)
     return BertModel(config, num_labels=C)
 
 
@@ -206,35 +206,41 @@ def test_stored_teacher_outputs_give_the_in_step_loss(tmp_path):
     # step.  In shuffled, length-bucketed batches, each batch's stored
     # outputs must be its own rows' (the loss the teacher in the step gives,
     # up to float16's rounding).
+    # Rows of 2 to 20 word pieces, in shuffled order: stored, then fed in
+    # length-bucketed batches 8, 16 and 20 wide.
     rng = np.random.default_rng(4)
-    teacher = _teacher()
-    x = rng.integers(5, 30, size=(12, T)).astype("int32")
-    lengths = rng.integers(2, T + 1, size=12)
-    x[np.arange(T)[None] >= lengths[:, None]] = 0
-    segments = ((np.arange(T)[None] >= 1) & (x > 0)).astype("int32")
+    width, n = 20, 12
+    teacher = _teacher(positions=width)
+    lengths = rng.permutation([2, 3, 4, 5, 9, 10, 11, 12, 17, 18, 19, 20])
+    x = rng.integers(5, 30, size=(n, width)).astype("int32")
+    x[np.arange(width)[None] >= lengths[:, None]] = 0
+    segments = ((np.arange(width)[None] >= 1) & (x > 0)).astype("int32")
     pairs = [(0, 0), (1, 2), (2, 4)]
-    names = ["Embedding-Norm" if t == 0 else f"Encoder-{t}-FeedForward-Norm" for _, t in pairs]
+    names = [layer_output_name(t) for _, t in pairs]
     offsets = store_hidden(teacher, names, x, segments, lengths, tmp_path / "hidden.npy", batch_size=5)
     assert offsets[-1] == lengths.sum()
     store = np.load(tmp_path / "hidden.npy", mmap_mode="r")
     student = cut_teacher(teacher, layers=2)
     in_step = layerwise_trainer(student, teacher, pairs, hidden_weight=1.0)
     stored = stored_trainer(student, pairs, 1.0)
-    batches = BucketedBatches((x, segments), np.zeros((12, 1 + C), "float32"), lengths, batch_size=4, seed=0)
+    batches = BucketedBatches((x, segments), np.zeros((n, 1 + C), "float32"), lengths, batch_size=4, seed=0)
     fed = stored_batches(batches, store, offsets, len(pairs))
     assert len(fed) == 3
+    widths = set()
     for index in range(len(fed)):
         inputs, _ = fed[index]
+        widths.add(inputs[0].shape[1])
         in_step(list(inputs[:2]))
         stored(list(inputs))
         want, got = (float(keras.ops.convert_to_numpy(m.losses[-1])) for m in (in_step, stored))
         assert want > 0.01
         assert got == pytest.approx(want, rel=2e-3)
+    assert widths == {8, 16, 20}
     # Another batch's stored outputs give another loss: the test can fail.
     inputs, _ = fed[0]
     other = fed[1][0]
-    width = min(inputs[0].shape[1], other[0].shape[1])
-    stored([inputs[0][:, :width], inputs[1][:, :width], *(t[: len(inputs[0]), :width] for t in other[2:])])
-    in_step([inputs[0][:, :width], inputs[1][:, :width]])
+    common = min(inputs[0].shape[1], other[0].shape[1])
+    stored([inputs[0][:, :common], inputs[1][:, :common], *(t[:, :common] for t in other[2:])])
+    in_step([inputs[0][:, :common], inputs[1][:, :common]])
     assert float(keras.ops.convert_to_numpy(stored.losses[-1])) != pytest.approx(
         float(keras.ops.convert_to_numpy(in_step.losses[-1])), rel=2e-3)

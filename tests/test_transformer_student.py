@@ -13,7 +13,7 @@ from test_serving import run_in_runtime
 from kbert import BertModel, ConfigError, DataError, DistillOptions, distill, export_checkpoint, export_run, load_checkpoint, load_classifier, runs
 from kbert.config import BertConfig
 from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
-from kbert.serving import EXPORTED_BY
+from kbert.serving import EXPORTED_BY, TOLERANCE
 from kbert.student import cut_teacher, teacher_layers
 from kbert.tokenization import Tokenizer
 
@@ -233,7 +233,7 @@ def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, m
         needs.module("onnxruntime")
         export_run(tmp_path / "student", tmp_path / "onnx", "onnx")
         np.testing.assert_allclose(run_in_runtime(tmp_path / "onnx", [encoded.token_ids, encoded.segment_ids]),
-                                   predicted, atol=1e-5)
+                                   predicted, atol=TOLERANCE)
 
 
 def test_keras_bert_builds_the_exported_transformer_student(teacher_run, tmp_path):
