@@ -122,8 +122,9 @@ def stored_trainer(student, pairs, hidden_weight):
 
     taught = [keras.Input((None, student.bert_config.hidden_size), dtype="float16", name=f"teacher_{t}")
               for _, t in pairs]
+    hidden = [student.get_layer(layer_output_name(s)).output for s, _ in pairs]  # K x [B, T, H]
     logits = LayerwiseDistillation(hidden_weight, hidden_layers=len(pairs), name="Layerwise-Distillation")(
-        [student.output, student.get_layer("Padding-Mask").output, *[student.get_layer(layer_output_name(s)).output for s, _ in pairs], *taught])
+        [student.output, student.get_layer("Padding-Mask").output, *hidden, *taught])
     return keras.Model([*student.inputs[:2], *taught], logits, name="stored_trainer")
 
 
