@@ -59,6 +59,23 @@ def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}; {fixtures}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test marked only_backend("jax") runs in that backend's pass alone:
+    for a slow check that needs a backend other than the suite's first
+    (torch exports nothing to ONNX) and whose backend-specific parts the
+    other passes test elsewhere."""
+    import keras
+
+    backend = keras.backend.backend()
+    kept, deselected = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_backend")
+        (deselected if marker and backend not in marker.args else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def fixture_checkpoint():
     if not (FIXTURE_CHECKPOINT / "bert_config.json").is_file():

@@ -182,6 +182,7 @@ class WidthOneStudent(keras.Model):
         return cls(**config)
 
 
+@pytest.mark.single_backend  # the registry and the CLI's wiring; the students train on every backend above
 def test_a_student_registered_in_one_row_runs_through_kbert_distill(materials_dir, tmp_path, monkeypatch, capsys):
     from kbert.cli import main as cli
     from kbert.materials import load_materials
@@ -241,6 +242,7 @@ def test_the_console_script_trains_and_reloads_a_student(tmp_path):
 # ---------------------------------------------------------------- resuming
 
 
+@pytest.mark.single_backend  # state.json's checks; bit-for-bit resumes are tested on every backend below
 def test_resume_continues_after_the_last_checkpoint(materials_dir, tmp_path):
     def options(**changes):
         return DistillOptions(**dict(dict(batch_size=100, seed=2), **changes))
@@ -348,6 +350,7 @@ def test_a_resumed_distillation_is_bit_for_bit_the_uninterrupted_one(materials_d
                                       err_msg=wa.path)
 
 
+@pytest.mark.single_backend  # the choice of rows: the same on every backend
 def test_holdout_leaves_out_its_rows_and_their_augmented_copies(tmp_path):
     from kbert.materials import load_materials
 
@@ -389,6 +392,7 @@ def numpy_mcc(labels, predicted):
     return 0.0 if denominator == 0 else (tp * tn - fp * fn) / denominator
 
 
+@pytest.mark.single_backend  # the choice of epoch and its metric: the same on every backend
 def test_cola_students_are_picked_and_reported_by_mcc(tmp_path):
     """GLUE scores CoLA by MCC: the epoch is kept by the holdout's MCC, and
     dev's MCC is reported beside its accuracy."""
@@ -413,6 +417,7 @@ def test_cola_students_are_picked_and_reported_by_mcc(tmp_path):
     np.testing.assert_allclose(results["dev_accuracy"], np.mean(predicted == dev.labels))
 
 
+@pytest.mark.single_backend  # the options' wiring; the siamese model is tested on every backend in test_student
 def test_siamese_pairs(materials_dir, tmp_path):
     """--pairs siamese: a BiLSTM reading each sentence of a pair apart, split at [SEP]."""
     rng = np.random.default_rng(6)
@@ -455,6 +460,7 @@ def test_static_embedding_start(materials_dir, tmp_path):
     assert load_materials(materials_dir).static is None
 
 
+@pytest.mark.single_backend  # the run directory's logic: the same on every backend
 def test_an_unset_holdout_is_the_resumed_runs_own(materials_dir, tmp_path):
     distill(materials_dir, str(tmp_path), DistillOptions(epochs=1, batch_size=100, holdout=0.0), verbose=0)
     record = distill(materials_dir, str(tmp_path), DistillOptions(epochs=2, batch_size=100), resume=True, verbose=0)
@@ -590,6 +596,7 @@ def test_dev_labels_are_not_read_during_selection(tmp_path):
     assert a["dev_accuracy"] == pytest.approx(1 - b["dev_accuracy"])
 
 
+@pytest.mark.single_backend  # the run directory's logic: the same on every backend
 def test_a_resumed_run_keeps_its_own_draw_and_selection(materials_dir, tmp_path):
     distill(materials_dir, str(tmp_path), DistillOptions(epochs=1, batch_size=25, holdout_draw="random",
                                                          selection="kl"), verbose=0)
@@ -601,6 +608,7 @@ def test_a_resumed_run_keeps_its_own_draw_and_selection(materials_dir, tmp_path)
                 resume=True, verbose=0)
 
 
+@pytest.mark.single_backend  # the run's wiring; the sparse update is tested on every backend in test_student
 def test_training_only_the_rows_read_gives_the_same_student(tmp_path):
     """`embedding_rows` "seen" (the default) against "all": Adam moves no
     row that no training row reads, so the two students are the same, bit

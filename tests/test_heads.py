@@ -107,6 +107,7 @@ def test_span_head_matches_transformers_and_round_trips_the_original_format(span
     assert plain.load_report.unused_heads == ("cls/squad/output_bias", "cls/squad/output_weights")
 
 
+@pytest.mark.single_backend  # which tensors load, read from the files: the same on every backend
 def test_a_head_other_than_the_configs_or_half_a_head_is_refused(span_checkpoint, token_checkpoint, tmp_path):
     _, span_dir = span_checkpoint
     _, token_dir = token_checkpoint

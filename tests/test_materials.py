@@ -541,6 +541,7 @@ def test_static_vectors_are_each_tokens_last_layer_output(splits, tmp_path):
         np.testing.assert_allclose(start[:, k], sign * column, atol=1e-4)
 
 
+@pytest.mark.single_backend  # the chunks' files and their bookkeeping; pooled vectors are tested on every backend below
 def test_killed_pooled_vectors_resume_at_their_first_unsaved_chunk(splits, tmp_path, monkeypatch):
     """`--pooled` vectors are saved chunk by chunk with the logits: killed
     in the second chunk, a re-run computes the chunks not saved only, and

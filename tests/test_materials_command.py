@@ -52,6 +52,7 @@ def parse(module, argv):
     return parser.parse_args(argv)
 
 
+@pytest.mark.single_backend  # the commands' wiring; materials and students are computed on every backend in test_materials and test_distill
 def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
     out = tmp_path / "materials"
     materials_command.run(parse(materials_command, [
@@ -91,6 +92,7 @@ def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
     assert isinstance(keras.saving.load_model(student_dir / "student.keras").predict(train.x, verbose=0), np.ndarray)
 
 
+@pytest.mark.single_backend  # the commands' wiring: the same on every backend
 def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     """`kbert evaluate --model STUDENT_DIR --file DEV`: the teacher's report
     shape, with an accuracy equal to the student's own predictions."""
@@ -111,6 +113,7 @@ def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     assert result["metrics"]["eval_accuracy"] == pytest.approx(expected)
 
 
+@pytest.mark.single_backend  # the commands' wiring; static vectors are tested on every backend in test_materials
 def test_static_vectors_neighbours_and_a_bilstm_student(run_dir, glue_dir, tmp_path, capsys, monkeypatch):
     """`--static-embedding --neighbours K`: the static vectors are stored, the
     augmented sentences swap words only for their neighbours, and a BiLSTM
@@ -203,6 +206,7 @@ def _unlabeled(tmp_path, corpus=CORPUS):
     return text
 
 
+@pytest.mark.single_backend  # the shards' files and their bookkeeping: the same on every backend
 def test_unlabeled_text_is_labelled_in_shards_and_resumes(run_dir, glue_dir, tmp_path, monkeypatch, capsys, caplog):
     """`kbert materials --unlabeled FILE...`: every new non-empty line
     once, in order, in shards of --shard-rows, each row labelled as the
@@ -364,6 +368,7 @@ def _member(run_dir, path, seed, **record):
     return path
 
 
+@pytest.mark.single_backend  # the members' logits averaged; each teacher's logits are tested on every backend in test_materials
 def test_a_teacher_ensemble_averages_its_members_logits(run_dir, glue_dir, tmp_path, capsys):
     """`kbert materials --model A --model B`: y is the mean of the members'
     logits, each member and the ensemble scored on dev, the members named in

@@ -42,6 +42,7 @@ def likeliest(scores, k):
     return [[vocab[i] for i in np.argsort(-np.where(allowed, row, -np.inf), kind="stable")[:k]] for row in scores]
 
 
+@pytest.mark.single_backend  # the rewriting; the masked LM's logits are tested on every backend in test_keras_bert
 def test_each_mask_becomes_a_word_the_masked_lm_predicts_there(fixture_checkpoint):
     originals = ["all work and no play", "makes jack a dull boy"]
     copies = [(0, "all [MASK] and no [MASK]"), (1, "[MASK] jack a dull boy"), (1, "jack a dull")]
@@ -71,6 +72,7 @@ def test_each_mask_becomes_a_word_the_masked_lm_predicts_there(fixture_checkpoin
     assert "[MASK]" not in " ".join(pair[0][1])
 
 
+@pytest.mark.single_backend  # refused before any model runs
 def test_a_checkpoint_without_mlm_heads_or_a_mask_cut_off(fixture_checkpoint, tmp_path):
     from kbert import BertModel, export_checkpoint
     from kbert.config import BertConfig
@@ -86,6 +88,7 @@ def test_a_checkpoint_without_mlm_heads_or_a_mask_cut_off(fixture_checkpoint, tm
                       verbose=False) == [(0, long)]
 
 
+@pytest.mark.single_backend  # the command's wiring: the same on every backend
 def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path, monkeypatch):
     from kbert.commands import materials as materials_command
     from kbert.config import BertConfig
@@ -135,6 +138,7 @@ def test_kbert_materials_augment_with_a_masked_lm(fixture_checkpoint, tmp_path, 
         MaterialsOptions(mlm=str(fixture_checkpoint))
 
 
+@pytest.mark.single_backend  # the chunks' files and their bookkeeping: the same on every backend
 def test_a_killed_rewrite_resumes_at_its_first_unsaved_chunk(fixture_checkpoint, tmp_path, monkeypatch):
     """The rewrites are saved a chunk of copies at a time: killed in the
     second chunk, a second call runs the masked LM on the chunks not saved

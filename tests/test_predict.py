@@ -133,6 +133,7 @@ def test_windows_average_the_logits_of_overlapping_windows(sst2_run):
         classifier.predict([text], batch_size=0)
 
 
+@pytest.mark.single_backend  # the command's reading and printing; the logits are tested on every backend above
 def test_command_reads_arguments_files_tsv_and_stdin(sst2_run, tmp_path, capsys, monkeypatch):
     assert cli(["predict", "--model", str(sst2_run), "a fine moving film", "boring"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -176,6 +177,7 @@ def stdin(data):
     return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
 
 
+@pytest.mark.single_backend  # reading bytes: the same on every backend
 def test_stdin_reads_bytes_by_the_rule_of_files(sst2_run, tmp_path, capsys, monkeypatch):
     """Defect 7: non-UTF-8 standard input gave a UnicodeDecodeError traceback.
     The same bytes through --file and stdin: the same texts, or the same

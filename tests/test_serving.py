@@ -168,6 +168,7 @@ def test_export_never_writes_over_or_into_its_own_run(tmp_path, capsys, where):
 
 
 @needs_export
+@pytest.mark.only_backend("jax")  # the destination's files; each backend's export is tested above
 def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
     run = make_run(tmp_path / "sst2", "SST-2", 2, ("0", "1"))
     (tmp_path / "afile").write_text("mine")

@@ -194,6 +194,7 @@ def test_dropping_silent_units_changes_nothing(teacher_run):
     assert np.abs(logits(fewer, x, segments) - logits(silenced, x, segments)).max() > 1e-3
 
 
+@pytest.mark.only_backend("jax")  # ONNX needs JAX or TensorFlow; the cut is tested on every backend, its step is distill's
 def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, materials_dir, tmp_path):
     from kbert.materials import load_materials
 
@@ -236,6 +237,7 @@ def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, m
                                    predicted, atol=TOLERANCE)
 
 
+@pytest.mark.single_backend  # the written checkpoint's names and shapes; the writer is tested on every backend
 def test_keras_bert_builds_the_exported_transformer_student(teacher_run, tmp_path):
     """keras-bert's own loader reads the student's original-format export: its
     encoder layers give what kbert's student gives."""
@@ -265,6 +267,7 @@ def test_keras_bert_builds_the_exported_transformer_student(teacher_run, tmp_pat
         np.testing.assert_allclose(value[real], theirs[name][real], atol=1e-5, rtol=0, err_msg=name)
 
 
+@pytest.mark.single_backend  # an option's default: the same on every backend
 def test_the_default_step_size_is_the_students_own(materials_dir, tmp_path):
     record = distill(materials_dir, str(tmp_path), DistillOptions(student="transformer", layers=1, epochs=1,
                                                                   seed=1), verbose=0)
