@@ -93,6 +93,7 @@ def test_pairs_match_transformers(minilm, hf_model, hf_tokenizer):
     check_against_hf(minilm, hf_model, ids, segments, mask)
 
 
+@pytest.mark.single_backend  # the written files; MiniLM against Hugging Face runs on every backend above
 def test_exported_original_checkpoint_matches(minilm, hf_model, hf_tokenizer, tmp_path, capsys):
     from kbert.cli import main as cli
 
