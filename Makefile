@@ -28,8 +28,10 @@ demo: $(VENV)/.installed-demo
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/kbert run --task SST-2
 
 # The whole suite on every backend; tests marked keras_free (no Keras in
-# them) or single_backend (a subprocess pins its own backend, or a slow smoke
-# run) run once, with the first backend.  torch goes first: it runs tiny
+# them) or single_backend (files, options or a command's wiring, a subprocess
+# that pins its own backend, or a slow smoke run) run once, with the first
+# backend, and only_backend("jax") tests in that backend's pass alone
+# (docs/testing.md).  torch goes first: it runs tiny
 # test models eagerly, where JAX compiles every new shape (the first pass
 # took 302 s on torch, 811 s on JAX).  Two pytest-xdist workers, a test
 # file each at a time: the tiny models' steps and JAX's compilations are

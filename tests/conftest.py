@@ -70,6 +70,13 @@ def pytest_collection_modifyitems(config, items):
     kept, deselected = [], []
     for item in items:
         marker = item.get_closest_marker("only_backend")
+        if marker is not None:
+            # A typo, or a marker the Makefile's later passes deselect, would
+            # leave the test running nowhere, silently.
+            if not marker.args or not set(marker.args) <= {"jax", "tensorflow", "torch"}:
+                raise pytest.UsageError(f"{item.nodeid}: only_backend takes backend names, got {marker.args!r}")
+            if item.get_closest_marker("single_backend") or item.get_closest_marker("keras_free"):
+                raise pytest.UsageError(f"{item.nodeid}: only_backend with single_backend or keras_free runs nowhere")
         (deselected if marker and backend not in marker.args else kept).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)

@@ -236,35 +236,41 @@ def test_distribute_matches_single_device(glue_dir, cache_dir, tiny_checkpoint, 
         "print(json.dumps({'loss': r.results['history']['loss'], 'devices': jax.device_count(),"
         " 'processes': jax.process_count()}))\n"
     )
-    with socket.socket() as s:  # a free port for the coordinator
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     base = dict(os.environ, KERAS_BACKEND="jax")
     # The suite's XLA flags (conftest.py) in every job, so that they differ in their devices only.
     devices = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
-    jobs = {"devices": dict(base, XLA_FLAGS=devices)}
-    for rank in (0, 1):
-        jobs[f"process{rank}"] = dict(base, KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
-                                      KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(rank))
+    running, out = {}, {}
 
-    def start(name):
-        return subprocess.Popen([sys.executable, "-c", script, str(tmp_path / name), str(glue_dir), cache_dir],
-                                env=jobs[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def start(name, env):
+        # stderr to a file: a pipe nobody reads while this process trains could fill and stall the job.
+        with open(tmp_path / f"{name}.err", "w") as err:
+            running[name] = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / name), str(glue_dir),
+                                              cache_dir], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
 
-    out = {}
-
-    def finish(procs):
-        for name, proc in procs.items():
-            stdout, stderr = proc.communicate(timeout=600)
-            assert proc.returncode == 0, (name, stderr[-3000:])
+    def finish():
+        for name, proc in list(running.items()):
+            stdout, _ = proc.communicate(timeout=600)
+            del running[name]
+            assert proc.returncode == 0, (name, (tmp_path / f"{name}.err").read_text()[-3000:])
             out[name] = json.loads(stdout.strip().splitlines()[-1])
 
-    # Two at a time, on two cores: the two devices beside this process's one device, then the two processes.
-    procs = {"devices": start("devices")}
-    one = finetune(options, str(tmp_path / "one"), data_dir=glue_dir, cache_dir=cache_dir, verbose=False)
-    reference = [np.asarray(w.numpy()) for w in keras.saving.load_model(tmp_path / "one" / "model.keras").weights]
-    finish(procs)
-    finish({name: start(name) for name in ("process0", "process1")})
+    try:
+        # Two at a time, on two cores: the two devices beside this process's one, then the two processes.
+        start("devices", dict(base, XLA_FLAGS=devices))
+        one = finetune(options, str(tmp_path / "one"), data_dir=glue_dir, cache_dir=cache_dir, verbose=False)
+        reference = [np.asarray(w.numpy()) for w in keras.saving.load_model(tmp_path / "one" / "model.keras").weights]
+        finish()
+        with socket.socket() as s:  # a free port for the coordinator, taken just before it is used
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        for rank in (0, 1):
+            start(f"process{rank}", dict(base, KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+                                         KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(rank)))
+        finish()
+    finally:  # a failed run or a stalled pair leaves no process behind
+        for proc in running.values():
+            proc.kill()
+            proc.wait()
     assert (out["devices"]["devices"], out["devices"]["processes"]) == (2, 1)
     assert (out["process0"]["devices"], out["process0"]["processes"]) == (2, 2)
     for name in ("devices", "process0", "process1"):

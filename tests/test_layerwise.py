@@ -154,7 +154,7 @@ def test_a_trainer_step_moves_the_student_toward_the_teacher_and_leaves_the_teac
     assert len(trainer.trainable_variables) == len(student.trainable_variables) + 3
 
 
-@pytest.mark.single_backend  # the run's wiring; the trainer's step and losses are tested on every backend above
+@pytest.mark.single_backend  # the run's wiring, resume and saved student; the trainer's step, save and reload: every backend above
 def test_distill_with_layerwise_losses_saves_a_plain_student(tmp_path):
     from kbert import runs
     from kbert.materials import EncodedSplit, MaterialsOptions, generate_materials
@@ -201,7 +201,7 @@ def test_the_layer_map_of_the_losses_is_tinyberts():
     assert teacher_layers(2, 6, "spread") == [3, 6]
 
 
-@pytest.mark.single_backend  # a benchmark's store, checked against the in-step loss, which every backend tests above
+@pytest.mark.single_backend  # benchmark code (benchmarks/layer_outputs.py); the in-step loss it matches: every backend above
 def test_stored_teacher_outputs_give_the_in_step_loss(tmp_path):
     # benchmarks/layer_outputs.py's other way: the teacher's layer outputs
     # written once (float16, each row's real tokens) and fed to every

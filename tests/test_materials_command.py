@@ -92,7 +92,6 @@ def test_materials_then_distill(run_dir, glue_dir, tmp_path, capsys):
     assert isinstance(keras.saving.load_model(student_dir / "student.keras").predict(train.x, verbose=0), np.ndarray)
 
 
-@pytest.mark.single_backend  # the commands' wiring: the same on every backend
 def test_evaluate_student_run(run_dir, glue_dir, tmp_path):
     """`kbert evaluate --model STUDENT_DIR --file DEV`: the teacher's report
     shape, with an accuracy equal to the student's own predictions."""

@@ -42,7 +42,7 @@ def likeliest(scores, k):
     return [[vocab[i] for i in np.argsort(-np.where(allowed, row, -np.inf), kind="stable")[:k]] for row in scores]
 
 
-@pytest.mark.single_backend  # the rewriting; the masked LM's logits are tested on every backend in test_keras_bert
+@pytest.mark.single_backend  # the rewriting; the masked LM's logits at chosen positions: every backend in test_pretraining
 def test_each_mask_becomes_a_word_the_masked_lm_predicts_there(fixture_checkpoint):
     originals = ["all work and no play", "makes jack a dull boy"]
     copies = [(0, "all [MASK] and no [MASK]"), (1, "[MASK] jack a dull boy"), (1, "jack a dull")]

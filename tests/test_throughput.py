@@ -133,7 +133,7 @@ def test_padded_and_bucketed_batches_cover_every_sentence_once(rng):
             assert width == 128 if mode == "padded" else (width % 8 == 0 and width >= lengths[r].max())
 
 
-@pytest.mark.single_backend  # the benchmark's records; each backend's own timing runs in the benchmark
+@pytest.mark.single_backend  # the benchmark's records; a tiny BERT's row on every backend: test_worker_reads_its_spec_and_writes_records
 def test_measure_rows_in_process_gives_the_record_schema(rng):
     arrays = sentences(rng)
     rows = [row("kbert", "tiny", "padded"), row("kbert", "tiny", "bucketed"),

@@ -194,7 +194,6 @@ def test_dropping_silent_units_changes_nothing(teacher_run):
     assert np.abs(logits(fewer, x, segments) - logits(silenced, x, segments)).max() > 1e-3
 
 
-@pytest.mark.only_backend("jax")  # ONNX needs JAX or TensorFlow; the cut is tested on every backend, its step is distill's
 def test_the_transformer_student_distils_and_is_a_bert_afterwards(teacher_run, materials_dir, tmp_path):
     from kbert.materials import load_materials
 
