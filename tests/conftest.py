@@ -62,8 +62,7 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     """A test marked only_backend("jax") runs in that backend's pass alone:
     for a slow check that needs a backend other than the suite's first
-    (torch exports nothing to ONNX) and whose backend-specific parts the
-    other passes test elsewhere."""
+    (torch exports nothing, and --distribute is JAX's)."""
     import keras
 
     backend = keras.backend.backend()
