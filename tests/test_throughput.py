@@ -187,6 +187,8 @@ def test_ratios_and_atomic_json(tmp_path):
                measured("kbert", "bert-base", "padded", 3.0, "int8"),
                measured("kbert", "bert-base", "bucketed", 12.0, "int8"),
                measured("kbert-student", "cnn-student", "bucketed", 1000.0),
+               # The transformer student meets only the teacher it is cut from.
+               measured("kbert", "minilm-l3-student", "bucketed", 210.0),
                measured("transformers", "bert-base", "padded", 1.0, backend="torch"),
                measured("keras-hub", "bert-base", "padded", 4.0, backend="torch")]  # another backend: no pair
     report.add_peak(records, 10.0)
@@ -197,8 +199,9 @@ def test_ratios_and_atomic_json(tmp_path):
         "variant / default (speed only; int8 accuracy is checked elsewhere)": [
             "kbert[jax] bert-base b32 padded: int8/default 1.50x",
             "kbert[jax] bert-base b32 bucketed: int8/default 1.50x"],
-        "student / teacher": ["student/bert-base [jax] b32 bucketed: 125.0x (target >= 100x: met)",
-                              "student/minilm-l6 [jax] b32 bucketed: 10.0x (target >= 15x: NOT met)"],
+        "student / teacher": ["cnn-student/bert-base [jax] b32 bucketed: 125.0x (target >= 100x: met)",
+                              "cnn-student/minilm-l6 [jax] b32 bucketed: 10.0x (target >= 15x: NOT met)",
+                              "minilm-l3-student/minilm-l6 [jax] b32 bucketed: 2.1x (target >= 2.5x: NOT met)"],
     }
     assert "\nkbert / peers:\n  kbert[jax] / transformers[torch]" in report.format_report(records)
     path = tmp_path / "out" / "records.json"
@@ -228,7 +231,8 @@ def test_quick_mode_plans_the_required_rows():
     have = {(r["impl"], r["backend"], r["model"], r["batch"], r["mode"]) for r in rows}
     for needed in [("kbert", "jax", "bert-base", 32, "padded"), ("transformers", "torch", "bert-base", 32, "padded"),
                    ("kbert", "jax", "bert-base", 32, "bucketed"), ("kbert", "jax", "minilm-l6", 32, "bucketed"),
-                   ("kbert", "jax", "minilm-l6", 32, "padded"), ("kbert-student", "jax", "cnn-student", 32, "bucketed")]:
+                   ("kbert", "jax", "minilm-l6", 32, "padded"), ("kbert", "jax", "minilm-l3-student", 32, "bucketed"),
+                   ("kbert-student", "jax", "cnn-student", 32, "bucketed")]:
         assert needed in have
     assert chosen["max_sentences"] <= 128
 

@@ -38,7 +38,7 @@ MODES = ("padded", "bucketed")
 
 QUICK = dict(
     impls=("kbert", "transformers", "kbert-student"),
-    models=("bert-base", MINILM, "cnn-student"),
+    models=("bert-base", MINILM, "minilm-l3-student", "cnn-student"),
     backends=("jax",),
     batch_sizes=(32,),
     modes=MODES,
@@ -102,9 +102,10 @@ def _positive_ints(text):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        description="Inference throughput (sentences/s) of kbert's teachers and CNN student against "
+        description="Inference throughput (sentences/s) of kbert's teachers and students against "
         "transformers and keras-hub, on SST-2 dev sentences.",
-        epilog="Quick mode: jax only, batch 32, 64 sentences, bert-base / minilm-l6 / student; "
+        epilog="Quick mode: jax only, batch 32, 64 sentences, bert-base / minilm-l6 / its 3-layer "
+        "transformer student / CNN student; "
         "explicit options override it.",
     )
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes (see below)")

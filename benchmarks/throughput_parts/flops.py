@@ -51,6 +51,9 @@ STUDENT_MODELS = {
     "bilstm-student": dict(student="bilstm", embedding_dim=384, units=100, hidden=200, num_labels=2,
                            variant="non-static"),
 }
+# Transformer students (BERT shapes, run by the `kbert` implementation) and
+# the teacher each is cut from.
+TRANSFORMER_STUDENTS = {"minilm-l3-student": MINILM}
 MODELS = tuple(BERT_MODELS) + tuple(STUDENT_MODELS)
 DEFAULT_MODELS = ("bert-base", "bert-large", MINILM, "minilm-l3-student", "cnn-student", "bilstm-student")
 
