@@ -1,9 +1,10 @@
-"""Inference throughput: kbert's teachers and CNN student against their peers.
+"""Inference throughput: kbert's teachers and students against their peers.
 
 Sentences per second of inference forward passes (no gradients, dropout
 off) over the SST-2 dev sentences, tokenized with MiniLM's uncased
-vocabulary, for kbert's `BertModel` (bert-base, bert-large, minilm-l6), its
-CNN student, Hugging Face transformers and keras-hub, on each Keras backend
+vocabulary, for kbert's `BertModel` (bert-base, bert-large, minilm-l6, and
+minilm-l3-student, the transformer student cut from MiniLM), its CNN and
+BiLSTM students, Hugging Face transformers and keras-hub, on each Keras backend
 asked for (transformers runs on PyTorch only), at each batch size, in two
 modes:
 

@@ -189,16 +189,21 @@ def test_ratios_and_atomic_json(tmp_path):
                measured("kbert-student", "cnn-student", "bucketed", 1000.0),
                # The transformer student meets only the teacher it is cut from.
                measured("kbert", "minilm-l3-student", "bucketed", 210.0),
+               # A variant, and a peer measuring the same shape, are no students.
+               measured("kbert", "minilm-l3-student", "bucketed", 300.0, "int8"),
+               measured("transformers", "minilm-l3-student", "bucketed", 50.0),
                measured("transformers", "bert-base", "padded", 1.0, backend="torch"),
                measured("keras-hub", "bert-base", "padded", 4.0, backend="torch")]  # another backend: no pair
     report.add_peak(records, 10.0)
     assert dict(report.ratios(records)) == {
-        "kbert / peers": ["kbert[jax] / transformers[torch]  bert-base b32 padded: 2.00x"],
+        "kbert / peers": ["kbert[jax] / transformers[torch]  bert-base b32 padded: 2.00x",
+                          "kbert[jax] / transformers[jax]  minilm-l3-student b32 bucketed: 4.20x"],
         "bucketed / padded": ["kbert[jax] bert-base b32: bucketed/padded 4.00x",
                               "kbert[jax] bert-base int8 b32: bucketed/padded 4.00x"],
         "variant / default (speed only; int8 accuracy is checked elsewhere)": [
             "kbert[jax] bert-base b32 padded: int8/default 1.50x",
-            "kbert[jax] bert-base b32 bucketed: int8/default 1.50x"],
+            "kbert[jax] bert-base b32 bucketed: int8/default 1.50x",
+            "kbert[jax] minilm-l3-student b32 bucketed: int8/default 1.43x"],
         "student / teacher": ["cnn-student/bert-base [jax] b32 bucketed: 125.0x (target >= 100x: met)",
                               "cnn-student/minilm-l6 [jax] b32 bucketed: 10.0x (target >= 15x: NOT met)",
                               "minilm-l3-student/minilm-l6 [jax] b32 bucketed: 2.1x (target >= 2.5x: NOT met)"],

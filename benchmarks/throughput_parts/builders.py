@@ -4,7 +4,8 @@
 host arrays; `info` holds the record fields the implementation adds
 ("weights", and for transformers its attention kernel and threads).
 
-    kbert          `BertModel`: bert-base and bert-large with random weights,
+    kbert          `BertModel`: bert-base, bert-large and minilm-l3-student
+                   (the transformer student's shape) with random weights,
                    minilm-l6 the real checkpoint (`load_checkpoint`); the
                    variant applied by `kbert.variants.apply_variant`
     kbert-student  the students (`kbert.build_student`): Kim (2014)'s CNN and

@@ -104,8 +104,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         description="Inference throughput (sentences/s) of kbert's teachers and students against "
         "transformers and keras-hub, on SST-2 dev sentences.",
-        epilog="Quick mode: jax only, batch 32, 64 sentences, bert-base / minilm-l6 / its 3-layer "
-        "transformer student / CNN student; "
+        epilog="Quick mode: jax only, batch 32, 64 sentences, bert-base / minilm-l6 / minilm-l3-student / "
+        "cnn-student; "
         "explicit options override it.",
     )
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes (see below)")
