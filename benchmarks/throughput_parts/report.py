@@ -16,7 +16,7 @@ from kbert.atomic import write_text_atomic
 
 # Student/teacher speed targets (items/s ratios), by teacher: the small
 # students' (CNN, BiLSTM), and the transformer student's against the one
-# teacher it is cut from (issue 27: at least 2.5x).
+# teacher it is cut from (at least 2.5x).
 STUDENT_TARGETS = {"bert-base": 100.0, MINILM: 15.0}
 TRANSFORMER_STUDENT_TARGET = 2.5
 
